@@ -1,0 +1,75 @@
+"""Courses, lessons and enrolment."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from media_pipeline.models import MediaAsset
+
+
+class Course(models.Model):
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    educators = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="taught_courses", blank=True)
+    published = models.BooleanField(default=False, help_text="Visible in the catalogue.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class LessonState(models.TextChoices):
+    DRAFT = "draft", "Draft (only educators see it)"
+    PUBLISHED = "published", "Published (learners see it once its video is ready)"
+
+
+class Lesson(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="lessons")
+    position = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=LessonState.choices, default=LessonState.PUBLISHED)
+    asset = models.OneToOneField(
+        MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="lesson"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["course", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "position"], name="lesson_unique_position_in_course"),
+            models.CheckConstraint(condition=models.Q(state__in=LessonState.values), name="lesson_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return self.asset.duration_seconds if self.asset else None
+
+    @property
+    def media_status(self) -> str:
+        return self.asset.status if self.asset else "no video"
+
+
+class Enrollment(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course"], name="enrollment_unique_user_course"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.course}"

@@ -1,0 +1,79 @@
+"""A media asset: one uploaded source and the adaptive versions built from it.
+
+The pipeline moves an asset through its states with compare-and-set updates
+(see services); nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class AssetStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded, waiting to be probed"
+    PROBING = "probing", "Probing"
+    PROBED = "probed", "Probed, waiting to be encoded"
+    TRANSCODING = "transcoding", "Encoding and packaging"
+    TRANSCODED = "transcoded", "Encoded, waiting to be published"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class MediaAsset(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Where every version of this asset lives in storage, e.g. "lessons/<lesson uuid>".
+    # Given by the owner (courses); the pipeline only appends "/<version>/...".
+    key_prefix = models.CharField(max_length=200, unique=True)
+    source_key = models.CharField(max_length=300, blank=True)
+    source_name = models.CharField(max_length=255, blank=True, help_text="Original file name, for display only.")
+    source_size = models.BigIntegerField(default=0)
+
+    status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.UPLOADED)
+    failure_reason = models.TextField(blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Encoding progress in percent.")
+    attempts = models.PositiveIntegerField(default=0)
+
+    probe = models.JSONField(default=dict, blank=True)
+    ladder = models.JSONField(default=list, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+
+    # The version being built, and the one being served. Versions are immutable once published.
+    building_version = models.PositiveIntegerField(default=0)
+    published_version = models.PositiveIntegerField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="asset_progress_at_most_100"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=AssetStatus.values), name="asset_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status=AssetStatus.READY) | models.Q(published_version__isnull=False),
+                name="asset_ready_has_published_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"asset {self.public_id} ({self.status})"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == AssetStatus.READY and self.published_version is not None
+
+    def version_prefix(self, version: int) -> str:
+        """Storage prefix of one version, with a trailing slash."""
+        return f"{self.key_prefix}/v{version}/"
+
+    @property
+    def published_prefix(self) -> str | None:
+        if self.published_version is None:
+            return None
+        return self.version_prefix(self.published_version)

@@ -1,0 +1,161 @@
+"""Object storage access for media: the one place that knows local disk from S3.
+
+Keys are plain strings such as ``lessons/<uuid>/v1/master.m3u8``. Everything streams
+in chunks; no function here holds a whole object in memory.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from django.core.files.storage import FileSystemStorage, default_storage
+
+CHUNK_SIZE = 1024 * 1024
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".mp4": "video/mp4",
+    ".m4s": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".json": "application/json",
+}
+
+
+def content_type_for(key: str) -> str:
+    suffix = Path(key).suffix.lower()
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _is_local() -> bool:
+    return isinstance(default_storage, FileSystemStorage)
+
+
+def _s3_client_and_bucket():  # type: ignore[no-untyped-def]
+    storage = default_storage
+    return storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
+
+
+def local_path(key: str) -> Path:
+    return Path(default_storage.path(key))
+
+
+def save_file(*, key: str, source: Path) -> None:
+    """Upload one local file to ``key`` (overwriting), streamed, with its content type."""
+    if _is_local():
+        target = local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+        return
+    client, bucket = _s3_client_and_bucket()
+    client.upload_file(str(source), bucket, key, ExtraArgs={"ContentType": content_type_for(key)})
+
+
+def save_stream(*, key: str, stream: IO[bytes]) -> int:
+    """Write a readable binary stream to ``key`` in chunks; returns the number of bytes."""
+    if _is_local():
+        target = local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        tmp = target.with_name(target.name + ".part")
+        with tmp.open("wb") as out:
+            while chunk := stream.read(CHUNK_SIZE):
+                out.write(chunk)
+                written += len(chunk)
+        tmp.replace(target)
+        return written
+    client, bucket = _s3_client_and_bucket()
+    counter = _CountingReader(stream)
+    client.upload_fileobj(counter, bucket, key, ExtraArgs={"ContentType": content_type_for(key)})
+    return counter.count
+
+
+class _CountingReader:
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.count += len(data)
+        return data
+
+
+def download(*, key: str, target: Path) -> None:
+    """Copy ``key`` to a local file, streamed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if _is_local():
+        shutil.copyfile(local_path(key), target)
+        return
+    client, bucket = _s3_client_and_bucket()
+    client.download_file(bucket, key, str(target))
+
+
+def exists(key: str) -> bool:
+    return default_storage.exists(key)
+
+
+def size(key: str) -> int:
+    return default_storage.size(key)
+
+
+def open_range(*, key: str, start: int, end: int) -> Iterator[bytes]:
+    """Yield bytes ``start``..``end`` (inclusive) of ``key`` in chunks."""
+    if _is_local():
+        return _local_range(local_path(key), start, end)
+    client, bucket = _s3_client_and_bucket()
+    response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+    body = response["Body"]
+    return body.iter_chunks(chunk_size=CHUNK_SIZE)
+
+
+def _local_range(path: Path, start: int, end: int) -> Iterator[bytes]:
+    remaining = end - start + 1
+    with path.open("rb") as handle:
+        handle.seek(start)
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def list_keys(prefix: str) -> list[str]:
+    """Every key under ``prefix`` (which should end with a slash)."""
+    if _is_local():
+        root = local_path(prefix.rstrip("/") or ".")
+        if not root.exists():
+            return []
+        base = Path(default_storage.location)  # type: ignore[attr-defined]
+        return sorted(str(p.relative_to(base)) for p in root.rglob("*") if p.is_file())
+    client, bucket = _s3_client_and_bucket()
+    keys: list[str] = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return sorted(keys)
+
+
+def delete_prefix(prefix: str) -> int:
+    """Delete every object under ``prefix``; returns how many were deleted."""
+    keys = list_keys(prefix)
+    if _is_local():
+        for key in keys:
+            local_path(key).unlink(missing_ok=True)
+        return len(keys)
+    client, bucket = _s3_client_and_bucket()
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+    return len(keys)
