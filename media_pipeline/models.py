@@ -65,8 +65,9 @@ class MediaAsset(models.Model):
         return f"asset {self.public_id} ({self.status})"
 
     @property
-    def is_ready(self) -> bool:
-        return self.status == AssetStatus.READY and self.published_version is not None
+    def is_playable(self) -> bool:
+        # A re-encode in progress keeps serving the version already published.
+        return self.published_version is not None
 
     def version_prefix(self, version: int) -> str:
         """Storage prefix of one version, with a trailing slash."""

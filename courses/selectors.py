@@ -1,0 +1,53 @@
+"""Reads about courses, lessons and enrolment that other code reuses."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+
+from courses.models import Course, Enrollment, Lesson, LessonState
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def lesson_get(*, public_id: uuid.UUID | str) -> Lesson | None:
+    try:
+        return Lesson.objects.select_related("course", "asset").get(public_id=public_id)
+    except (Lesson.DoesNotExist, ValueError):
+        return None
+
+
+def course_list_published() -> QuerySet[Course]:
+    return Course.objects.filter(published=True).order_by("title")
+
+
+def course_get_published(*, slug: str) -> Course | None:
+    return Course.objects.filter(published=True, slug=slug).first()
+
+
+def lesson_list_visible(*, course: Course) -> QuerySet[Lesson]:
+    """Lessons a learner sees on the course page: published ones, in order."""
+    return course.lessons.filter(state=LessonState.PUBLISHED).select_related("asset").order_by("position", "id")
+
+
+def user_is_enrolled(*, user: User, course: Course) -> bool:
+    if not user.is_authenticated:
+        return False
+    return Enrollment.objects.filter(user_id=user.pk, course=course).exists()
+
+
+def user_teaches(*, user: User, course: Course) -> bool:
+    if not user.is_authenticated:
+        return False
+    return course.educators.filter(pk=user.pk).exists()
+
+
+def courses_taught_by(*, user: User) -> QuerySet[Course]:
+    if not user.is_authenticated:
+        return Course.objects.none()
+    if getattr(user, "is_superuser", False):
+        return Course.objects.all()
+    return Course.objects.filter(educators__pk=user.pk)
