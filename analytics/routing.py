@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from analytics.consumers import LiveDashboardConsumer
+
+websocket_urlpatterns = [
+    path("ws/analytics/live/", LiveDashboardConsumer.as_asgi()),
+]

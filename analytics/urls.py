@@ -1,3 +1,10 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from analytics import views
+
+app_name = "analytics"
+urlpatterns = [
+    path("live/", views.live_dashboard, name="live"),
+]

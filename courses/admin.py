@@ -1,0 +1,209 @@
+"""Educator admin: courses and lessons, video upload, processing state and preview.
+
+An educator is a staff user who teaches a course; they see and edit only the courses
+they teach (and their lessons). Superusers see everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
+from django.urls import path
+
+from courses import selectors, services
+from courses.models import Course, Enrollment, Lesson
+
+
+def _is_educator(request: HttpRequest) -> bool:
+    return bool(request.user.is_active and request.user.is_staff)
+
+
+class EducatorScopedAdmin(admin.ModelAdmin):
+    """Staff users manage only what belongs to the courses they teach."""
+
+    course_field = "course"
+
+    def scoped_courses(self, request: HttpRequest) -> QuerySet[Course]:
+        return selectors.courses_taught_by(user=request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _is_educator(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request) and (obj is None or self._owns(request, obj))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _is_educator(request)
+
+    def _owns(self, request: HttpRequest, obj: Any) -> bool:
+        if request.user.is_superuser:
+            return True
+        course = obj if isinstance(obj, Course) else getattr(obj, self.course_field)
+        return self.scoped_courses(request).filter(pk=course.pk).exists()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        lookup = "pk__in" if self.model is Course else f"{self.course_field}__in"
+        return queryset.filter(**{lookup: self.scoped_courses(request)})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+        if db_field.name == self.course_field and not request.user.is_superuser:
+            kwargs["queryset"] = self.scoped_courses(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class LessonInline(admin.TabularInline):
+    model = Lesson
+    fields = ("position", "title", "state", "media_status")
+    readonly_fields = ("media_status",)
+    extra = 0
+    show_change_link = True
+    ordering = ("position",)
+
+
+@admin.register(Course)
+class CourseAdmin(EducatorScopedAdmin):
+    list_display = ("title", "slug", "published", "lesson_count")
+    list_filter = ("published",)
+    search_fields = ("title", "slug")
+    prepopulated_fields = {"slug": ("title",)}
+    filter_horizontal = ("educators",)
+    inlines = [LessonInline]
+
+    @admin.display(description="Lessons")
+    def lesson_count(self, obj: Course) -> int:
+        return obj.lessons.count()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Only superusers assign teachers; an educator is added automatically to what they create.
+        return () if request.user.is_superuser else ("educators",)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not request.user.is_superuser:
+            form.instance.educators.add(request.user)
+
+
+class LessonAdminForm(forms.ModelForm):
+    video = forms.FileField(
+        required=False,
+        help_text="A video file (any common format). Uploading again replaces the video once the new one is ready.",
+        widget=forms.ClearableFileInput(attrs={"accept": "video/*,audio/*"}),
+    )
+
+    class Meta:
+        model = Lesson
+        fields = ("course", "title", "description", "state", "position")
+
+    def clean_video(self) -> Any:
+        video = self.cleaned_data.get("video")
+        if video is None:
+            return None
+        if video.size == 0:
+            raise forms.ValidationError("The file is empty.")
+        if video.size > settings.MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                f"The file is {filesizeformat(video.size)}; the limit is {filesizeformat(settings.MAX_UPLOAD_BYTES)}."
+            )
+        return video
+
+
+@admin.register(Lesson)
+class LessonAdmin(EducatorScopedAdmin):
+    form = LessonAdminForm
+    list_display = ("title", "course", "position", "state", "media_status")
+    list_filter = ("state", "course")
+    search_fields = ("title", "course__title")
+    readonly_fields = ("public_id", "processing_state", "failure_reason", "duration")
+    list_select_related = ("course", "asset")
+    change_form_template = "admin/courses/lesson/change_form.html"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        fieldsets: list = [
+            (None, {"fields": ("course", "title", "description", "state", "position")}),
+            ("Video", {"fields": ("video",)}),
+        ]
+        if obj is not None:
+            fieldsets[1][1]["fields"] = ("video", "processing_state", "failure_reason", "duration", "public_id")
+        return fieldsets
+
+    @admin.display(description="Processing")
+    def processing_state(self, obj: Lesson) -> str:
+        return _status_text(obj)
+
+    @admin.display(description="Failure reason")
+    def failure_reason(self, obj: Lesson) -> str:
+        return obj.asset.failure_reason if obj.asset and obj.asset.failure_reason else "-"
+
+    @admin.display(description="Duration")
+    def duration(self, obj: Lesson) -> str:
+        seconds = obj.duration_seconds
+        return "-" if seconds is None else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+    def save_model(self, request: HttpRequest, obj: Lesson, form: Any, change: bool) -> None:
+        if not change and obj.position == 0 and obj.course_id and obj.course.lessons.exists():
+            last = obj.course.lessons.order_by("-position").values_list("position", flat=True).first()
+            obj.position = (last or 0) + 1
+        super().save_model(request, obj, form, change)
+        video = form.cleaned_data.get("video")
+        if video is not None:
+            services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name)
+            messages.info(request, "Video received. Processing has started; this page shows its progress.")
+
+    def get_urls(self) -> list:
+        custom = [
+            path(
+                "<int:object_id>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name="courses_lesson_status",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def status_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
+        lesson = get_object_or_404(self.get_queryset(request).select_related("asset"), pk=object_id)
+        asset = lesson.asset
+        return JsonResponse(
+            {
+                "status": asset.status if asset else "none",
+                "text": _status_text(lesson),
+                "progress": asset.progress if asset else 0,
+                "failure_reason": asset.failure_reason if asset else "",
+                "playable": bool(asset and asset.is_playable),
+            }
+        )
+
+
+def _status_text(lesson: Lesson) -> str:
+    asset = lesson.asset
+    if asset is None:
+        return "No video yet"
+    text = asset.get_status_display()
+    if asset.status == "transcoding":
+        text = f"{text} ({asset.progress}%)"
+    if asset.is_playable and asset.status != "ready":
+        text = f"{text}; the previous version is still playing"
+    return text
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(EducatorScopedAdmin):
+    list_display = ("user", "course", "created_at")
+    list_filter = ("course",)
+    search_fields = ("user__username", "user__email", "course__title")
+    autocomplete_fields = ("user",)

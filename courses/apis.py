@@ -1,0 +1,69 @@
+"""Read-only catalogue API: published courses and their lessons, addressed by slug and public UUID."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from courses import selectors
+from courses.models import LessonState
+
+
+class LessonOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    title = serializers.CharField()
+    description = serializers.CharField()
+    position = serializers.IntegerField()
+    duration = serializers.FloatField(source="duration_seconds", allow_null=True)
+    playable = serializers.SerializerMethodField()
+
+    def get_playable(self, lesson) -> bool:  # type: ignore[no-untyped-def]
+        return bool(lesson.asset and lesson.asset.is_playable)
+
+
+class CourseOutput(serializers.Serializer):
+    slug = serializers.SlugField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+
+
+class CourseDetailOutput(CourseOutput):
+    lessons = serializers.SerializerMethodField()
+
+    def get_lessons(self, course) -> list[dict]:  # type: ignore[no-untyped-def]
+        return LessonOutput(selectors.lesson_list_visible(course=course), many=True).data
+
+
+class CourseListApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=CourseOutput(many=True), summary="Published courses")
+    def get(self, request: Request) -> Response:
+        return Response(CourseOutput(selectors.course_list_published(), many=True).data)
+
+
+class CourseDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=CourseDetailOutput, summary="A published course and its published lessons")
+    def get(self, request: Request, slug: str) -> Response:
+        course = selectors.course_get_published(slug=slug)
+        if course is None:
+            raise Http404
+        return Response(CourseDetailOutput(course).data)
+
+
+class LessonDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=LessonOutput, summary="A published lesson of a published course")
+    def get(self, request: Request, public_id: str) -> Response:
+        lesson = selectors.lesson_get(public_id=public_id)
+        if lesson is None or not lesson.course.published or lesson.state != LessonState.PUBLISHED:
+            raise Http404
+        return Response(LessonOutput(lesson).data)

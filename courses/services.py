@@ -1,0 +1,63 @@
+"""Writes and workflows for courses, lessons and enrolment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import IO
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+
+from courses.models import Course, Enrollment, Lesson, LessonState
+from media_pipeline import services as media_services
+
+
+def enrollment_create(*, user: AbstractBaseUser, course: Course) -> Enrollment:
+    """Enrol a user in a course; enrolling twice returns the existing enrolment."""
+    enrollment, _ = Enrollment.objects.get_or_create(user=user, course=course)
+    return enrollment
+
+
+def course_create(
+    *,
+    slug: str,
+    title: str,
+    description: str = "",
+    educators: Iterable[AbstractBaseUser] = (),
+    published: bool = False,
+) -> Course:
+    course = Course.objects.create(slug=slug, title=title, description=description, published=published)
+    course.educators.set(list(educators))
+    return course
+
+
+@transaction.atomic
+def lesson_create(
+    *,
+    course: Course,
+    title: str,
+    description: str = "",
+    state: str = LessonState.PUBLISHED,
+) -> Lesson:
+    """Append a lesson at the end of its course."""
+    # Lock the course row so two lessons created at once do not take the same position.
+    Course.objects.select_for_update().filter(pk=course.pk).first()
+    last = course.lessons.aggregate(last=Max("position"))["last"]
+    position = 0 if last is None else last + 1
+    return Lesson.objects.create(course=course, title=title, description=description, state=state, position=position)
+
+
+@transaction.atomic
+def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str) -> Lesson:
+    """Store an uploaded video for a lesson and start processing it.
+
+    A lesson keeps one media asset for life; a new upload builds a new version of it while
+    the version already published keeps playing until the new one is ready.
+    """
+    lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
+    if lesson.asset is None:
+        lesson.asset = media_services.asset_create(key_prefix=f"lessons/{lesson.public_id}")
+        lesson.save(update_fields=["asset"])
+    media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
+    return lesson

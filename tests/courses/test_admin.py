@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from courses.models import Course, Lesson
+from media_pipeline.models import AssetStatus, MediaAsset
+
+
+@pytest.fixture
+def educator(db) -> User:
+    return User.objects.create_user("teacher", password="pw-teacher-1", is_staff=True)
+
+
+@pytest.fixture
+def other_educator(db) -> User:
+    return User.objects.create_user("other", password="pw-other-1", is_staff=True)
+
+
+@pytest.fixture
+def courses(educator: User, other_educator: User) -> tuple[Course, Course]:
+    mine = Course.objects.create(slug="mine", title="Mine", published=True)
+    mine.educators.add(educator)
+    theirs = Course.objects.create(slug="theirs", title="Theirs", published=True)
+    theirs.educators.add(other_educator)
+    return mine, theirs
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_educator_sees_only_courses_they_teach(educator: User, courses: tuple[Course, Course]) -> None:
+    mine, theirs = courses
+    response = _client(educator).get("/admin/courses/course/")
+    assert response.status_code == 200
+    listed = list(response.context["cl"].queryset)
+    assert listed == [mine]
+    assert _client(educator).get(f"/admin/courses/course/{theirs.pk}/change/").status_code == 302
+
+
+def test_educator_cannot_edit_lessons_of_another_course(educator: User, courses: tuple[Course, Course]) -> None:
+    _, theirs = courses
+    lesson = Lesson.objects.create(course=theirs, title="Secret", position=0)
+    client = _client(educator)
+    response = client.post(
+        f"/admin/courses/lesson/{lesson.pk}/change/",
+        {"course": theirs.pk, "title": "Hijacked", "description": "", "state": "published", "position": 0},
+    )
+    assert response.status_code == 302  # redirected away: the object is outside their scope
+    lesson.refresh_from_db()
+    assert lesson.title == "Secret"
+    assert client.get(f"/admin/courses/lesson/{lesson.pk}/status/").status_code == 404
+
+
+def test_educator_cannot_move_a_lesson_into_a_course_they_do_not_teach(
+    educator: User, courses: tuple[Course, Course]
+) -> None:
+    mine, theirs = courses
+    response = _client(educator).post(
+        "/admin/courses/lesson/add/",
+        {"course": theirs.pk, "title": "Sneaky", "description": "", "state": "published", "position": 0},
+    )
+    assert response.status_code == 200  # form redisplayed with an error
+    assert "Select a valid choice" in response.content.decode()
+    assert Lesson.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_from_the_lesson_page_stores_the_source_and_schedules_processing(
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
+) -> None:
+    mine, _ = courses
+    payload = b"\x00\x00\x00\x18ftypmp42" + b"x" * 4096
+    video = SimpleUploadedFile("My Lecture (final).mp4", payload, content_type="video/mp4")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _client(educator).post(
+            "/admin/courses/lesson/add/",
+            {"course": mine.pk, "title": "Week 1", "description": "", "state": "published", "position": 0, "video": video},
+        )
+    assert response.status_code == 302
+    lesson = Lesson.objects.get(title="Week 1")
+    asset = MediaAsset.objects.get(pk=lesson.asset_id)
+    assert asset.status == AssetStatus.UPLOADED
+    assert asset.source_size == len(payload)
+    assert asset.source_name == "My Lecture (final).mp4"
+    # The stored name is generated, never the user's file name.
+    assert asset.source_key.startswith(f"sources/{asset.public_id}/")
+    assert "Lecture" not in asset.source_key
+    assert asset.key_prefix == f"lessons/{lesson.public_id}"
+    assert len(callbacks) == 1  # the probe is enqueued after commit
+
+
+def test_empty_upload_is_refused_and_nothing_is_created(educator: User, courses: tuple[Course, Course]) -> None:
+    mine, _ = courses
+    video = SimpleUploadedFile("empty.mp4", b"", content_type="video/mp4")
+    response = _client(educator).post(
+        "/admin/courses/lesson/add/",
+        {"course": mine.pk, "title": "Empty", "description": "", "state": "published", "position": 0, "video": video},
+    )
+    assert response.status_code == 200
+    assert "The submitted file is empty." in response.content.decode()
+    assert Lesson.objects.count() == 0
+    assert MediaAsset.objects.count() == 0
+
+
+def test_status_endpoint_reports_progress_and_failure(educator: User, courses: tuple[Course, Course]) -> None:
+    mine, _ = courses
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/x", status=AssetStatus.FAILED, failure_reason="not a video: no video stream"
+    )
+    lesson = Lesson.objects.create(course=mine, title="Broken", position=0, asset=asset)
+    response = _client(educator).get(f"/admin/courses/lesson/{lesson.pk}/status/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "failed",
+        "text": "Failed",
+        "progress": 0,
+        "failure_reason": "not a video: no video stream",
+        "playable": False,
+    }
+
+
+def test_non_staff_user_cannot_open_the_admin(db, courses: tuple[Course, Course]) -> None:
+    learner = User.objects.create_user("learner", password="pw-learner-1")
+    response = _client(learner).get("/admin/courses/course/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
