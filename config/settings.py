@@ -176,6 +176,7 @@ FFMPEG_BIN = env_str("FFMPEG_BIN", "") or _wheel_binary("ffmpeg")
 FFPROBE_BIN = env_str("FFPROBE_BIN", "") or _wheel_binary("ffprobe")
 PACKAGER_BIN = env_str("PACKAGER_BIN", "") or _wheel_binary("packager")
 MEDIA_WORK_DIR = env_str("MEDIA_WORK_DIR", "") or None  # temp files; None = system temp dir
+ENCODE_PRESET = env_str("ENCODE_PRESET", "veryfast")
 ENCODE_THREADS = env_int("ENCODE_THREADS", 0, minimum=0)  # 0 = let ffmpeg decide
 ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 

@@ -159,3 +159,11 @@ def delete_prefix(prefix: str) -> int:
         batch = keys[start : start + 1000]
         client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
     return len(keys)
+
+
+def read_bytes(key: str, *, limit: int = 10 * 1024 * 1024) -> bytes:
+    """Read a small object (an index or a manifest) whole; refuse anything over ``limit``."""
+    total = size(key)
+    if total > limit:
+        raise ValueError(f"{key} is {total} bytes; read_bytes is for small objects")
+    return b"".join(open_range(key=key, start=0, end=max(0, total - 1))) if total else b""

@@ -1,0 +1,31 @@
+"""Dramatiq actors: re-fetch by id, call one service, let the error policy decide.
+
+Permanent errors (the input cannot be processed) are recorded on the asset by the services and
+not retried; anything else (storage, network, a killed worker) is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from media_pipeline import services
+from media_pipeline.errors import PermanentError
+
+MINUTE_MS = 60_000
+COMMON = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
+          "throws": (PermanentError,)}  # fmt: skip
+
+
+@dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
+def probe_asset(asset_id: int) -> None:
+    services.asset_probe(asset_id=asset_id)
+
+
+@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)
+def transcode_asset(asset_id: int) -> None:
+    services.asset_transcode(asset_id=asset_id)
+
+
+@dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
+def publish_asset(asset_id: int) -> None:
+    services.asset_publish(asset_id=asset_id)

@@ -1,0 +1,304 @@
+"""Media pipeline workflow: upload, probe, transcode (encode + package + poster), publish.
+
+Each step claims the asset with a compare-and-set update and does nothing if it loses; the
+next step is enqueued only after the transaction commits. See docs/adr/0002.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from media_pipeline import layout, storage
+from media_pipeline.errors import InputRejected, PermanentError
+from media_pipeline.ffmpeg import (
+    ToolFailed,
+    encode_command,
+    last_error_line,
+    poster_command,
+    run_tool,
+    run_with_progress,
+)
+from media_pipeline.ladder import Rung, plan_ladder
+from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.packager import package_command
+from media_pipeline.probe import probe_file
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = "files.json"
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+class EmptyUpload(InputRejected):
+    pass
+
+
+# --- Upload ---------------------------------------------------------------------------------------
+
+
+def asset_create(*, key_prefix: str) -> MediaAsset:
+    return MediaAsset.objects.create(key_prefix=key_prefix.strip("/"))
+
+
+def asset_upload_source(*, asset: MediaAsset, stream: IO[bytes], source_name: str) -> MediaAsset:
+    """Stream an uploaded original to storage and start processing it after commit.
+
+    A new upload builds the next version; the version already published keeps playing.
+    """
+    key = layout.source_key(asset_public_id=str(asset.public_id), upload_id=uuid.uuid4().hex)
+    written = storage.save_stream(key=key, stream=stream)
+    if written == 0:
+        storage.delete_prefix(key)
+        raise EmptyUpload("the file is empty")
+    MediaAsset.objects.filter(pk=asset.pk).update(
+        source_key=key,
+        source_name=source_name[:255],
+        source_size=written,
+        status=AssetStatus.UPLOADED,
+        failure_reason="",
+        progress=0,
+        building_version=F("building_version") + 1,
+        updated_at=timezone.now(),
+    )
+    asset.refresh_from_db()
+    asset_id = asset.pk
+    transaction.on_commit(lambda: _enqueue("probe_asset", asset_id))
+    return asset
+
+
+def _enqueue(actor_name: str, asset_id: int) -> None:
+    from media_pipeline import actors  # imported late: actors import this module
+
+    getattr(actors, actor_name).send(asset_id)
+
+
+# --- Steps ------------------------------------------------------------------------------------------
+
+
+def _claim(asset_id: int, *, from_states: list[str], to_state: str) -> MediaAsset | None:
+    """Compare-and-set the asset into ``to_state``; None when another worker or a newer upload won."""
+    claimed = MediaAsset.objects.filter(pk=asset_id, status__in=from_states).update(
+        status=to_state, attempts=F("attempts") + 1, updated_at=timezone.now()
+    )
+    if claimed != 1:
+        logger.info("asset %s: step %s skipped (state changed)", asset_id, to_state)
+        return None
+    return MediaAsset.objects.get(pk=asset_id)
+
+
+def _fail(asset: MediaAsset, *, in_state: str, reason: str) -> None:
+    logger.warning("asset %s failed: %s", asset.pk, reason)
+    MediaAsset.objects.filter(pk=asset.pk, status=in_state, building_version=asset.building_version).update(
+        status=AssetStatus.FAILED, failure_reason=reason[:1000], progress=0, updated_at=timezone.now()
+    )
+
+
+def _work_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="media-", dir=settings.MEDIA_WORK_DIR)
+
+
+def asset_probe(*, asset_id: int) -> None:
+    asset = _claim(asset_id, from_states=[AssetStatus.UPLOADED, AssetStatus.PROBING], to_state=AssetStatus.PROBING)
+    if asset is None:
+        return
+    with _work_dir() as tmp:
+        source = Path(tmp) / "source"
+        storage.download(key=asset.source_key, target=source)
+        try:
+            result = probe_file(ffprobe=settings.FFPROBE_BIN, path=source)
+        except InputRejected as exc:
+            _fail(asset, in_state=AssetStatus.PROBING, reason=f"rejected: {exc}")
+            return
+    rungs = plan_ladder(width=result.width, height=result.height, fps=result.fps)
+    with transaction.atomic():
+        moved = MediaAsset.objects.filter(
+            pk=asset.pk, status=AssetStatus.PROBING, building_version=asset.building_version
+        ).update(
+            status=AssetStatus.PROBED,
+            probe=result.as_dict(),
+            ladder=[rung.as_dict() for rung in rungs],
+            duration_seconds=result.duration,
+            width=result.width,
+            height=result.height,
+            updated_at=timezone.now(),
+        )
+        if moved == 1:
+            transaction.on_commit(lambda: _enqueue("transcode_asset", asset.pk))
+
+
+def asset_transcode(*, asset_id: int) -> None:
+    asset = _claim(
+        asset_id, from_states=[AssetStatus.PROBED, AssetStatus.TRANSCODING], to_state=AssetStatus.TRANSCODING
+    )
+    if asset is None:
+        return
+    prefix = asset.version_prefix(asset.building_version)
+    if not _index_complete(prefix):
+        try:
+            _build_version(asset, prefix)
+        except ToolFailed as exc:
+            _fail(asset, in_state=AssetStatus.TRANSCODING, reason=f"encoding failed: {exc}")
+            return
+    with transaction.atomic():
+        moved = MediaAsset.objects.filter(
+            pk=asset.pk, status=AssetStatus.TRANSCODING, building_version=asset.building_version
+        ).update(status=AssetStatus.TRANSCODED, progress=100, updated_at=timezone.now())
+        if moved == 1:
+            transaction.on_commit(lambda: _enqueue("publish_asset", asset.pk))
+
+
+def _build_version(asset: MediaAsset, prefix: str) -> None:
+    probe = asset.probe
+    rungs = [Rung(**rung) for rung in asset.ladder]
+    with _work_dir() as tmp:
+        work = Path(tmp)
+        source, encoded, out = work / "source", work / "encoded", work / "out"
+        encoded.mkdir()
+        out.mkdir()
+        storage.download(key=asset.source_key, target=source)
+        run_with_progress(
+            encode_command(
+                ffmpeg=settings.FFMPEG_BIN,
+                source=source,
+                out_dir=encoded,
+                rungs=rungs,
+                source_fps=float(probe["fps"]),
+                has_audio=bool(probe["has_audio"]),
+                preset=settings.ENCODE_PRESET,
+                threads=settings.ENCODE_THREADS,
+            ),
+            duration=float(probe["duration"]),
+            timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            on_progress=_progress_writer(asset),
+            every_seconds=PROGRESS_EVERY_SECONDS,
+        )
+        _run_in(
+            out,
+            package_command(
+                packager=settings.PACKAGER_BIN, work_dir=encoded, rungs=rungs, has_audio=bool(probe["has_audio"])
+            ),
+        )
+        run_tool(
+            poster_command(
+                ffmpeg=settings.FFMPEG_BIN,
+                source=source,
+                target=out / layout.POSTER,
+                at_seconds=min(5.0, float(probe["duration"]) / 3),
+                max_height=720,
+            ),
+            timeout=120,
+        )
+        _upload_version(out, prefix)
+
+
+def _run_in(directory: Path, command: list[str]) -> None:
+    # The packager writes relative URIs when it runs inside the output folder.
+    try:
+        completed = subprocess.run(
+            command, cwd=directory, capture_output=True, text=True, timeout=settings.ENCODE_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed("packager timed out") from exc
+    if completed.returncode != 0:
+        raise ToolFailed(f"packager failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+
+
+def _progress_writer(asset: MediaAsset) -> Callable[[int], None]:
+    def write(percent: int) -> None:
+        MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODING).update(progress=percent)
+
+    return write
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _upload_version(out: Path, prefix: str) -> None:
+    """Upload every file, then the index last: an index means the version is complete."""
+    index: dict[str, dict[str, object]] = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        name = path.relative_to(out).as_posix()
+        storage.save_file(key=prefix + name, source=path)
+        index[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    index_path = out.parent / INDEX_NAME
+    index_path.write_text(json.dumps({"files": index}, indent=1, sort_keys=True))
+    storage.save_file(key=prefix + INDEX_NAME, source=index_path)
+
+
+def _read_index(prefix: str) -> dict[str, dict[str, object]] | None:
+    if not storage.exists(prefix + INDEX_NAME):
+        return None
+    return json.loads(storage.read_bytes(prefix + INDEX_NAME))["files"]
+
+
+def _index_complete(prefix: str) -> bool:
+    index = _read_index(prefix)
+    if index is None:
+        return False
+    return all(storage.exists(prefix + name) and storage.size(prefix + name) == meta["size"] for name, meta in index.items())
+
+
+def asset_publish(*, asset_id: int) -> None:
+    asset = MediaAsset.objects.get(pk=asset_id)
+    if asset.status != AssetStatus.TRANSCODED:
+        return
+    version = asset.building_version
+    prefix = asset.version_prefix(version)
+    index = _read_index(prefix) or {}
+    required = {layout.HLS_MASTER, layout.DASH_MANIFEST, layout.POSTER}
+    missing = sorted(required - index.keys()) + sorted(
+        name for name, meta in index.items() if not storage.exists(prefix + name) or storage.size(prefix + name) != meta["size"]
+    )
+    if missing:
+        _fail(asset, in_state=AssetStatus.TRANSCODED, reason=f"publishing failed: missing {', '.join(missing[:5])}")
+        return
+    # The one flip: from here on players are given the new version's URLs.
+    MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODED, building_version=version).update(
+        status=AssetStatus.READY,
+        published_version=version,
+        published_at=timezone.now(),
+        progress=100,
+        updated_at=timezone.now(),
+    )
+
+
+def asset_wait(*, asset_id: int, timeout: float, poll_seconds: float = 0.5) -> MediaAsset:
+    """Block until the asset is ready or failed; raise TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        asset = MediaAsset.objects.get(pk=asset_id)
+        if asset.status in (AssetStatus.READY, AssetStatus.FAILED):
+            return asset
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"asset {asset_id} still {asset.status} after {timeout:.0f} s")
+        time.sleep(poll_seconds)
+
+
+__all__ = [
+    "PermanentError",
+    "asset_create",
+    "asset_upload_source",
+    "asset_probe",
+    "asset_transcode",
+    "asset_publish",
+    "asset_wait",
+]
