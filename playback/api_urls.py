@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from playback import apis
+
+urlpatterns = [
+    path("lessons/<uuid:public_id>/playback/", apis.PlaybackApi.as_view(), name="api-lesson-playback"),
+]

@@ -1,3 +1,10 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from playback import views
+
+app_name = "playback"
+urlpatterns = [
+    path("<str:token>/<path:key>", views.stream, name="stream"),
+]

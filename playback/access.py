@@ -1,0 +1,49 @@
+"""The one place that decides who may watch a lesson. Nothing is signed before it says yes.
+
+Entitled: a superuser; an educator of the lesson's course (drafts too); an enrolled learner
+for a published lesson of a published course. Everyone else is refused, including other
+educators (who are staff users, but only of their own courses).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+
+from courses import selectors as course_selectors
+from courses.models import Lesson, LessonState
+from media_pipeline.selectors import asset_playback_info
+
+
+class Verdict(enum.Enum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    NOT_READY = "not_ready"
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    verdict: Verdict
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOWED
+
+
+def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> AccessDecision:
+    if not user.is_authenticated or not user.is_active:
+        return AccessDecision(Verdict.DENIED, "log in to watch this lesson")
+    course = lesson.course
+    teaches = bool(getattr(user, "is_superuser", False)) or course_selectors.user_teaches(user=user, course=course)
+    if not teaches:
+        if not course.published or lesson.state != LessonState.PUBLISHED:
+            return AccessDecision(Verdict.DENIED, "this lesson is not published")
+        if not course_selectors.user_is_enrolled(user=user, course=course):
+            return AccessDecision(Verdict.DENIED, "enrol in the course to watch this lesson")
+    if asset_playback_info(asset=lesson.asset) is None:
+        return AccessDecision(Verdict.NOT_READY, "the video is still being processed")
+    return AccessDecision(Verdict.ALLOWED, "ok")
