@@ -1,0 +1,18 @@
+// Copy the pinned player libraries from node_modules into static/build/, where Django's
+// staticfiles finds them. Nothing is loaded from a public CDN at run time.
+import { copyFileSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const out = join(root, "static", "build");
+mkdirSync(out, { recursive: true });
+
+const files = {
+  "hls.min.js": "node_modules/hls.js/dist/hls.min.js",
+  "shaka-player.compiled.js": "node_modules/shaka-player/dist/shaka-player.compiled.js",
+};
+for (const [name, source] of Object.entries(files)) {
+  copyFileSync(join(root, source), join(out, name));
+  console.log(`static/build/${name} <- ${source}`);
+}
