@@ -91,7 +91,11 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 _SQLITE_DEFAULT = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _SQLITE_DEFAULT), conn_max_age=60)}
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", _SQLITE_DEFAULT), conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker write one file: WAL plus a wait avoids "database is locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -246,7 +246,7 @@ def main(argv: list[str]) -> int:
         services.start_redis()
         services.start_seaweedfs()
         print(f"harness: PostgreSQL, Redis and SeaweedFS S3 up in {time.monotonic() - started:.1f} s", flush=True)
-        env = {**os.environ, **services.env, "VAR_DIR": str(root / "var"), "HARNESS": "1"}
+        env = {**os.environ, **services.env, "VAR_DIR": str(root / "var"), "DB_CONN_MAX_AGE": "0"}
         return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
     except KeyboardInterrupt:
         return 130

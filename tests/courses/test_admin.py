@@ -70,7 +70,6 @@ def test_educator_cannot_move_a_lesson_into_a_course_they_do_not_teach(
     assert Lesson.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
 def test_upload_from_the_lesson_page_stores_the_source_and_schedules_processing(
     educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
 ) -> None:
