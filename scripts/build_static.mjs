@@ -10,7 +10,10 @@ mkdirSync(out, { recursive: true });
 
 const files = {
   "hls.min.js": "node_modules/hls.js/dist/hls.min.js",
+  "hls.min.js.map": "node_modules/hls.js/dist/hls.min.js.map",
   "shaka-player.compiled.js": "node_modules/shaka-player/dist/shaka-player.compiled.js",
+  // The bundles name their source maps; collectstatic's manifest insists they exist.
+  "shaka-player.compiled.map": "node_modules/shaka-player/dist/shaka-player.compiled.map",
 };
 for (const [name, source] of Object.entries(files)) {
   copyFileSync(join(root, source), join(out, name));
