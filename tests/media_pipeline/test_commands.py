@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from media_pipeline.ffmpeg import encode_command, last_error_line, parse_progress_seconds, poster_command
+from media_pipeline.ladder import plan_ladder
+from media_pipeline.packager import package_command
+
+
+def _option_values(command: list[str], option: str) -> list[str]:
+    return [command[i + 1] for i, arg in enumerate(command) if arg == option]
+
+
+def test_encode_decodes_once_and_splits_into_every_rung() -> None:
+    rungs = plan_ladder(width=1280, height=720, fps=25)
+    command = encode_command(
+        ffmpeg="ffmpeg", source=Path("/w/source"), out_dir=Path("/w/enc"), rungs=rungs, source_fps=25, has_audio=True
+    )
+    assert command.count("-i") == 1
+    assert command[:3] == ["ffmpeg", "-nostdin", "-hide_banner"]
+    assert _option_values(command, "-protocol_whitelist") == ["file"]
+    graph = _option_values(command, "-filter_complex")[0]
+    assert graph.startswith("[0:v:0]fps=25,split=4[v0][v1][v2][v3];")
+    assert "[v1]scale=854:480:flags=lanczos,setsar=1,format=yuv420p[out1]" in graph
+    assert _option_values(command, "-map") == ["[out0]", "[out1]", "[out2]", "[out3]", "0:a:0"]
+    # Aligned two-second closed GOPs in every rung.
+    assert _option_values(command, "-g") == ["50"] * 4
+    assert _option_values(command, "-keyint_min") == ["50"] * 4
+    assert _option_values(command, "-sc_threshold") == ["0"] * 4
+    assert _option_values(command, "-maxrate") == ["3000k", "1400k", "800k", "450k"]
+    assert _option_values(command, "-crf") == ["23", "24", "25", "26"]
+    assert [arg for arg in command if arg.startswith("/w/enc/")] == [
+        "/w/enc/video_720p.mp4", "/w/enc/video_480p.mp4", "/w/enc/video_360p.mp4", "/w/enc/video_240p.mp4",
+        "/w/enc/audio.mp4",
+    ]  # fmt: skip
+    # Surround sound is downmixed to stereo AAC.
+    assert _option_values(command, "-ac") == ["2"]
+    assert _option_values(command, "-c:a") == ["aac"]
+
+
+def test_encode_without_audio_has_no_audio_output() -> None:
+    command = encode_command(
+        ffmpeg="ffmpeg", source=Path("s"), out_dir=Path("o"), rungs=plan_ladder(width=640, height=360, fps=50),
+        source_fps=50, has_audio=False,
+    )  # fmt: skip
+    assert "0:a:0" not in command
+    assert "o/audio.mp4" not in command
+    assert _option_values(command, "-g") == ["100"] * 3
+
+
+def test_package_writes_cmaf_once_for_hls_and_static_dash() -> None:
+    rungs = plan_ladder(width=640, height=360, fps=25)
+    command = package_command(packager="packager", work_dir=Path("/w/enc"), rungs=rungs, has_audio=True)
+    assert command[1] == (
+        "in=/w/enc/video_360p.mp4,stream=video,init_segment=video_360p/init.mp4,"
+        "segment_template=video_360p/$Number$.m4s,playlist_name=video_360p.m3u8"
+    )
+    assert command[4] == (
+        "in=/w/enc/audio.mp4,stream=audio,init_segment=audio/init.mp4,segment_template=audio/$Number$.m4s,"
+        "playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
+    )
+    assert command[5:] == [
+        "--segment_duration", "2", "--hls_playlist_type", "VOD", "--hls_master_playlist_output", "master.m3u8",
+        "--mpd_output", "manifest.mpd", "--generate_static_live_mpd",
+    ]  # fmt: skip
+
+
+def test_poster_never_upscales() -> None:
+    command = poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"), at_seconds=2, max_height=720)
+    assert _option_values(command, "-vf") == ["scale=-2:'min(720,ih)':flags=lanczos,format=yuvj420p"]
+    assert _option_values(command, "-ss") == ["2.000"]
+
+
+def test_progress_lines() -> None:
+    assert parse_progress_seconds("out_time_us=2500000") == 2.5
+    assert parse_progress_seconds("out_time_ms=1000000") == 1.0
+    assert parse_progress_seconds("out_time_us=N/A") is None
+    assert parse_progress_seconds("frame=12") is None
+
+
+def test_last_error_line_strips_log_prefixes() -> None:
+    stderr = "noise\nE1125 02:36:20.850398    6909 packager_main.cc:678] Failed to initialize packager\n"
+    assert last_error_line(stderr) == "Failed to initialize packager"
+    assert last_error_line("") == "unknown error"
