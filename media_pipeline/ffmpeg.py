@@ -138,5 +138,7 @@ def run_tool(command: list[str], *, timeout: float) -> str:
     except subprocess.TimeoutExpired as exc:
         raise ToolFailed(f"{Path(command[0]).name} timed out after {timeout:.0f} s") from exc
     if completed.returncode != 0:
-        raise ToolFailed(f"{Path(command[0]).name} failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+        raise ToolFailed(
+            f"{Path(command[0]).name} failed: {last_error_line(completed.stderr)}", stderr=completed.stderr
+        )
     return completed.stderr

@@ -52,9 +52,7 @@ class MediaAsset(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="asset_progress_at_most_100"),
-            models.CheckConstraint(
-                condition=models.Q(status__in=AssetStatus.values), name="asset_status_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(status__in=AssetStatus.values), name="asset_status_valid"),
             models.CheckConstraint(
                 condition=~models.Q(status=AssetStatus.READY) | models.Q(published_version__isnull=False),
                 name="asset_ready_has_published_version",

@@ -254,7 +254,9 @@ def _index_complete(prefix: str) -> bool:
     index = _read_index(prefix)
     if index is None:
         return False
-    return all(storage.exists(prefix + name) and storage.size(prefix + name) == meta["size"] for name, meta in index.items())
+    return all(
+        storage.exists(prefix + name) and storage.size(prefix + name) == meta["size"] for name, meta in index.items()
+    )
 
 
 def asset_publish(*, asset_id: int) -> None:
@@ -266,7 +268,9 @@ def asset_publish(*, asset_id: int) -> None:
     index = _read_index(prefix) or {}
     required = {layout.HLS_MASTER, layout.DASH_MANIFEST, layout.POSTER}
     missing = sorted(required - index.keys()) + sorted(
-        name for name, meta in index.items() if not storage.exists(prefix + name) or storage.size(prefix + name) != meta["size"]
+        name
+        for name, meta in index.items()
+        if not storage.exists(prefix + name) or storage.size(prefix + name) != meta["size"]
     )
     if missing:
         _fail(asset, in_state=AssetStatus.TRANSCODED, reason=f"publishing failed: missing {', '.join(missing[:5])}")

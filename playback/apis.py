@@ -44,6 +44,8 @@ class PlaybackApi(APIView):
         try:
             session = playback_session_create(user=request.user, lesson=lesson)
         except PlaybackRefused as refused:
-            code = status.HTTP_409_CONFLICT if refused.decision.verdict is Verdict.NOT_READY else status.HTTP_403_FORBIDDEN
+            code = (
+                status.HTTP_409_CONFLICT if refused.decision.verdict is Verdict.NOT_READY else status.HTTP_403_FORBIDDEN
+            )
             return Response({"detail": refused.decision.reason}, status=code)
         return Response(PlaybackOutput(session).data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -47,6 +47,6 @@ def playback_session_create(*, user: AbstractBaseUser | AnonymousUser, lesson: L
         hls_url=stream_url(token=token, key=info["prefix"] + info["hls"]),
         dash_url=stream_url(token=token, key=info["prefix"] + info["dash"]),
         poster_url=stream_url(token=token, key=info["prefix"] + info["poster"]),
-        expires_at=datetime.fromtimestamp(expires_at, tz=timezone.utc),
+        expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
     )

@@ -15,9 +15,7 @@ from playback.tokens import TokenResult, token_verify
 
 @require_http_methods(["GET", "HEAD"])
 def stream(request: HttpRequest, token: str, key: str) -> HttpResponse:
-    verdict = token_verify(
-        secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, key=key, now=int(time.time())
-    )
+    verdict = token_verify(secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, key=key, now=int(time.time()))
     # Refusals never reach storage.
     if verdict is TokenResult.BAD:
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
@@ -39,7 +37,9 @@ def stream(request: HttpRequest, token: str, key: str) -> HttpResponse:
     if request.method == "HEAD" or length == 0:
         response: HttpResponse = HttpResponse(status=206 if byte_range else 200)
     else:
-        response = StreamingHttpResponse(storage.open_range(key=key, start=start, end=end), status=206 if byte_range else 200)
+        response = StreamingHttpResponse(
+            storage.open_range(key=key, start=start, end=end), status=206 if byte_range else 200
+        )
     response["Content-Type"] = storage.content_type_for(key)
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"

@@ -39,7 +39,7 @@ class Supervisor:
         return None
 
     def stop_all(self) -> None:
-        for name, process in reversed(self.children):
+        for _name, process in reversed(self.children):
             if process.poll() is None:
                 # Each child leads its own process group, so its own children stop too.
                 os.killpg(process.pid, signal.SIGTERM)

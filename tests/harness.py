@@ -98,7 +98,8 @@ class Services:
         wait_for(
             lambda: subprocess.run(
                 [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True, timeout=5
-            ).returncode == 0,
+            ).returncode
+            == 0,
             what="PostgreSQL",
         )
         self.env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/lessons"
@@ -191,7 +192,6 @@ class Services:
                 process.kill()
                 process.wait(timeout=10)
         self.processes.clear()
-
 
     def _stop_postgres(self) -> None:
         # `runuser` does not pass signals on: stop the postmaster itself by the PID it recorded.

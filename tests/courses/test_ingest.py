@@ -20,11 +20,11 @@ def course() -> Course:
     return Course.objects.create(slug="physics", title="Physics", published=True)
 
 
-def test_ingest_wait_publishes_and_prints_the_public_id_last(
-    course: Course, demo_clip: Path, dramatiq_worker
-) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_wait_publishes_and_prints_the_public_id_last(course: Course, demo_clip: Path, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
     out = io.StringIO()
-    call_command("ingest", str(demo_clip), "--course", "physics", "--title", "Waves", "--wait", "--timeout", "240", stdout=out)
+    call_command(
+        "ingest", str(demo_clip), "--course", "physics", "--title", "Waves", "--wait", "--timeout", "240", stdout=out
+    )
     last_line = out.getvalue().strip().splitlines()[-1]
     lesson = Lesson.objects.select_related("asset").get(public_id=uuid.UUID(last_line))
     assert lesson.title == "Waves"

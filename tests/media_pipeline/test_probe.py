@@ -13,7 +13,13 @@ from tests.conftest import make_clip
 
 
 def _video(**overrides: object) -> dict:
-    stream = {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080, "avg_frame_rate": "30000/1001"}
+    stream = {
+        "codec_type": "video",
+        "codec_name": "h264",
+        "width": 1920,
+        "height": 1080,
+        "avg_frame_rate": "30000/1001",
+    }
     stream.update(overrides)
     return stream
 
@@ -47,7 +53,10 @@ def test_parse_upside_down_keeps_landscape() -> None:
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        ({"streams": [AUDIO], "format": {"duration": "60"}}, "no video stream (audio-only lessons are not supported yet)"),
+        (
+            {"streams": [AUDIO], "format": {"duration": "60"}},
+            "no video stream (audio-only lessons are not supported yet)",
+        ),
         ({"streams": [], "format": {"duration": "60"}}, "not a video: no video stream found"),
         (
             {"streams": [_video(codec_name="png", nb_frames="1")], "format": {"format_name": "png_pipe"}},

@@ -32,7 +32,11 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
     assert body["poster"] == f"/stream/{token}/{prefix}poster.jpg"
     assert body["duration"] == 6.0
     expires = int(datetime.fromisoformat(body["expires_at"]).timestamp())
-    assert before + settings.PLAYBACK_TOKEN_TTL_SECONDS <= expires <= int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
+    assert (
+        before + settings.PLAYBACK_TOKEN_TTL_SECONDS
+        <= expires
+        <= int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
+    )
     secret = settings.PLAYBACK_TOKEN_SECRET.encode()
     assert token_verify(secret=secret, token=token, key=prefix + "video_360p/1.m4s", now=before) is TokenResult.OK
 

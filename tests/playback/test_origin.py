@@ -47,7 +47,12 @@ def test_playlist_has_its_content_type_and_a_short_cache_life(world: World) -> N
 
 @pytest.mark.parametrize(
     ("header", "start", "end"),
-    [("bytes=0-99", 0, 99), ("bytes=10000-", 10000, 10239), ("bytes=-40", 10200, 10239), ("bytes=10000-99999", 10000, 10239)],
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=10000-", 10000, 10239),
+        ("bytes=-40", 10200, 10239),
+        ("bytes=10000-99999", 10000, 10239),
+    ],
 )
 def test_byte_ranges(world: World, header: str, start: int, end: int) -> None:
     response = Client().get(_url(world, "video_360p/1.m4s"), HTTP_RANGE=header)

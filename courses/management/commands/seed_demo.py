@@ -90,5 +90,7 @@ class Command(BaseCommand):
             if asset.status == "failed":
                 raise CommandError(f"the demo lesson failed: {asset.failure_reason}")
 
-        self.stdout.write(f"Demo lesson: {settings.SITE_URL}/lessons/{lesson.public_id}/ ({asset.get_status_display()})")
+        self.stdout.write(
+            f"Demo lesson: {settings.SITE_URL}/lessons/{lesson.public_id}/ ({asset.get_status_display()})"
+        )
         self.stdout.write(f"Learner login: {LEARNER} / {password}")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
+
+from config.env import env_bool, env_choice, env_int, env_list, env_str
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_helpers_parse_and_fail_loudly(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("X_BOOL", "yes")
+    monkeypatch.setenv("X_INT", "42")
+    monkeypatch.setenv("X_LIST", "a.example, b.example,,")
+    assert env_bool("X_BOOL", False) is True
+    assert env_int("X_INT", 0) == 42
+    assert env_list("X_LIST", []) == ["a.example", "b.example"]
+    assert env_str("X_MISSING", "fallback") == "fallback"
+
+    monkeypatch.setenv("X_BOOL", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_BOOL='maybe' is not a boolean"):
+        env_bool("X_BOOL", False)
+    monkeypatch.setenv("X_INT", "forty")
+    with pytest.raises(ImproperlyConfigured, match="X_INT='forty' is not an integer"):
+        env_int("X_INT", 0)
+    monkeypatch.setenv("X_INT", "5")
+    with pytest.raises(ImproperlyConfigured, match="X_INT=5 must be at least 10"):
+        env_int("X_INT", 0, minimum=10)
+    with pytest.raises(ImproperlyConfigured, match="X_REQUIRED must be set"):
+        env_str("X_REQUIRED")
+    monkeypatch.setenv("X_CHOICE", "ftp")
+    with pytest.raises(ImproperlyConfigured, match="X_CHOICE='ftp' must be one of local, s3"):
+        env_choice("X_CHOICE", "local", ("local", "s3"))
+
+
+def test_secrets_can_come_from_files(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-from-a-file\n")
+    monkeypatch.setenv("X_SECRET", "ignored")
+    monkeypatch.setenv("X_SECRET_FILE", str(secret))
+    assert env_str("X_SECRET") == "s3cr3t-from-a-file"
+    monkeypatch.setenv("X_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ImproperlyConfigured, match="X_SECRET_FILE=.* cannot be read"):
+        env_str("X_SECRET")
+
+
+def test_a_bad_setting_stops_start_up_with_its_name() -> None:
+    env = {**os.environ, "STORAGE_BACKEND": "ftp"}
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode != 0
+    assert "STORAGE_BACKEND='ftp' must be one of local, s3" in completed.stderr
+
+
+def test_healthz() -> None:
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_database_broker_and_storage() -> None:
+    response = Client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_when_the_broker_is_down(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["broker"] == "error: ConnectionError"
+    assert body["checks"]["database"] == "ok"
+
+
+@pytest.mark.django_db
+def test_metrics_are_exposed_for_prometheus() -> None:
+    Client().get("/healthz")
+    response = Client().get("/metrics")
+    assert response.status_code == 200
+    assert b"django_http_requests_total_by_method_total" in response.content
+
+
+def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "HTTPS": "1",
+        "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+        "ALLOWED_HOSTS": "lessons.example.org",
+        "CSRF_TRUSTED_ORIGINS": "https://lessons.example.org",
+        "VAR_DIR": str(tmp_path),
+    }
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    assert "System check identified no issues (1 silenced)." in completed.stdout
