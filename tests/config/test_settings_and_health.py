@@ -93,7 +93,7 @@ def test_metrics_are_exposed_for_prometheus() -> None:
 
 def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DEBUG": "0",
         "HTTPS": "1",
         "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",

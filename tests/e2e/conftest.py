@@ -6,10 +6,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-# Playwright's sync API keeps an event loop running in the test thread; the ORM calls the tests
-# make there are still synchronous (Playwright's documented workaround for Django).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-
 CHROMIUM = "/usr/bin/chromium"
 # Flags seen working on these machines (see FIELD-NOTES): no sandbox as root, no background
 # network traffic to hosts we cannot reach, autoplay allowed so the test needs no click.
@@ -20,8 +16,13 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Playwright's sync API keeps an event loop running in the test thread while it is started;
+    # the ORM calls these tests make there are still synchronous (Playwright's documented
+    # workaround for Django). Scoped to the browser's life so no other test runs with it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
     # Playwright gives the browser a fresh temporary profile of its own.
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -29,6 +30,10 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+            if previous is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            else:
+                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
