@@ -73,7 +73,20 @@ class LessonInline(admin.TabularInline):
     readonly_fields = ("media_status",)
     extra = 0
     show_change_link = True
-    ordering = ("position",)
+    ordering = ("position", "id")
+
+    # The parent CourseAdmin already limits which courses an educator can open.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
 
 
 @admin.register(Course)
@@ -202,7 +215,9 @@ def _status_text(lesson: Lesson) -> str:
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(EducatorScopedAdmin):
+class EnrollmentAdmin(admin.ModelAdmin):
+    """Superusers manage enrolments by hand; learners enrol themselves on the course page."""
+
     list_display = ("user", "course", "created_at")
     list_filter = ("course",)
     search_fields = ("user__username", "user__email", "course__title")

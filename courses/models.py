@@ -42,8 +42,10 @@ class Lesson(models.Model):
 
     class Meta:
         ordering = ["course", "position", "id"]
+        # Positions are not unique: an educator swapping two lessons in the admin saves them one row
+        # at a time, and ties are broken by id.
+        indexes = [models.Index(fields=["course", "position"], name="lesson_course_position")]
         constraints = [
-            models.UniqueConstraint(fields=["course", "position"], name="lesson_unique_position_in_course"),
             models.CheckConstraint(condition=models.Q(state__in=LessonState.values), name="lesson_state_valid"),
         ]
 

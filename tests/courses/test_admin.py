@@ -136,3 +136,31 @@ def test_non_staff_user_cannot_open_the_admin(db, courses: tuple[Course, Course]
     response = _client(learner).get("/admin/courses/course/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_educator_reorders_lessons_in_the_course_page(educator: User, courses: tuple[Course, Course]) -> None:
+    mine, _ = courses
+    first = Lesson.objects.create(course=mine, title="First", position=0)
+    second = Lesson.objects.create(course=mine, title="Second", position=1)
+    form = {
+        "slug": "mine", "title": "Mine", "description": "", "published": "on",
+        "lessons-TOTAL_FORMS": "2", "lessons-INITIAL_FORMS": "2", "lessons-MIN_NUM_FORMS": "0",
+        "lessons-MAX_NUM_FORMS": "1000",
+        "lessons-0-id": str(first.pk), "lessons-0-course": str(mine.pk), "lessons-0-position": "1",
+        "lessons-0-title": "First", "lessons-0-state": "published",
+        "lessons-1-id": str(second.pk), "lessons-1-course": str(mine.pk), "lessons-1-position": "0",
+        "lessons-1-title": "Second", "lessons-1-state": "published",
+    }  # fmt: skip
+    response = _client(educator).post(f"/admin/courses/course/{mine.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(mine.lessons.order_by("position", "id").values_list("title", flat=True)) == ["Second", "First"]
+
+
+def test_preview_player_is_on_the_lesson_page_once_playable(educator: User, courses: tuple[Course, Course]) -> None:
+    mine, _ = courses
+    asset = MediaAsset.objects.create(key_prefix="lessons/p", status=AssetStatus.READY, published_version=1)
+    lesson = Lesson.objects.create(course=mine, title="Ready one", position=0, asset=asset)
+    html = _client(educator).get(f"/admin/courses/lesson/{lesson.pk}/change/").content.decode()
+    assert 'id="lesson-video"' in html
+    assert f'data-playback-url="/api/v1/lessons/{lesson.public_id}/playback/"' in html
+    assert f'data-status-url="/admin/courses/lesson/{lesson.pk}/status/"' in html
