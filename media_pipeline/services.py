@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -83,7 +84,38 @@ def asset_upload_source(*, asset: MediaAsset, stream: IO[bytes], source_name: st
 def _enqueue(actor_name: str, asset_id: int) -> None:
     from media_pipeline import actors  # imported late: actors import this module
 
-    getattr(actors, actor_name).send(asset_id)
+    try:
+        getattr(actors, actor_name).send(asset_id)
+    except Exception:  # noqa: BLE001 - the row is committed; the broker being down must not lose the upload
+        logger.exception(
+            "asset %s: could not enqueue %s; `manage.py pipeline_resume` will pick it up", asset_id, actor_name
+        )
+
+
+# The step that moves an asset on from each state; running states are retried when stale.
+NEXT_STEP = {
+    AssetStatus.UPLOADED: "probe_asset",
+    AssetStatus.PROBING: "probe_asset",
+    AssetStatus.PROBED: "transcode_asset",
+    AssetStatus.TRANSCODING: "transcode_asset",
+    AssetStatus.TRANSCODED: "publish_asset",
+}
+
+
+def assets_resume_stalled(*, idle_for: timedelta) -> list[int]:
+    """Enqueue the next step again for assets that have not moved for ``idle_for``.
+
+    Covers a broker that was down when a step was enqueued, and a worker that died so long ago
+    that its message is gone. A step that is in fact still queued runs once and the duplicate
+    loses the compare-and-set, so this is safe to run at any time (e.g. from cron).
+    """
+    cutoff = timezone.now() - idle_for
+    stalled = list(
+        MediaAsset.objects.filter(status__in=list(NEXT_STEP), updated_at__lt=cutoff).values_list("pk", "status")
+    )
+    for asset_id, status in stalled:
+        _enqueue(NEXT_STEP[status], asset_id)
+    return [asset_id for asset_id, _ in stalled]
 
 
 # --- Steps ------------------------------------------------------------------------------------------
@@ -305,4 +337,5 @@ __all__ = [
     "asset_transcode",
     "asset_publish",
     "asset_wait",
+    "assets_resume_stalled",
 ]

@@ -130,6 +130,8 @@ def main() -> int:
             "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env
         )
         wait_for_port(port, what="the web server")
+        # Nothing was processing while we were stopped: pick up whatever an earlier run left half done.
+        manage("pipeline_resume", "--idle-minutes", "0", env=env)
         if os.environ.get("RUN_SEED_DEMO", "1") != "0":
             manage("seed_demo", env=env)
         print(

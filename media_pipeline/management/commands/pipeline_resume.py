@@ -1,0 +1,21 @@
+"""Re-enqueue media assets whose processing stalled (broker down, worker lost). Safe to run any time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from media_pipeline import services
+
+
+class Command(BaseCommand):
+    help = "Re-enqueue the next pipeline step for assets that have not moved for a while."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--idle-minutes", type=float, default=10.0, help="how long an asset must be idle")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        resumed = services.assets_resume_stalled(idle_for=timedelta(minutes=options["idle_minutes"]))
+        self.stdout.write(f"resumed {len(resumed)} asset(s)")
