@@ -4,11 +4,15 @@ A playback URL is ``/stream/<token>/<key>`` where ``key`` is a storage key under
 version prefix, e.g. ``lessons/<uuid>/v3/video_720p/12.m4s``. The token is
 
     <expires>.<signature>
-    signature = base64url(HMAC-SHA256(secret, "<expires>:<prefix>")), without padding
+    expires   = Unix seconds, decimal, no sign, no leading zeros
+    signature = base64url(HMAC-SHA256(secret, "<expires>:<prefix>")), 43 characters, no padding
+    prefix    = the version prefix, relative, with a trailing slash: "lessons/<uuid>/v3/"
 
-with ``expires`` in Unix seconds and ``prefix`` the version prefix with a trailing slash.
-The token therefore covers every object under that one prefix until it expires. Players keep
-the token because playlists reference segments relatively. See docs/adr/0003.
+so every character is URL-safe (``0-9 . A-Z a-z - _``) and the token covers every object under
+that one prefix until it expires. The verifier does not trust the URL for the prefix: it derives
+it from the requested key (``lessons/<id>/v<N>/``) and refuses any key that is not a plain,
+normalised path below it. Players keep the token because playlists reference segments relatively.
+See docs/adr/0003.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ import hmac
 import posixpath
 import re
 
-_TOKEN = re.compile(r"^(\d{1,12})\.([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"(0|[1-9]\d{0,11})\.([A-Za-z0-9_-]{43})")
+_VERSION = re.compile(r"v[1-9]\d*")
+# Keys are ASCII paths we generate; anything else (percent signs, backslashes, spaces,
+# control characters, non-ASCII look-alikes) is refused rather than interpreted.
+_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 
 
 class TokenResult(enum.Enum):
@@ -35,27 +43,36 @@ def _signature(secret: bytes, prefix: str, expires_at: int) -> str:
 
 
 def token_issue(*, secret: bytes, prefix: str, expires_at: int) -> str:
-    if not prefix.endswith("/") or prefix.startswith("/"):
-        raise ValueError("prefix must be relative and end with a slash")
+    """A token for every object under ``prefix`` (``lessons/<id>/v<N>/``) until ``expires_at``."""
+    if not secret:
+        raise ValueError("the token secret is empty")
+    if expires_at < 0:
+        raise ValueError("expires_at must be Unix seconds")
+    if prefix_of(prefix + "x") != prefix:
+        raise ValueError(f"not a version prefix: {prefix!r}")
     return f"{expires_at}.{_signature(secret, prefix, expires_at)}"
 
 
 def prefix_of(key: str) -> str | None:
     """The version prefix a key lives under (``lessons/<id>/v<N>/``), or None if the key is unsafe."""
-    if not key or key.startswith("/") or "\\" in key or "%" in key or "\x00" in key:
-        return None
-    if posixpath.normpath(key) != key or any(part in {"", ".", ".."} for part in key.split("/")):
+    if not _KEY_CHARS.fullmatch(key) or posixpath.normpath(key) != key:
         return None
     parts = key.split("/")
-    if len(parts) < 4 or parts[0] != "lessons" or not re.fullmatch(r"v\d+", parts[2]):
+    if len(parts) < 4 or parts[0] != "lessons" or not _VERSION.fullmatch(parts[2]):
+        return None
+    if any(part in {"", ".", ".."} for part in parts):
         return None
     return "/".join(parts[:3]) + "/"
 
 
-def token_verify(*, secret: bytes, token: str, key: str, now: int) -> TokenResult:
-    """Check a token against the object key it is used for, at time ``now`` (Unix seconds)."""
+def token_verify(*, secret: bytes, token: str, path_key: str, now: int) -> TokenResult:
+    """Check ``token`` for the object ``path_key`` at time ``now`` (Unix seconds).
+
+    BAD for a malformed or forged token, a key outside the token's prefix, or an unsafe key;
+    EXPIRED only for an authentic token whose expiry has passed (``now >= expires``).
+    """
     match = _TOKEN.fullmatch(token)
-    prefix = prefix_of(key)
+    prefix = prefix_of(path_key)
     if match is None or prefix is None:
         return TokenResult.BAD
     expires_at = int(match.group(1))
