@@ -260,3 +260,7 @@ SPECTACULAR_SETTINGS.update(
         "REDOC_DIST": "SIDECAR",
     }
 )
+
+# --- Analytics ----------------------------------------------------------------------------------
+# Beacon batches one client (IP) may send per 10 seconds; a player sends about one.
+QOE_RATE_LIMIT_BATCHES = env_int("QOE_RATE_LIMIT_BATCHES", 50, minimum=1)

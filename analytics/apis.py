@@ -1,0 +1,76 @@
+"""`POST /api/v1/qoe/events/`: player beacons. Anonymous, capped, rate-limited, never waits on the database."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from prometheus_client import Counter
+from rest_framework import serializers
+from rest_framework.parsers import BaseParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics import ingest
+from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch
+
+BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
+EVENTS = Counter("qoe_beacon_events_total", "Beacon events accepted")
+
+
+class RawParser(BaseParser):
+    """Leave the body alone: sendBeacon posts text/plain, and we validate the bytes ourselves."""
+
+    media_type = "*/*"
+
+
+def _client_key(request: Request) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+class QoeEventsApi(APIView):
+    authentication_classes: list = []  # anonymous viewers send beacons too; no session, no CSRF
+    permission_classes = [AllowAny]
+    parser_classes = [RawParser]
+
+    @extend_schema(
+        request=inline_serializer(
+            "QoeBatch",
+            {
+                "view_id": serializers.UUIDField(),
+                "lesson": serializers.UUIDField(),
+                "pathway": serializers.CharField(required=False),
+                "browser": serializers.CharField(required=False),
+                "device": serializers.ChoiceField(choices=["desktop", "mobile", "tablet", "tv", "other"]),
+                "events": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+        responses={
+            202: inline_serializer("QoeAccepted", {"accepted": serializers.IntegerField()}),
+            400: OpenApiResponse(description="The batch does not match the schema; nothing was stored"),
+            413: OpenApiResponse(description="The batch is larger than 64 KiB"),
+            429: OpenApiResponse(description="Too many batches from this client"),
+        },
+        summary="Player QoE beacons (batched; sent with sendBeacon)",
+    )
+    def post(self, request: Request) -> Response:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY_BYTES:
+            BATCHES.labels("too_large").inc()
+            return Response({"detail": f"batch larger than {MAX_BODY_BYTES} bytes"}, status=413)
+        allowed = ingest.rate_limit_allow(
+            key=_client_key(request), limit=settings.QOE_RATE_LIMIT_BATCHES, window_seconds=10
+        )
+        if not allowed:
+            BATCHES.labels("rate_limited").inc()
+            return Response({"detail": "too many batches; slow down"}, status=429)
+        try:
+            batch = parse_batch(request.body)
+        except BatchRejected as exc:
+            BATCHES.labels("rejected").inc()
+            return Response({"detail": str(exc)}, status=400)
+        ingest.batch_enqueue(batch=batch)
+        BATCHES.labels("accepted").inc()
+        EVENTS.inc(len(batch.events))
+        return Response({"accepted": len(batch.events)}, status=202)

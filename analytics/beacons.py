@@ -1,0 +1,115 @@
+"""Validation of player beacon batches (pure: no Django, no I/O).
+
+A batch is what the player sends with ``navigator.sendBeacon`` when the page hides, or every
+few seconds while playing::
+
+    {"view_id": "<uuid>", "lesson": "<uuid>", "pathway": "cdn-a", "browser": "Chrome",
+     "device": "desktop", "events": [{"type": "play_request", "t": 0}, ...]}
+
+Anything outside the schema is refused whole, with a reason; nothing is partly accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from analytics.qoe import EVENT_TYPES
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_EVENTS = 200
+MAX_T_MS = 24 * 3600 * 1000
+MAX_LABEL = 40
+DEVICE_CLASSES = frozenset({"desktop", "mobile", "tablet", "tv", "other"})
+_EVENT_FIELDS = {"type", "t", "bitrate_kbps", "height", "fatal", "code", "position", "buffer", "dropped"}
+
+
+class BatchRejected(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Batch:
+    view_id: str
+    lesson: str
+    pathway: str
+    browser: str
+    device: str
+    events: list[dict[str, Any]]
+
+
+def _uuid(value: Any, name: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BatchRejected(f"{name} must be a UUID") from exc
+
+
+def _label(value: Any, name: str, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or len(value) > MAX_LABEL or not value.isprintable():
+        raise BatchRejected(f"{name} must be a short printable string")
+    return value
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise BatchRejected(f"{name} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _event(raw: Any, index: int) -> dict[str, Any]:
+    where = f"events[{index}]"
+    if not isinstance(raw, dict):
+        raise BatchRejected(f"{where} must be an object")
+    unknown = set(raw) - _EVENT_FIELDS
+    if unknown:
+        raise BatchRejected(f"{where} has unknown fields: {', '.join(sorted(unknown))}")
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        raise BatchRejected(f"{where}.type is not a known event type")
+    event: dict[str, Any] = {"type": kind, "t": _number(raw.get("t"), f"{where}.t", 0, MAX_T_MS)}
+    if "bitrate_kbps" in raw:
+        event["bitrate_kbps"] = _number(raw["bitrate_kbps"], f"{where}.bitrate_kbps", 0, 1_000_000)
+    if "height" in raw:
+        event["height"] = int(_number(raw["height"], f"{where}.height", 0, 8192))
+    for name, high in (("position", MAX_T_MS / 1000), ("buffer", 3600), ("dropped", 10_000_000)):
+        if name in raw:
+            event[name] = _number(raw[name], f"{where}.{name}", 0, high)
+    if "fatal" in raw:
+        if not isinstance(raw["fatal"], bool):
+            raise BatchRejected(f"{where}.fatal must be true or false")
+        event["fatal"] = raw["fatal"]
+    if "code" in raw:
+        event["code"] = _label(raw["code"], f"{where}.code", "")
+    return event
+
+
+def parse_batch(body: bytes) -> Batch:
+    if len(body) > MAX_BODY_BYTES:
+        raise BatchRejected(f"batch larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BatchRejected("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BatchRejected("body must be a JSON object")
+    events = data.get("events")
+    if not isinstance(events, list) or not events:
+        raise BatchRejected("events must be a non-empty list")
+    if len(events) > MAX_EVENTS:
+        raise BatchRejected(f"at most {MAX_EVENTS} events per batch")
+    device = _label(data.get("device"), "device", "other")
+    if device not in DEVICE_CLASSES:
+        raise BatchRejected(f"device must be one of {', '.join(sorted(DEVICE_CLASSES))}")
+    return Batch(
+        view_id=_uuid(data.get("view_id"), "view_id"),
+        lesson=_uuid(data.get("lesson"), "lesson"),
+        pathway=_label(data.get("pathway"), "pathway", "origin"),
+        browser=_label(data.get("browser"), "browser", "other"),
+        device=device,
+        events=[_event(raw, i) for i, raw in enumerate(events)],
+    )
