@@ -1,8 +1,11 @@
 """The one place that decides who may watch a lesson. Nothing is signed before it says yes.
 
-Entitled: a superuser; an educator of the lesson's course (drafts too); an enrolled learner
-for a published lesson of a published course. Everyone else is refused, including other
-educators (who are staff users, but only of their own courses).
+Entitled: a superuser; an educator of the lesson's course (drafts and unpublished courses too);
+an enrolled learner for a published lesson of a published course. Everyone else is refused,
+including staff users who do not teach the course: educators are staff so that they can use the
+admin, which scopes them to their own courses, and playback follows the same line. Inactive and
+anonymous users are refused. Entitlement is checked before readiness, so a stranger learns
+nothing about the state of a video.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from django.contrib.auth.models import AnonymousUser
 from courses import selectors as course_selectors
 from courses.models import Lesson, LessonState
 from media_pipeline.selectors import asset_playback_info
+
+NOT_READY_REASON = "the video is still being processed"
 
 
 class Verdict(enum.Enum):
@@ -45,5 +50,5 @@ def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> Acce
         if not course_selectors.user_is_enrolled(user=user, course=course):
             return AccessDecision(Verdict.DENIED, "enrol in the course to watch this lesson")
     if asset_playback_info(asset=lesson.asset) is None:
-        return AccessDecision(Verdict.NOT_READY, "the video is still being processed")
+        return AccessDecision(Verdict.NOT_READY, NOT_READY_REASON)
     return AccessDecision(Verdict.ALLOWED, "ok")

@@ -1,3 +1,5 @@
+"""The playback API: one POST starts a session with signed URLs for the published version."""
+
 from __future__ import annotations
 
 import uuid
@@ -10,30 +12,33 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from courses.selectors import lesson_get
-from playback.access import Verdict
-from playback.services import PlaybackRefused, playback_session_create
-
-
-class PlaybackOutput(serializers.Serializer):
-    hls = serializers.CharField(source="hls_url", help_text="HLS master playlist URL (token in the path)")
-    dash = serializers.CharField(source="dash_url", help_text="DASH MPD URL (token in the path)")
-    poster = serializers.CharField(source="poster_url")
-    expires_at = serializers.DateTimeField()
-    duration = serializers.FloatField(allow_null=True)
-
-
-class ErrorOutput(serializers.Serializer):
-    detail = serializers.CharField()
+from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
 
 
 class PlaybackApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        hls = serializers.CharField(source="hls_url", help_text="HLS master playlist URL (token in the path)")
+        dash = serializers.CharField(source="dash_url", help_text="DASH MPD URL (token in the path)")
+        poster = serializers.CharField(source="poster_url", help_text="Poster image URL")
+        expires_at = serializers.DateTimeField(help_text="When every URL of this session stops working")
+        duration = serializers.FloatField(allow_null=True, help_text="Seconds")
+
+        class Meta:
+            ref_name = "PlaybackSession"
+
+    class ErrorSerializer(serializers.Serializer):
+        detail = serializers.CharField()
+
+        class Meta:
+            ref_name = "PlaybackError"
+
     @extend_schema(
         request=None,
         responses={
-            200: PlaybackOutput,
-            403: OpenApiResponse(ErrorOutput, description="Not entitled to watch this lesson"),
-            404: OpenApiResponse(ErrorOutput, description="No such lesson"),
-            409: OpenApiResponse(ErrorOutput, description="The video is not ready yet"),
+            200: OutputSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="Not logged in, or not entitled to this lesson"),
+            404: OpenApiResponse(ErrorSerializer, description="No such lesson"),
+            409: OpenApiResponse(ErrorSerializer, description="The video is not ready yet"),
         },
         summary="Start a playback session: signed HLS and DASH URLs for the published version",
     )
@@ -43,9 +48,9 @@ class PlaybackApi(APIView):
             raise NotFound("no such lesson")
         try:
             session = playback_session_create(user=request.user, lesson=lesson)
-        except PlaybackRefused as refused:
-            code = (
-                status.HTTP_409_CONFLICT if refused.decision.verdict is Verdict.NOT_READY else status.HTTP_403_FORBIDDEN
-            )
-            return Response({"detail": refused.decision.reason}, status=code)
-        return Response(PlaybackOutput(session).data)
+        except PlaybackDenied as denied:
+            return Response({"detail": denied.decision.reason}, status=status.HTTP_403_FORBIDDEN)
+        except PlaybackNotReady as not_ready:
+            return Response({"detail": not_ready.decision.reason}, status=status.HTTP_409_CONFLICT)
+        # The URLs are this viewer's credentials: no shared cache may keep them.
+        return Response(self.OutputSerializer(session).data, headers={"Cache-Control": "no-store"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 IMMUTABLE = "public, max-age=31536000, immutable"
 PLAYLIST = "public, max-age=60"
 
@@ -14,27 +14,31 @@ class RangeNotSatisfiable(Exception):
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The (start, end) inclusive of a single ``Range`` header, None for the whole object.
+    """The inclusive (start, end) of a single ``Range`` header, or None to send the whole object.
 
-    Multi-range and malformed headers are ignored (the whole object is sent), as RFC 9110 allows.
+    Follows RFC 9110 section 14: multi-range and syntactically invalid headers (``bytes=5-1``,
+    other units) are ignored; a valid range that selects no byte of the object raises
+    ``RangeNotSatisfiable`` (416).
     """
     if not header:
         return None
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(header.strip())
     if match is None:
         return None
     first, last = match.groups()
-    if first == "" and last == "":
-        return None
     if first == "":
-        length = int(last)
+        if last == "":
+            return None
+        length = int(last)  # suffix range: the last `length` bytes
         if length == 0 or size == 0:
             raise RangeNotSatisfiable
         return max(0, size - length), size - 1
     start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or (last != "" and int(last) < start):
+    if last != "" and int(last) < start:
+        return None
+    if start >= size:
         raise RangeNotSatisfiable
+    end = size - 1 if last == "" else min(int(last), size - 1)
     return start, end
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_http_methods
 
 from media_pipeline import storage
@@ -13,33 +16,44 @@ from playback.origin import RangeNotSatisfiable, cache_control_for, parse_range
 from playback.tokens import TokenResult, token_verify
 
 
+def _refusal(text: str, status: int) -> HttpResponse:
+    response = HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @require_http_methods(["GET", "HEAD"])
-def stream(request: HttpRequest, token: str, key: str) -> HttpResponse:
-    verdict = token_verify(secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, key=key, now=int(time.time()))
+def stream(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
+    verdict = token_verify(
+        secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, path_key=key, now=int(time.time())
+    )
     # Refusals never reach storage.
     if verdict is TokenResult.BAD:
-        return HttpResponse("forbidden\n", status=403, content_type="text/plain")
+        return _refusal("forbidden", 403)
     if verdict is TokenResult.EXPIRED:
-        return HttpResponse("playback token expired\n", status=410, content_type="text/plain")
+        return _refusal("playback token expired", 410)
 
     if not storage.exists(key):
-        return HttpResponse("not found\n", status=404, content_type="text/plain")
+        return _refusal("not found", 404)
     size = storage.size(key)
     try:
         byte_range = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
-        response = HttpResponse(status=416)
+        response = _refusal("range not satisfiable", 416)
         response["Content-Range"] = f"bytes */{size}"
         return response
 
     start, end = byte_range if byte_range else (0, size - 1)
-    length = max(0, end - start + 1)
+    length = end - start + 1
+    status = 206 if byte_range else 200
+    response: HttpResponseBase
     if request.method == "HEAD" or length == 0:
-        response: HttpResponse = HttpResponse(status=206 if byte_range else 200)
+        response = HttpResponse(status=status)
     else:
-        response = StreamingHttpResponse(
-            storage.open_range(key=key, start=start, end=end), status=206 if byte_range else 200
-        )
+        chunks = storage.open_range(key=key, start=start, end=end)
+        # Under ASGI a synchronous iterator would be read whole into memory before sending.
+        content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
+        response = StreamingHttpResponse(content, status=status)
     response["Content-Type"] = storage.content_type_for(key)
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
@@ -48,3 +62,15 @@ def stream(request: HttpRequest, token: str, key: str) -> HttpResponse:
     if byte_range:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response
+
+
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield a blocking iterator's chunks one at a time, each read in a worker thread."""
+    step = sync_to_async(next, thread_sensitive=False)
+    try:
+        while (chunk := await step(chunks, None)) is not None:
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await sync_to_async(close, thread_sensitive=False)()

@@ -3,60 +3,85 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from courses.models import Enrollment
 from playback.access import Verdict, can_watch
 from tests.playback.conftest import World
 
-ENROL = "enrol in the course to watch this lesson"
-UNPUBLISHED = "this lesson is not published"
+OK = (Verdict.ALLOWED, "ok")
+LOGIN = (Verdict.DENIED, "log in to watch this lesson")
+ENROL = (Verdict.DENIED, "enrol in the course to watch this lesson")
+UNPUBLISHED = (Verdict.DENIED, "this lesson is not published")
+WAIT = (Verdict.NOT_READY, "the video is still being processed")
+
+ROLES = ("anonymous", "inactive_learner", "stranger", "staff", "learner", "educator", "inactive_educator", "admin")
+TABLE = {
+    # situation: one expected (verdict, reason) per role, in the order of ROLES
+    "published": (LOGIN, LOGIN, ENROL, ENROL, OK, OK, LOGIN, OK),
+    "re-encoding": (LOGIN, LOGIN, ENROL, ENROL, OK, OK, LOGIN, OK),
+    "draft lesson": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, OK, LOGIN, OK),
+    "unpublished course": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, OK, LOGIN, OK),
+    "draft in unpublished course": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, OK, LOGIN, OK),
+    "no version yet": (LOGIN, LOGIN, ENROL, ENROL, WAIT, WAIT, LOGIN, WAIT),
+    "first encode failed": (LOGIN, LOGIN, ENROL, ENROL, WAIT, WAIT, LOGIN, WAIT),
+    "no asset": (LOGIN, LOGIN, ENROL, ENROL, WAIT, WAIT, LOGIN, WAIT),
+    "draft without version": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, WAIT, LOGIN, WAIT),
+}
+CASES = [
+    pytest.param(situation, role, expected, id=f"{situation}-{role}")
+    for situation, row in TABLE.items()
+    for role, expected in zip(ROLES, row, strict=True)
+]
 
 
-@pytest.mark.parametrize(
-    ("who", "situation", "verdict", "reason"),
-    [
-        ("learner", "normal", Verdict.ALLOWED, "ok"),
-        ("stranger", "normal", Verdict.DENIED, ENROL),
-        ("anonymous", "normal", Verdict.DENIED, "log in to watch this lesson"),
-        ("inactive", "normal", Verdict.DENIED, "log in to watch this lesson"),
-        ("educator", "normal", Verdict.ALLOWED, "ok"),
-        ("other_educator", "normal", Verdict.DENIED, ENROL),
-        ("admin", "normal", Verdict.ALLOWED, "ok"),
-        ("learner", "draft lesson", Verdict.DENIED, UNPUBLISHED),
-        ("educator", "draft lesson", Verdict.ALLOWED, "ok"),
-        ("admin", "draft lesson", Verdict.ALLOWED, "ok"),
-        ("learner", "unpublished course", Verdict.DENIED, UNPUBLISHED),
-        ("educator", "unpublished course", Verdict.ALLOWED, "ok"),
-        ("learner", "no video yet", Verdict.NOT_READY, "the video is still being processed"),
-        ("educator", "no video yet", Verdict.NOT_READY, "the video is still being processed"),
-        ("stranger", "no video yet", Verdict.DENIED, ENROL),
-        ("learner", "no asset", Verdict.NOT_READY, "the video is still being processed"),
-    ],
-)
-def test_can_watch(world: World, who: str, situation: str, verdict: Verdict, reason: str) -> None:
-    if who == "anonymous":
-        user = AnonymousUser()
-    elif who == "inactive":
-        user = world.learner
-        user.is_active = False
-        user.save()
-    else:
-        user = getattr(world, who)
-    lesson = world.lesson
-    if situation == "draft lesson":
+def _user(world: World, role: str) -> User | AnonymousUser:
+    if role == "anonymous":
+        return AnonymousUser()
+    if role == "inactive_learner":
+        user = User.objects.create_user("gone", password="pw-gone-123", is_active=False)
+        Enrollment.objects.create(user=user, course=world.course)
+        return user
+    if role == "inactive_educator":
+        user = User.objects.create_user("retired", password="pw-retired-123", is_staff=True, is_active=False)
+        world.course.educators.add(user)
+        return user
+    return getattr(world, role)
+
+
+def _arrange(world: World, situation: str) -> None:
+    lesson, course, asset = world.lesson, world.course, world.asset
+    if situation in ("draft lesson", "draft in unpublished course", "draft without version"):
         lesson.state = "draft"
-        lesson.save()
-    elif situation == "unpublished course":
-        world.course.published = False
-        world.course.save()
-    elif situation == "no video yet":
-        world.asset.published_version = None
-        world.asset.status = "transcoding"
-        world.asset.save()
-    elif situation == "no asset":
+    if situation in ("unpublished course", "draft in unpublished course"):
+        course.published = False
+    if situation == "re-encoding":  # version 1 stays published while version 2 is built
+        asset.status, asset.building_version = "transcoding", 2
+    if situation in ("no version yet", "draft without version"):
+        asset.status, asset.published_version = "transcoding", None
+    if situation == "first encode failed":
+        asset.status, asset.published_version = "failed", None
+    if situation == "no asset":
         lesson.asset = None
-        lesson.save()
-    lesson.refresh_from_db()
-    decision = can_watch(user=user, lesson=lesson)
-    assert (decision.verdict, decision.reason) == (verdict, reason)
-    assert decision.allowed is (verdict is Verdict.ALLOWED)
+    asset.save()
+    course.save()
+    lesson.save()
+
+
+def test_table_covers_every_role_in_every_situation() -> None:
+    assert len(CASES) == len(TABLE) * len(ROLES) == 72
+
+
+@pytest.mark.parametrize(("situation", "role", "expected"), CASES)
+def test_can_watch(world: World, situation: str, role: str, expected: tuple[Verdict, str]) -> None:
+    user = _user(world, role)
+    _arrange(world, situation)
+    world.lesson.refresh_from_db()
+    with CaptureQueriesContext(connection) as queries:
+        decision = can_watch(user=user, lesson=world.lesson)
+    assert (decision.verdict, decision.reason) == expected
+    assert decision.allowed is (expected == OK)
+    # Deciding is a read: nothing is written, whatever the answer.
+    assert [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")] == []

@@ -1,76 +1,119 @@
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from playback.tokens import TokenResult, token_verify
 from tests.playback.conftest import World
 
+TOKEN_SHAPED = re.compile(r"\d+\.[A-Za-z0-9_-]{43}")
 
-def _post(world: World, user=None, lesson_id=None) -> object:  # type: ignore[no-untyped-def]
+
+def _url(public_id: object) -> str:
+    return f"/api/v1/lessons/{public_id}/playback/"
+
+
+def _post(world: World, user=None, lesson_id=None):  # type: ignore[no-untyped-def]
     client = APIClient()
     if user is not None:
         client.force_authenticate(user)
-    return client.post(f"/api/v1/lessons/{lesson_id or world.lesson.public_id}/playback/")
+    return client.post(_url(lesson_id or world.lesson.public_id))
 
 
 def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: World, settings) -> None:  # type: ignore[no-untyped-def]
     before = int(time.time())
     response = _post(world, world.learner)
+    after = int(time.time())
     assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert set(body) == {"hls", "dash", "poster", "expires_at", "duration"}
-    prefix = world.asset.published_prefix
     token = body["hls"].split("/")[2]
-    assert body["hls"] == f"/stream/{token}/{prefix}master.m3u8"
-    assert body["dash"] == f"/stream/{token}/{prefix}manifest.mpd"
-    assert body["poster"] == f"/stream/{token}/{prefix}poster.jpg"
+    assert body["hls"] == f"/stream/{token}/{world.prefix}master.m3u8"
+    assert body["dash"] == f"/stream/{token}/{world.prefix}manifest.mpd"
+    assert body["poster"] == f"/stream/{token}/{world.prefix}poster.jpg"
     assert body["duration"] == 6.0
-    expires = int(datetime.fromisoformat(body["expires_at"]).timestamp())
-    assert (
-        before + settings.PLAYBACK_TOKEN_TTL_SECONDS
-        <= expires
-        <= int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
-    )
+    expires_at = datetime.fromisoformat(body["expires_at"])
+    assert expires_at.utcoffset() is not None
+    expires = int(expires_at.timestamp())
+    assert before + settings.PLAYBACK_TOKEN_TTL_SECONDS <= expires <= after + settings.PLAYBACK_TOKEN_TTL_SECONDS
     secret = settings.PLAYBACK_TOKEN_SECRET.encode()
-    assert token_verify(secret=secret, token=token, key=prefix + "video_360p/1.m4s", now=before) is TokenResult.OK
+    segment = world.prefix + "video_360p/1.m4s"
+    assert token_verify(secret=secret, token=token, path_key=segment, now=before) is TokenResult.OK
+
+
+@pytest.mark.parametrize("role", ["educator", "admin"])
+def test_educator_and_superuser_get_urls(world: World, role: str) -> None:
+    assert _post(world, getattr(world, role)).status_code == 200
 
 
 def test_token_authentication_works_for_lms_and_apps(world: World) -> None:
     token = Token.objects.create(user=world.learner)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    assert client.post(f"/api/v1/lessons/{world.lesson.public_id}/playback/").status_code == 200
+    assert client.post(_url(world.lesson.public_id)).status_code == 200
 
 
-def test_not_enrolled_learner_is_refused_and_gets_no_url(world: World) -> None:
-    response = _post(world, world.stranger)
+def test_session_login_with_csrf_token_works(world: World) -> None:
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(world.learner)
+    client.get("/")  # sets the csrftoken cookie
+    csrf = client.cookies["csrftoken"].value
+    assert client.post(_url(world.lesson.public_id), HTTP_X_CSRFTOKEN=csrf).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["stranger", "staff"])
+def test_not_entitled_user_is_refused_and_nothing_is_issued_or_written(world: World, role: str) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(world, getattr(world, role))
     assert response.status_code == 403
     assert response.json() == {"detail": "enrol in the course to watch this lesson"}
-    assert "/stream/" not in response.content.decode()
+    assert TOKEN_SHAPED.search(response.content.decode()) is None
+    assert [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")] == []
+
+
+def test_learner_is_refused_a_draft_lesson(world: World) -> None:
+    world.lesson.state = "draft"
+    world.lesson.save()
+    response = _post(world, world.learner)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "this lesson is not published"}
 
 
 def test_anonymous_is_refused(world: World) -> None:
-    response = _post(world)
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(world)
     assert response.status_code == 403
-    assert "/stream/" not in response.content.decode()
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert queries.captured_queries == []
 
 
 def test_session_post_without_csrf_is_refused(world: World) -> None:
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(world.learner)
-    response = client.post(f"/api/v1/lessons/{world.lesson.public_id}/playback/")
+    response = client.post(_url(world.lesson.public_id))
     assert response.status_code == 403
-    assert "CSRF" in response.json()["detail"]
+    assert response.json() == {"detail": "CSRF Failed: CSRF cookie not set."}
 
 
 def test_unknown_lesson_is_404(world: World) -> None:
-    assert _post(world, world.learner, lesson_id=uuid.uuid4()).status_code == 404
+    response = _post(world, world.learner, lesson_id=uuid.uuid4())
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no such lesson"}
+
+
+def test_malformed_lesson_id_is_404(world: World) -> None:
+    client = APIClient()
+    client.force_authenticate(world.learner)
+    assert client.post("/api/v1/lessons/42/playback/").status_code == 404
 
 
 def test_video_not_ready_is_409(world: World) -> None:
@@ -82,9 +125,26 @@ def test_video_not_ready_is_409(world: World) -> None:
     assert response.json() == {"detail": "the video is still being processed"}
 
 
-@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_a_stranger_learns_nothing_about_readiness(world: World) -> None:
+    world.asset.published_version = None
+    world.asset.status = "transcoding"
+    world.asset.save()
+    assert _post(world, world.stranger).status_code == 403
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
 def test_only_post_starts_a_session(world: World, method: str) -> None:
     client = APIClient()
     client.force_authenticate(world.learner)
-    response = getattr(client, method)(f"/api/v1/lessons/{world.lesson.public_id}/playback/")
+    response = getattr(client, method)(_url(world.lesson.public_id))
     assert response.status_code == 405
+
+
+def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-untyped-def]
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/lessons/{public_id}/playback/"]["post"]
+    assert sorted(operation["responses"]) == ["200", "403", "404", "409"]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
+    session = schema["components"]["schemas"]["PlaybackSession"]
+    assert sorted(session["properties"]) == ["dash", "duration", "expires_at", "hls", "poster"]

@@ -1,0 +1,29 @@
+"""URL signers: one module per delivery provider on the small ``Signer`` interface.
+
+A signer turns a version prefix (``lessons/<id>/v<N>/``) and an expiry into a URL base under which
+the player may fetch every object of that version. Because playlists reference segments
+relatively, the base must carry the credential in its path (players drop query strings).
+Today there is one provider, the Django origin (``origin.py``); nginx ``secure_link`` and CDN
+signers join as sibling modules and one settings entry chooses among them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from django.conf import settings
+from django.urls import reverse
+
+
+class Signer(Protocol):
+    def sign_prefix(self, *, prefix: str, expires_at: int) -> str:
+        """A URL base ending in ``/``; base + a name under ``prefix`` is a fetchable URL."""
+        ...
+
+
+def signer_get() -> Signer:
+    from playback.signers.origin import OriginSigner
+
+    # Derived from the URLconf so a different mount point (or FORCE_SCRIPT_NAME) stays correct.
+    stream_root = reverse("playback:stream", kwargs={"token": "t", "key": "k"}).removesuffix("t/k")
+    return OriginSigner(secret=settings.PLAYBACK_TOKEN_SECRET.encode(), stream_root=stream_root)
