@@ -10,8 +10,88 @@
   const state = { engine: engine, state: "starting", fatalErrors: [], errors: [], instance: null, session: null };
   window.lessonPlayer = state;
 
+  // --- Quality of experience: one view per play attempt, batched beacons (see analytics/beacons.py).
+  const viewId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now());
+  const origin = performance.now();
+  const pending = [];
+  let started = false, stalled = false, seeking = false, ended = false;
+  function report(type, extra) {
+    if (ended) return;
+    const event = Object.assign({ type: type, t: Math.round(performance.now() - origin) }, extra || {});
+    pending.push(event);
+    if (type === "end" || (type === "error" && extra && extra.fatal)) { ended = true; flush(true); }
+    else if (pending.length >= 150) flush(false);
+  }
+  function deviceClass() {
+    const ua = navigator.userAgent;
+    if (/iPad|Tablet/i.test(ua)) return "tablet";
+    if (/Mobi|Android|iPhone/i.test(ua)) return "mobile";
+    if (/TV|SMART-TV|CrKey/i.test(ua)) return "tv";
+    return "desktop";
+  }
+  function browserName() {
+    const ua = navigator.userAgent;
+    if (/Edg\//.test(ua)) return "Edge";
+    if (/Chrome\//.test(ua)) return "Chrome";
+    if (/Firefox\//.test(ua)) return "Firefox";
+    if (/Safari\//.test(ua)) return "Safari";
+    return "other";
+  }
+  function flush(unloading) {
+    if (!pending.length || !video.dataset.qoeUrl) return;
+    const body = JSON.stringify({
+      view_id: viewId, lesson: video.dataset.lesson, pathway: state.pathway || "origin",
+      browser: browserName(), device: deviceClass(), events: pending.splice(0, pending.length),
+    });
+    state.beaconsSent = (state.beaconsSent || 0) + 1;
+    if (unloading && navigator.sendBeacon) {
+      navigator.sendBeacon(video.dataset.qoeUrl, new Blob([body], { type: "text/plain" }));
+    } else {
+      fetch(video.dataset.qoeUrl, { method: "POST", body: body, keepalive: true, headers: { "Content-Type": "text/plain" } })
+        .catch(function () { /* analytics must never disturb playback */ });
+    }
+  }
+  function heartbeat() {
+    if (!started || ended) return;
+    const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+    let ahead = 0;
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= video.currentTime && video.currentTime <= video.buffered.end(i)) {
+        ahead = video.buffered.end(i) - video.currentTime;
+      }
+    }
+    const extra = { position: video.currentTime, buffer: Math.min(3600, ahead) };
+    if (quality) extra.dropped = quality.droppedVideoFrames;
+    report("heartbeat", extra);
+  }
+  state.viewId = viewId;
+  // Every flush carries a heartbeat, so the time since the last event is accounted for.
+  state.flush = function () { heartbeat(); flush(false); };
+  video.addEventListener("playing", function () {
+    if (!started) {
+      started = true;
+      report("first_frame");
+      if (state.reportRendition) state.reportRendition();
+    }
+    else if (stalled) { stalled = false; report("rebuffer_end"); }
+  });
+  video.addEventListener("waiting", function () {
+    if (started && !seeking && !stalled && !video.paused) { stalled = true; report("rebuffer_start"); }
+  });
+  video.addEventListener("pause", function () { if (started && !video.ended) report("pause"); });
+  video.addEventListener("play", function () { if (started) report("play"); });
+  video.addEventListener("seeking", function () { if (started) { seeking = true; report("seeking"); } });
+  video.addEventListener("seeked", function () { if (started) { seeking = false; report("seeked"); } });
+  video.addEventListener("ended", function () { report("end"); });
+  setInterval(state.flush, 10000);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") { heartbeat(); flush(true); }
+  });
+  window.addEventListener("pagehide", function () { report("end"); });
+
   function say(text) { message.textContent = text; }
   function fatal(text) {
+    report("error", { fatal: true, code: String(text).slice(0, 40) });
     state.fatalErrors.push(text);
     state.state = "error";
     say("Playback failed: " + text);
@@ -33,12 +113,20 @@
 
   function playHls(url) {
     if (window.Hls && window.Hls.isSupported()) {
-      const hls = new window.Hls({ enableWorker: true });
+      const hls = new window.Hls({
+        enableWorker: true,
+        cmcd: { sessionId: viewId, contentId: video.dataset.lesson },
+      });
       state.instance = hls;
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         const text = data.type + ": " + data.details;
-        if (data.fatal) fatal(text); else state.errors.push(text);
+        if (data.fatal) fatal(text); else { state.errors.push(text); report("error", { fatal: false, code: String(data.details).slice(0, 40) }); }
       });
+      state.reportRendition = function () {
+        const level = hls.levels[hls.currentLevel];
+        if (level) report("rendition", { bitrate_kbps: Math.round(level.bitrate / 1000), height: level.height || 0 });
+      };
+      hls.on(window.Hls.Events.LEVEL_SWITCHED, function () { if (started) state.reportRendition(); });
       hls.loadSource(url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
@@ -55,11 +143,20 @@
     if (!window.shaka.Player.isBrowserSupported()) { fatal("this browser cannot play DASH"); return; }
     const player = new window.shaka.Player();
     state.instance = player;
+    player.configure({ cmcd: { enabled: true, sessionId: viewId, contentId: video.dataset.lesson } });
     await player.attach(video);
+    function reportVariant() {
+      const active = player.getVariantTracks().find(function (track) { return track.active; });
+      if (active) report("rendition", { bitrate_kbps: Math.round(active.bandwidth / 1000), height: active.height || 0 });
+    }
+    state.reportRendition = reportVariant;
+    player.addEventListener("adaptation", reportVariant);
+    player.addEventListener("variantchanged", reportVariant);
     player.addEventListener("error", function (event) {
       const error = event.detail;
       const text = "shaka " + error.code;
-      if (error.severity === window.shaka.util.Error.Severity.CRITICAL) fatal(text); else state.errors.push(text);
+      if (error.severity === window.shaka.util.Error.Severity.CRITICAL) fatal(text);
+      else { state.errors.push(text); report("error", { fatal: false, code: text }); }
     });
     try {
       await player.load(url);
@@ -71,6 +168,7 @@
   }
 
   async function start() {
+    report("play_request"); // startup time counts from here, including our own API call
     say("Loading…");
     const result = await requestSession();
     if (result.status === 409) {
@@ -91,7 +189,9 @@
     state.session = result.body;
     if (result.body.poster) video.poster = result.body.poster;
     state.state = "loading";
-    if (engine === "shaka") await playShaka(result.body.dash); else playHls(result.body.hls);
+    // Absolute URLs: Shaka's CMCD rewriting turns a root-relative URL into "http://stream/...".
+    const absolute = function (url) { return new URL(url, window.location.href).href; };
+    if (engine === "shaka") await playShaka(absolute(result.body.dash)); else playHls(absolute(result.body.hls));
   }
 
   start().catch(function (error) { fatal(String(error)); });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
+from analytics.ingest import qoe_drain
+from analytics.models import QoeEvent
+from analytics.qoe import Event, summarize_view
 from courses.models import Lesson
 from tests.e2e.conftest import log_in
 
@@ -36,7 +40,10 @@ def test_demo_lesson_plays_in_hls_js_and_shaka_and_not_for_strangers(
     password = (Path(settings.VAR_DIR) / "learner-password").read_text().strip()
 
     learner_page = new_page()
+    segment_urls: list[str] = []
+    learner_page.on("request", lambda request: segment_urls.append(request.url) if ".m4s" in request.url else None)
     log_in(learner_page, live_server.url, "learner", password)
+    views = []
     for engine in ("hls", "shaka"):
         learner_page.goto(f"{live_server.url}/lessons/{lesson.public_id}/?engine={engine}")
         learner_page.wait_for_function(PLAYED_PAST_3S, timeout=30_000)
@@ -44,6 +51,26 @@ def test_demo_lesson_plays_in_hls_js_and_shaka_and_not_for_strangers(
         assert state["fatal"] == [], engine
         assert state["state"] == "playing", engine
         assert state["src"].startswith("blob:"), engine  # played through MSE, not a plain file
+        views.append(learner_page.evaluate("window.lessonPlayer.viewId"))
+        learner_page.evaluate("window.lessonPlayer.flush()")
+        learner_page.wait_for_function("window.lessonPlayer.beaconsSent >= 1")
+
+    # Both players sent CMCD data with their segment requests (session id = view id).
+    assert any("CMCD=" in url and views[0] in url.replace("%22", '"') for url in segment_urls)
+    # The beacons reached the ingest stream and are drained into the database as two views.
+    deadline = time.monotonic() + 10
+    while QoeEvent.objects.filter(lesson=lesson.public_id).values("view_id").distinct().count() < 2:
+        assert time.monotonic() < deadline, "beacons did not arrive"
+        qoe_drain()
+        time.sleep(0.2)
+    for view in views:
+        summary = summarize_view(
+            Event(type=row.type, t=row.t_ms, **{k: v for k, v in row.data.items() if k in ("bitrate_kbps", "height")})
+            for row in QoeEvent.objects.filter(view_id=view)
+        )
+        assert summary.started and not summary.failed
+        assert 0 < summary.startup_ms < 15_000
+        assert summary.bitrate_ms  # the player reported the rendition it played
 
     User.objects.create_user("stranger", password="pw-stranger-123")
     stranger_page = new_page()
