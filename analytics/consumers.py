@@ -1,4 +1,8 @@
-"""Staff-only websocket that pushes a live snapshot at least once a second."""
+"""Staff-only live dashboard socket.
+
+QoE snapshots arrive through the Channels group (published once a second by `qoe_live`, so every
+web process's sockets get the same figures); the pipeline's state is read here every few seconds.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from analytics.live import GROUP
 from analytics.selectors import live_snapshot
 
-PUSH_INTERVAL_SECONDS = 1.0
+PIPELINE_INTERVAL_SECONDS = 1.0
 CLOSE_FORBIDDEN = 4403
 
 
@@ -20,19 +25,24 @@ class LiveDashboardConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_staff:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        await self.channel_layer.group_add(GROUP, self.channel_name)
         await self.accept()
-        self._pusher = asyncio.create_task(self._push_forever())
+        self._pusher = asyncio.create_task(self._push_pipeline_state())
 
     async def disconnect(self, code: int) -> None:
         pusher = getattr(self, "_pusher", None)
         if pusher is not None:
             pusher.cancel()
+            await self.channel_layer.group_discard(GROUP, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The dashboard only listens; anything sent is ignored.
         return None
 
-    async def _push_forever(self) -> None:
+    async def qoe_snapshot(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["snapshot"])
+
+    async def _push_pipeline_state(self) -> None:
         while True:
             await self.send_json(await database_sync_to_async(live_snapshot)())
-            await asyncio.sleep(PUSH_INTERVAL_SECONDS)
+            await asyncio.sleep(PIPELINE_INTERVAL_SECONDS)

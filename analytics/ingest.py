@@ -17,6 +17,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
+from analytics import live
 from analytics.beacons import Batch
 from analytics.models import QoeEvent
 
@@ -45,8 +46,13 @@ def rate_limit_allow(*, key: str, limit: int, window_seconds: int) -> bool:
 
 
 def batch_enqueue(*, batch: Batch) -> None:
-    payload = {"b": json.dumps(asdict(batch), separators=(",", ":")), "at": f"{time.time():.3f}"}
-    client().xadd(STREAM, payload, maxlen=STREAM_MAX_LEN, approximate=True)
+    """Queue the batch for the database and add it to the live counters: one round trip to Redis."""
+    now = time.time()
+    payload = {"b": json.dumps(asdict(batch), separators=(",", ":")), "at": f"{now:.3f}"}
+    pipe = client().pipeline(transaction=False)
+    pipe.xadd(STREAM, payload, maxlen=STREAM_MAX_LEN, approximate=True)
+    live.record_batch(pipe, batch=batch, now=now)
+    pipe.execute()
 
 
 def _ensure_group() -> None:

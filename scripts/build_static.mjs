@@ -14,6 +14,8 @@ const files = {
   "shaka-player.compiled.js": "node_modules/shaka-player/dist/shaka-player.compiled.js",
   // The bundles name their source maps; collectstatic's manifest insists they exist.
   "shaka-player.compiled.map": "node_modules/shaka-player/dist/shaka-player.compiled.map",
+  "chart.umd.min.js": "node_modules/chart.js/dist/chart.umd.min.js",
+  "chart.umd.min.js.map": "node_modules/chart.js/dist/chart.umd.min.js.map",
 };
 for (const [name, source] of Object.entries(files)) {
   copyFileSync(join(root, source), join(out, name));

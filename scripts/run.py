@@ -127,6 +127,7 @@ def main() -> int:
         admin_password = ensure_admin(env, var_dir)
         supervisor.start("worker", [PYTHON, "manage.py", "rundramatiq", "--processes", "1", "--threads", "2"], env)
         supervisor.start("qoe-drain", [PYTHON, "manage.py", "qoe_drain"], env)
+        supervisor.start("qoe-live", [PYTHON, "manage.py", "qoe_live"], env)
         supervisor.start(
             "web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env
         )

@@ -65,7 +65,7 @@ def test_run_serves_the_embedded_stack_and_stops_cleanly(tmp_path: Path) -> None
         assert (tmp_path / "admin-password").exists()
         assert (tmp_path / "redis").is_dir()
         spawned = _children(process.pid)
-        assert len(spawned) >= 3  # valkey, worker, web
+        assert len(spawned) >= 5  # valkey, worker, web, qoe-drain, qoe-live
 
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0].decode()

@@ -17,7 +17,7 @@ def _communicator(user) -> WebsocketCommunicator:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.django_db(transaction=True)
-def test_staff_receive_a_snapshot_every_second() -> None:
+def test_staff_receive_the_pipeline_state_every_second() -> None:
     staff = User.objects.create_user("ops", password="pw-ops-12345", is_staff=True)
     MediaAsset.objects.create(key_prefix="lessons/a", status="failed")
     MediaAsset.objects.create(key_prefix="lessons/b", status="uploaded")
@@ -61,3 +61,40 @@ def test_live_page_requires_staff(client, django_user_model) -> None:  # type: i
     response = client.get("/analytics/live/")
     assert response.status_code == 200
     assert b"/ws/analytics/live/" in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beacon_reaches_the_dashboard_socket_within_a_second() -> None:
+    import time
+
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    from analytics import ingest
+    from analytics.services import live_publish
+    from tests.analytics.test_beacons import body
+
+    staff = User.objects.create_user("ops3", password="pw-ops-12345", is_staff=True)
+    for key in ingest.client().scan_iter("qoe:live*"):
+        ingest.client().delete(key)
+
+    async def scenario() -> tuple[dict, float]:
+        communicator = _communicator(staff)
+        connected, _ = await communicator.connect()
+        assert connected
+        sent = time.monotonic()
+        response = await sync_to_async(Client().post)("/api/v1/qoe/events/", body(), content_type="text/plain")
+        assert response.status_code == 202
+        await sync_to_async(live_publish)()
+        while True:
+            message = await communicator.receive_json_from(timeout=1)
+            if message["type"] == "qoe":
+                break
+        latency = time.monotonic() - sent
+        await communicator.disconnect()
+        return message, latency
+
+    message, latency = asyncio.run(scenario())
+    assert latency < 1.0
+    assert message["windows"]["10s"]["plays"] == 1
+    assert message["windows"]["10s"]["viewers"] == 1

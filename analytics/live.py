@@ -1,0 +1,145 @@
+"""Live QoE aggregates in Redis: per-second buckets summed over rolling windows (10 s, 1 min, 5 min).
+
+Every accepted beacon batch adds to the bucket of the second it arrived in (one pipeline of a few
+Redis commands, in the request); a publisher sums the buckets once a second and pushes the
+snapshot to the Channels group that every dashboard socket listens on. Nothing here touches the
+database, so the dashboard keeps up however slowly history is written.
+
+Live figures are per batch, so a startup time is counted when a batch holds both the play request
+and the first frame (the player's first batch always does).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from analytics.beacons import Batch
+from analytics.qoe import percentile
+
+WINDOWS = {"10s": 10, "1m": 60, "5m": 300}
+BUCKET_TTL = 600
+ERROR_FEED = "qoe:live:errors"
+ERROR_FEED_LENGTH = 50
+GROUP = "analytics.live"
+
+
+def _bucket(second: int) -> str:
+    return f"qoe:live:{second}"
+
+
+def batch_contributions(batch: Batch) -> dict[str, float]:
+    """What one batch adds to the live counters (pure)."""
+    counts: dict[str, float] = {"events": len(batch.events)}
+    first = {e["type"]: e for e in batch.events if e["type"] in ("play_request", "first_frame")}
+    stall_started: float | None = None
+    for event in batch.events:
+        kind = event["type"]
+        if kind == "play_request":
+            counts["plays"] = counts.get("plays", 0) + 1
+        elif kind == "first_frame":
+            counts["starts"] = counts.get("starts", 0) + 1
+        elif kind == "error" and event.get("fatal"):
+            counts["failures"] = counts.get("failures", 0) + 1
+        elif kind == "rebuffer_start":
+            counts["rebuffers"] = counts.get("rebuffers", 0) + 1
+            stall_started = event["t"]
+        elif kind == "rebuffer_end" and stall_started is not None:
+            counts["rebuffer_ms"] = counts.get("rebuffer_ms", 0) + event["t"] - stall_started
+            stall_started = None
+        elif kind == "rendition" and "bitrate_kbps" in event:
+            counts["bitrate_sum"] = counts.get("bitrate_sum", 0) + event["bitrate_kbps"]
+            counts["bitrate_n"] = counts.get("bitrate_n", 0) + 1
+    if "play_request" in first and "first_frame" in first:
+        counts["startup_ms"] = first["first_frame"]["t"] - first["play_request"]["t"]
+    times = [e["t"] for e in batch.events]
+    counts["span_ms"] = max(times) - min(times)
+    return counts
+
+
+def record_batch(pipe: Any, *, batch: Batch, now: float) -> None:
+    """Queue the batch's live contributions on a Redis pipeline (the caller executes it)."""
+    second = int(now)
+    key = _bucket(second)
+    counts = batch_contributions(batch)
+    startup = counts.pop("startup_ms", None)
+    for field, amount in counts.items():
+        pipe.hincrbyfloat(key, field, amount)
+        pipe.hincrbyfloat(key, f"{field}|p={batch.pathway}", amount)
+        pipe.hincrbyfloat(key, f"{field}|l={batch.lesson}", amount)
+    if startup is not None:
+        pipe.rpush(f"{key}:startup", startup)
+        pipe.expire(f"{key}:startup", BUCKET_TTL)
+    pipe.pfadd(f"{key}:viewers", batch.view_id)
+    pipe.expire(key, BUCKET_TTL)
+    pipe.expire(f"{key}:viewers", BUCKET_TTL)
+    for event in batch.events:
+        if event["type"] == "error" and event.get("fatal"):
+            feed = {"at": now, "lesson": batch.lesson, "pathway": batch.pathway, "code": event.get("code", "")}
+            pipe.lpush(ERROR_FEED, json.dumps(feed))
+            pipe.ltrim(ERROR_FEED, 0, ERROR_FEED_LENGTH - 1)
+
+
+def _window_figures(totals: dict[str, float], startups: list[float], viewers: int, seconds: int) -> dict[str, Any]:
+    plays = totals.get("plays", 0)
+    return {
+        "viewers": viewers,
+        "plays": int(plays),
+        "failures": int(totals.get("failures", 0)),
+        "failure_pct": None if not plays else round(100 * totals.get("failures", 0) / plays, 2),
+        "startup_p50_ms": percentile(startups, 50),
+        "startup_p95_ms": percentile(startups, 95),
+        "rebuffers": int(totals.get("rebuffers", 0)),
+        "rebuffer_ms": totals.get("rebuffer_ms", 0),
+        "average_bitrate_kbps": (
+            None if not totals.get("bitrate_n") else round(totals["bitrate_sum"] / totals["bitrate_n"], 1)
+        ),
+        "events_per_second": round(totals.get("events", 0) / seconds, 2),
+    }
+
+
+def snapshot(client: Any, *, now: float | None = None) -> dict[str, Any]:
+    """Sum the last 5 minutes of buckets into the three windows, with per-pathway and per-lesson splits."""
+    now = time.time() if now is None else now
+    current = int(now)
+    seconds = list(range(current - WINDOWS["5m"] + 1, current + 1))
+    pipe = client.pipeline()
+    for second in seconds:
+        pipe.hgetall(_bucket(second))
+        pipe.lrange(f"{_bucket(second)}:startup", 0, -1)
+    results = pipe.execute()
+    windows: dict[str, Any] = {}
+    for name, span in WINDOWS.items():
+        totals: dict[str, float] = {}
+        startups: list[float] = []
+        by: dict[str, dict[str, dict[str, float]]] = {"pathway": {}, "lesson": {}}
+        for index in range(len(seconds) - span, len(seconds)):
+            bucket, samples = results[2 * index], results[2 * index + 1]
+            startups.extend(float(s) for s in samples)
+            for raw_field, raw_value in bucket.items():
+                field, value = raw_field.decode(), float(raw_value)
+                if "|" in field:
+                    metric, label = field.split("|", 1)
+                    dimension = "pathway" if label.startswith("p=") else "lesson"
+                    split = by[dimension].setdefault(label[2:], {})
+                    split[metric] = split.get(metric, 0) + value
+                else:
+                    totals[field] = totals.get(field, 0) + value
+        viewers = client.pfcount(*[f"{_bucket(s)}:viewers" for s in seconds[-span:]])
+        figures = _window_figures(totals, startups, viewers, span)
+        figures["by_pathway"] = {k: _split(v) for k, v in sorted(by["pathway"].items())}
+        figures["by_lesson"] = {k: _split(v) for k, v in sorted(by["lesson"].items())}
+        windows[name] = figures
+    errors = [json.loads(item) for item in client.lrange(ERROR_FEED, 0, 19)]
+    return {"type": "qoe", "at": now, "windows": windows, "errors": errors}
+
+
+def _split(totals: dict[str, float]) -> dict[str, Any]:
+    plays = totals.get("plays", 0)
+    return {
+        "plays": int(plays),
+        "failures": int(totals.get("failures", 0)),
+        "failure_pct": None if not plays else round(100 * totals.get("failures", 0) / plays, 2),
+        "rebuffers": int(totals.get("rebuffers", 0)),
+    }
