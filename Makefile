@@ -30,13 +30,15 @@ $(STATIC_STAMP): $(NODE_STAMP) scripts/build_static.mjs $(wildcard static/js/*.j
 
 frontend: $(STATIC_STAMP)
 
-# Test-only system services (root; CI is root). `make run` never needs these.
+# Test-only system services and tools (root; CI is root). `make run` never needs these.
+# prometheus brings promtool, which unit-tests the alert rules.
 system-deps:
 	@missing=""; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

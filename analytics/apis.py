@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import ingest
+from analytics import ingest, metrics
 from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch
 
 BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
@@ -71,6 +71,7 @@ class QoeEventsApi(APIView):
             BATCHES.labels("rejected").inc()
             return Response({"detail": str(exc)}, status=400)
         ingest.batch_enqueue(batch=batch)
+        metrics.observe_batch(batch)
         BATCHES.labels("accepted").inc()
         EVENTS.inc(len(batch.events))
         return Response({"accepted": len(batch.events)}, status=202)

@@ -264,3 +264,5 @@ SPECTACULAR_SETTINGS.update(
 # --- Analytics ----------------------------------------------------------------------------------
 # Beacon batches one client (IP) may send per 10 seconds; a player sends about one.
 QOE_RATE_LIMIT_BATCHES = env_int("QOE_RATE_LIMIT_BATCHES", 50, minimum=1)
+# CDN pathway names used as Prometheus labels; any other value a player reports counts as "other".
+QOE_PATHWAYS = env_list("QOE_PATHWAYS", ["origin"])

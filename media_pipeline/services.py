@@ -34,6 +34,7 @@ from media_pipeline.ffmpeg import (
     run_with_progress,
 )
 from media_pipeline.ladder import Rung, plan_ladder
+from media_pipeline.metrics import ASSET_FAILURES
 from media_pipeline.models import AssetStatus, MediaAsset
 from media_pipeline.packager import package_command
 from media_pipeline.probe import probe_file
@@ -132,11 +133,16 @@ def _claim(asset_id: int, *, from_states: list[str], to_state: str) -> MediaAsse
     return MediaAsset.objects.get(pk=asset_id)
 
 
+_STEP_OF_STATE = {AssetStatus.PROBING: "probe", AssetStatus.TRANSCODING: "transcode", AssetStatus.TRANSCODED: "publish"}
+
+
 def _fail(asset: MediaAsset, *, in_state: str, reason: str) -> None:
     logger.warning("asset %s failed: %s", asset.pk, reason)
-    MediaAsset.objects.filter(pk=asset.pk, status=in_state, building_version=asset.building_version).update(
+    failed = MediaAsset.objects.filter(pk=asset.pk, status=in_state, building_version=asset.building_version).update(
         status=AssetStatus.FAILED, failure_reason=reason[:1000], progress=0, updated_at=timezone.now()
     )
+    if failed:
+        ASSET_FAILURES.labels(_STEP_OF_STATE.get(in_state, "other")).inc()
 
 
 def _work_dir() -> tempfile.TemporaryDirectory[str]:
