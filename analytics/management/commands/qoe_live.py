@@ -1,4 +1,4 @@
-"""Publish the live QoE snapshot to every dashboard socket once a second (run one per deployment)."""
+"""Publish the live QoE snapshot to every dashboard socket twice a second (run one per deployment)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Push live QoE aggregates to the dashboard's Channels group every second."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--interval", type=float, default=1.0)
+        parser.add_argument("--interval", type=float, default=0.5, help="seconds between snapshots")
 
     def handle(self, *args: Any, **options: Any) -> None:
         while True:
