@@ -16,10 +16,12 @@ from functools import cache
 
 import redis
 from django.conf import settings
+from django.db import transaction
 
 from analytics import live
 from analytics.beacons import Batch
 from analytics.models import QoeEvent
+from analytics.rollups import rollup_batches
 
 STREAM = "qoe:batches"
 GROUP = "qoe-drain"
@@ -86,9 +88,11 @@ def _store(entries: list) -> int:
     if not entries:
         return 0
     rows: list[QoeEvent] = []
+    drained: list[tuple[Batch, datetime]] = []
     for _entry_id, fields in entries:
         batch = json.loads(fields[b"b"])
         received = datetime.fromtimestamp(float(fields[b"at"]), tz=UTC)
+        drained.append((Batch(**batch), received))
         rows.extend(
             QoeEvent(
                 view_id=batch["view_id"],
@@ -103,6 +107,8 @@ def _store(entries: list) -> int:
             )
             for event in batch["events"]
         )
-    QoeEvent.objects.bulk_create(rows, batch_size=1000)
+    with transaction.atomic():
+        QoeEvent.objects.bulk_create(rows, batch_size=1000)
+        rollup_batches(drained)
     client().xack(STREAM, GROUP, *[entry_id for entry_id, _ in entries])
     return len(rows)

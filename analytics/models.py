@@ -21,3 +21,29 @@ class QoeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.view_id} {self.type}@{self.t_ms:.0f}"
+
+
+class QoeMinute(models.Model):
+    """Per-minute rollup of beacon batches, by lesson and the bounded dimensions, kept for history."""
+
+    minute = models.DateTimeField()
+    lesson = models.UUIDField()
+    pathway = models.CharField(max_length=40)
+    device = models.CharField(max_length=10)
+    browser = models.CharField(max_length=40)
+    plays = models.PositiveIntegerField(default=0)
+    starts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    rebuffers = models.PositiveIntegerField(default=0)
+    rebuffer_ms = models.FloatField(default=0)
+    watch_ms = models.FloatField(default=0)
+    startup_ms_sum = models.FloatField(default=0)
+    startup_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "lesson", "pathway", "device", "browser"], name="qoe_minute_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["lesson", "minute"], name="qoe_minute_lesson")]

@@ -24,3 +24,51 @@ def live_snapshot() -> dict[str, object]:
         "courses": Course.objects.filter(published=True).count(),
         "lessons": Lesson.objects.filter(state=LessonState.PUBLISHED).count(),
     }
+
+
+RETENTION_POINTS = 20
+
+
+def lesson_engagement(*, lesson_public_id: str, duration_seconds: float | None) -> dict[str, object]:
+    """Views, watch time, completion rate and the audience-retention curve of one lesson.
+
+    A view's reach is the furthest position its heartbeats reported (an "end" event counts as the
+    whole lesson). Retention at x % is the share of views that reached x % of the lesson; a view is
+    complete when it reached 90 %.
+    """
+    from django.db.models import FloatField, Max, Sum
+    from django.db.models.fields.json import KT
+    from django.db.models.functions import Cast
+
+    from analytics.models import QoeEvent, QoeMinute
+
+    events = QoeEvent.objects.filter(lesson=lesson_public_id)
+    views = set(events.filter(type="play_request").values_list("view_id", flat=True))
+    reach = {
+        row["view_id"]: row["furthest"] or 0.0
+        for row in events.filter(type="heartbeat", view_id__in=views)
+        .values("view_id")
+        .annotate(furthest=Max(Cast(KT("data__position"), FloatField())))
+    }
+    duration = duration_seconds or 0.0
+    for view_id in events.filter(type="end", view_id__in=views).values_list("view_id", flat=True):
+        reach[view_id] = max(reach.get(view_id, 0.0), duration)
+    reached = [reach.get(view_id, 0.0) for view_id in views]
+    watch_ms = QoeMinute.objects.filter(lesson=lesson_public_id).aggregate(total=Sum("watch_ms"))["total"] or 0.0
+    curve: list[dict[str, float]] = []
+    if views and duration:
+        for step in range(RETENTION_POINTS + 1):
+            share = step / RETENTION_POINTS
+            curve.append(
+                {
+                    "percent": round(100 * share),
+                    "viewers_pct": round(100 * sum(r >= share * duration for r in reached) / len(views), 1),
+                }
+            )
+    complete = sum(r >= 0.9 * duration for r in reached) if duration else 0
+    return {
+        "views": len(views),
+        "watch_seconds": round(watch_ms / 1000, 1),
+        "completion_pct": round(100 * complete / len(views), 1) if views and duration else None,
+        "retention": curve,
+    }
