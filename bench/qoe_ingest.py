@@ -40,15 +40,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
+def wait_port(port: int) -> None:
+    from scripts.run import wait_for_port
+
+    wait_for_port(port, what=f"the server on port {port}")
 
 
 def batch(events: int, lesson: str | None = None) -> dict:
