@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from prometheus_client import Counter
@@ -13,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import ingest, metrics
-from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch
+from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch, region_from_header
 
 BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
 EVENTS = Counter("qoe_beacon_events_total", "Beacon events accepted")
@@ -70,6 +72,8 @@ class QoeEventsApi(APIView):
         except BatchRejected as exc:
             BATCHES.labels("rejected").inc()
             return Response({"detail": str(exc)}, status=400)
+        if settings.QOE_REGION_HEADER:
+            batch = replace(batch, region=region_from_header(request.headers.get(settings.QOE_REGION_HEADER)))
         ingest.batch_enqueue(batch=batch)
         metrics.observe_batch(batch)
         BATCHES.labels("accepted").inc()

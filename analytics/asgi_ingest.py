@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import redis.asyncio as aredis
@@ -20,7 +20,7 @@ from django.conf import settings
 
 from analytics import live, metrics
 from analytics.apis import BATCHES, EVENTS
-from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch
+from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch, region_from_header
 from analytics.ingest import STREAM, STREAM_MAX_LEN
 
 PATH = "/api/v1/qoe/events/"
@@ -86,6 +86,9 @@ class BeaconIngestApp:
         except BatchRejected as exc:
             BATCHES.labels("rejected").inc()
             return 400, {"detail": str(exc)}
+        if settings.QOE_REGION_HEADER:
+            header = headers.get(settings.QOE_REGION_HEADER.lower().encode(), b"").decode("latin-1")
+            batch = replace(batch, region=region_from_header(header))
         now = time.time()
         pipe = self._redis().pipeline(transaction=False)
         pipe.xadd(

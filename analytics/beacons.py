@@ -38,6 +38,8 @@ class Batch:
     browser: str
     device: str
     events: list[dict[str, Any]]
+    # Set by the server from the CDN's viewer-country header, never by the player.
+    region: str = "unknown"
 
 
 def _uuid(value: Any, name: str) -> str:
@@ -86,6 +88,13 @@ def _event(raw: Any, index: int) -> dict[str, Any]:
     if "code" in raw:
         event["code"] = _label(raw["code"], f"{where}.code", "")
     return event
+
+
+def region_from_header(value: str | None) -> str:
+    """An ISO 3166 alpha-2 country code from a CDN header (e.g. CloudFront-Viewer-Country), else "unknown"."""
+    if value and len(value) == 2 and value.isascii() and value.isalpha():
+        return value.upper()
+    return "unknown"
 
 
 def parse_batch(body: bytes) -> Batch:

@@ -103,6 +103,7 @@ def _store(entries: list) -> int:
                 pathway=batch["pathway"],
                 browser=batch["browser"],
                 device=batch["device"],
+                region=batch.get("region", "unknown"),
                 received_at=received,
             )
             for event in batch["events"]

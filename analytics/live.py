@@ -53,6 +53,9 @@ def batch_contributions(batch: Batch) -> dict[str, float]:
             counts["bitrate_n"] = counts.get("bitrate_n", 0) + 1
     if "play_request" in first and "first_frame" in first:
         counts["startup_ms"] = first["first_frame"]["t"] - first["play_request"]["t"]
+    kinds = {e["type"] for e in batch.events}
+    if "play_request" in kinds and "end" in kinds and "first_frame" not in kinds and not counts.get("failures"):
+        counts["exits"] = 1  # left before the first frame, without an error
     times = [e["t"] for e in batch.events]
     counts["span_ms"] = max(times) - min(times)
     return counts
@@ -68,6 +71,7 @@ def record_batch(pipe: Any, *, batch: Batch, now: float) -> None:
         pipe.hincrbyfloat(key, field, amount)
         pipe.hincrbyfloat(key, f"{field}|p={batch.pathway}", amount)
         pipe.hincrbyfloat(key, f"{field}|l={batch.lesson}", amount)
+        pipe.hincrbyfloat(key, f"{field}|r={batch.region}", amount)
     if startup is not None:
         pipe.rpush(f"{key}:startup", startup)
         pipe.expire(f"{key}:startup", BUCKET_TTL)
@@ -113,7 +117,7 @@ def snapshot(client: Any, *, now: float | None = None) -> dict[str, Any]:
     for name, span in WINDOWS.items():
         totals: dict[str, float] = {}
         startups: list[float] = []
-        by: dict[str, dict[str, dict[str, float]]] = {"pathway": {}, "lesson": {}}
+        by: dict[str, dict[str, dict[str, float]]] = {"pathway": {}, "lesson": {}, "region": {}}
         for index in range(len(seconds) - span, len(seconds)):
             bucket, samples = results[2 * index], results[2 * index + 1]
             startups.extend(float(s) for s in samples)
@@ -121,7 +125,7 @@ def snapshot(client: Any, *, now: float | None = None) -> dict[str, Any]:
                 field, value = raw_field.decode(), float(raw_value)
                 if "|" in field:
                     metric, label = field.split("|", 1)
-                    dimension = "pathway" if label.startswith("p=") else "lesson"
+                    dimension = {"p": "pathway", "l": "lesson", "r": "region"}[label[0]]
                     split = by[dimension].setdefault(label[2:], {})
                     split[metric] = split.get(metric, 0) + value
                 else:
@@ -130,6 +134,7 @@ def snapshot(client: Any, *, now: float | None = None) -> dict[str, Any]:
         figures = _window_figures(totals, startups, viewers, span)
         figures["by_pathway"] = {k: _split(v) for k, v in sorted(by["pathway"].items())}
         figures["by_lesson"] = {k: _split(v) for k, v in sorted(by["lesson"].items())}
+        figures["by_region"] = {k: _split(v) for k, v in sorted(by["region"].items())}
         windows[name] = figures
     errors = [json.loads(item) for item in client.lrange(ERROR_FEED, 0, 19)]
     return {"type": "qoe", "at": now, "windows": windows, "errors": errors}

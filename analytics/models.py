@@ -14,6 +14,7 @@ class QoeEvent(models.Model):
     pathway = models.CharField(max_length=40)
     browser = models.CharField(max_length=40)
     device = models.CharField(max_length=10)
+    region = models.CharField(max_length=7, default="unknown")
     received_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -31,6 +32,7 @@ class QoeMinute(models.Model):
     pathway = models.CharField(max_length=40)
     device = models.CharField(max_length=10)
     browser = models.CharField(max_length=40)
+    region = models.CharField(max_length=7, default="unknown")
     plays = models.PositiveIntegerField(default=0)
     starts = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
@@ -39,11 +41,16 @@ class QoeMinute(models.Model):
     watch_ms = models.FloatField(default=0)
     startup_ms_sum = models.FloatField(default=0)
     startup_count = models.PositiveIntegerField(default=0)
+    # Startup times counted into buckets (upper bound in ms -> views), for p50/p95 over any period.
+    startup_histogram = models.JSONField(default=dict, blank=True)
+    exits = models.PositiveIntegerField(default=0, help_text="Views that left before the first frame.")
+    bitrate_sum = models.FloatField(default=0)
+    bitrate_n = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["minute", "lesson", "pathway", "device", "browser"], name="qoe_minute_unique_key"
+                fields=["minute", "lesson", "pathway", "device", "browser", "region"], name="qoe_minute_unique_key"
             )
         ]
         indexes = [models.Index(fields=["lesson", "minute"], name="qoe_minute_lesson")]

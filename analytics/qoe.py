@@ -185,3 +185,25 @@ def aggregate(summaries: Sequence[ViewSummary]) -> Aggregate:
         rendition_mix={h: 100.0 * ms / heights for h, ms in sorted(height_ms.items())} if heights else {},
         watch_ms=watch,
     )
+
+
+def histogram_quantile(q: float, counts: dict[str, int], bounds: Sequence[float]) -> float | None:
+    """The q-th quantile (0-1) from bucket counts keyed by upper bound ("inf" for the rest).
+
+    Linear interpolation inside the bucket, as Prometheus's histogram_quantile does; a quantile
+    that falls in the open "inf" bucket is reported as the highest finite bound.
+    """
+    ordered = [(float(b), counts.get(str(b), 0)) for b in bounds] + [(math.inf, counts.get("inf", 0))]
+    total = sum(n for _, n in ordered)
+    if total == 0:
+        return None
+    rank = q * total
+    cumulative, lower = 0, 0.0
+    for upper, n in ordered:
+        if n and cumulative + n >= rank:
+            if math.isinf(upper):
+                return lower
+            return lower + (upper - lower) * (rank - cumulative) / n
+        cumulative += n
+        lower = upper if not math.isinf(upper) else lower
+    return lower

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from analytics.beacons import Batch
@@ -15,35 +15,61 @@ from analytics.live import batch_contributions
 from analytics.metrics import BROWSERS
 from analytics.models import QoeEvent, QoeMinute
 
-FIELDS = {
-    "plays": "plays", "starts": "starts", "failures": "failures", "rebuffers": "rebuffers",
-    "rebuffer_ms": "rebuffer_ms", "span_ms": "watch_ms",
+# Upper bounds (ms) of the startup-time buckets kept per minute; "inf" catches the rest.
+STARTUP_BOUNDS_MS = (250, 500, 1000, 2000, 3000, 4000, 6000, 10000, 20000)
+COUNTERS = {
+    "plays": "plays", "starts": "starts", "failures": "failures", "rebuffers": "rebuffers", "exits": "exits",
+    "rebuffer_ms": "rebuffer_ms", "span_ms": "watch_ms", "bitrate_sum": "bitrate_sum", "bitrate_n": "bitrate_n",
 }  # fmt: skip
 
 
+def startup_bucket(startup_ms: float) -> str:
+    return next((str(bound) for bound in STARTUP_BOUNDS_MS if startup_ms <= bound), "inf")
+
+
+def _key(batch: Batch, received: datetime) -> tuple:
+    pathway = batch.pathway if batch.pathway in settings.QOE_PATHWAYS else "other"
+    browser = batch.browser if batch.browser in BROWSERS else "other"
+    return received.replace(second=0, microsecond=0), batch.lesson, pathway, batch.device, browser, batch.region
+
+
 def rollup_batches(batches: list[tuple[Batch, datetime]]) -> None:
-    """Add drained batches to their minute's rollup rows (one increment per row, not per batch)."""
-    totals: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    """Add drained batches to their minute's rows. Call inside the drain's transaction: rows are
+    locked while they are updated, so several drainers add up correctly."""
+    totals: dict[tuple, dict[str, Any]] = defaultdict(lambda: defaultdict(float))
+    histograms: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for batch, received in batches:
-        pathway = batch.pathway if batch.pathway in settings.QOE_PATHWAYS else "other"
-        browser = batch.browser if batch.browser in BROWSERS else "other"
-        key = (received.replace(second=0, microsecond=0), batch.lesson, pathway, batch.device, browser)
+        key = _key(batch, received)
         counts = batch_contributions(batch)
-        for source, target in FIELDS.items():
+        for source, target in COUNTERS.items():
             totals[key][target] += counts.get(source, 0)
         if "startup_ms" in counts:
             totals[key]["startup_ms_sum"] += counts["startup_ms"]
             totals[key]["startup_count"] += 1
-    for (minute, lesson, pathway, device, browser), amounts in sorted(totals.items()):
-        lookup = {"minute": minute, "lesson": lesson, "pathway": pathway, "device": device, "browser": browser}
-        increments = {name: F(name) + value for name, value in amounts.items()}
-        if QoeMinute.objects.filter(**lookup).update(**increments):
-            continue
-        try:
-            with transaction.atomic():
-                QoeMinute.objects.create(**lookup, **amounts)
-        except IntegrityError:  # another drainer created the row first
-            QoeMinute.objects.filter(**lookup).update(**increments)
+            histograms[key][startup_bucket(counts["startup_ms"])] += 1
+    for key in sorted(totals):
+        minute, lesson, pathway, device, browser, region = key
+        lookup = {"minute": minute, "lesson": lesson, "pathway": pathway, "device": device, "browser": browser,
+                  "region": region}  # fmt: skip
+        row = _locked_row(lookup)
+        for name, value in totals[key].items():
+            setattr(row, name, getattr(row, name) + value)
+        merged = dict(row.startup_histogram)
+        for bucket, count in histograms[key].items():
+            merged[bucket] = merged.get(bucket, 0) + count
+        row.startup_histogram = merged
+        row.save()
+
+
+def _locked_row(lookup: dict[str, Any]) -> QoeMinute:
+    row = QoeMinute.objects.select_for_update().filter(**lookup).first()
+    if row is not None:
+        return row
+    try:
+        with transaction.atomic():
+            return QoeMinute.objects.create(**lookup)
+    except IntegrityError:  # another drainer created it first
+        return QoeMinute.objects.select_for_update().get(**lookup)
 
 
 def qoe_prune(*, now: datetime | None = None) -> int:

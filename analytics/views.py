@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
+from analytics.reports import DIMENSIONS, qoe_report
 from analytics.selectors import lesson_engagement
 from courses import selectors as course_selectors
 
@@ -26,3 +29,19 @@ def lesson_engagement_json(request: HttpRequest, public_id: uuid.UUID) -> JsonRe
     return JsonResponse(
         lesson_engagement(lesson_public_id=str(lesson.public_id), duration_seconds=lesson.duration_seconds)
     )
+
+
+@staff_member_required
+def report_json(request: HttpRequest) -> JsonResponse:
+    """QoE by lesson, course, pathway, region, browser or device over the last `days` days.
+    Superusers see everything; an educator sees the lessons of the courses they teach."""
+    by = request.GET.get("by", "lesson")
+    try:
+        days = min(366, max(1, int(request.GET.get("days", "7"))))
+    except ValueError:
+        days = 7
+    if by not in DIMENSIONS:
+        return JsonResponse({"detail": f"by must be one of {', '.join(DIMENSIONS)}"}, status=400)
+    lessons = None if request.user.is_superuser else course_selectors.lesson_ids_taught_by(user=request.user)
+    rows = qoe_report(since=timezone.now() - timedelta(days=days), by=by, lessons=lessons)
+    return JsonResponse({"by": by, "days": days, "rows": rows})

@@ -267,5 +267,7 @@ SPECTACULAR_SETTINGS.update(
 QOE_RATE_LIMIT_BATCHES = env_int("QOE_RATE_LIMIT_BATCHES", 50, minimum=1)
 # CDN pathway names used as Prometheus labels; any other value a player reports counts as "other".
 QOE_PATHWAYS = env_list("QOE_PATHWAYS", ["origin"])
+# The CDN header carrying the viewer's country (e.g. CloudFront-Viewer-Country); empty = unknown.
+QOE_REGION_HEADER = env_str("QOE_REGION_HEADER", "")
 # Raw beacon events are pruned after this many days; per-minute rollups are kept.
 QOE_RAW_RETENTION_DAYS = env_int("QOE_RAW_RETENTION_DAYS", 30, minimum=1)

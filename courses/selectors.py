@@ -51,3 +51,16 @@ def courses_taught_by(*, user: User) -> QuerySet[Course]:
     if getattr(user, "is_superuser", False):
         return Course.objects.all()
     return Course.objects.filter(educators__pk=user.pk)
+
+
+def lesson_course_slugs(*, public_ids: list[str]) -> dict[str, str]:
+    """Course slug of each lesson, by lesson public id (for reports keyed by lesson)."""
+    rows = Lesson.objects.filter(public_id__in=public_ids).values_list("public_id", "course__slug")
+    return {str(public_id): slug for public_id, slug in rows}
+
+
+def lesson_ids_taught_by(*, user: User) -> list[str]:
+    return [
+        str(p)
+        for p in Lesson.objects.filter(course__in=courses_taught_by(user=user)).values_list("public_id", flat=True)
+    ]

@@ -70,6 +70,7 @@ def test_windows_roll_up_seconds(redis_clean) -> None:  # type: ignore[no-untype
         "cdn-b": {"plays": 2, "failures": 1, "failure_pct": 50.0, "rebuffers": 1},
     }
     assert minute["by_lesson"] == {LESSON: {"plays": 3, "failures": 1, "failure_pct": 33.33, "rebuffers": 2}}
+    assert minute["by_region"] == {"unknown": {"plays": 3, "failures": 1, "failure_pct": 33.33, "rebuffers": 2}}
     # The error feed lists the newest fatal errors first, with where they happened.
     assert [(e["pathway"], e["code"], e["lesson"]) for e in snap["errors"]] == [
         ("cdn-b", "manifestLoadError", LESSON), ("cdn-b", "manifestLoadError", LESSON),
