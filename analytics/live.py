@@ -53,6 +53,26 @@ def batch_contributions(batch: Batch) -> dict[str, float]:
             counts["bitrate_n"] = counts.get("bitrate_n", 0) + 1
     if "play_request" in first and "first_frame" in first:
         counts["startup_ms"] = first["first_frame"]["t"] - first["play_request"]["t"]
+    # Time-weighted bitrate and rendition mix: an interval that ends at a heartbeat or a rendition
+    # switch, and does not start at a pause, seek, stall or the end, was played in the rendition in
+    # effect (the player sends heartbeats only while playing, with the current rendition).
+    current: tuple[float, int] | None = None
+    previous: dict[str, Any] | None = None
+    for event in sorted(batch.events, key=lambda e: e["t"]):
+        if (
+            previous is not None
+            and current is not None
+            and event["type"] in ("heartbeat", "rendition")
+            and previous["type"] not in ("pause", "seeking", "rebuffer_start", "end", "play_request")
+        ):
+            interval = event["t"] - previous["t"]
+            bitrate, height = current
+            counts[f"rendition_ms:{height}"] = counts.get(f"rendition_ms:{height}", 0) + interval
+            counts["bitrate_weighted"] = counts.get("bitrate_weighted", 0) + bitrate * interval
+            counts["bitrate_weighted_ms"] = counts.get("bitrate_weighted_ms", 0) + interval
+        if "height" in event and "bitrate_kbps" in event:
+            current = (event["bitrate_kbps"], event["height"])
+        previous = event
     kinds = {e["type"] for e in batch.events}
     if "play_request" in kinds and "end" in kinds and "first_frame" not in kinds and not counts.get("failures"):
         counts["exits"] = 1  # left before the first frame, without an error
@@ -68,6 +88,8 @@ def record_batch(pipe: Any, *, batch: Batch, now: float) -> None:
     counts = batch_contributions(batch)
     startup = counts.pop("startup_ms", None)
     for field, amount in counts.items():
+        if field.startswith(("rendition_ms:", "bitrate_weighted")):
+            continue  # kept in the rollups, not in the live windows
         pipe.hincrbyfloat(key, field, amount)
         pipe.hincrbyfloat(key, f"{field}|p={batch.pathway}", amount)
         pipe.hincrbyfloat(key, f"{field}|l={batch.lesson}", amount)

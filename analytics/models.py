@@ -46,6 +46,10 @@ class QoeMinute(models.Model):
     exits = models.PositiveIntegerField(default=0, help_text="Views that left before the first frame.")
     bitrate_sum = models.FloatField(default=0)
     bitrate_n = models.PositiveIntegerField(default=0)
+    # Time-weighted: sum of bitrate x milliseconds played, over the milliseconds, and ms per height.
+    bitrate_weighted = models.FloatField(default=0)
+    bitrate_weighted_ms = models.FloatField(default=0)
+    rendition_ms = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

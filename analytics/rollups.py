@@ -20,6 +20,7 @@ STARTUP_BOUNDS_MS = (250, 500, 1000, 2000, 3000, 4000, 6000, 10000, 20000)
 COUNTERS = {
     "plays": "plays", "starts": "starts", "failures": "failures", "rebuffers": "rebuffers", "exits": "exits",
     "rebuffer_ms": "rebuffer_ms", "span_ms": "watch_ms", "bitrate_sum": "bitrate_sum", "bitrate_n": "bitrate_n",
+    "bitrate_weighted": "bitrate_weighted", "bitrate_weighted_ms": "bitrate_weighted_ms",
 }  # fmt: skip
 
 
@@ -38,6 +39,7 @@ def rollup_batches(batches: list[tuple[Batch, datetime]]) -> None:
     locked while they are updated, so several drainers add up correctly."""
     totals: dict[tuple, dict[str, Any]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    renditions: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for batch, received in batches:
         key = _key(batch, received)
         counts = batch_contributions(batch)
@@ -47,6 +49,9 @@ def rollup_batches(batches: list[tuple[Batch, datetime]]) -> None:
             totals[key]["startup_ms_sum"] += counts["startup_ms"]
             totals[key]["startup_count"] += 1
             histograms[key][startup_bucket(counts["startup_ms"])] += 1
+        for name, value in counts.items():
+            if name.startswith("rendition_ms:"):
+                renditions[key][name.split(":", 1)[1]] += value
     for key in sorted(totals):
         minute, lesson, pathway, device, browser, region = key
         lookup = {"minute": minute, "lesson": lesson, "pathway": pathway, "device": device, "browser": browser,
@@ -58,6 +63,10 @@ def rollup_batches(batches: list[tuple[Batch, datetime]]) -> None:
         for bucket, count in histograms[key].items():
             merged[bucket] = merged.get(bucket, 0) + count
         row.startup_histogram = merged
+        played = dict(row.rendition_ms)
+        for height, ms in renditions[key].items():
+            played[height] = played.get(height, 0) + ms
+        row.rendition_ms = played
         row.save()
 
 

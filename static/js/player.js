@@ -18,6 +18,7 @@
   function report(type, extra) {
     if (ended) return;
     const event = Object.assign({ type: type, t: Math.round(performance.now() - origin) }, extra || {});
+    if (type === "rendition") state.rendition = extra;
     pending.push(event);
     if (type === "end" || (type === "error" && extra && extra.fatal)) { ended = true; flush(true); }
     else if (pending.length >= 150) flush(false);
@@ -52,7 +53,8 @@
     }
   }
   function heartbeat() {
-    if (!started || ended) return;
+    // Sent while playing only, with the current rendition, so time can be split by rendition.
+    if (!started || ended || video.paused) return;
     const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
     let ahead = 0;
     for (let i = 0; i < video.buffered.length; i++) {
@@ -62,7 +64,7 @@
     }
     const extra = { position: video.currentTime, buffer: Math.min(3600, ahead) };
     if (quality) extra.dropped = quality.droppedVideoFrames;
-    report("heartbeat", extra);
+    report("heartbeat", Object.assign(extra, state.rendition || {}));
   }
   state.viewId = viewId;
   // Every flush carries a heartbeat, so the time since the last event is accounted for.

@@ -43,6 +43,8 @@ def test_batch_contributions_are_exact() -> None:
     assert live.batch_contributions(_batch(events=STARTED)) == {
         "events": 6, "plays": 1, "starts": 1, "startup_ms": 1200, "rebuffers": 1, "rebuffer_ms": 750,
         "bitrate_sum": 3800, "bitrate_n": 2, "span_ms": 5900,
+        # 250 ms played at 360p/800 kbps between the end of the stall and the switch to 720p
+        "rendition_ms:360": 250, "bitrate_weighted": 800 * 250, "bitrate_weighted_ms": 250,
     }  # fmt: skip
     assert live.batch_contributions(_batch(events=FAILED)) == {"events": 2, "plays": 1, "failures": 1, "span_ms": 900}
 

@@ -182,3 +182,21 @@ def test_both_ingest_front_ends_take_the_region_from_the_configured_header(setti
     regions = [json.loads(fields[b"b"])["region"] for _id, fields in ingest.client().xrange(ingest.STREAM)]
     assert regions == ["BR", "JP"]
     ingest.client().delete(ingest.STREAM)
+
+
+def test_bitrate_and_rendition_mix_are_weighted_by_playing_time(db) -> None:  # type: ignore[no-untyped-def]
+    course = Course.objects.create(slug="bio", title="Bio")
+    lesson = str(Lesson.objects.create(course=course, title="Cells", position=0).public_id)
+    events = [
+        {"type": "play_request", "t": 0},
+        {"type": "rendition", "t": 10, "bitrate_kbps": 800, "height": 360},
+        {"type": "first_frame", "t": 500},
+        {"type": "heartbeat", "t": 10000, "bitrate_kbps": 800, "height": 360},  # 9,500 ms at 360p
+        {"type": "rendition", "t": 15000, "bitrate_kbps": 3000, "height": 720},  # 5,000 ms more at 360p
+        {"type": "heartbeat", "t": 25000, "bitrate_kbps": 3000, "height": 720},  # 10,000 ms at 720p
+        {"type": "pause", "t": 26000},  # 1,000 ms before a pause is not attributed
+    ]
+    rollup_batches([(_batch(lesson, events), AT)])
+    (row,) = qoe_report(since=AT - timedelta(hours=1), by="lesson")
+    assert row["rendition_mix"] == {"360": round(100 * 14500 / 24500, 1), "720": round(100 * 10000 / 24500, 1)}
+    assert row["average_bitrate_kbps"] == round((800 * 14500 + 3000 * 10000) / 24500, 1)  # 1698.0
