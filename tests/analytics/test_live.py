@@ -98,3 +98,36 @@ def test_a_beacon_reaches_the_dashboard_socket_within_a_second() -> None:
     assert latency < 1.0
     assert message["windows"]["10s"]["plays"] == 1
     assert message["windows"]["10s"]["viewers"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("origin", "accepted"), [(b"http://127.0.0.1:8000", True), (b"http://evil.example", False)])
+def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from config.asgi import application
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    staff = User.objects.create_user("ops4", password="pw-ops-12345", is_staff=True)
+    session = SessionStore()
+    session[SESSION_KEY] = str(staff.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = staff.get_session_auth_hash()
+    session.save()
+
+    async def scenario() -> bool:
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/analytics/live/",
+            headers=[
+                (b"origin", origin),
+                (b"host", b"127.0.0.1:8000"),
+                (b"cookie", f"sessionid={session.session_key}".encode()),
+            ],
+        )
+        connected, _ = await communicator.connect(timeout=3)
+        await communicator.disconnect()
+        return connected
+
+    assert asyncio.run(scenario()) is accepted
