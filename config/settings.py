@@ -189,6 +189,8 @@ ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY
 PLAYBACK_TOKEN_TTL_SECONDS = env_int("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, minimum=60)
+# Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
+EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from media_pipeline import storage
 from playback.origin import RangeNotSatisfiable, cache_control_for, parse_range
-from playback.tokens import TokenResult, token_verify
+from playback.tokens import TokenResult, prefix_of, token_verify
 
 
 def _refusal(text: str, status: int) -> HttpResponse:
@@ -32,7 +33,21 @@ def stream(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
         return _refusal("forbidden", 403)
     if verdict is TokenResult.EXPIRED:
         return _refusal("playback token expired", 410)
+    return _serve(request, key)
 
+
+@require_http_methods(["GET", "HEAD"])
+def edge_fetch(request: HttpRequest, key: str) -> HttpResponseBase:
+    """The object behind an edge (deploy/nginx): the edge checked the viewer's token and proves
+    itself with a shared secret header, so it can cache one copy per object for every viewer."""
+    secret = settings.EDGE_ORIGIN_SECRET
+    offered = request.headers.get("X-Lessons-Edge-Secret", "")
+    if not secret or not hmac.compare_digest(offered.encode(), secret.encode()) or prefix_of(key) is None:
+        return _refusal("forbidden", 403)
+    return _serve(request, key)
+
+
+def _serve(request: HttpRequest, key: str) -> HttpResponseBase:
     if not storage.exists(key):
         return _refusal("not found", 404)
     size = storage.size(key)

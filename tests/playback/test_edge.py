@@ -1,0 +1,146 @@
+"""A real nginx edge (deploy/nginx) in front of the running app: tokens checked at the edge,
+one cached copy per object for every viewer, byte ranges, and refusals that never reach the origin."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from media_pipeline import storage
+from playback.signers.nginx import NginxSecureLinkSigner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
+EDGE_SECRET, ORIGIN_SECRET = "edge-secret-123", "origin-secret-456"
+SEGMENT = bytes(range(256)) * 12_000  # 3 MB: three 1 MB slices
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def edge(live_server, settings, tmp_path: Path, key_prefix: str) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    settings.EDGE_ORIGIN_SECRET = ORIGIN_SECRET
+    prefix = f"{key_prefix}/v1/"
+    storage.save_stream(key=prefix + "master.m3u8", stream=io.BytesIO(b"#EXTM3U\n"))
+    storage.save_stream(key=prefix + "video_360p/1.m4s", stream=io.BytesIO(SEGMENT))
+    for folder in (tmp_path, *tmp_path.parents):  # nginx workers run unprivileged
+        if folder == Path("/tmp"):
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)
+    for conf in DEPLOY.glob("*.conf"):
+        shutil.copy(conf, tmp_path / conf.name)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    origin = live_server.url.removeprefix("http://")
+    temp = "".join(f"{n}_temp_path {tmp_path / n};\n" for n in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (tmp_path / "nginx.conf").write_text(
+        f"""daemon off;
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"};
+events {{}}
+http {{
+  {temp}
+  include log-format.conf;
+  access_log {tmp_path / "access.json.log"} lessons_json;
+  proxy_cache_path {tmp_path / "cache"} keys_zone=lessons:10m max_size=100m inactive=30d use_temp_path=off;
+  upstream lessons_origin {{ server {origin}; keepalive 4; }}
+  server {{
+    listen 127.0.0.1:{port};
+    set $lessons_secret "{EDGE_SECRET}";
+    set $lessons_origin_secret "{ORIGIN_SECRET}";
+    include lessons-edge.conf;
+    location / {{ return 404; }}
+  }}
+}}
+"""
+    )
+    process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(tmp_path / "nginx.conf")])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "error.log").read_text()
+                time.sleep(0.05)
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "prefix": prefix,
+            "log": tmp_path / "access.json.log",
+            "origin": live_server.url,
+        }
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        process.wait(timeout=10)
+
+
+def _log(edge: dict) -> list[dict]:
+    time.sleep(0.1)  # nginx writes the line after the response
+    return [json.loads(line) for line in edge["log"].read_text().splitlines()]
+
+
+def test_second_request_is_a_cache_hit_for_any_viewer(edge: dict) -> None:
+    signer = NginxSecureLinkSigner(secret=EDGE_SECRET, base_url=edge["url"])
+    now = int(time.time())
+    first = signer.sign_prefix(prefix=edge["prefix"], expires_at=now + 600)
+    second_viewer = signer.sign_prefix(prefix=edge["prefix"], expires_at=now + 900)  # another token
+    status, headers, body = _get(first + "master.m3u8")
+    assert (status, headers["X-Cache-Status"], body) == (200, "MISS", b"#EXTM3U\n")
+    status, headers, body = _get(second_viewer + "master.m3u8")
+    assert (status, headers["X-Cache-Status"], body) == (200, "HIT", b"#EXTM3U\n")
+    status, headers, body = _get(first + "video_360p/1.m4s")
+    assert (status, headers["X-Cache-Status"], body == SEGMENT) == (200, "MISS", True)
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    status, headers, body = _get(second_viewer + "video_360p/1.m4s", Range="bytes=1048570-1048585")
+    assert (status, headers["X-Cache-Status"]) == (206, "HIT")
+    assert body == SEGMENT[1048570:1048586]  # across two slices, both from the cache
+    assert headers["Content-Range"] == f"bytes 1048570-1048585/{len(SEGMENT)}"
+
+
+def test_bad_tokens_are_refused_at_the_edge_without_reaching_the_origin(edge: dict) -> None:
+    now = int(time.time())
+    good = NginxSecureLinkSigner(secret=EDGE_SECRET, base_url=edge["url"])
+    forged = NginxSecureLinkSigner(secret="guessed", base_url=edge["url"]).sign_prefix(
+        prefix=edge["prefix"], expires_at=now + 600
+    )
+    expired = good.sign_prefix(prefix=edge["prefix"], expires_at=now - 1)
+    other_prefix = good.sign_prefix(prefix=edge["prefix"], expires_at=now + 600).replace("/v1/", "/v2/")
+    stretched = good.sign_prefix(prefix=edge["prefix"], expires_at=now + 600).replace(
+        f"/{now + 600}/", f"/{now + 6000}/"
+    )
+    assert _get(forged + "master.m3u8")[0] == 403
+    assert _get(expired + "master.m3u8")[0] == 410
+    assert _get(other_prefix + "master.m3u8")[0] == 403
+    assert _get(stretched + "master.m3u8")[0] == 403
+    assert _get(good.sign_prefix(prefix=edge["prefix"], expires_at=now + 600) + "../v2/master.m3u8")[0] in (403, 404)
+    entries = _log(edge)
+    assert len(entries) == 5
+    assert all(entry["upstream"] == "" for entry in entries)  # nothing was proxied to the origin
+
+
+def test_the_origin_serves_the_edge_only(edge: dict) -> None:
+    key = edge["prefix"] + "master.m3u8"
+    assert _get(f"{edge['origin']}/edge-origin/{key}")[0] == 403
+    assert _get(f"{edge['origin']}/edge-origin/{key}", **{"X-Lessons-Edge-Secret": "wrong"})[0] == 403
+    assert _get(f"{edge['origin']}/edge-origin/{key}", **{"X-Lessons-Edge-Secret": ORIGIN_SECRET})[0] == 200
+    assert _get(f"{edge['origin']}/edge-origin/sources/x/y", **{"X-Lessons-Edge-Secret": ORIGIN_SECRET})[0] == 403
