@@ -113,11 +113,43 @@
     return { status: response.status, body: body };
   }
 
+  // --- Long lectures outlive a playback token: renew the session before it expires and point
+  // every later request at the new token (playlists are relative, so only the base changes).
+  const bases = [];
+  function baseOf(url) { return url.slice(0, url.lastIndexOf("/") + 1); }
+  function rewrite(url) {
+    const latest = bases[bases.length - 1];
+    for (let i = 0; i < bases.length - 1; i++) {
+      if (url.startsWith(bases[i])) return latest + url.slice(bases[i].length);
+    }
+    return url;
+  }
+  state.renewals = 0;
+  function scheduleRenewal(session) {
+    const ttl = (Date.parse(session.expires_at) - Date.now()) / 1000;
+    const margin = Math.min(60, ttl / 3);
+    setTimeout(renew, Math.max(1, ttl - margin) * 1000);
+  }
+  async function renew() {
+    if (ended) return;
+    const result = await requestSession().catch(function () { return { status: 0 }; });
+    if (result.status !== 200) { setTimeout(renew, 5000); return; }
+    const url = new URL(engine === "shaka" ? result.body.dash : result.body.hls, window.location.href).href;
+    bases.push(baseOf(url));
+    state.session = result.body;
+    state.renewals += 1;
+    scheduleRenewal(result.body);
+  }
+
   function playHls(url) {
     if (window.Hls && window.Hls.isSupported()) {
       const hls = new window.Hls({
         enableWorker: true,
         cmcd: { sessionId: viewId, contentId: video.dataset.lesson },
+        xhrSetup: function (xhr, requestUrl) {
+          const fresh = rewrite(requestUrl);
+          if (fresh !== requestUrl) xhr.open("GET", fresh, true);
+        },
       });
       state.instance = hls;
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
@@ -147,6 +179,9 @@
     state.instance = player;
     player.configure({ cmcd: { enabled: true, sessionId: viewId, contentId: video.dataset.lesson } });
     await player.attach(video);
+    player.getNetworkingEngine().registerRequestFilter(function (_type, request) {
+      request.uris = request.uris.map(rewrite);
+    });
     function reportVariant() {
       const active = player.getVariantTracks().find(function (track) { return track.active; });
       if (active) report("rendition", { bitrate_kbps: Math.round(active.bandwidth / 1000), height: active.height || 0 });
@@ -193,7 +228,10 @@
     state.state = "loading";
     // Absolute URLs: Shaka's CMCD rewriting turns a root-relative URL into "http://stream/...".
     const absolute = function (url) { return new URL(url, window.location.href).href; };
-    if (engine === "shaka") await playShaka(absolute(result.body.dash)); else playHls(absolute(result.body.hls));
+    const manifest = absolute(engine === "shaka" ? result.body.dash : result.body.hls);
+    bases.push(baseOf(manifest));
+    scheduleRenewal(result.body);
+    if (engine === "shaka") await playShaka(manifest); else playHls(manifest);
   }
 
   start().catch(function (error) { fatal(String(error)); });
