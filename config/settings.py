@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
 
@@ -189,6 +190,13 @@ ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY
 PLAYBACK_TOKEN_TTL_SECONDS = env_int("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, minimum=60)
+# Who checks playback tokens: "origin" (this Django app) or "nginx" (deploy/nginx/lessons-edge.conf
+# at PLAYBACK_EDGE_URL, sharing PLAYBACK_NGINX_SECRET).
+PLAYBACK_SIGNER = env_choice("PLAYBACK_SIGNER", "origin", ("origin", "nginx"))
+PLAYBACK_EDGE_URL = env_str("PLAYBACK_EDGE_URL", "") if PLAYBACK_SIGNER == "nginx" else ""
+PLAYBACK_NGINX_SECRET = env_str("PLAYBACK_NGINX_SECRET", "") if PLAYBACK_SIGNER == "nginx" else ""
+if PLAYBACK_SIGNER == "nginx" and not (PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET):
+    raise ImproperlyConfigured("PLAYBACK_SIGNER=nginx needs PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET")
 # Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
 EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
 

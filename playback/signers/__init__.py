@@ -3,8 +3,9 @@
 A signer turns a version prefix (``lessons/<id>/v<N>/``) and an expiry into a URL base under which
 the player may fetch every object of that version. Because playlists reference segments
 relatively, the base must carry the credential in its path (players drop query strings).
-Today there is one provider, the Django origin (``origin.py``); nginx ``secure_link`` and CDN
-signers join as sibling modules and one settings entry chooses among them.
+Providers: the Django origin (``origin.py``, the default) and an nginx edge with ``secure_link``
+(``nginx.py``), chosen by PLAYBACK_SIGNER. CloudFront and Akamai (cookie-based) sign here too and
+join the choice once sessions can hand cookies to the CDN's domain.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ class Signer(Protocol):
 
 
 def signer_get() -> Signer:
+    """The provider chosen by settings.PLAYBACK_SIGNER ("origin" or "nginx")."""
+    if settings.PLAYBACK_SIGNER == "nginx":
+        from playback.signers.nginx import NginxSecureLinkSigner
+
+        return NginxSecureLinkSigner(secret=settings.PLAYBACK_NGINX_SECRET, base_url=settings.PLAYBACK_EDGE_URL)
+
     from playback.signers.origin import OriginSigner
 
     # Derived from the URLconf so a different mount point (or FORCE_SCRIPT_NAME) stays correct.

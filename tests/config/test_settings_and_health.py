@@ -107,3 +107,18 @@ def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr + completed.stdout
     assert "System check identified no issues (1 silenced)." in completed.stdout
+
+
+def test_the_nginx_signer_needs_its_edge_and_secret() -> None:
+    env = {**os.environ, "PLAYBACK_SIGNER": "nginx", "PLAYBACK_EDGE_URL": "https://edge.example.org"}
+    env.pop("PLAYBACK_NGINX_SECRET", None)
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode != 0
+    assert "PLAYBACK_SIGNER=nginx needs PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET" in completed.stderr
+    env["PLAYBACK_NGINX_SECRET"] = "s3cret"
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr

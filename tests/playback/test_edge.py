@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,9 +15,9 @@ import pytest
 
 from media_pipeline import storage
 from playback.signers.nginx import NginxSecureLinkSigner
+from tests.nginx_edge import run_edge
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 EDGE_SECRET, ORIGIN_SECRET = "edge-secret-123", "origin-secret-456"
 SEGMENT = bytes(range(256)) * 12_000  # 3 MB: three 1 MB slices
 
@@ -41,57 +37,11 @@ def edge(live_server, settings, tmp_path: Path, key_prefix: str) -> Iterator[dic
     prefix = f"{key_prefix}/v1/"
     storage.save_stream(key=prefix + "master.m3u8", stream=io.BytesIO(b"#EXTM3U\n"))
     storage.save_stream(key=prefix + "video_360p/1.m4s", stream=io.BytesIO(SEGMENT))
-    for folder in (tmp_path, *tmp_path.parents):  # nginx workers run unprivileged
-        if folder == Path("/tmp"):
-            break
-        folder.chmod(folder.stat().st_mode | 0o755)
-    for conf in DEPLOY.glob("*.conf"):
-        shutil.copy(conf, tmp_path / conf.name)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    origin = live_server.url.removeprefix("http://")
-    temp = "".join(f"{n}_temp_path {tmp_path / n};\n" for n in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (tmp_path / "nginx.conf").write_text(
-        f"""daemon off;
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"};
-events {{}}
-http {{
-  {temp}
-  include log-format.conf;
-  access_log {tmp_path / "access.json.log"} lessons_json;
-  proxy_cache_path {tmp_path / "cache"} keys_zone=lessons:10m max_size=100m inactive=30d use_temp_path=off;
-  upstream lessons_origin {{ server {origin}; keepalive 4; }}
-  server {{
-    listen 127.0.0.1:{port};
-    set $lessons_secret "{EDGE_SECRET}";
-    set $lessons_origin_secret "{ORIGIN_SECRET}";
-    include lessons-edge.conf;
-    location / {{ return 404; }}
-  }}
-}}
-"""
-    )
-    process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(tmp_path / "nginx.conf")])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, (tmp_path / "error.log").read_text()
-                time.sleep(0.05)
-        yield {
-            "url": f"http://127.0.0.1:{port}",
-            "prefix": prefix,
-            "log": tmp_path / "access.json.log",
-            "origin": live_server.url,
-        }
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        process.wait(timeout=10)
+    with run_edge(
+        workdir=tmp_path, origin=live_server.url.removeprefix("http://"), edge_secret=EDGE_SECRET,
+        origin_secret=ORIGIN_SECRET,
+    ) as url:  # fmt: skip
+        yield {"url": url, "prefix": prefix, "log": tmp_path / "access.json.log", "origin": live_server.url}
 
 
 def _log(edge: dict) -> list[dict]:
