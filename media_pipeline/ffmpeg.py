@@ -16,6 +16,7 @@ def rung_file(rung: Rung) -> str:
 
 
 AUDIO_FILE = "audio.mp4"
+LOUDNORM = "loudnorm=I=-16:LRA=11:TP=-1.5"
 
 
 def encode_command(
@@ -59,6 +60,9 @@ def encode_command(
     if has_audio:
         command += [
             "-map", "0:a:0", "-vn", "-sn", "-dn",
+            # EBU R128: every lesson plays at the same loudness (-16 LUFS, the level for speech on
+            # laptops and phones), whatever the microphone did.
+            "-filter:a", LOUDNORM,
             "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2", "-ar", "48000",
             "-map_metadata", "-1",
             str(out_dir / AUDIO_FILE),

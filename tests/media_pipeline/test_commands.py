@@ -33,8 +33,9 @@ def test_encode_decodes_once_and_splits_into_every_rung() -> None:
         "/w/enc/video_720p.mp4", "/w/enc/video_480p.mp4", "/w/enc/video_360p.mp4", "/w/enc/video_240p.mp4",
         "/w/enc/audio.mp4",
     ]  # fmt: skip
-    # Surround sound is downmixed to stereo AAC.
+    # Surround sound is downmixed to stereo AAC, at EBU R128 loudness.
     assert _option_values(command, "-ac") == ["2"]
+    assert _option_values(command, "-filter:a") == ["loudnorm=I=-16:LRA=11:TP=-1.5"]
     assert _option_values(command, "-c:a") == ["aac"]
 
 

