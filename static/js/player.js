@@ -6,7 +6,9 @@
   if (!video) return;
   const message = document.getElementById("player-message");
   const speed = document.getElementById("player-speed");
-  const engine = video.dataset.engine === "shaka" ? "shaka" : "hls";
+  // ?engine=hls|shaka in the page URL wins over the page's default (data-engine); hls.js otherwise.
+  const requested = new URLSearchParams(window.location.search).get("engine") || video.dataset.engine;
+  const engine = requested === "shaka" ? "shaka" : "hls";
   const state = { engine: engine, state: "starting", fatalErrors: [], errors: [], instance: null, session: null };
   window.lessonPlayer = state;
 
@@ -91,7 +93,15 @@
   });
   window.addEventListener("pagehide", function () { report("end"); });
 
-  function say(text) { message.textContent = text; }
+  function say(text, link) {
+    message.textContent = text;
+    if (link) {
+      const anchor = document.createElement("a");
+      anchor.href = link.href;
+      anchor.textContent = link.text;
+      message.append(" ", anchor);
+    }
+  }
   function fatal(text) {
     report("error", { fatal: true, code: String(text).slice(0, 40) });
     state.fatalErrors.push(text);
@@ -99,7 +109,23 @@
     say("Playback failed: " + text);
   }
 
-  if (speed) speed.addEventListener("change", function () { video.playbackRate = Number(speed.value); });
+  if (speed) {
+    speed.addEventListener("change", function () {
+      // defaultPlaybackRate too: a media element reload would otherwise fall back to 1x.
+      video.defaultPlaybackRate = video.playbackRate = Number(speed.value);
+    });
+  }
+  // Engine switch: labelled buttons that reload the page with ?engine=..., so each engine starts clean.
+  document.querySelectorAll("[data-engine-choice]").forEach(function (button) {
+    const choice = button.dataset.engineChoice;
+    button.setAttribute("aria-pressed", String(choice === engine));
+    button.addEventListener("click", function () {
+      if (choice === engine) return;
+      const url = new URL(window.location.href);
+      url.searchParams.set("engine", choice);
+      window.location.assign(url.href);
+    });
+  });
   video.addEventListener("playing", function () { state.state = "playing"; say(""); });
 
   async function requestSession() {
@@ -216,7 +242,10 @@
     }
     if (result.status === 403 || result.status === 401) {
       state.state = "denied";
-      say(result.body.detail ? "You cannot watch this lesson: " + result.body.detail + "." : "You cannot watch this lesson.");
+      // The playback API's reason is written for people ("enrol in the course to watch this lesson").
+      const detail = typeof result.body.detail === "string" ? result.body.detail : "";
+      const text = detail ? detail.charAt(0).toUpperCase() + detail.slice(1) + "." : "You cannot watch this lesson.";
+      say(text, video.dataset.courseUrl ? { href: video.dataset.courseUrl, text: "Go to the course page" } : null);
       return;
     }
     if (result.status !== 200) {

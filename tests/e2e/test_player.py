@@ -1,4 +1,5 @@
-"""The demo lesson, made by `seed_demo` through the real pipeline, plays in Chromium."""
+"""The lesson player in Chromium: lessons encoded by the real pipeline play in hls.js and Shaka Player;
+learners who may not watch, and videos still processing, get a clear message and no playback."""
 
 from __future__ import annotations
 
@@ -10,24 +11,149 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from playwright.sync_api import Page, Route
 
 from analytics.ingest import qoe_drain
 from analytics.models import QoeEvent
 from analytics.qoe import Event, summarize_view
-from courses.models import Lesson
+from courses.models import Course, Enrollment, Lesson
+from media_pipeline import services as media_services
+from media_pipeline.models import AssetStatus, MediaAsset
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PLAYED_PAST_3S = "document.getElementById('lesson-video').currentTime > 3"
+PASSWORD = "pw-learner-123456"
 
 
 def _player_state(page) -> dict:  # type: ignore[no-untyped-def]
     return page.evaluate(
-        "({state: window.lessonPlayer.state, fatal: window.lessonPlayer.fatalErrors,"
+        "({engine: window.lessonPlayer.engine, state: window.lessonPlayer.state,"
+        " fatal: window.lessonPlayer.fatalErrors,"
         " time: document.getElementById('lesson-video').currentTime,"
-        " src: document.getElementById('lesson-video').currentSrc})"
+        " src: document.getElementById('lesson-video').currentSrc,"
+        " message: document.getElementById('player-message').textContent})"
     )
+
+
+def _encoded_asset(clip: Path, key_prefix: str) -> MediaAsset:
+    """Run the real pipeline steps in this process: no broker or worker needed."""
+    asset = media_services.asset_create(key_prefix=key_prefix)
+    with clip.open("rb") as stream:
+        media_services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
+    media_services.asset_probe(asset_id=asset.pk)
+    media_services.asset_transcode(asset_id=asset.pk)
+    media_services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.failure_reason) == (AssetStatus.READY, "")
+    return asset
+
+
+def _course_with_learner(*, enrolled: bool = True) -> tuple[Course, User]:
+    course = Course.objects.create(slug="optics", title="Optics", description="Light and lenses", published=True)
+    learner = User.objects.create_user("grace", password=PASSWORD)
+    if enrolled:
+        Enrollment.objects.create(user=learner, course=course)
+    return course, learner
+
+
+def test_pipeline_lesson_plays_in_hls_js_and_shaka_player(
+    live_server, new_page, demo_clip: Path, key_prefix: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    course, _ = _course_with_learner()
+    asset = _encoded_asset(demo_clip, key_prefix)
+    lesson = Lesson.objects.create(
+        course=course, title="Refraction", description="Why a straw looks bent.", asset=asset
+    )
+    page: Page = new_page()
+    playback_statuses: list[int] = []
+    page.on("response", lambda r: playback_statuses.append(r.status) if r.url.endswith("/playback/") else None)
+    log_in(page, live_server.url, "grace", PASSWORD)
+
+    page.goto(f"{live_server.url}/lessons/{lesson.public_id}/?engine=hls")
+    page.wait_for_function(PLAYED_PAST_3S, timeout=30_000)
+    state = _player_state(page)
+    assert (state["engine"], state["state"], state["fatal"], state["message"]) == ("hls", "playing", [], "")
+    assert state["src"].startswith("blob:")  # through MSE with hls.js, not a plain file
+    assert page.evaluate("window.lessonPlayer.instance instanceof Hls")
+    assert page.evaluate("window.lessonPlayer.instance.config.enableWorker") is True
+    assert page.get_attribute("[data-engine-choice=hls]", "aria-pressed") == "true"
+    page.select_option("#player-speed", "1.5")
+    assert page.evaluate("document.getElementById('lesson-video').playbackRate") == 1.5
+    page.screenshot(path=str(tmp_path / "lesson-hls.png"), full_page=True)
+
+    # The labelled engine button reloads the lesson with ?engine=shaka.
+    page.get_by_role("button", name="DASH (Shaka Player)").click()
+    page.wait_for_url(f"{live_server.url}/lessons/{lesson.public_id}/?engine=shaka")
+    page.wait_for_function(PLAYED_PAST_3S, timeout=30_000)
+    state = _player_state(page)
+    assert (state["engine"], state["state"], state["fatal"], state["message"]) == ("shaka", "playing", [], "")
+    assert state["src"].startswith("blob:")
+    assert page.evaluate("window.lessonPlayer.instance instanceof shaka.Player")
+    assert page.get_attribute("[data-engine-choice=shaka]", "aria-pressed") == "true"
+    assert page.get_attribute("[data-engine-choice=hls]", "aria-pressed") == "false"
+    page.screenshot(path=str(tmp_path / "lesson-shaka.png"))
+    assert playback_statuses == [200, 200]
+
+    # Enrolment revoked while the page is open: the playback API refuses, the player says why and
+    # the video never gets a source.
+    def revoke_then_continue(route: Route) -> None:
+        Enrollment.objects.filter(course=course).delete()
+        route.continue_()
+
+    page.route("**/playback/", revoke_then_continue)
+    page.goto(f"{live_server.url}/lessons/{lesson.public_id}/?engine=hls")
+    page.wait_for_function("window.lessonPlayer.state === 'denied'", timeout=10_000)
+    page.wait_for_timeout(2_000)  # long enough for a player that was wrongly started to load and play
+    state = _player_state(page)
+    assert (state["state"], state["fatal"], state["src"], state["time"]) == ("denied", [], "", 0)
+    assert state["message"] == "Enrol in the course to watch this lesson. Go to the course page"
+    assert page.get_attribute("#player-message a", "href") == "/courses/optics/"
+    assert page.evaluate("window.lessonPlayer.instance") is None
+    assert playback_statuses == [200, 200, 403]
+    page.screenshot(path=str(tmp_path / "lesson-denied.png"))
+
+
+def test_strangers_and_unfinished_videos_get_a_message_and_no_playback(live_server, new_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    course, _ = _course_with_learner()
+    processing = MediaAsset.objects.create(key_prefix="lessons/e2e-processing", status=AssetStatus.TRANSCODING)
+    lesson = Lesson.objects.create(course=course, title="Lenses", asset=processing)
+
+    learner: Page = new_page()
+    log_in(learner, live_server.url, "grace", PASSWORD)
+    learner.goto(f"{live_server.url}/lessons/{lesson.public_id}/")
+    learner.wait_for_function("window.lessonPlayer.state === 'processing'", timeout=10_000)
+    state = _player_state(learner)
+    assert (state["engine"], state["fatal"], state["src"], state["time"]) == ("hls", [], "", 0)
+    assert state["message"] == "This video is still being processed. It will start here when it is ready."
+
+    User.objects.create_user("stranger", password="pw-stranger-123")
+    stranger: Page = new_page()
+    log_in(stranger, live_server.url, "stranger", "pw-stranger-123")
+    # The page offers enrolment instead of a player...
+    stranger.goto(f"{live_server.url}/lessons/{lesson.public_id}/")
+    assert stranger.locator("#lesson-video").count() == 0
+    assert stranger.inner_text(".notice") == "Enrol in Optics to watch this lesson."
+    # ...and the playback API refuses the same browser session outright.
+    response = stranger.request.post(
+        f"{live_server.url}/api/v1/lessons/{lesson.public_id}/playback/", headers={"X-CSRFToken": _csrf(stranger)}
+    )
+    assert response.status == 403
+    assert response.json() == {"detail": "enrol in the course to watch this lesson"}
+
+    # Keyboard first: the skip link is the first stop and moves focus to the content.
+    stranger.keyboard.press("Tab")
+    assert stranger.evaluate("document.activeElement.textContent") == "Skip to content"
+    stranger.keyboard.press("Enter")
+    assert stranger.evaluate("document.activeElement.id") == "main"
+
+    # A phone-sized screen: the course page fits without sideways scrolling.
+    stranger.set_viewport_size({"width": 360, "height": 740})
+    stranger.goto(f"{live_server.url}/courses/optics/")
+    assert stranger.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert stranger.get_by_role("button", name="Enrol in this course").is_visible()
+    stranger.screenshot(path=str(tmp_path / "course-phone.png"), full_page=True)
 
 
 def test_demo_lesson_plays_in_hls_js_and_shaka_and_not_for_strangers(
