@@ -1,60 +1,97 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
+#
+#   make install   .venv with requirements-dev.txt, npm packages, static/build (stamp files: a second
+#                  run does nothing unless requirements*.txt or package*.json changed)
+#   make run       the whole platform on http://127.0.0.1:8000 with the embedded defaults (no root)
+#   make test      system services (root, apt, only when missing) + the suite against real PostgreSQL,
+#                  Redis and SeaweedFS S3 (tests/harness.py) + lint
+#   make lint      ruff check and ruff format --check; make pytest PYTEST_ARGS="tests/x -x": the suite only
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# collectstatic ignores dotfiles, so this stamp never reaches STATIC_ROOT.
 STATIC_STAMP := static/build/.built
 PYTEST_ARGS ?=
+RUN_ARGS ?=
+# Debian packages the suite needs (`make run` needs none of them). prometheus brings promtool, which
+# unit-tests the alert rules.
+SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus
 
-.PHONY: install run test lint system-deps frontend clean
+.PHONY: help install python-deps frontend system-deps collectstatic run test pytest lint clean
 
-install: $(PY_STAMP) frontend
+help:
+	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+
+install: python-deps frontend
+
+python-deps: $(PY_STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(PY_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+# The front end is optional until package.json exists; without node, say so instead of failing later.
+ifneq ($(wildcard package.json),)
+$(NODE_STAMP): package.json $(wildcard package-lock.json)
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install -y npm (or any Node.js 18+)" >&2; exit 1; }
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; \
+	else npm install --no-audit --no-fund --loglevel=error; fi
 	touch $@
 
-$(STATIC_STAMP): $(NODE_STAMP) scripts/build_static.mjs $(wildcard static/js/*.js)
-	npm run --silent build
+$(STATIC_STAMP): $(NODE_STAMP) $(wildcard scripts/build_static.mjs)
+	npm run --silent --if-present build
+	mkdir -p $(@D)
 	touch $@
 
 frontend: $(STATIC_STAMP)
+else
+frontend:
+	@echo "no package.json yet: skipping the front-end build"
+endif
 
-# Test-only system services and tools (root; CI is root). `make run` never needs these.
-# prometheus brings promtool, which unit-tests the alert rules.
+# Root only (CI is root): install what is missing, never touching what is there.
 system-deps:
 	@missing=""; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql"; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	[ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run make test as root once)" >&2; exit 1; fi; \
 	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: install
-	$(BIN)/python scripts/run.py
+collectstatic: install
+	$(BIN)/python manage.py collectstatic --noinput -v 0
 
-lint: $(PY_STAMP)
+run: install
+	$(BIN)/python scripts/run.py $(RUN_ARGS)
+
+# The suite alone, e.g. `make pytest PYTEST_ARGS="tests/playback -x"`. pytest's exit code 5 (no test
+# collected) fails like any other non-zero code; the harness names it.
+pytest: install system-deps
+	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null || \
+	  { echo "make test: a model change has no migration (python manage.py makemigrations)" >&2; exit 1; }
+	$(BIN)/python tests/harness.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: pytest
+	$(MAKE) --no-print-directory lint
+
+lint: python-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-
-test: install system-deps
-	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
-	$(BIN)/python tests/harness.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory lint
 
 clean:
 	rm -rf $(VENV) node_modules static/build var

