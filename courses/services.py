@@ -61,3 +61,20 @@ def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str) 
         lesson.save(update_fields=["asset"])
     media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
     return lesson
+
+
+def lesson_delete(*, lesson: Lesson) -> None:
+    """Delete a lesson and its video everywhere: every version in every storage region, and the
+    original. Regions that are down are cleaned when they return (media_pipeline.replication)."""
+    with transaction.atomic():
+        asset_id = lesson.asset_id
+        lesson.delete()
+        if asset_id is not None:
+            media_services.asset_delete(asset_id=asset_id)
+
+
+def course_delete(*, course: Course) -> None:
+    with transaction.atomic():
+        for lesson in course.lessons.all():
+            lesson_delete(lesson=lesson)
+        course.delete()

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 
 from courses.models import Lesson
+from media_pipeline.regions import Region, regions_all
 from media_pipeline.selectors import asset_playback_info
 from playback.access import NOT_READY_REASON, AccessDecision, Verdict, can_watch
 from playback.signers import signer_get
@@ -34,16 +35,37 @@ class PlaybackNotReady(Exception):
 
 
 @dataclass(frozen=True)
+class RegionUrls:
+    name: str
+    hls_url: str
+    dash_url: str
+
+
+@dataclass(frozen=True)
 class PlaybackSession:
     hls_url: str
     dash_url: str
     poster_url: str
     expires_at: datetime
     duration: float | None
+    region: str
+    # Every region holding the whole version, the chosen one first: the pathways a player may use.
+    regions: list[RegionUrls]
 
 
-def playback_session_create(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> PlaybackSession:
-    """Signed URLs for the lesson's published version; raises before anything is signed if refused."""
+def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
+    """Complete regions only; those listing the viewer's country first, then configuration order."""
+    usable = [region for region in regions_all() if region.name in complete]
+    return sorted(usable, key=lambda region: country.upper() not in region.countries if country else False)
+
+
+def playback_session_create(
+    *, user: AbstractBaseUser | AnonymousUser, lesson: Lesson, country: str = ""
+) -> PlaybackSession:
+    """Signed URLs for the lesson's published version; raises before anything is signed if refused.
+
+    URLs point only at regions where the version is complete (see media_pipeline.replication).
+    """
     decision = can_watch(user=user, lesson=lesson)
     if decision.verdict is Verdict.NOT_READY:
         raise PlaybackNotReady(decision)
@@ -52,12 +74,20 @@ def playback_session_create(*, user: AbstractBaseUser | AnonymousUser, lesson: L
     info = asset_playback_info(asset=lesson.asset)
     if info is None:  # unpublished between the decision and here
         raise PlaybackNotReady(AccessDecision(Verdict.NOT_READY, NOT_READY_REASON))
+    regions = regions_by_preference(complete=info["regions"], country=country)
+    if not regions:  # no region holds a verified copy (the primary was found damaged)
+        raise PlaybackNotReady(AccessDecision(Verdict.NOT_READY, NOT_READY_REASON))
     expires_at = int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
-    base = signer_get().sign_prefix(prefix=info["prefix"], expires_at=expires_at)
+    bases = [signer_get(region).sign_prefix(prefix=info["prefix"], expires_at=expires_at) for region in regions]
     return PlaybackSession(
-        hls_url=base + info["hls"],
-        dash_url=base + info["dash"],
-        poster_url=base + info["poster"],
+        hls_url=bases[0] + info["hls"],
+        dash_url=bases[0] + info["dash"],
+        poster_url=bases[0] + info["poster"],
         expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
+        region=regions[0].name,
+        regions=[
+            RegionUrls(name=region.name, hls_url=base + info["hls"], dash_url=base + info["dash"])
+            for region, base in zip(regions, bases, strict=True)
+        ],
     )
