@@ -67,8 +67,10 @@ class ObjectStore(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
     def list(self, prefix: str) -> dict[str, int]: ...
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+    def open(self, key: str) -> IO[bytes]: ...
     def put(self, key: str, stream: IO[bytes], *, sha256: str, content_type: str) -> None: ...
-    def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> bool: ...
+    def shares_store_with(self, other: ObjectStore) -> bool: ...
+    def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def delete(self, key: str) -> None: ...
 
@@ -129,6 +131,17 @@ class S3Store:
         body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
         return body.iter_chunks(chunk_size=CHUNK_SIZE)
 
+    def open(self, key: str) -> IO[bytes]:
+        """The object as a readable stream (read(n) as bytes arrive); FileNotFoundError if absent."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise FileNotFoundError(f"{key} is not in region {self.region.name}") from exc
+            raise
+
     def put(self, key: str, stream: IO[bytes], *, sha256: str, content_type: str) -> None:
         self.client.upload_fileobj(
             stream,
@@ -138,10 +151,12 @@ class S3Store:
             Config=self._transfer,
         )
 
-    def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> bool:
-        """Server-side copy when both regions are the same store; False when they are not."""
-        if not isinstance(source, S3Store) or source._identity != self._identity:
-            return False
+    def shares_store_with(self, other: ObjectStore) -> bool:
+        """Same endpoint and credentials: objects can be copied server-side, no bytes through us."""
+        return isinstance(other, S3Store) and other._identity == self._identity
+
+    def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> None:
+        assert isinstance(source, S3Store)
         self.client.copy(
             {"Bucket": source.bucket, "Key": key},
             self.bucket,
@@ -149,7 +164,6 @@ class S3Store:
             ExtraArgs={"ContentType": content_type, "Metadata": {SHA256_META: sha256}, "MetadataDirective": "REPLACE"},
             Config=self._transfer,
         )
-        return True
 
     def delete_prefix(self, prefix: str) -> int:
         keys = sorted(self.list(prefix))
@@ -203,6 +217,9 @@ class LocalStore:
 
         return chunks()
 
+    def open(self, key: str) -> IO[bytes]:
+        return self._path(key).open("rb")
+
     def put(self, key: str, stream: IO[bytes], *, sha256: str, content_type: str) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,8 +229,11 @@ class LocalStore:
                 out.write(chunk)
         part.replace(target)
 
-    def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> bool:
+    def shares_store_with(self, other: ObjectStore) -> bool:
         return False
+
+    def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> None:
+        raise NotImplementedError("local regions copy through the stream")
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list(prefix)

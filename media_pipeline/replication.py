@@ -3,7 +3,7 @@
 The version index (``files.json``, written at publish with each object's size and SHA-256) is the
 truth. A ``VersionReplica`` row per prefix and region records how far the copy is. Copying is
 idempotent: a rerun lists the target, keeps what already matches and copies only the rest, the
-index last, so an index in a region means the region holds the whole version. See docs/adr/0006.
+index last, so an index in a region means the region holds the whole version. See docs/adr/0007.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import IO
 
 from django.conf import settings
 from django.db import transaction
@@ -90,22 +91,19 @@ def index_from_any(prefix: str, *, prefer: Iterable[Region]) -> tuple[Region, di
 class _HashingReader:
     """A file-like view of a source object that hashes and counts what passes through it."""
 
-    def __init__(self, raw: Iterable[bytes]) -> None:
-        self._chunks = iter(raw)
-        self._buffer = bytearray()
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
         self.digest = hashlib.sha256()
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
+        data = self._raw.read() if size < 0 else self._raw.read(size)
         # Fill to exactly `size` (or EOF): a short read would make a short multipart part.
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+        while 0 < size and data and len(data) < size:
+            more = self._raw.read(size - len(data))
+            if not more:
                 break
-            self._buffer += chunk
-        cut = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        data = bytes(self._buffer[:cut])
-        del self._buffer[:cut]
+            data += more
         self.digest.update(data)
         self.count += len(data)
         return data
@@ -122,12 +120,21 @@ def copy_object(*, source: ObjectStore, target: ObjectStore, key: str, expected:
     hashed on the way; a source whose bytes do not match the index is refused.
     """
     content_type = storage.content_type_for(key)
-    source_info = source.head(key)
-    if source_info is None or source_info.size != expected.size:
-        raise SourceCorrupt(f"{key} missing or wrong size in {source.region.name}")
-    if not target.copy_within(source, key, sha256=expected.sha256, content_type=content_type):
-        reader = _HashingReader(source.read(key))
-        target.put(key, reader, sha256=expected.sha256, content_type=content_type)  # type: ignore[arg-type]
+    if target.shares_store_with(source):
+        info = source.head(key)
+        if info is None or info.size != expected.size or info.sha256 not in (None, expected.sha256):
+            raise SourceCorrupt(f"{key} missing or damaged in {source.region.name}")
+        target.copy_within(source, key, sha256=expected.sha256, content_type=content_type)
+    else:
+        try:
+            raw = source.open(key)
+        except FileNotFoundError as exc:
+            raise SourceCorrupt(str(exc)) from exc
+        try:
+            reader = _HashingReader(raw)
+            target.put(key, reader, sha256=expected.sha256, content_type=content_type)  # type: ignore[arg-type]
+        finally:
+            raw.close()
         if reader.count != expected.size or reader.digest.hexdigest() != expected.sha256:
             target.delete(key)
             raise SourceCorrupt(f"{key} in {source.region.name} does not match its checksum")

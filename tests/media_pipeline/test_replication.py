@@ -349,3 +349,26 @@ def test_an_old_version_is_collected_everywhere_only_after_its_tokens_expired(
     for region in regions_all():
         assert store_for(region).list(v1) == {}
     assert store_for(region_get("eu")).list(asset.published_prefix) != {}  # type: ignore[arg-type]
+
+
+def test_regions_on_the_same_store_copy_server_side(
+    settings, s3, key_prefix: str, demo_clip: Path, work_dir: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from media_pipeline.regions import S3Store
+
+    s3.create_bucket(Bucket="lessons-same-store")
+    settings.STORAGE_REGIONS = [
+        {**settings.STORAGE_REGIONS[0], "name": "eu", "primary": True},
+        {**settings.STORAGE_REGIONS[0], "name": "eu-backup", "primary": False, "bucket": "lessons-same-store"},
+    ]
+    asset = _publish(key_prefix, demo_clip)
+
+    def no_streaming(self: S3Store, key: str) -> None:
+        raise AssertionError("a same-store copy must not stream the bytes through the worker")
+
+    monkeypatch.setattr(S3Store, "open", no_streaming)
+    replication.replica_sync(replica_id=_replica(asset, "eu-backup").pk)
+    monkeypatch.undo()
+    assert _replica(asset, "eu-backup").state == ReplicaState.COMPLETE
+    assert _digests("eu-backup", asset.published_prefix) == _digests("eu", asset.published_prefix)
+    store_for(region_get("eu-backup")).delete_prefix(key_prefix + "/")  # type: ignore[arg-type]
