@@ -372,3 +372,25 @@ def test_regions_on_the_same_store_copy_server_side(
     assert _replica(asset, "eu-backup").state == ReplicaState.COMPLETE
     assert _digests("eu-backup", asset.published_prefix) == _digests("eu", asset.published_prefix)
     store_for(region_get("eu-backup")).delete_prefix(key_prefix + "/")  # type: ignore[arg-type]
+
+
+def test_a_copy_held_by_a_live_worker_is_left_alone_and_one_whose_worker_died_is_taken_over(
+    three_regions: list[dict[str, Any]], key_prefix: str
+) -> None:
+    asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.READY, published_version=1)
+    now = timezone.now()
+    row = VersionReplica.objects.create(
+        asset=asset, prefix=asset.published_prefix, region="us", state=ReplicaState.COPYING,
+        lease_until=now + timedelta(minutes=4), available_at=now, attempts=1,
+    )  # fmt: skip
+    replication.replica_sync(replica_id=row.pk)  # another worker holds it: nothing happens
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.last_error) == (ReplicaState.COPYING, 1, "")
+
+    VersionReplica.objects.filter(pk=row.pk).update(lease_until=now - timedelta(seconds=1))
+    # Taken over; no region holds this (empty) version, so it ends degraded with the reason, for good.
+    with pytest.raises(replication.NoGoodSource):
+        replication.replica_sync(replica_id=row.pk)
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (ReplicaState.DEGRADED, 2)
+    assert row.last_error == f"no region holds the index of {asset.published_prefix}"
