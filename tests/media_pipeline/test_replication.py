@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -394,3 +395,30 @@ def test_a_copy_held_by_a_live_worker_is_left_alone_and_one_whose_worker_died_is
     row.refresh_from_db()
     assert (row.state, row.attempts) == (ReplicaState.DEGRADED, 2)
     assert row.last_error == f"no region holds the index of {asset.published_prefix}"
+
+
+def test_a_large_object_crosses_stores_as_a_verified_multipart_upload(
+    three_regions: list[dict[str, Any]], key_prefix: str
+) -> None:
+    from media_pipeline.regions import PART_SIZE
+
+    eu, us = store_for(region_get("eu")), store_for(region_get("us"))  # type: ignore[arg-type]
+    prefix = key_prefix + "/v1/"
+    big = bytes(range(256)) * ((2 * PART_SIZE + 12345) // 256)  # two full parts and a short last one
+    small = b"#EXTM3U\n"
+    files = {}
+    for name, data in (("video/1.m4s", big), ("master.m3u8", small)):
+        digest = hashlib.sha256(data).hexdigest()
+        eu.put(prefix + name, io.BytesIO(data), sha256=digest, content_type="video/mp4")
+        files[name] = {"size": len(data), "sha256": digest}
+    index = json.dumps({"files": files}).encode()
+    eu.put(prefix + "files.json", io.BytesIO(index), sha256=hashlib.sha256(index).hexdigest(), content_type="x")
+    asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.READY, published_version=1)
+    replication.replicas_record_published(asset=asset, version=1, previous_version=None)
+
+    replication.replica_sync(replica_id=_replica(asset, "us").pk)
+    assert _replica(asset, "us").state == ReplicaState.COMPLETE
+    head = us.client.head_object(Bucket=us.bucket, Key=prefix + "video/1.m4s")  # type: ignore[attr-defined]
+    assert head["ETag"].endswith('-3"')  # three parts: streamed in bounded pieces, not one body
+    assert head["Metadata"]["sha256"] == files["video/1.m4s"]["sha256"]
+    assert _digests("us", prefix) == _digests("eu", prefix)
