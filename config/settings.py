@@ -193,6 +193,11 @@ MEDIA_OLD_VERSION_GRACE_SECONDS = env_int(
 # The request header carrying the viewer's country (CloudFront-Viewer-Country, CF-IPCountry, ...):
 # playback prefers the complete region listing that country in REGION_<NAME>_COUNTRIES.
 PLAYBACK_COUNTRY_HEADER = env_str("PLAYBACK_COUNTRY_HEADER", "")
+# Content steering (playback/steering_views.py), used when a version is complete in several regions:
+# how often players re-ask, how often a region is probed, and the failed-play share that demotes it.
+PLAYBACK_STEERING_TTL_SECONDS = env_int("PLAYBACK_STEERING_TTL_SECONDS", 60, minimum=1)
+PLAYBACK_HEALTH_CHECK_SECONDS = env_int("PLAYBACK_HEALTH_CHECK_SECONDS", 15, minimum=1)
+PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT", 5, minimum=0)
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

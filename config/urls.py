@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("stream/", include("playback.urls")),
     path("region-stream/", include("playback.region_urls")),
+    path("steer/", include("playback.steer_urls")),
     path("edge-origin/", include("playback.edge_urls")),
     path("analytics/", include("analytics.urls")),
     path("healthz", health.healthz, name="healthz"),

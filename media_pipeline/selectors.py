@@ -33,13 +33,16 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
 
 
 def asset_complete_regions(*, asset: MediaAsset) -> list[str]:
-    """Regions holding the whole published version, verified, in configuration order (primary first).
-
-    A version published before its region rows existed counts as complete in the primary only.
-    """
+    """Regions holding the whole published version, verified, in configuration order (primary first)."""
     if asset.published_prefix is None:
         return []
-    states = dict(VersionReplica.objects.filter(prefix=asset.published_prefix).values_list("region", "state"))
+    return version_complete_regions(prefix=asset.published_prefix)
+
+
+def version_complete_regions(*, prefix: str) -> list[str]:
+    """Regions holding the whole version under ``prefix``. A version published before its region rows
+    existed counts as complete in the primary only."""
+    states = dict(VersionReplica.objects.filter(prefix=prefix).values_list("region", "state"))
     return [
         region.name
         for region in regions_all()

@@ -38,6 +38,10 @@ class PlaybackApi(APIView):
         expires_at = serializers.DateTimeField(help_text="When every URL of this session stops working")
         duration = serializers.FloatField(allow_null=True, help_text="Seconds")
         region = serializers.CharField(help_text="Storage region the URLs above are served from")
+        steering = serializers.CharField(
+            source="steering_url",
+            help_text="Content-steering server named in the manifests (empty when only one region serves)",
+        )
         regions = _RegionSerializer(
             many=True, help_text="Every region holding the whole version (the chosen one first), with its URLs"
         )

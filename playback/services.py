@@ -10,12 +10,14 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
 from courses.models import Lesson
 from media_pipeline.regions import Region, regions_all
 from media_pipeline.selectors import asset_playback_info
 from playback.access import NOT_READY_REASON, AccessDecision, Verdict, can_watch
 from playback.signers import signer_get
+from playback.tokens import token_issue
 
 
 class PlaybackDenied(PermissionDenied):
@@ -51,6 +53,9 @@ class PlaybackSession:
     region: str
     # Every region holding the whole version, the chosen one first: the pathways a player may use.
     regions: list[RegionUrls]
+    # With several regions the manifests above are steered (playback/steering_views.py); this is
+    # the steering server they name. Empty with one region.
+    steering_url: str = ""
 
 
 def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
@@ -79,9 +84,15 @@ def playback_session_create(
         raise PlaybackNotReady(AccessDecision(Verdict.NOT_READY, NOT_READY_REASON))
     expires_at = int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
     bases = [signer_get(region).sign_prefix(prefix=info["prefix"], expires_at=expires_at) for region in regions]
+    hls_url, dash_url, steering_url = bases[0] + info["hls"], bases[0] + info["dash"], ""
+    if len(regions) > 1:
+        steer_base = _steer_base(prefix=info["prefix"], expires_at=expires_at)
+        hls_url, dash_url = steer_base + info["hls"], steer_base + info["dash"]
+        steering_url = steer_base + STEERING_NAME
     return PlaybackSession(
-        hls_url=bases[0] + info["hls"],
-        dash_url=bases[0] + info["dash"],
+        hls_url=hls_url,
+        dash_url=dash_url,
+        steering_url=steering_url,
         poster_url=bases[0] + info["poster"],
         expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
@@ -91,3 +102,12 @@ def playback_session_create(
             for region, base in zip(regions, bases, strict=True)
         ],
     )
+
+
+STEERING_NAME = "steering.json"
+
+
+def _steer_base(*, prefix: str, expires_at: int) -> str:
+    token = token_issue(secret=settings.PLAYBACK_TOKEN_SECRET.encode(), prefix=prefix, expires_at=expires_at)
+    root = reverse("steer:steer", kwargs={"token": "t", "key": "k"}).removesuffix("t/k")
+    return f"{root}{token}/{prefix}"
