@@ -197,6 +197,7 @@ PLAYBACK_COUNTRY_HEADER = env_str("PLAYBACK_COUNTRY_HEADER", "")
 # how often players re-ask, how often a region is probed, and the failed-play share that demotes it.
 PLAYBACK_STEERING_TTL_SECONDS = env_int("PLAYBACK_STEERING_TTL_SECONDS", 60, minimum=1)
 PLAYBACK_HEALTH_CHECK_SECONDS = env_int("PLAYBACK_HEALTH_CHECK_SECONDS", 15, minimum=1)
+PLAYBACK_EDGE_HEALTH_PATH = env_str("PLAYBACK_EDGE_HEALTH_PATH", "/edge-health")
 PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT", 5, minimum=0)
 
 # --- API ----------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Which pathways (storage regions) steering should demote: failing health checks or bad QoE.
 
-A region is probed (HEAD of the version's index in its store, with the replication timeouts) at
-most every PLAYBACK_HEALTH_CHECK_SECONDS per process; a pathway whose share of failed plays in the
-last minute of player beacons exceeds PLAYBACK_STEERING_MAX_FAILURE_PCT (with enough plays to
-judge) is demoted too. Demoted pathways stay in the list, last: a fallback is better than none.
+A region is probed at most every PLAYBACK_HEALTH_CHECK_SECONDS per process: a HEAD of the version's
+index in its store (with the replication timeouts) and, when an edge serves the region
+(REGION_<NAME>_BASE_URL), a GET of the edge's PLAYBACK_EDGE_HEALTH_PATH (deploy/nginx answers it).
+A pathway whose share of failed plays in the last minute of player beacons exceeds
+PLAYBACK_STEERING_MAX_FAILURE_PCT (with enough plays to judge) is demoted too. Demoted pathways
+stay in the list, last: a fallback is better than none.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.request
 
 from django.conf import settings
 
@@ -31,13 +34,21 @@ def region_healthy(region: Region, *, probe_key: str) -> bool:
         if cached and now - cached[0] < settings.PLAYBACK_HEALTH_CHECK_SECONDS:
             return cached[1]
     try:
-        healthy = store_for(region).head(probe_key) is not None
+        healthy = store_for(region).head(probe_key) is not None and _edge_answers(region)
     except Exception as exc:  # noqa: BLE001 - any failure to answer is a failed check
         logger.warning("region %s failed its health check: %s", region.name, exc)
         healthy = False
     with _lock:
         _checked[region.name] = (now, healthy)
     return healthy
+
+
+def _edge_answers(region: Region) -> bool:
+    path = settings.PLAYBACK_EDGE_HEALTH_PATH
+    if not region.base_url or not path:
+        return True
+    with urllib.request.urlopen(region.base_url + path, timeout=settings.REPLICATION_CONNECT_TIMEOUT_SECONDS) as answer:
+        return answer.status == 200
 
 
 def health_forget() -> None:

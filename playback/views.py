@@ -61,7 +61,14 @@ def edge_fetch(request: HttpRequest, key: str) -> HttpResponseBase:
     offered = request.headers.get("X-Lessons-Edge-Secret", "")
     if not secret or not hmac.compare_digest(offered.encode(), secret.encode()) or prefix_of(key) is None:
         return _refusal("forbidden", 403)
-    return _serve(request, key)
+    # An edge in front of another storage region says which (deploy/nginx: $lessons_region).
+    region_name = request.headers.get("X-Lessons-Region", "")
+    if not region_name:
+        return _serve(request, key)
+    region = region_get(region_name)
+    if region is None:
+        return _refusal("not found", 404)
+    return _serve(request, key, store=None if region.primary else store_for(region))
 
 
 def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) -> HttpResponseBase:

@@ -15,8 +15,11 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "nginx"
 
 
 @contextmanager
-def run_edge(*, workdir: Path, origin: str, edge_secret: str, origin_secret: str) -> Iterator[str]:
-    """Yield the edge's base URL; ``origin`` is host:port of the Django app."""
+def run_edge(
+    *, workdir: Path, origin: str, edge_secret: str, origin_secret: str, region: str = "", processes: list | None = None
+) -> Iterator[str]:
+    """Yield the edge's base URL; ``origin`` is host:port of the Django app, ``region`` the storage
+    region it serves ("" for the primary). ``processes`` receives the nginx process (to stop it early)."""
     for folder in (workdir, *workdir.parents):  # nginx workers run unprivileged
         if folder == Path("/tmp"):
             break
@@ -42,6 +45,7 @@ http {{
     listen 127.0.0.1:{port};
     set $lessons_secret "{edge_secret}";
     set $lessons_origin_secret "{origin_secret}";
+    set $lessons_region "{region}";
     include lessons-edge.conf;
     location / {{ return 404; }}
   }}
@@ -49,6 +53,8 @@ http {{
 """
     )
     process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(workdir / "nginx.conf")])
+    if processes is not None:
+        processes.append(process)
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -140,15 +140,33 @@
   }
 
   // --- Long lectures outlive a playback token: renew the session before it expires and point
-  // every later request at the new token (playlists are relative, so only the base changes).
-  const bases = [];
+  // every later request at the new token (playlists are relative, so only the bases change). With
+  // content steering a session has one base per pathway (storage region) besides the manifest's.
+  const absolute = function (url) { return new URL(url, window.location.href).href; };
   function baseOf(url) { return url.slice(0, url.lastIndexOf("/") + 1); }
+  function basesOf(session) {
+    const bases = { manifest: baseOf(absolute(engine === "shaka" ? session.dash : session.hls)) };
+    (session.regions || []).forEach(function (region) { bases["region:" + region.name] = baseOf(absolute(region.hls)); });
+    return bases;
+  }
+  const sessions = [];
   function rewrite(url) {
-    const latest = bases[bases.length - 1];
-    for (let i = 0; i < bases.length - 1; i++) {
-      if (url.startsWith(bases[i])) return latest + url.slice(bases[i].length);
+    const latest = sessions[sessions.length - 1];
+    for (let i = 0; i < sessions.length - 1; i++) {
+      for (const name in sessions[i]) {
+        if (latest[name] && url.startsWith(sessions[i][name])) return latest[name] + url.slice(sessions[i][name].length);
+      }
     }
     return url;
+  }
+  // The pathway a media request went to, for QoE beacons (and so steering can demote a bad one).
+  function pathwayOf(url) {
+    for (let i = sessions.length - 1; i >= 0; i--) {
+      for (const name in sessions[i]) {
+        if (name.startsWith("region:") && url.startsWith(sessions[i][name])) return name.slice(7);
+      }
+    }
+    return state.pathway;
   }
   state.renewals = 0;
   function scheduleRenewal(session) {
@@ -160,8 +178,7 @@
     if (ended) return;
     const result = await requestSession().catch(function () { return { status: 0 }; });
     if (result.status !== 200) { setTimeout(renew, 5000); return; }
-    const url = new URL(engine === "shaka" ? result.body.dash : result.body.hls, window.location.href).href;
-    bases.push(baseOf(url));
+    sessions.push(basesOf(result.body));
     state.session = result.body;
     state.renewals += 1;
     scheduleRenewal(result.body);
@@ -187,6 +204,7 @@
         if (level) report("rendition", { bitrate_kbps: Math.round(level.bitrate / 1000), height: level.height || 0 });
       };
       hls.on(window.Hls.Events.LEVEL_SWITCHED, function () { if (started) state.reportRendition(); });
+      hls.on(window.Hls.Events.FRAG_LOADED, function (_event, data) { state.pathway = pathwayOf(data.frag.url); });
       hls.loadSource(url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
@@ -207,6 +225,9 @@
     await player.attach(video);
     player.getNetworkingEngine().registerRequestFilter(function (_type, request) {
       request.uris = request.uris.map(rewrite);
+    });
+    player.getNetworkingEngine().registerResponseFilter(function (type, response) {
+      if (type === window.shaka.net.NetworkingEngine.RequestType.SEGMENT) state.pathway = pathwayOf(response.uri);
     });
     function reportVariant() {
       const active = player.getVariantTracks().find(function (track) { return track.active; });
@@ -256,9 +277,8 @@
     if (result.body.poster) video.poster = result.body.poster;
     state.state = "loading";
     // Absolute URLs: Shaka's CMCD rewriting turns a root-relative URL into "http://stream/...".
-    const absolute = function (url) { return new URL(url, window.location.href).href; };
     const manifest = absolute(engine === "shaka" ? result.body.dash : result.body.hls);
-    bases.push(baseOf(manifest));
+    sessions.push(basesOf(result.body));
     scheduleRenewal(result.body);
     if (engine === "shaka") await playShaka(manifest); else playHls(manifest);
   }
