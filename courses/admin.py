@@ -222,3 +222,6 @@ class EnrollmentAdmin(admin.ModelAdmin):
     list_filter = ("course",)
     search_fields = ("user__username", "user__email", "course__title")
     autocomplete_fields = ("user",)
+
+
+from courses.lti import admin as lti_admin  # noqa: E402, F401  (registers the LTI models)

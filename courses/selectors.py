@@ -8,6 +8,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
+from courses.lti.selectors import user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
 
 User = AbstractBaseUser | AnonymousUser
@@ -64,3 +65,8 @@ def lesson_ids_taught_by(*, user: User) -> list[str]:
         str(p)
         for p in Lesson.objects.filter(course__in=courses_taught_by(user=user)).values_list("public_id", flat=True)
     ]
+
+
+def user_launched_lesson_from_lms(*, user: User, lesson: Lesson) -> bool:
+    """An LTI launch of a resource link pointing at this lesson (see courses/lti)."""
+    return user_launched_lesson(user=user, lesson=lesson)
