@@ -84,6 +84,7 @@ class PlatformEmulator:
         self.users: dict[str, dict[str, Any]] = {}
         self.members: list[dict[str, Any]] = []
         self.claim_overrides: dict[str, Any] = {}
+        self.openid_overrides: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -330,6 +331,7 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                                 {"type": "LtiDeepLinkingRequest"},
                             ],
                         },
+                        **platform.openid_overrides,
                     },
                 )
             if url.path == "/course":
