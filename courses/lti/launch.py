@@ -70,6 +70,12 @@ def lti_launch_validate(
     )
     if message.nonce != login_state.nonce:
         raise LtiError("the launch's nonce does not match its login")
+    if message.message_type == claims.DEEP_LINKING_REQUEST and not claims.is_educator(message.roles):
+        raise LtiError("only instructors can add lessons to the course", status=403)
+    accept_types = message.deep_linking_settings.get("accept_types")
+    if message.message_type == claims.DEEP_LINKING_REQUEST and isinstance(accept_types, list):
+        if "ltiResourceLink" not in accept_types:
+            raise LtiError("the platform does not accept LTI resource links here")
     if cookie_state == state:
         return ValidatedLaunch(platform=platform, login_state=login_state, message=message)
     if login_state.storage_target:

@@ -17,8 +17,9 @@ EXPIRY_MARGIN_SECONDS = 30
 
 
 def _cache_key(platform: LtiPlatform, scopes: Sequence[str]) -> str:
-    digest = hashlib.sha256(" ".join(sorted(scopes)).encode()).hexdigest()[:16]
-    return f"token:{platform.pk}:{platform.client_id}:{digest}"
+    # The token URL and client id are in the key: a re-registered platform never gets an old token.
+    parts = [platform.auth_token_url, platform.client_id, *sorted(scopes)]
+    return "token:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def access_token(*, platform: LtiPlatform, scopes: Sequence[str]) -> str:

@@ -81,3 +81,12 @@ def full_launch(client: Client, emulator: PlatformEmulator, *, user: str = "lear
     form = authorize(login.auth_url)
     assert form["state"] == login.state
     return client.post("/lti/launch/", form)
+
+
+@pytest.fixture
+def live_emulator(live_server, settings) -> Iterator[PlatformEmulator]:  # type: ignore[no-untyped-def]
+    """The emulator talking to the tool served by live_server (it fetches our real /lti/jwks/)."""
+    settings.SITE_URL = live_server.url
+    with start_emulator(tool_url=live_server.url) as running:
+        register(running)
+        yield running
