@@ -110,9 +110,15 @@ def test_dynamic_registration_registers_the_platform(emulator: PlatformEmulator)
     )  # fmt: skip
     assert response.status_code == 200
     platform = LtiPlatform.objects.get()
-    assert (platform.issuer, platform.client_id, platform.auth_login_url, platform.auth_token_url, platform.jwks_url) == (
-        emulator.issuer, emulator.client_id, f"{emulator.base}/auth", f"{emulator.base}/token", f"{emulator.base}/jwks",
-    )  # fmt: skip
+    registered = (
+        platform.issuer,
+        platform.client_id,
+        platform.auth_login_url,
+        platform.auth_token_url,
+        platform.jwks_url,
+    )
+    assert registered == (emulator.issuer, emulator.client_id, f"{emulator.base}/auth", f"{emulator.base}/token",
+                          f"{emulator.base}/jwks")  # fmt: skip
     assert list(platform.deployments.values_list("deployment_id", flat=True)) == [emulator.deployment_id]
     # What the platform received is a proper LTI client registration.
     (sent,) = emulator.recorded.registrations
