@@ -278,6 +278,9 @@ SPECTACULAR_SETTINGS.update(
 # production: LTI_KEY_PASSPHRASE_FILE). Changing it makes the stored keys unreadable: rotate instead.
 LTI_KEY_PASSPHRASE = env_str("LTI_KEY_PASSPHRASE", "") or SECRET_KEY
 LTI_TOOL_TITLE = env_str("LTI_TOOL_TITLE", "Lessons")
+# Dynamic Registration completes by itself; with approval on, a new platform stays inactive until a
+# superuser activates it in the admin (LTI platforms).
+LTI_REGISTRATION_APPROVAL = env_bool("LTI_REGISTRATION_APPROVAL", False)
 LTI_HTTP_TIMEOUT_SECONDS = env_int("LTI_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
 LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
 LTI_LOGIN_STATE_SECONDS = env_int("LTI_LOGIN_STATE_SECONDS", 600, minimum=30)

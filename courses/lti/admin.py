@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -44,6 +44,7 @@ class LtiPlatformAdmin(SuperuserOnly):
     list_filter = ("active",)
     search_fields = ("name", "issuer", "client_id")
     inlines = [DeploymentInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (None, {"fields": ("name", "issuer", "client_id", "active")}),
         ("Endpoints", {"fields": ("auth_login_url", "auth_token_url", "auth_token_audience", "jwks_url")}),

@@ -28,19 +28,24 @@ def platform_register(
     deployment_ids: Iterable[str],
     name: str = "",
     auth_token_audience: str = "",
+    active: bool = True,
 ) -> LtiPlatform:
-    """Create or update the registration for issuer + client id, and add its deployments."""
+    """Create or update the registration for issuer + client id, and add its deployments.
+
+    `active=False` registers a new platform switched off (a superuser activates it in the admin);
+    an existing registration keeps its state then."""
+    defaults = {
+        "auth_login_url": auth_login_url,
+        "auth_token_url": auth_token_url,
+        "jwks_url": jwks_url,
+        "auth_token_audience": auth_token_audience,
+        **({"name": name} if name else {}),
+    }
     platform, _ = LtiPlatform.objects.update_or_create(
         issuer=issuer,
         client_id=client_id,
-        defaults={
-            "auth_login_url": auth_login_url,
-            "auth_token_url": auth_token_url,
-            "jwks_url": jwks_url,
-            "auth_token_audience": auth_token_audience,
-            "active": True,
-            **({"name": name} if name else {}),
-        },
+        defaults={**defaults, **({"active": True} if active else {})},
+        create_defaults={**defaults, "active": active},
     )
     for deployment_id in deployment_ids:
         LtiDeployment.objects.get_or_create(platform=platform, deployment_id=deployment_id)

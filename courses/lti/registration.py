@@ -59,4 +59,5 @@ def lti_register(*, openid_configuration: str, registration_token: str) -> LtiPl
         deployment_ids=[deployment_id] if isinstance(deployment_id, str) and deployment_id else [],
         name=str(platform_name)[:200] if platform_name else "",
         auth_token_audience=str(config.get("authorization_server", ""))[:500],
+        active=not settings.LTI_REGISTRATION_APPROVAL,
     )

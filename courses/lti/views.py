@@ -212,11 +212,20 @@ def tool_config(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, json_dumps_params={"indent": 2})
 
 
-@frameable
+@xframe_options_exempt
 @never_cache
 @require_GET
 def register(request: HttpRequest) -> HttpResponse:
-    """LTI Dynamic Registration: opened by the LMS with openid_configuration and registration_token."""
+    """LTI Dynamic Registration: opened by the LMS with openid_configuration and registration_token.
+
+    The LMS is not registered yet, so the page may be framed by the origin of its configuration URL."""
+    response = _register(request)
+    framer = messages.origin_of(request.GET.get("openid_configuration", ""))
+    response["Content-Security-Policy"] = f"frame-ancestors 'self' {framer}".strip()
+    return response
+
+
+def _register(request: HttpRequest) -> HttpResponse:
     try:
         platform = registration.lti_register(
             openid_configuration=request.GET.get("openid_configuration", ""),

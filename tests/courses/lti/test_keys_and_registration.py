@@ -134,7 +134,23 @@ def test_dynamic_registration_registers_the_platform(emulator: PlatformEmulator)
     assert json.loads(
         response.content.decode().split('id="lti-close-message" type="application/json">')[1].split("<")[0]
     ) == {"subject": "org.imsglobal.lti.close"}
+    assert response["Content-Security-Policy"] == f"frame-ancestors 'self' {emulator.base}"
     # And the newly registered platform can launch at once.
+    assert full_launch(Client(), emulator).status_code == 200
+
+
+def test_dynamic_registration_can_wait_for_approval(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LTI_REGISTRATION_APPROVAL = True
+    response = Client().get(
+        "/lti/register/",
+        {"openid_configuration": f"{emulator.base}/.well-known/openid-configuration",
+         "registration_token": emulator.registration_token},
+    )  # fmt: skip
+    assert response.status_code == 200 and b"must activate it" in response.content
+    assert LtiPlatform.objects.get().active is False
+    refused = Client().get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
+    assert refused.status_code == 403
+    LtiPlatform.objects.update(active=True)  # a superuser activates it in the admin
     assert full_launch(Client(), emulator).status_code == 200
 
 
