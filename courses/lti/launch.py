@@ -70,6 +70,9 @@ def lti_launch_validate(
     )
     if message.nonce != login_state.nonce:
         raise LtiError("the launch's nonce does not match its login")
+    target = message.claims.get(claims.TARGET_LINK_URI)
+    if target is not None and target != login_state.target_link_uri:
+        raise LtiError("the launch's target link URI is not the one its login asked for")
     if message.message_type == claims.DEEP_LINKING_REQUEST and not claims.is_educator(message.roles):
         raise LtiError("only instructors can add lessons to the course", status=403)
     accept_types = message.deep_linking_settings.get("accept_types")

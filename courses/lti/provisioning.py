@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -29,8 +30,12 @@ def lti_user_provision(*, issuer: str, sub: str, claims_: dict) -> tuple[LtiUser
     identity = LtiUser.objects.select_related("user").filter(issuer=issuer, sub=sub).first()
     if identity is None:
         digest = hashlib.sha256(f"{issuer}\n{sub}".encode()).hexdigest()[:24]
-        user = User.objects.create_user(username=f"lti-{digest}", password=None)
-        identity = LtiUser.objects.create(issuer=issuer, sub=sub, user=user)
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username=f"lti-{digest}", password=None)
+                identity = LtiUser.objects.create(issuer=issuer, sub=sub, user=user)
+        except IntegrityError:  # the same person's first launch in two tabs at once: the other one won
+            identity = LtiUser.objects.select_related("user").get(issuer=issuer, sub=sub)
     user = identity.user
     changed = []
     for field, claim in (("first_name", "given_name"), ("last_name", "family_name"), ("email", "email")):

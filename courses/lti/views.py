@@ -47,9 +47,10 @@ def _error(request: HttpRequest, error: LtiError) -> HttpResponse:
     return render(request, "lti/error.html", {"reason": error.reason}, status=error.status)
 
 
-def _cross_site_cookie(request: HttpRequest) -> dict[str, Any]:
-    # SameSite=None needs Secure; browsers treat http://localhost and 127.0.0.1 as secure contexts too.
-    return {"secure": True, "samesite": "None", "httponly": False, "path": "/lti/"}
+# The state cookie must reach /lti/launch/ in a cross-site form post: SameSite=None, which browsers
+# accept only with Secure (http://localhost and 127.0.0.1 count as secure contexts too). Not HttpOnly:
+# the login page's script checks whether it stuck before choosing the postMessage-storage path.
+STATE_COOKIE = {"secure": True, "samesite": "None", "httponly": False, "path": "/lti/"}
 
 
 @csrf_exempt
@@ -92,7 +93,7 @@ def login(request: HttpRequest) -> HttpResponse:
         state_cookie_name(start.state),
         start.state,
         max_age=settings.LTI_LOGIN_STATE_SECONDS,
-        **_cross_site_cookie(request),
+        **STATE_COOKIE,
     )
     return response
 

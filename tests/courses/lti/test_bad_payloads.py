@@ -103,6 +103,7 @@ CLAIM_CASES: list[tuple[str, Callable[[dict[str, Any]], None], int, str]] = [
     ("no issue time", _drop("iat"), 400, "has no iat"),
     ("roles not a list", _lti("roles", "Learner"), 400, "has no roles claim"),
     ("malformed context", _lti("context", "course-101"), 400, "context claim is malformed"),
+    ("target link URI not the login's", _lti("target_link_uri", "http://testserver/lti/x/"), 400, "target link URI"),
 ]
 
 
