@@ -170,3 +170,19 @@ def _split(totals: dict[str, float]) -> dict[str, Any]:
         "failure_pct": None if not plays else round(100 * totals.get("failures", 0) / plays, 2),
         "rebuffers": int(totals.get("rebuffers", 0)),
     }
+
+
+def pathway_counts(client: Any, *, seconds: int = 60, now: float | None = None) -> dict[str, tuple[int, int]]:
+    """Plays and failed plays per pathway over the last ``seconds``, for content steering."""
+    current = int(time.time() if now is None else now)
+    pipe = client.pipeline()
+    for second in range(current - seconds + 1, current + 1):
+        pipe.hgetall(_bucket(second))
+    counts: dict[str, list[int]] = {}
+    for bucket in pipe.execute():
+        for raw_field, raw_value in bucket.items():
+            field = raw_field.decode()
+            for metric, slot in (("plays|p=", 0), ("failures|p=", 1)):
+                if field.startswith(metric):
+                    counts.setdefault(field[len(metric) :], [0, 0])[slot] += int(float(raw_value))
+    return {pathway: (plays, failures) for pathway, (plays, failures) in counts.items()}

@@ -6,6 +6,8 @@ The foundation shows the state of the media pipeline; quality-of-experience aggr
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count
 from django.utils import timezone
 
@@ -72,3 +74,26 @@ def lesson_engagement(*, lesson_public_id: str, duration_seconds: float | None) 
         "completion_pct": round(100 * complete / len(views), 1) if views and duration else None,
         "retention": curve,
     }
+
+
+_pathway_cache: dict[str, Any] = {"at": 0.0, "value": {}}
+
+
+def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, tuple[int, int]]:
+    """(plays, failed plays) per delivery pathway in the last minute of beacons; {} if Redis is down.
+
+    Cached in the process for a few seconds: every player asks the steering server regularly.
+    """
+    import time
+
+    from analytics import ingest, live
+
+    now = time.monotonic()
+    if now - _pathway_cache["at"] < max_age:
+        return _pathway_cache["value"]
+    try:
+        value = live.pathway_counts(ingest.client())
+    except Exception:  # noqa: BLE001 - steering works without QoE; it only loses one signal
+        value = {}
+    _pathway_cache.update(at=now, value=value)
+    return value

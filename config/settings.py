@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.storage_regions import django_storage_for, storage_regions_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -135,35 +136,21 @@ CHANNEL_LAYERS = {
 }
 
 # --- Storage ----------------------------------------------------------------------------------
-STORAGE_BACKEND = env_choice("STORAGE_BACKEND", "local", ("local", "s3"))
 MEDIA_ROOT = VAR_DIR / "media"
-if STORAGE_BACKEND == "s3":
-    _media_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env_str("S3_BUCKET"),
-            "endpoint_url": env_str("S3_ENDPOINT_URL", "") or None,
-            "region_name": env_str("S3_REGION", "us-east-1"),
-            "access_key": env_str("S3_ACCESS_KEY_ID"),
-            "secret_key": env_str("S3_SECRET_ACCESS_KEY"),
-            "signature_version": "s3v4",
-            "addressing_style": env_choice("S3_ADDRESSING_STYLE", "path", ("path", "virtual")),
-            "default_acl": None,
-            "querystring_auth": True,
-            "file_overwrite": True,
-            # Every object is private; viewers reach media only through signed URLs.
-            "object_parameters": {},
-        },
-    }
-else:
-    _media_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT)},
-    }
+# Regions (config/storage_regions.py): one by default; the primary one is Django's default storage.
+STORAGE_REGIONS = storage_regions_from_env(default_local_path=MEDIA_ROOT)
+STORAGE_BACKEND = STORAGE_REGIONS[0]["backend"]
+_media_storage = django_storage_for(STORAGE_REGIONS[0])
 STORAGES = {
     "default": _media_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Replication to the other regions (media_pipeline/replication.py): objects copied side by side,
+# and how quickly a region that is down is given up on for this attempt (the actor retries).
+REPLICATION_CONCURRENCY = env_int("REPLICATION_CONCURRENCY", 8, minimum=1)
+REPLICATION_CONNECT_TIMEOUT_SECONDS = env_int("REPLICATION_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)
+REPLICATION_READ_TIMEOUT_SECONDS = env_int("REPLICATION_READ_TIMEOUT_SECONDS", 60, minimum=1)
 
 # Uploads stream to a temporary file in 2.5 MB chunks, then to storage; never whole in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -200,6 +187,18 @@ if PLAYBACK_SIGNER == "nginx" and not (PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECR
     raise ImproperlyConfigured("PLAYBACK_SIGNER=nginx needs PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET")
 # Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
 EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
+# A superseded version stays in storage until every token that could name it has expired.
+MEDIA_OLD_VERSION_GRACE_SECONDS = env_int(
+    "MEDIA_OLD_VERSION_GRACE_SECONDS", PLAYBACK_TOKEN_TTL_SECONDS + 600, minimum=PLAYBACK_TOKEN_TTL_SECONDS
+)
+# The request header carrying the viewer's country (CloudFront-Viewer-Country, CF-IPCountry, ...):
+# playback prefers the complete region listing that country in REGION_<NAME>_COUNTRIES.
+PLAYBACK_COUNTRY_HEADER = env_str("PLAYBACK_COUNTRY_HEADER", "")
+# Content steering (playback/steering_views.py), used when a version is complete in several regions:
+# how often players re-ask, how often a region is probed, and the failed-play share that demotes it.
+PLAYBACK_STEERING_TTL_SECONDS = env_int("PLAYBACK_STEERING_TTL_SECONDS", 60, minimum=1)
+PLAYBACK_HEALTH_CHECK_SECONDS = env_int("PLAYBACK_HEALTH_CHECK_SECONDS", 15, minimum=1)
+PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT", 5, minimum=0)
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

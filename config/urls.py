@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("stream/", include("playback.urls")),
+    path("region-stream/", include("playback.region_urls")),
+    path("steer/", include("playback.steer_urls")),
     path("edge-origin/", include("playback.edge_urls")),
     path("analytics/", include("analytics.urls")),
     path("lti/", include("courses.lti.urls")),

@@ -16,6 +16,8 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.urls import path
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson
@@ -111,6 +113,14 @@ class CourseAdmin(EducatorScopedAdmin):
         if not change and not request.user.is_superuser:
             form.instance.educators.add(request.user)
 
+    # Deleting goes through the service so the videos leave every storage region too.
+    def delete_model(self, request: HttpRequest, obj: Course) -> None:
+        services.course_delete(course=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Course]) -> None:
+        for course in queryset:
+            services.course_delete(course=course)
+
 
 class LessonAdminForm(forms.ModelForm):
     video = forms.FileField(
@@ -151,7 +161,7 @@ class LessonAdmin(EducatorScopedAdmin):
     list_display = ("title", "course", "position", "state", "media_status")
     list_filter = ("state", "course")
     search_fields = ("title", "course__title")
-    readonly_fields = ("public_id", "processing_state", "failure_reason", "duration")
+    readonly_fields = ("public_id", "processing_state", "failure_reason", "duration", "storage_regions")
     list_select_related = ("course", "asset")
     change_form_template = "admin/courses/lesson/change_form.html"
 
@@ -162,7 +172,9 @@ class LessonAdmin(EducatorScopedAdmin):
             ("Completion (LMS gradebooks)", {"fields": ("completion_threshold",)}),
         ]
         if obj is not None:
-            fieldsets[1][1]["fields"] = ("video", "processing_state", "failure_reason", "duration", "public_id")
+            fieldsets[1][1]["fields"] = (
+                "video", "processing_state", "failure_reason", "duration", "storage_regions", "public_id"
+            )  # fmt: skip
         return fieldsets
 
     @admin.display(description="Processing")
@@ -172,6 +184,28 @@ class LessonAdmin(EducatorScopedAdmin):
     @admin.display(description="Failure reason")
     def failure_reason(self, obj: Lesson) -> str:
         return obj.asset.failure_reason if obj.asset and obj.asset.failure_reason else "-"
+
+    @admin.display(description="Storage regions")
+    def storage_regions(self, obj: Lesson) -> str:
+        rows = _region_rows(obj)
+        if not rows:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} in {}: {} ({}/{} objects){}",
+            (
+                (row["version"], row["region"], row["state_text"], row["objects_copied"], row["objects_total"],
+                 f" - {row['last_error']}" if row["last_error"] else "")
+                for row in rows
+            ),
+        )  # fmt: skip
+
+    def delete_model(self, request: HttpRequest, obj: Lesson) -> None:
+        services.lesson_delete(lesson=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Lesson]) -> None:
+        for lesson in queryset:
+            services.lesson_delete(lesson=lesson)
 
     @admin.display(description="Duration")
     def duration(self, obj: Lesson) -> str:
@@ -208,8 +242,13 @@ class LessonAdmin(EducatorScopedAdmin):
                 "progress": asset.progress if asset else 0,
                 "failure_reason": asset.failure_reason if asset else "",
                 "playable": bool(asset and asset.is_playable),
+                "regions": _region_rows(lesson),
             }
         )
+
+
+def _region_rows(lesson: Lesson) -> list[dict[str, Any]]:
+    return selectors.lesson_replicas(lesson=lesson)
 
 
 def _status_text(lesson: Lesson) -> str:

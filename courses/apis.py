@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -67,3 +68,29 @@ class LessonDetailApi(APIView):
         if lesson is None or not lesson.course.published or lesson.state != LessonState.PUBLISHED:
             raise Http404
         return Response(LessonOutput(lesson).data)
+
+
+class LessonReplicaOutput(serializers.Serializer):
+    version = serializers.CharField(help_text="v1, v2, ...")
+    region = serializers.CharField()
+    state = serializers.CharField(help_text="pending, copying, complete, degraded, deleting")
+    objects_copied = serializers.IntegerField()
+    objects_total = serializers.IntegerField()
+    last_error = serializers.CharField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    serving = serializers.BooleanField(help_text="This is the version learners are given")
+
+
+class LessonReplicasApi(APIView):
+    """Where a lesson's video is stored: each version in each storage region, for its educators."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=LessonReplicaOutput(many=True), summary="Per-region copy state of a lesson's video")
+    def get(self, request: Request, public_id: str) -> Response:
+        lesson = selectors.lesson_get(public_id=public_id)
+        if lesson is None:
+            raise Http404
+        if not (request.user.is_superuser or selectors.user_teaches(user=request.user, course=lesson.course)):
+            raise PermissionDenied("only the course's educators see where its videos are stored")
+        return Response(LessonReplicaOutput(selectors.lesson_replicas(lesson=lesson), many=True).data)

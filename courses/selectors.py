@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -10,6 +11,7 @@ from django.db.models import QuerySet
 
 from courses.lti.selectors import user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
+from media_pipeline import selectors as media_selectors
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -70,3 +72,24 @@ def lesson_ids_taught_by(*, user: User) -> list[str]:
 def user_launched_lesson_from_lms(*, user: User, lesson: Lesson) -> bool:
     """An LTI launch of a resource link pointing at this lesson (see courses/lti)."""
     return user_launched_lesson(user=user, lesson=lesson)
+
+
+def lesson_replicas(*, lesson: Lesson) -> list[dict[str, Any]]:
+    """Per storage region, how far each version of the lesson's video is copied (admin and API)."""
+    if lesson.asset is None:
+        return []
+    return [
+        {
+            "version": row.prefix.rstrip("/").rsplit("/", 1)[-1],
+            "region": row.region,
+            "state": row.state,
+            "state_text": row.get_state_display(),
+            "objects_copied": row.objects_copied,
+            "objects_total": row.objects_total,
+            "last_error": row.last_error,
+            "completed_at": row.completed_at,
+            "serving": row.prefix == lesson.asset.published_prefix,
+        }
+        for row in media_selectors.asset_replicas(asset=lesson.asset)
+        if not row.prefix.startswith("sources/")
+    ]

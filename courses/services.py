@@ -94,3 +94,20 @@ def lesson_progress_record(*, user: AbstractBaseUser, lesson: Lesson, ranges: ob
 
     ags.scores_update(user=user, lesson=lesson, share=share, completed=record.completed_at is not None)
     return record
+
+
+def lesson_delete(*, lesson: Lesson) -> None:
+    """Delete a lesson and its video everywhere: every version in every storage region, and the
+    original. Regions that are down are cleaned when they return (media_pipeline.replication)."""
+    with transaction.atomic():
+        asset_id = lesson.asset_id
+        lesson.delete()
+        if asset_id is not None:
+            media_services.asset_delete(asset_id=asset_id)
+
+
+def course_delete(*, course: Course) -> None:
+    with transaction.atomic():
+        for lesson in course.lessons.all():
+            lesson_delete(lesson=lesson)
+        course.delete()

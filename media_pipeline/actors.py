@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from media_pipeline import services
+from media_pipeline import replication, services
 from media_pipeline.errors import PermanentError
 
 MINUTE_MS = 60_000
@@ -29,3 +29,19 @@ def transcode_asset(asset_id: int) -> None:
 @dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
 def publish_asset(asset_id: int) -> None:
     services.asset_publish(asset_id=asset_id)
+
+
+# A region that is down is retried for hours with growing pauses; `replicas sync` (run by
+# pipeline_resume at start-up, or from cron) picks up whatever outlives the retries.
+REPLICATION = {"queue_name": "replication", "max_retries": 20, "min_backoff": 2_000, "max_backoff": 15 * MINUTE_MS,
+               "throws": (PermanentError,)}  # fmt: skip
+
+
+@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **REPLICATION)
+def replicate_version(replica_id: int) -> None:
+    replication.replica_sync(replica_id=replica_id)
+
+
+@dramatiq.actor(time_limit=30 * MINUTE_MS, **REPLICATION)
+def collect_replica(replica_id: int) -> None:
+    replication.replica_collect(replica_id=replica_id)

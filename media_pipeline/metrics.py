@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db.models import Count
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -35,4 +36,40 @@ def register_collectors() -> None:
     global _registered
     if not _registered:
         REGISTRY.register(QueueDepthCollector())
+        REGISTRY.register(ReplicationCollector())
         _registered = True
+
+
+class ReplicationCollector(Collector):
+    """Replication lag and replica states per region, read from the database at scrape time."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without describe() the registry would call collect() at start-up, before the database is ready.
+        yield GaugeMetricFamily("media_replication_lag_seconds", "", labels=["region"])
+        yield GaugeMetricFamily("media_replicas", "", labels=["region", "state"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from media_pipeline.models import VersionReplica
+        from media_pipeline.replication import replication_lag_seconds
+
+        try:
+            lag = replication_lag_seconds()
+            counts = list(
+                VersionReplica.objects.values("region", "state")
+                .annotate(n=Count("pk"))
+                .values_list("region", "state", "n")
+            )
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
+            return
+        lag_family = GaugeMetricFamily(
+            "media_replication_lag_seconds",
+            "Age of the oldest published version not yet complete in the region (0 when all are)",
+            labels=["region"],
+        )
+        for region, seconds in sorted(lag.items()):
+            lag_family.add_metric([region], seconds)
+        yield lag_family
+        states = GaugeMetricFamily("media_replicas", "Version copies per region and state", labels=["region", "state"])
+        for region, state, count in sorted(counts):
+            states.add_metric([region, state], count)
+        yield states

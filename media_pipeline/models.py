@@ -76,3 +76,52 @@ class MediaAsset(models.Model):
         if self.published_version is None:
             return None
         return self.version_prefix(self.published_version)
+
+
+class ReplicaState(models.TextChoices):
+    PENDING = "pending", "Waiting to be copied"
+    COPYING = "copying", "Copying"
+    COMPLETE = "complete", "Complete and verified"
+    DEGRADED = "degraded", "Region unreachable or incomplete, retrying"
+    DELETING = "deleting", "Waiting to be removed"
+    DELETED = "deleted", "Removed"
+
+
+class VersionReplica(models.Model):
+    """One storage prefix (a published version, or an asset's originals) in one region.
+
+    Rows outlive their asset (``asset`` becomes null) so a deletion is retried until every region
+    has dropped the objects.
+    """
+
+    asset = models.ForeignKey(MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="replicas")
+    prefix = models.CharField(max_length=300, help_text="Storage prefix, ending with a slash.")
+    region = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=ReplicaState.choices, default=ReplicaState.PENDING)
+    objects_total = models.PositiveIntegerField(default=0)
+    objects_copied = models.PositiveIntegerField(default=0)
+    bytes_copied = models.BigIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # A worker holds the row until then; a worker that died loses it when it passes.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the version became available to copy: replication lag is measured from here.
+    available_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    delete_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prefix", "region"], name="replica_one_row_per_prefix_and_region"),
+            models.CheckConstraint(condition=models.Q(state__in=ReplicaState.values), name="replica_state_valid"),
+            models.CheckConstraint(
+                condition=~models.Q(state=ReplicaState.DELETING) | models.Q(delete_after__isnull=False),
+                name="replica_deleting_has_delete_after",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "region"])]
+
+    def __str__(self) -> str:
+        return f"{self.prefix} in {self.region} ({self.state})"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TypedDict
 
 from media_pipeline import layout
-from media_pipeline.models import MediaAsset
+from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
+from media_pipeline.regions import regions_all
 
 
 class PlaybackInfo(TypedDict):
@@ -14,6 +15,7 @@ class PlaybackInfo(TypedDict):
     dash: str
     poster: str
     duration: float | None
+    regions: list[str]
 
 
 def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
@@ -26,4 +28,29 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
         dash=layout.DASH_MANIFEST,
         poster=layout.POSTER,
         duration=asset.duration_seconds,
+        regions=asset_complete_regions(asset=asset),
     )
+
+
+def asset_complete_regions(*, asset: MediaAsset) -> list[str]:
+    """Regions holding the whole published version, verified, in configuration order (primary first)."""
+    if asset.published_prefix is None:
+        return []
+    return version_complete_regions(prefix=asset.published_prefix)
+
+
+def version_complete_regions(*, prefix: str) -> list[str]:
+    """Regions holding the whole version under ``prefix``. A version published before its region rows
+    existed counts as complete in the primary only."""
+    states = dict(VersionReplica.objects.filter(prefix=prefix).values_list("region", "state"))
+    return [
+        region.name
+        for region in regions_all()
+        if states.get(region.name) == ReplicaState.COMPLETE or (region.primary and region.name not in states)
+    ]
+
+
+def asset_replicas(*, asset: MediaAsset) -> list[VersionReplica]:
+    """Every version of the asset in every region, newest version first, for the admin and the API."""
+    rows = VersionReplica.objects.filter(asset=asset).exclude(state=ReplicaState.DELETED)
+    return list(rows.order_by("-available_at", "prefix", "region"))

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from media_pipeline import layout, storage
+from media_pipeline import layout, replication, storage
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
     ToolFailed,
@@ -40,6 +40,7 @@ from media_pipeline.packager import package_command
 from media_pipeline.probe import probe_file
 
 logger = logging.getLogger(__name__)
+asset_delete = replication.asset_delete
 
 INDEX_NAME = "files.json"
 PROGRESS_EVERY_SECONDS = 2.0
@@ -275,11 +276,12 @@ def _upload_version(out: Path, prefix: str) -> None:
     index: dict[str, dict[str, object]] = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         name = path.relative_to(out).as_posix()
-        storage.save_file(key=prefix + name, source=path)
-        index[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        digest = _sha256(path)
+        storage.save_file(key=prefix + name, source=path, sha256=digest)
+        index[name] = {"size": path.stat().st_size, "sha256": digest}
     index_path = out.parent / INDEX_NAME
     index_path.write_text(json.dumps({"files": index}, indent=1, sort_keys=True))
-    storage.save_file(key=prefix + INDEX_NAME, source=index_path)
+    storage.save_file(key=prefix + INDEX_NAME, source=index_path, sha256=_sha256(index_path))
 
 
 def _read_index(prefix: str) -> dict[str, dict[str, object]] | None:
@@ -313,14 +315,21 @@ def asset_publish(*, asset_id: int) -> None:
     if missing:
         _fail(asset, in_state=AssetStatus.TRANSCODED, reason=f"publishing failed: missing {', '.join(missing[:5])}")
         return
-    # The one flip: from here on players are given the new version's URLs.
-    MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODED, building_version=version).update(
-        status=AssetStatus.READY,
-        published_version=version,
-        published_at=timezone.now(),
-        progress=100,
-        updated_at=timezone.now(),
-    )
+    # The one flip: from here on players are given the new version's URLs. The same transaction
+    # records the version per region (complete in the primary) and retires the one it replaces.
+    with transaction.atomic():
+        current = MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODED, building_version=version)
+        flipped = current.update(
+            status=AssetStatus.READY,
+            published_version=version,
+            published_at=timezone.now(),
+            progress=100,
+            updated_at=timezone.now(),
+        )
+        if flipped == 1:
+            replication.replicas_record_published(
+                asset=asset, version=version, previous_version=asset.published_version
+            )
 
 
 def asset_wait(*, asset_id: int, timeout: float, poll_seconds: float = 0.5) -> MediaAsset:
@@ -344,4 +353,5 @@ __all__ = [
     "asset_publish",
     "asset_wait",
     "assets_resume_stalled",
+    "asset_delete",
 ]

@@ -48,8 +48,9 @@ def local_path(key: str) -> Path:
     return Path(default_storage.path(key))
 
 
-def save_file(*, key: str, source: Path) -> None:
-    """Upload one local file to ``key`` (overwriting), streamed, with its content type."""
+def save_file(*, key: str, source: Path, sha256: str | None = None) -> None:
+    """Upload one local file to ``key`` (overwriting), streamed, with its content type and, when
+    given, its SHA-256 in the object's metadata (replication and `replicas verify` check it)."""
     if _is_local():
         target = local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,10 @@ def save_file(*, key: str, source: Path) -> None:
         tmp.replace(target)
         return
     client, bucket = _s3_client_and_bucket()
-    client.upload_file(str(source), bucket, key, ExtraArgs={"ContentType": content_type_for(key)})
+    extra: dict[str, object] = {"ContentType": content_type_for(key)}
+    if sha256:
+        extra["Metadata"] = {"sha256": sha256}
+    client.upload_file(str(source), bucket, key, ExtraArgs=extra)
 
 
 def save_stream(*, key: str, stream: IO[bytes]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -18,6 +19,20 @@ from playback.access import can_watch
 from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
 
 
+def _viewer_country(request: Request) -> str:
+    header = settings.PLAYBACK_COUNTRY_HEADER
+    return request.headers.get(header, "").strip()[:2] if header else ""
+
+
+class _RegionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    hls = serializers.CharField(source="hls_url")
+    dash = serializers.CharField(source="dash_url")
+
+    class Meta:
+        ref_name = "PlaybackRegion"
+
+
 class PlaybackApi(APIView):
     class OutputSerializer(serializers.Serializer):
         hls = serializers.CharField(source="hls_url", help_text="HLS master playlist URL (token in the path)")
@@ -25,6 +40,14 @@ class PlaybackApi(APIView):
         poster = serializers.CharField(source="poster_url", help_text="Poster image URL")
         expires_at = serializers.DateTimeField(help_text="When every URL of this session stops working")
         duration = serializers.FloatField(allow_null=True, help_text="Seconds")
+        region = serializers.CharField(help_text="Storage region the URLs above are served from")
+        steering = serializers.CharField(
+            source="steering_url",
+            help_text="Content-steering server named in the manifests (empty when only one region serves)",
+        )
+        regions = _RegionSerializer(
+            many=True, help_text="Every region holding the whole version (the chosen one first), with its URLs"
+        )
 
         class Meta:
             ref_name = "PlaybackSession"
@@ -50,7 +73,7 @@ class PlaybackApi(APIView):
         if lesson is None:
             raise NotFound("no such lesson")
         try:
-            session = playback_session_create(user=request.user, lesson=lesson)
+            session = playback_session_create(user=request.user, lesson=lesson, country=_viewer_country(request))
         except PlaybackDenied as denied:
             return Response({"detail": denied.decision.reason}, status=status.HTTP_403_FORBIDDEN)
         except PlaybackNotReady as not_ready:

@@ -10,11 +10,14 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
 from courses.models import Lesson
+from media_pipeline.regions import Region, regions_all
 from media_pipeline.selectors import asset_playback_info
 from playback.access import NOT_READY_REASON, AccessDecision, Verdict, can_watch
 from playback.signers import signer_get
+from playback.tokens import token_issue
 
 
 class PlaybackDenied(PermissionDenied):
@@ -34,16 +37,40 @@ class PlaybackNotReady(Exception):
 
 
 @dataclass(frozen=True)
+class RegionUrls:
+    name: str
+    hls_url: str
+    dash_url: str
+
+
+@dataclass(frozen=True)
 class PlaybackSession:
     hls_url: str
     dash_url: str
     poster_url: str
     expires_at: datetime
     duration: float | None
+    region: str
+    # Every region holding the whole version, the chosen one first: the pathways a player may use.
+    regions: list[RegionUrls]
+    # With several regions the manifests above are steered (playback/steering_views.py); this is
+    # the steering server they name. Empty with one region.
+    steering_url: str = ""
 
 
-def playback_session_create(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> PlaybackSession:
-    """Signed URLs for the lesson's published version; raises before anything is signed if refused."""
+def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
+    """Complete regions only; those listing the viewer's country first, then configuration order."""
+    usable = [region for region in regions_all() if region.name in complete]
+    return sorted(usable, key=lambda region: country.upper() not in region.countries if country else False)
+
+
+def playback_session_create(
+    *, user: AbstractBaseUser | AnonymousUser, lesson: Lesson, country: str = ""
+) -> PlaybackSession:
+    """Signed URLs for the lesson's published version; raises before anything is signed if refused.
+
+    URLs point only at regions where the version is complete (see media_pipeline.replication).
+    """
     decision = can_watch(user=user, lesson=lesson)
     if decision.verdict is Verdict.NOT_READY:
         raise PlaybackNotReady(decision)
@@ -52,12 +79,35 @@ def playback_session_create(*, user: AbstractBaseUser | AnonymousUser, lesson: L
     info = asset_playback_info(asset=lesson.asset)
     if info is None:  # unpublished between the decision and here
         raise PlaybackNotReady(AccessDecision(Verdict.NOT_READY, NOT_READY_REASON))
+    regions = regions_by_preference(complete=info["regions"], country=country)
+    if not regions:  # no region holds a verified copy (the primary was found damaged)
+        raise PlaybackNotReady(AccessDecision(Verdict.NOT_READY, NOT_READY_REASON))
     expires_at = int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
-    base = signer_get().sign_prefix(prefix=info["prefix"], expires_at=expires_at)
+    bases = [signer_get(region).sign_prefix(prefix=info["prefix"], expires_at=expires_at) for region in regions]
+    hls_url, dash_url, steering_url = bases[0] + info["hls"], bases[0] + info["dash"], ""
+    if len(regions) > 1:
+        steer_base = _steer_base(prefix=info["prefix"], expires_at=expires_at)
+        hls_url, dash_url = steer_base + info["hls"], steer_base + info["dash"]
+        steering_url = steer_base + STEERING_NAME
     return PlaybackSession(
-        hls_url=base + info["hls"],
-        dash_url=base + info["dash"],
-        poster_url=base + info["poster"],
+        hls_url=hls_url,
+        dash_url=dash_url,
+        steering_url=steering_url,
+        poster_url=bases[0] + info["poster"],
         expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
+        region=regions[0].name,
+        regions=[
+            RegionUrls(name=region.name, hls_url=base + info["hls"], dash_url=base + info["dash"])
+            for region, base in zip(regions, bases, strict=True)
+        ],
     )
+
+
+STEERING_NAME = "steering.json"
+
+
+def _steer_base(*, prefix: str, expires_at: int) -> str:
+    token = token_issue(secret=settings.PLAYBACK_TOKEN_SECRET.encode(), prefix=prefix, expires_at=expires_at)
+    root = reverse("steer:steer", kwargs={"token": "t", "key": "k"}).removesuffix("t/k")
+    return f"{root}{token}/{prefix}"

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.views.decorators.http import require_http_methods
 
 from media_pipeline import storage
+from media_pipeline.regions import ObjectStore, region_get, store_for
 from playback.origin import RangeNotSatisfiable, cache_control_for, parse_range
 from playback.tokens import TokenResult, prefix_of, token_verify
 
@@ -37,6 +38,22 @@ def stream(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
 
 
 @require_http_methods(["GET", "HEAD"])
+def region_stream(request: HttpRequest, region: str, token: str, key: str) -> HttpResponseBase:
+    """The same as ``stream``, reading a non-primary storage region."""
+    verdict = token_verify(
+        secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, path_key=key, now=int(time.time())
+    )
+    if verdict is TokenResult.BAD:
+        return _refusal("forbidden", 403)
+    if verdict is TokenResult.EXPIRED:
+        return _refusal("playback token expired", 410)
+    found = region_get(region)
+    if found is None:
+        return _refusal("not found", 404)
+    return _serve(request, key, store=store_for(found))
+
+
+@require_http_methods(["GET", "HEAD"])
 def edge_fetch(request: HttpRequest, key: str) -> HttpResponseBase:
     """The object behind an edge (deploy/nginx): the edge checked the viewer's token and proves
     itself with a shared secret header, so it can cache one copy per object for every viewer."""
@@ -47,10 +64,16 @@ def edge_fetch(request: HttpRequest, key: str) -> HttpResponseBase:
     return _serve(request, key)
 
 
-def _serve(request: HttpRequest, key: str) -> HttpResponseBase:
-    if not storage.exists(key):
-        return _refusal("not found", 404)
-    size = storage.size(key)
+def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) -> HttpResponseBase:
+    if store is None:
+        if not storage.exists(key):
+            return _refusal("not found", 404)
+        size = storage.size(key)
+    else:
+        info = store.head(key)
+        if info is None:
+            return _refusal("not found", 404)
+        size = info.size
     try:
         byte_range = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
@@ -65,7 +88,11 @@ def _serve(request: HttpRequest, key: str) -> HttpResponseBase:
     if request.method == "HEAD" or length == 0:
         response = HttpResponse(status=status)
     else:
-        chunks = storage.open_range(key=key, start=start, end=end)
+        chunks = (
+            storage.open_range(key=key, start=start, end=end)
+            if store is None
+            else store.read(key, start=start, end=end)
+        )
         # Under ASGI a synchronous iterator would be read whole into memory before sending.
         content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
         response = StreamingHttpResponse(content, status=status)

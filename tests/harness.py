@@ -37,6 +37,7 @@ S3_ACCESS_KEY = "harness-access-key"
 S3_SECRET_KEY = "harness-secret-key-0123456789abcdef"
 S3_BUCKET = "lessons-test"
 S3_REGION = "us-east-1"
+REGIONS = 3  # SeaweedFS servers: the default storage and two more regions for replication tests
 # Ports come from below Linux's ephemeral range (32768+), so an outgoing connection never holds one;
 # SeaweedFS also listens on every HTTP port + 10000 (gRPC), which must stay below 32768 as well.
 PORT_LOW, PORT_HIGH = 12_000, 22_000
@@ -163,6 +164,77 @@ def stop_services(services: list[Service]) -> None:
 
 
 @dataclass
+class SeaweedServer:
+    """One SeaweedFS S3 server with one access key (so signatures are really checked), on loopback.
+
+    Restartable on the same ports and data folder: tests stop one mid-copy and bring it back.
+    """
+
+    root: Path
+    base: int = field(default_factory=lambda: free_port(span=8, grpc=True))
+    service: Service | None = None
+
+    @property
+    def endpoint(self) -> str:
+        # master, filer, admin, s3 at base .. base+3, volume at base+7; each has a gRPC twin at +10000.
+        return f"http://127.0.0.1:{self.base + 3}"
+
+    def start(self) -> Service:
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        identities = {
+            "identities": [
+                {
+                    "name": "harness",
+                    "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        config = self.root / "s3.json"
+        config.write_text(json.dumps(identities))
+        base = self.base
+        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed") or "weed"
+        self.service = _start(
+            "seaweedfs",
+            [weed, f"-logdir={self.root / 'logs'}", "mini", f"-dir={self.root / 'data'}",
+             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+             f"-master.port={base}", f"-filer.port={base + 1}", f"-admin.port={base + 2}",
+             f"-s3.port={base + 3}", f"-volume.port={base + 7}",
+             # These two default to fixed ports (8181, 9101): two servers at once would collide.
+             "-s3.port.iceberg=0", "-s3.port.lance=0",
+             "-webdav=false", "-admin.ui=false", f"-s3.config={config}"],
+            log=self.root / "weed.out",
+            cwd=self.root,
+        )  # fmt: skip
+        return self.service
+
+    def wait_ready(self, *, timeout: float = 60) -> None:
+        client = s3_client(self.endpoint)
+
+        def bucket_ready() -> bool:
+            existing = [bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])]
+            if S3_BUCKET not in existing:
+                client.create_bucket(Bucket=S3_BUCKET)
+            # A bucket is listed before its first write works: wait for a round trip.
+            client.put_object(Bucket=S3_BUCKET, Key="harness-probe", Body=b"ok")
+            return client.get_object(Bucket=S3_BUCKET, Key="harness-probe")["Body"].read() == b"ok"
+
+        wait_for(bucket_ready, what=f"SeaweedFS S3 at {self.endpoint}", timeout=timeout, process=self.service)
+        client.delete_object(Bucket=S3_BUCKET, Key="harness-probe")
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no goodbye."""
+        if self.service is not None and not self.service.exited():
+            self.service.process.kill()
+            self.service.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.service is not None:
+            stop_services([self.service])
+
+
+@dataclass
 class Harness:
     root: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -232,59 +304,22 @@ class Harness:
 
     # --- SeaweedFS S3 --------------------------------------------------------------------------------
     def start_seaweedfs(self) -> None:
-        weed_dir = self.root / "weed"
-        (weed_dir / "data").mkdir(parents=True)
-        (weed_dir / "logs").mkdir()
-        # One identity: anonymous requests and requests signed with any other key are refused.
-        identities = {
-            "identities": [
-                {
-                    "name": "harness",
-                    "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
-        config = weed_dir / "s3.json"
-        config.write_text(json.dumps(identities))
-        # master, filer, admin, s3 at base .. base+3, volume at base+7; each has a gRPC twin at +10000.
-        base = free_port(span=8, grpc=True)
-        s3_port = base + 3
-        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed") or "weed"
-        service = _start(
-            "seaweedfs",
-            [weed, f"-logdir={weed_dir / 'logs'}", "mini", f"-dir={weed_dir / 'data'}",
-             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-             f"-master.port={base}", f"-filer.port={base + 1}", f"-admin.port={base + 2}",
-             f"-s3.port={s3_port}", f"-volume.port={base + 7}",
-             # These two default to fixed ports (8181, 9101): two harnesses at once would collide.
-             "-s3.port.iceberg=0", "-s3.port.lance=0",
-             "-webdav=false", "-admin.ui=false", f"-s3.config={config}"],
-            log=weed_dir / "weed.out",
-            cwd=weed_dir,
-        )  # fmt: skip
-        self.services.append(service)
-        endpoint = f"http://127.0.0.1:{s3_port}"
-        client = s3_client(endpoint)
-
-        def bucket_ready() -> bool:
-            existing = [bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])]
-            if S3_BUCKET not in existing:
-                client.create_bucket(Bucket=S3_BUCKET)
-            # A bucket is listed before its first write works: wait for a round trip.
-            client.put_object(Bucket=S3_BUCKET, Key="harness-probe", Body=b"ok")
-            return client.get_object(Bucket=S3_BUCKET, Key="harness-probe")["Body"].read() == b"ok"
-
-        wait_for(bucket_ready, what="SeaweedFS S3", timeout=60, process=service)
-        client.delete_object(Bucket=S3_BUCKET, Key="harness-probe")
+        """Three servers, three storage regions: the first is the suite's default storage; the other
+        two are offered to the replication tests as TEST_REGION_ENDPOINTS."""
+        servers = [SeaweedServer(root=self.root / f"weed-{n}") for n in range(REGIONS)]
+        for server in servers:
+            self.services.append(server.start())
+        for server in servers:
+            server.wait_ready()
         self.env.update(
             {
                 "STORAGE_BACKEND": "s3",
-                "S3_ENDPOINT_URL": endpoint,
+                "S3_ENDPOINT_URL": servers[0].endpoint,
                 "S3_BUCKET": S3_BUCKET,
                 "S3_ACCESS_KEY_ID": S3_ACCESS_KEY,
                 "S3_SECRET_ACCESS_KEY": S3_SECRET_KEY,
                 "S3_REGION": S3_REGION,
+                "TEST_REGION_ENDPOINTS": ",".join(server.endpoint for server in servers[1:]),
             }
         )
 

@@ -35,8 +35,11 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert set(body) == {"hls", "dash", "poster", "expires_at", "duration"}
+    assert set(body) == {"hls", "dash", "poster", "expires_at", "duration", "region", "regions", "steering"}
     token = body["hls"].split("/")[2]
+    # One storage region (the default): the version is served from it and nowhere else.
+    assert body["region"] == "default"
+    assert body["regions"] == [{"name": "default", "hls": body["hls"], "dash": body["dash"]}]
     assert body["hls"] == f"/stream/{token}/{world.prefix}master.m3u8"
     assert body["dash"] == f"/stream/{token}/{world.prefix}manifest.mpd"
     assert body["poster"] == f"/stream/{token}/{world.prefix}poster.jpg"
@@ -147,4 +150,6 @@ def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-u
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
     session = schema["components"]["schemas"]["PlaybackSession"]
-    assert sorted(session["properties"]) == ["dash", "duration", "expires_at", "hls", "poster"]
+    assert sorted(session["properties"]) == [
+        "dash", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from media_pipeline import services
+from media_pipeline import replication, services
 
 
 class Command(BaseCommand):
@@ -19,3 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         resumed = services.assets_resume_stalled(idle_for=timedelta(minutes=options["idle_minutes"]))
         self.stdout.write(f"resumed {len(resumed)} asset(s)")
+        # Copies and deletions a region outage outlasted, and regions added since a version was published.
+        replication.replicas_ensure()
+        self.stdout.write(f"enqueued {replication.replicas_enqueue()} replication job(s)")
