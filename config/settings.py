@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "courses.lti.middleware.PartitionedCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -271,6 +272,39 @@ SPECTACULAR_SETTINGS.update(
         "REDOC_DIST": "SIDECAR",
     }
 )
+
+# --- LTI 1.3 (courses/lti, README "LTI 1.3") ----------------------------------------------------
+# Our tool keys' private halves are stored encrypted with this passphrase (give it as a file in
+# production: LTI_KEY_PASSPHRASE_FILE). Changing it makes the stored keys unreadable: rotate instead.
+LTI_KEY_PASSPHRASE = env_str("LTI_KEY_PASSPHRASE", "") or SECRET_KEY
+LTI_TOOL_TITLE = env_str("LTI_TOOL_TITLE", "Lessons")
+# Dynamic Registration completes by itself; with approval on, a new platform stays inactive until a
+# superuser activates it in the admin (LTI platforms).
+LTI_REGISTRATION_APPROVAL = env_bool("LTI_REGISTRATION_APPROVAL", False)
+LTI_HTTP_TIMEOUT_SECONDS = env_int("LTI_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
+LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
+LTI_LOGIN_STATE_SECONDS = env_int("LTI_LOGIN_STATE_SECONDS", 600, minimum=30)
+LTI_JWKS_CACHE_SECONDS = env_int("LTI_JWKS_CACHE_SECONDS", 300, minimum=0)
+# An unknown kid refetches the platform's JWKS once, at most this often (a stream of made-up kids
+# must not turn into a stream of requests to the platform).
+LTI_JWKS_REFETCH_COOLDOWN_SECONDS = env_int("LTI_JWKS_REFETCH_COOLDOWN_SECONDS", 5, minimum=0)
+# Lifetime of the JWTs we sign (Deep Linking responses, client assertions).
+LTI_TOKEN_LIFETIME_SECONDS = env_int("LTI_TOKEN_LIFETIME_SECONDS", 300, minimum=30)
+# A rotated-out key stays in /lti/jwks/ this long: longer than our tokens live and than platforms cache JWKS.
+LTI_KEY_RETENTION_SECONDS = env_int("LTI_KEY_RETENTION_SECONDS", 86_400, minimum=LTI_TOKEN_LIFETIME_SECONDS)
+# Inside an LMS iframe our site is third-party: the session and CSRF cookies must be SameSite=None
+# (which browsers accept only with Secure, i.e. over HTTPS) and Partitioned (CHIPS) to survive
+# third-party-cookie blocking. On by default with HTTPS=1.
+LTI_IFRAME_COOKIES = env_bool("LTI_IFRAME_COOKIES", HTTPS)
+LTI_PARTITIONED_COOKIES = env_bool("LTI_PARTITIONED_COOKIES", True)
+if LTI_IFRAME_COOKIES:
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Shared by every web and worker process: platform access tokens (until they expire).
+    "lti": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lti"},
+}
 
 # --- Analytics ----------------------------------------------------------------------------------
 # Beacon batches one client (IP) may send per 10 seconds; a player sends about one.

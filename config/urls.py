@@ -19,6 +19,7 @@ urlpatterns = [
     path("steer/", include("playback.steer_urls")),
     path("edge-origin/", include("playback.edge_urls")),
     path("analytics/", include("analytics.urls")),
+    path("lti/", include("courses.lti.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),

@@ -131,7 +131,16 @@ class LessonAdminForm(forms.ModelForm):
 
     class Meta:
         model = Lesson
-        fields = ("course", "title", "description", "state", "position")
+        fields = ("course", "title", "description", "state", "position", "completion_threshold")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Optional in the form: a post without it (older scripts, the upload tests) keeps the current value.
+        self.fields["completion_threshold"].required = False
+
+    def clean_completion_threshold(self) -> int:
+        value = self.cleaned_data.get("completion_threshold")
+        return self.instance.completion_threshold if value is None else value
 
     def clean_video(self) -> Any:
         video = self.cleaned_data.get("video")
@@ -160,6 +169,7 @@ class LessonAdmin(EducatorScopedAdmin):
         fieldsets: list = [
             (None, {"fields": ("course", "title", "description", "state", "position")}),
             ("Video", {"fields": ("video",)}),
+            ("Completion (LMS gradebooks)", {"fields": ("completion_threshold",)}),
         ]
         if obj is not None:
             fieldsets[1][1]["fields"] = (
@@ -261,3 +271,6 @@ class EnrollmentAdmin(admin.ModelAdmin):
     list_filter = ("course",)
     search_fields = ("user__username", "user__email", "course__title")
     autocomplete_fields = ("user",)
+
+
+from courses.lti import admin as lti_admin  # noqa: E402, F401  (registers the LTI models)

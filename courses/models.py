@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from media_pipeline.models import MediaAsset
@@ -38,6 +39,11 @@ class Lesson(models.Model):
     description = models.TextField(blank=True)
     state = models.CharField(max_length=16, choices=LessonState.choices, default=LessonState.PUBLISHED)
     asset = models.OneToOneField(MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="lesson")
+    completion_threshold = models.PositiveSmallIntegerField(
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Percent of the lesson's seconds a learner must actually play for it to count as completed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -47,6 +53,10 @@ class Lesson(models.Model):
         indexes = [models.Index(fields=["course", "position"], name="lesson_course_position")]
         constraints = [
             models.CheckConstraint(condition=models.Q(state__in=LessonState.values), name="lesson_state_valid"),
+            models.CheckConstraint(
+                condition=models.Q(completion_threshold__gte=1, completion_threshold__lte=100),
+                name="lesson_completion_threshold_percent",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -73,3 +83,37 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.course}"
+
+
+class LessonProgress(models.Model):
+    """Which seconds of a lesson a user has actually played: one bit per second (see courses/progress.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lesson_progress")
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="progress")
+    watched = models.BinaryField(default=b"")
+    seconds_watched = models.PositiveIntegerField(default=0)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "lesson"], name="lesson_progress_unique_user_lesson"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.lesson}: {self.seconds_watched} s"
+
+
+# LTI 1.3 tool records live in courses/lti/models.py; importing them here registers them with the app.
+from courses.lti.models import (  # noqa: E402, F401
+    LtiContext,
+    LtiDeployment,
+    LtiLaunchGrant,
+    LtiLoginState,
+    LtiNonce,
+    LtiPlatform,
+    LtiResourceLink,
+    LtiScore,
+    LtiToolKey,
+    LtiUser,
+)

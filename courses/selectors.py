@@ -9,6 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
+from courses.lti.selectors import user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
 from media_pipeline import selectors as media_selectors
 
@@ -66,6 +67,11 @@ def lesson_ids_taught_by(*, user: User) -> list[str]:
         str(p)
         for p in Lesson.objects.filter(course__in=courses_taught_by(user=user)).values_list("public_id", flat=True)
     ]
+
+
+def user_launched_lesson_from_lms(*, user: User, lesson: Lesson) -> bool:
+    """An LTI launch of a resource link pointing at this lesson (see courses/lti)."""
+    return user_launched_lesson(user=user, lesson=lesson)
 
 
 def lesson_replicas(*, lesson: Lesson) -> list[dict[str, Any]]:

@@ -8,8 +8,10 @@ from typing import IO
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
-from courses.models import Course, Enrollment, Lesson, LessonState
+from courses import progress
+from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
 from media_pipeline import services as media_services
 
 
@@ -61,6 +63,37 @@ def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str) 
         lesson.save(update_fields=["asset"])
     media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
     return lesson
+
+
+class ProgressUnavailable(Exception):
+    """The lesson has no known duration yet, so progress cannot be measured."""
+
+
+@transaction.atomic
+def lesson_progress_record(*, user: AbstractBaseUser, lesson: Lesson, ranges: object) -> LessonProgress:
+    """Merge the time ranges a player reports into the user's watched seconds of the lesson.
+
+    Raises ValueError for malformed ranges. Completion (the lesson's threshold reached) is recorded
+    once; LTI gradebooks are told through courses.lti.ags after the transaction commits.
+    """
+    duration = lesson.duration_seconds
+    if not duration:
+        raise ProgressUnavailable("the lesson has no duration yet")
+    total = progress.total_seconds(duration)
+    played = progress.seconds_played(progress.parse_ranges(ranges, duration=duration), total=total)
+    LessonProgress.objects.get_or_create(user=user, lesson=lesson)
+    record = LessonProgress.objects.select_for_update().get(user=user, lesson=lesson)
+    record.watched = progress.bitmap_merge(bytes(record.watched), played, total=total)
+    record.seconds_watched = progress.bitmap_count(record.watched, total=total)
+    share = record.seconds_watched / total
+    if record.completed_at is None and share * 100 >= lesson.completion_threshold:
+        record.completed_at = timezone.now()
+    record.save()
+
+    from courses.lti import ags  # the LTI gradebook is one consumer of progress
+
+    ags.scores_update(user=user, lesson=lesson, share=share, completed=record.completed_at is not None)
+    return record
 
 
 def lesson_delete(*, lesson: Lesson) -> None:

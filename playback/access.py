@@ -1,7 +1,9 @@
 """The one place that decides who may watch a lesson. Nothing is signed before it says yes.
 
 Entitled: a superuser; an educator of the lesson's course (drafts and unpublished courses too);
-an enrolled learner for a published lesson of a published course. Everyone else is refused,
+an enrolled learner for a published lesson of a published course; a user who launched, from a
+registered LMS (LTI 1.3), a resource link pointing at a published lesson, even when its course is not
+in the catalogue (the LMS course is where those learners meet it). Everyone else is refused,
 including staff users who do not teach the course: educators are staff so that they can use the
 admin, which scopes them to their own courses, and playback follows the same line. Inactive and
 anonymous users are refused. Entitlement is checked before readiness, so a stranger learns
@@ -45,10 +47,13 @@ def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> Acce
     course = lesson.course
     teaches = bool(getattr(user, "is_superuser", False)) or course_selectors.user_teaches(user=user, course=course)
     if not teaches:
-        if not course.published or lesson.state != LessonState.PUBLISHED:
+        if lesson.state != LessonState.PUBLISHED:
             return AccessDecision(Verdict.DENIED, "this lesson is not published")
-        if not course_selectors.user_is_enrolled(user=user, course=course):
-            return AccessDecision(Verdict.DENIED, "enrol in the course to watch this lesson")
+        if not course_selectors.user_launched_lesson_from_lms(user=user, lesson=lesson):
+            if not course.published:
+                return AccessDecision(Verdict.DENIED, "this lesson is not published")
+            if not course_selectors.user_is_enrolled(user=user, course=course):
+                return AccessDecision(Verdict.DENIED, "enrol in the course to watch this lesson")
     if asset_playback_info(asset=lesson.asset) is None:
         return AccessDecision(Verdict.NOT_READY, NOT_READY_REASON)
     return AccessDecision(Verdict.ALLOWED, "ok")

@@ -12,7 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from courses import progress as course_progress
 from courses.selectors import lesson_get
+from courses.services import ProgressUnavailable, lesson_progress_record
+from playback.access import can_watch
 from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
 
 
@@ -77,3 +80,52 @@ class PlaybackApi(APIView):
             return Response({"detail": not_ready.decision.reason}, status=status.HTTP_409_CONFLICT)
         # The URLs are this viewer's credentials: no shared cache may keep them.
         return Response(self.OutputSerializer(session).data, headers={"Cache-Control": "no-store"})
+
+
+class ProgressApi(APIView):
+    """Watched time ranges from the player; progress counts only for viewers entitled to the lesson."""
+
+    MAX_BODY_BYTES = 64 * 1024
+
+    class InputSerializer(serializers.Serializer):
+        ranges = serializers.ListField(
+            child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+            max_length=course_progress.MAX_RANGES,
+            help_text="Played [start, end] ranges in seconds (HTMLMediaElement.played)",
+        )
+
+        class Meta:
+            ref_name = "ProgressInput"
+
+    class OutputSerializer(serializers.Serializer):
+        seconds_watched = serializers.IntegerField()
+        completed = serializers.BooleanField()
+
+        class Meta:
+            ref_name = "ProgressOutput"
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: OpenApiResponse(description="Malformed ranges"),
+                   403: OpenApiResponse(description="Not entitled"), 409: OpenApiResponse(description="Not ready")},
+        summary="Record the time ranges of a lesson the viewer actually played",
+    )  # fmt: skip
+    def post(self, request: Request, public_id: uuid.UUID) -> Response:
+        if int(request.headers.get("Content-Length") or 0) > self.MAX_BODY_BYTES:
+            return Response({"detail": "too many ranges"}, status=status.HTTP_400_BAD_REQUEST)
+        lesson = lesson_get(public_id=public_id)
+        if lesson is None:
+            raise NotFound("no such lesson")
+        decision = can_watch(user=request.user, lesson=lesson)
+        if not decision.allowed:
+            code = status.HTTP_409_CONFLICT if decision.verdict.value == "not_ready" else status.HTTP_403_FORBIDDEN
+            return Response({"detail": decision.reason}, status=code)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            record = lesson_progress_record(user=request.user, lesson=lesson, ranges=data.validated_data["ranges"])
+        except ProgressUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"seconds_watched": record.seconds_watched, "completed": record.completed_at is not None})

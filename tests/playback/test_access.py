@@ -85,3 +85,61 @@ def test_can_watch(world: World, situation: str, role: str, expected: tuple[Verd
     assert decision.allowed is (expected == OK)
     # Deciding is a read: nothing is written, whatever the answer.
     assert [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")] == []
+
+
+# --- LTI 1.3: a launch of a resource link pointing at the lesson is an entitlement ------------------
+LTI_CASES = {
+    # situation: expected verdict for a user who launched a resource link from an LMS
+    "link to this lesson, course not in the catalogue": OK,
+    "link to this lesson, published course, not enrolled": OK,
+    "link to this lesson, draft lesson": UNPUBLISHED,
+    "link to this lesson, no version yet": WAIT,
+    "link to this lesson, platform deactivated": UNPUBLISHED,
+    "link to another lesson": UNPUBLISHED,
+    "link that no longer points at a lesson": UNPUBLISHED,
+    "link to this lesson, inactive user": LOGIN,
+}
+
+
+def _lti_grant(world: World, situation: str) -> User:
+    from django.utils import timezone
+
+    from courses.lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
+    from courses.models import Lesson
+
+    platform = LtiPlatform.objects.create(
+        issuer="https://lms.example", client_id="c", auth_login_url="https://lms.example/auth",
+        auth_token_url="https://lms.example/token", jwks_url="https://lms.example/jwks",
+        active=situation != "link to this lesson, platform deactivated",
+    )  # fmt: skip
+    deployment = LtiDeployment.objects.create(platform=platform, deployment_id="1")
+    user = User.objects.create_user("lms-learner", is_active=situation != "link to this lesson, inactive user")
+    identity = LtiUser.objects.create(issuer=platform.issuer, sub="s-1", user=user)
+    target: Lesson | None = world.lesson
+    if situation == "link to another lesson":
+        target = Lesson.objects.create(course=world.course, title="Another", position=1)
+    if situation == "link that no longer points at a lesson":
+        target = None
+    link = LtiResourceLink.objects.create(deployment=deployment, resource_link_id="r-1", lesson=target)
+    LtiLaunchGrant.objects.create(user=user, lti_user=identity, resource_link=link, last_launch_at=timezone.now())
+    if situation != "link to this lesson, published course, not enrolled":
+        world.course.published = False
+        world.course.save()
+    if situation == "link to this lesson, draft lesson":
+        world.lesson.state = "draft"
+        world.lesson.save()
+    if situation == "link to this lesson, no version yet":
+        world.asset.status, world.asset.published_version = "transcoding", None
+        world.asset.save()
+    return user
+
+
+@pytest.mark.parametrize(("situation", "expected"), list(LTI_CASES.items()), ids=list(LTI_CASES))
+def test_can_watch_after_an_lti_launch(world: World, situation: str, expected: tuple[Verdict, str]) -> None:
+    user = _lti_grant(world, situation)
+    world.lesson.refresh_from_db()
+    with CaptureQueriesContext(connection) as queries:
+        decision = can_watch(user=user, lesson=world.lesson)
+    assert (decision.verdict, decision.reason) == expected
+    assert [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")] == []
+    assert not Enrollment.objects.filter(user=user).exists()

@@ -1,0 +1,63 @@
+"""Access tokens for LTI Advantage services: client-credentials grant with a signed JWT assertion,
+cached (shared by every process) until shortly before they expire."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.cache import caches
+
+from courses.lti import http, messages, platforms
+from courses.lti.errors import PlatformPermanentError
+from courses.lti.models import LtiPlatform
+
+EXPIRY_MARGIN_SECONDS = 30
+
+
+def _cache_key(platform: LtiPlatform, scopes: Sequence[str]) -> str:
+    # The token URL and client id are in the key: a re-registered platform never gets an old token.
+    parts = [platform.auth_token_url, platform.client_id, *sorted(scopes)]
+    return "token:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def access_token(*, platform: LtiPlatform, scopes: Sequence[str]) -> str:
+    cache = caches["lti"]
+    key = _cache_key(platform, scopes)
+    cached = cache.get(key)
+    if isinstance(cached, str):
+        return cached
+    assertion = platforms.tool_sign(
+        messages.client_assertion_claims(
+            client_id=platform.client_id,
+            audience=platform.auth_token_audience or platform.auth_token_url,
+            now=platforms.now(),
+            lifetime=settings.LTI_TOKEN_LIFETIME_SECONDS,
+        )
+    )
+    reply = http.post_form(
+        platform.auth_token_url,
+        {
+            "grant_type": "client_credentials",
+            "client_assertion_type": messages.CLIENT_ASSERTION_TYPE,
+            "client_assertion": assertion,
+            "scope": " ".join(scopes),
+        },
+    )
+    body = reply.json()
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise PlatformPermanentError("the platform's token endpoint answered without an access_token")
+    try:
+        expires_in = int(body.get("expires_in", 3600))
+    except (TypeError, ValueError):
+        expires_in = 3600
+    if expires_in > EXPIRY_MARGIN_SECONDS:
+        cache.set(key, token, timeout=expires_in - EXPIRY_MARGIN_SECONDS)
+    return token
+
+
+def access_token_forget(*, platform: LtiPlatform, scopes: Sequence[str]) -> None:
+    """Drop a cached token the platform refused (revoked before its expiry)."""
+    caches["lti"].delete(_cache_key(platform, scopes))

@@ -1,0 +1,28 @@
+"""Reads about LTI registrations and launches that other code reuses."""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+
+from courses.lti.messages import origin_of
+from courses.lti.models import LtiLaunchGrant, LtiPlatform
+from courses.models import Lesson
+
+
+def user_launched_lesson(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> bool:
+    """The user launched, from an active platform, a resource link that points at this lesson."""
+    if not user.is_authenticated:
+        return False
+    return LtiLaunchGrant.objects.filter(
+        user_id=user.pk, resource_link__lesson=lesson, resource_link__deployment__platform__active=True
+    ).exists()
+
+
+def platform_frame_origins() -> list[str]:
+    """Origins allowed to frame LTI pages: each active platform's issuer, login URL and listed origins."""
+    origins: set[str] = set()
+    for platform in LtiPlatform.objects.filter(active=True).only("issuer", "auth_login_url", "frame_origins"):
+        candidates = [platform.issuer, platform.auth_login_url, *platform.frame_origins.split()]
+        origins.update(origin for origin in map(origin_of, candidates) if origin)
+    return sorted(origins)

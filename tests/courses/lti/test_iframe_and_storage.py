@@ -1,0 +1,137 @@
+"""Working inside an LMS iframe: cookie settings, the framed login page, the postMessage-storage path
+of a launch (server side), and the admin and housekeeping around registrations."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from courses.lti.models import LtiLoginState, LtiNonce, LtiUser
+from tests.courses.lti.conftest import authorize, register
+from tests.courses.lti.platform_emulator import PlatformEmulator
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[3]
+SHOW = (
+    "from django.conf import settings as s; import json; print(json.dumps([s.SESSION_COOKIE_SAMESITE, "
+    "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SAMESITE, s.CSRF_COOKIE_SECURE, s.LTI_KEY_PASSPHRASE]))"
+)
+
+
+def _settings(tmp_path: Path, **variables: str) -> list:  # type: ignore[type-arg]
+    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}, "VAR_DIR": str(tmp_path),
+           "SECRET_KEY": "k" * 50, **variables}  # fmt: skip
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def test_iframe_cookie_settings_follow_https_and_can_be_turned_off(tmp_path: Path) -> None:
+    passphrase = tmp_path / "lti-passphrase"
+    passphrase.write_text("from-a-mounted-file\n")
+    assert _settings(tmp_path) == ["Lax", False, "Lax", False, "k" * 50]
+    assert _settings(tmp_path, HTTPS="1", LTI_KEY_PASSPHRASE_FILE=str(passphrase)) == [
+        "None", True, "None", True, "from-a-mounted-file",
+    ]  # fmt: skip
+    assert _settings(tmp_path, HTTPS="1", LTI_IFRAME_COOKIES="0") == ["Lax", True, "Lax", True, "k" * 50]
+
+
+def test_a_framed_login_answers_with_a_page_that_checks_the_cookie(emulator: PlatformEmulator) -> None:
+    register(emulator)
+    params = {**emulator.login_params(login_hint="learner-1", message_hint="m"), "lti_storage_target": "_parent"}
+    response = Client().get("/lti/login/", params, headers={"Sec-Fetch-Dest": "iframe"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    config = json.loads(page.split('id="lti-login-config" type="application/json">')[1].split("</script>")[0])
+    state = LtiLoginState.objects.get()
+    assert config["state"] == state.state and config["nonce"] == state.nonce
+    assert config["redirectUrl"].startswith(f"{emulator.base}/auth?")
+    assert (config["storageTarget"], config["platformOrigin"]) == ("_parent", emulator.base)
+    assert config["newWindowUrl"].startswith("http://testserver/lti/login/?iss=")
+    assert "lti_storage_target" not in config["newWindowUrl"]  # a new window is first-party: cookies suffice
+    assert response.cookies[config["cookieName"]].value == state.state
+    assert response["Content-Security-Policy"] == f"frame-ancestors 'self' {emulator.base}"
+    assert response.get("X-Frame-Options") is None
+
+
+def test_without_the_cookie_the_state_is_checked_in_platform_storage(emulator: PlatformEmulator) -> None:
+    register(emulator)
+    params = {**emulator.login_params(login_hint="learner-1", message_hint="m"), "lti_storage_target": "_parent"}
+    page = Client().get("/lti/login/", params).content.decode()
+    config = json.loads(page.split('id="lti-login-config" type="application/json">')[1].split("</script>")[0])
+    form = authorize(config["redirectUrl"])
+    assert form["state"] == config["state"]
+    browser = Client()  # no state cookie: third-party cookies blocked
+    check = browser.post("/lti/launch/", form)
+    assert check.status_code == 200 and b'id="lti-launch-check"' in check.content
+    assert (LtiUser.objects.count(), LtiNonce.objects.count()) == (0, 0)
+    wrong = browser.post("/lti/launch/", {**form, "lti_storage_state": "what-another-login-stored"})
+    assert wrong.status_code == 200 and b'id="lti-launch-check"' in wrong.content
+    assert (LtiUser.objects.count(), LtiNonce.objects.count()) == (0, 0)
+    done = browser.post("/lti/launch/", {**form, "lti_storage_state": config["state"]})
+    assert done.status_code == 200 and b"No lesson is linked here yet" in done.content
+    assert LtiUser.objects.count() == 1
+    # Without a storage target at login, a launch without the cookie is simply refused.
+    plain = Client().get("/lti/login/", emulator.login_params(login_hint="learner-2", message_hint="m"))
+    refused = Client().post("/lti/launch/", {**authorize(plain["Location"]), "lti_storage_state": "x"})
+    assert refused.status_code == 403 and LtiUser.objects.count() == 1
+
+
+def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SESSION_COOKIE_SAMESITE = "None"
+    settings.SESSION_COOKIE_SECURE = True
+    register(emulator)
+    client = Client()
+    login = client.get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
+    response = client.post("/lti/launch/", authorize(login["Location"]))
+    session = response.cookies["sessionid"]
+    assert (session["samesite"], session["secure"], session["httponly"]) == ("None; Partitioned", True, True)
+    assert "SameSite=None; Partitioned" in session.output()
+    settings.LTI_PARTITIONED_COOKIES = False
+    assert (
+        Client()
+        .get("/lti/login/", emulator.login_params(login_hint="x", message_hint="m"))
+        .cookies.popitem()[1]["samesite"]
+        == "None"
+    )
+
+
+def test_lti_admin_is_for_superusers_only(emulator: PlatformEmulator) -> None:
+    platform = register(emulator)
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", password="pw-root-123456"))
+    page = admin.get(f"/admin/courses/ltiplatform/{platform.pk}/change/")
+    assert page.status_code == 200 and emulator.base.encode() in page.content
+    assert admin.get("/admin/courses/ltitoolkey/").status_code == 200
+    educator = Client()
+    educator.force_login(User.objects.create_user("teacher", password="pw-teacher-123", is_staff=True))
+    assert educator.get(f"/admin/courses/ltiplatform/{platform.pk}/change/").status_code == 403
+    assert educator.get("/admin/courses/ltiplatform/").status_code == 403
+
+
+def test_lti_prune_deletes_what_expired(emulator: PlatformEmulator) -> None:
+    register(emulator)
+    client = Client()
+    client.get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
+    client.get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
+    LtiLoginState.objects.filter(pk=LtiLoginState.objects.first().pk).update(expires_at=timezone.now() - timedelta(1))
+    LtiNonce.objects.create(issuer="i", value="old", expires_at=timezone.now() - timedelta(seconds=1))
+    LtiNonce.objects.create(issuer="i", value="new", expires_at=timezone.now() + timedelta(hours=1))
+    out = io.StringIO()
+    call_command("lti_prune", stdout=out)
+    assert out.getvalue().strip() == "deleted 2 expired rows"
+    assert (LtiLoginState.objects.count(), list(LtiNonce.objects.values_list("value", flat=True))) == (1, ["new"])
