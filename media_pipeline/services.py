@@ -258,7 +258,11 @@ def _run_in(directory: Path, command: list[str]) -> None:
 
 def _progress_writer(asset: MediaAsset) -> Callable[[int], None]:
     def write(percent: int) -> None:
-        MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODING).update(progress=percent)
+        # updated_at too: a long encode that reports progress is alive, and pipeline_resume (which
+        # re-sends steps idle for a while) must not start a second encode of the same version.
+        MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODING).update(
+            progress=percent, updated_at=timezone.now()
+        )
 
     return write
 

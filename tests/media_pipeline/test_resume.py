@@ -48,3 +48,15 @@ def test_finished_and_failed_assets_are_left_alone(key_prefix: str) -> None:
     MediaAsset.objects.create(key_prefix=key_prefix + "b", status=AssetStatus.FAILED)
     MediaAsset.objects.update(updated_at=old)
     assert services.assets_resume_stalled(idle_for=timedelta(minutes=1)) == []
+
+
+def test_an_encode_that_reports_progress_is_not_resumed_as_stalled(key_prefix: str) -> None:
+    asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.TRANSCODING, building_version=1)
+    MediaAsset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - timedelta(minutes=30))
+    assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == [asset.pk]
+    dramatiq.get_broker().flush_all()
+
+    services._progress_writer(asset)(42)  # the running encode reports progress
+    assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == []
+    asset.refresh_from_db()
+    assert asset.progress == 42
