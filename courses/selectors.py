@@ -7,20 +7,39 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Value
 
-from courses.lti.selectors import user_launched_lesson
+from courses.lti.selectors import launch_grants_of, user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
 from media_pipeline import selectors as media_selectors
 
 User = AbstractBaseUser | AnonymousUser
 
 
-def lesson_get(*, public_id: uuid.UUID | str) -> Lesson | None:
+def lesson_get(*, public_id: uuid.UUID | str, viewer: User | None = None) -> Lesson | None:
+    """The lesson with its course and asset; with ``viewer``, also what playback/access.py needs to
+    know about that viewer (teaches, enrolled, launched from an LMS), in the same query."""
+    lessons = Lesson.objects.select_related("course", "asset")
+    if viewer is not None and viewer.is_authenticated:
+        lessons = lessons.annotate(
+            viewer_pk=Value(viewer.pk),
+            viewer_teaches=Exists(
+                Course.educators.through.objects.filter(course_id=OuterRef("course_id"), user_id=viewer.pk)
+            ),
+            viewer_enrolled=Exists(Enrollment.objects.filter(course_id=OuterRef("course_id"), user_id=viewer.pk)),
+            viewer_launched=Exists(launch_grants_of(user=viewer).filter(resource_link__lesson=OuterRef("pk"))),
+        )
     try:
-        return Lesson.objects.select_related("course", "asset").get(public_id=public_id)
+        return lessons.get(public_id=public_id)
     except (Lesson.DoesNotExist, ValueError):
         return None
+
+
+def viewer_fact(*, lesson: Lesson, user: User, name: str) -> bool | None:
+    """A fact ``lesson_get(viewer=user)`` fetched with the lesson, or None if it was not fetched for this user."""
+    if getattr(lesson, "viewer_pk", None) != user.pk or not hasattr(lesson, name):
+        return None
+    return bool(getattr(lesson, name))
 
 
 def course_list_published() -> QuerySet[Course]:

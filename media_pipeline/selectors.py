@@ -22,7 +22,11 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
     """The published version's prefix and file names, or None when nothing is playable yet."""
     if asset is None or asset.published_prefix is None:
         return None
-    return PlaybackInfo(
+    # Asked twice per playback request (entitlement, then signing): one query per asset instance.
+    cached: PlaybackInfo | None = getattr(asset, "_playback_info", None)
+    if cached is not None and cached["prefix"] == asset.published_prefix:
+        return cached
+    asset._playback_info = PlaybackInfo(  # type: ignore[attr-defined]
         prefix=asset.published_prefix,
         hls=layout.HLS_MASTER,
         dash=layout.DASH_MANIFEST,
@@ -30,6 +34,7 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
         duration=asset.duration_seconds,
         regions=asset_complete_regions(asset=asset),
     )
+    return asset._playback_info  # type: ignore[attr-defined]
 
 
 def asset_complete_regions(*, asset: MediaAsset) -> list[str]:

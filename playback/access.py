@@ -13,6 +13,7 @@ nothing about the state of a video.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -45,14 +46,25 @@ def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> Acce
     if not user.is_authenticated or not user.is_active:
         return AccessDecision(Verdict.DENIED, "log in to watch this lesson")
     course = lesson.course
-    teaches = bool(getattr(user, "is_superuser", False)) or course_selectors.user_teaches(user=user, course=course)
+
+    def fact(name: str, query: Callable[[], bool]) -> bool:
+        # Fetched with the lesson when the caller used lesson_get(viewer=user); asked here otherwise.
+        known = course_selectors.viewer_fact(lesson=lesson, user=user, name=name)
+        return query() if known is None else known
+
+    teaches = bool(getattr(user, "is_superuser", False)) or fact(
+        "viewer_teaches", lambda: course_selectors.user_teaches(user=user, course=course)
+    )
     if not teaches:
         if lesson.state != LessonState.PUBLISHED:
             return AccessDecision(Verdict.DENIED, "this lesson is not published")
-        if not course_selectors.user_launched_lesson_from_lms(user=user, lesson=lesson):
+        launched = fact(
+            "viewer_launched", lambda: course_selectors.user_launched_lesson_from_lms(user=user, lesson=lesson)
+        )
+        if not launched:
             if not course.published:
                 return AccessDecision(Verdict.DENIED, "this lesson is not published")
-            if not course_selectors.user_is_enrolled(user=user, course=course):
+            if not fact("viewer_enrolled", lambda: course_selectors.user_is_enrolled(user=user, course=course)):
                 return AccessDecision(Verdict.DENIED, "enrol in the course to watch this lesson")
     if asset_playback_info(asset=lesson.asset) is None:
         return AccessDecision(Verdict.NOT_READY, NOT_READY_REASON)

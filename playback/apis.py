@@ -69,7 +69,7 @@ class PlaybackApi(APIView):
         summary="Start a playback session: signed HLS and DASH URLs for the published version",
     )
     def post(self, request: Request, public_id: uuid.UUID) -> Response:
-        lesson = lesson_get(public_id=public_id)
+        lesson = lesson_get(public_id=public_id, viewer=request.user)
         if lesson is None:
             raise NotFound("no such lesson")
         try:
@@ -113,7 +113,7 @@ class ProgressApi(APIView):
     def post(self, request: Request, public_id: uuid.UUID) -> Response:
         if int(request.headers.get("Content-Length") or 0) > self.MAX_BODY_BYTES:
             return Response({"detail": "too many ranges"}, status=status.HTTP_400_BAD_REQUEST)
-        lesson = lesson_get(public_id=public_id)
+        lesson = lesson_get(public_id=public_id, viewer=request.user)
         if lesson is None:
             raise NotFound("no such lesson")
         decision = can_watch(user=request.user, lesson=lesson)

@@ -198,6 +198,10 @@ def dramatiq_worker(transactional_db: None) -> Iterator[Worker]:
         yield worker
     finally:
         worker.stop(timeout=10_000)
+        # Worker() registers a middleware on the (process-wide) broker that adds consumers to that
+        # worker whenever a queue is declared; stop() leaves it. A stopped worker's consumers would
+        # then take messages later tests' workers should run: remove it.
+        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
         broker.flush_all()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
 
 from courses.lti.messages import origin_of
 from courses.lti.models import LtiLaunchGrant, LtiPlatform
@@ -14,9 +15,12 @@ def user_launched_lesson(*, user: AbstractBaseUser | AnonymousUser, lesson: Less
     """The user launched, from an active platform, a resource link that points at this lesson."""
     if not user.is_authenticated:
         return False
-    return LtiLaunchGrant.objects.filter(
-        user_id=user.pk, resource_link__lesson=lesson, resource_link__deployment__platform__active=True
-    ).exists()
+    return launch_grants_of(user=user).filter(resource_link__lesson=lesson).exists()
+
+
+def launch_grants_of(*, user: AbstractBaseUser) -> QuerySet[LtiLaunchGrant]:
+    """The user's launch grants from active platforms (a subquery for courses.selectors.lesson_get)."""
+    return LtiLaunchGrant.objects.filter(user_id=user.pk, resource_link__deployment__platform__active=True)
 
 
 def platform_frame_origins() -> list[str]:

@@ -153,3 +153,18 @@ def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-u
     assert sorted(session["properties"]) == [
         "dash", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
     ]  # fmt: skip
+
+
+def test_a_playback_session_costs_at_most_three_database_queries(world: World) -> None:
+    """Token auth, the lesson with the viewer's entitlement facts, the version's regions (issue 5)."""
+    token = Token.objects.create(user=world.learner)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(_url(world.lesson.public_id))
+    assert response.status_code == 200
+    assert len(queries) == 3, [query["sql"][:80] for query in queries]
+    # The same facts decide for someone else on the same lesson: a stranger is still refused.
+    stranger = Token.objects.create(user=world.stranger)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {stranger.key}")
+    assert client.post(_url(world.lesson.public_id)).status_code == 403
