@@ -7,6 +7,7 @@ switches components with environment variables; see the README's "Production" ta
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -178,13 +179,55 @@ ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY
 PLAYBACK_TOKEN_TTL_SECONDS = env_int("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, minimum=60)
-# Who checks playback tokens: "origin" (this Django app) or "nginx" (deploy/nginx/lessons-edge.conf
-# at PLAYBACK_EDGE_URL, sharing PLAYBACK_NGINX_SECRET).
-PLAYBACK_SIGNER = env_choice("PLAYBACK_SIGNER", "origin", ("origin", "nginx"))
-PLAYBACK_EDGE_URL = env_str("PLAYBACK_EDGE_URL", "") if PLAYBACK_SIGNER == "nginx" else ""
+# Who checks playback credentials (playback/signers): "origin" (this Django app), "nginx"
+# (deploy/nginx/lessons-edge.conf at PLAYBACK_EDGE_URL, sharing PLAYBACK_NGINX_SECRET), "cloudfront"
+# (signed cookies: key group's public key id and the RSA private key, PEM, best as a _FILE secret)
+# or "akamai" (EdgeAuth 2.0 token cookie: the property's hex key).
+PLAYBACK_SIGNER = env_choice("PLAYBACK_SIGNER", "origin", ("origin", "nginx", "cloudfront", "akamai"))
+_EDGE_SIGNER = PLAYBACK_SIGNER != "origin"
+PLAYBACK_EDGE_URL = env_str("PLAYBACK_EDGE_URL", "") if _EDGE_SIGNER else ""
 PLAYBACK_NGINX_SECRET = env_str("PLAYBACK_NGINX_SECRET", "") if PLAYBACK_SIGNER == "nginx" else ""
-if PLAYBACK_SIGNER == "nginx" and not (PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET):
-    raise ImproperlyConfigured("PLAYBACK_SIGNER=nginx needs PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET")
+PLAYBACK_CLOUDFRONT_KEY_PAIR_ID = (
+    env_str("PLAYBACK_CLOUDFRONT_KEY_PAIR_ID", "") if PLAYBACK_SIGNER == "cloudfront" else ""
+)
+PLAYBACK_CLOUDFRONT_PRIVATE_KEY = (
+    env_str("PLAYBACK_CLOUDFRONT_PRIVATE_KEY", "") if PLAYBACK_SIGNER == "cloudfront" else ""
+)
+PLAYBACK_AKAMAI_KEY = env_str("PLAYBACK_AKAMAI_KEY", "") if PLAYBACK_SIGNER == "akamai" else ""
+_SIGNER_NEEDS = {
+    "nginx": ("PLAYBACK_EDGE_URL", "PLAYBACK_NGINX_SECRET"),
+    "cloudfront": ("PLAYBACK_EDGE_URL", "PLAYBACK_CLOUDFRONT_KEY_PAIR_ID", "PLAYBACK_CLOUDFRONT_PRIVATE_KEY"),
+    "akamai": ("PLAYBACK_EDGE_URL", "PLAYBACK_AKAMAI_KEY"),
+}
+_missing = [name for name in _SIGNER_NEEDS.get(PLAYBACK_SIGNER, ()) if not globals()[name]]
+if _missing:
+    raise ImproperlyConfigured(f"PLAYBACK_SIGNER={PLAYBACK_SIGNER} needs {' and '.join(_missing)}")
+if PLAYBACK_SIGNER == "akamai" and not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", PLAYBACK_AKAMAI_KEY):
+    raise ImproperlyConfigured("PLAYBACK_AKAMAI_KEY must be the hex key shown in Akamai's property manager")
+if PLAYBACK_SIGNER == "cloudfront":
+    from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key as _load_pem
+
+    try:
+        _cloudfront_key = _load_pem(PLAYBACK_CLOUDFRONT_PRIVATE_KEY.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured("PLAYBACK_CLOUDFRONT_PRIVATE_KEY is not an unencrypted PEM private key") from exc
+    if not isinstance(_cloudfront_key, _rsa.RSAPrivateKey):
+        raise ImproperlyConfigured(
+            "PLAYBACK_CLOUDFRONT_PRIVATE_KEY must be an RSA key (CloudFront signs with RSA-SHA1)"
+        )
+# Cookie providers set their cookies on this domain, a parent of the CDN's host and of this site's
+# (".school.edu" for cdn.school.edu and video.school.edu); empty = this site's host only.
+PLAYBACK_COOKIE_DOMAIN = env_str("PLAYBACK_COOKIE_DOMAIN", "")
+# Tie credentials to the viewer (playback/binding.py): "none", "ip" or "session" (origin only).
+PLAYBACK_TOKEN_BINDING = env_choice("PLAYBACK_TOKEN_BINDING", "none", ("none", "ip", "session"))
+if PLAYBACK_TOKEN_BINDING == "session" and PLAYBACK_SIGNER != "origin":
+    raise ImproperlyConfigured(
+        "PLAYBACK_TOKEN_BINDING=session needs PLAYBACK_SIGNER=origin (edges cannot see sessions)"
+    )
+# The header a trusted proxy puts the viewer's address in (X-Forwarded-For: its last entry; X-Real-IP;
+# CloudFront-Viewer-Address: "ip:port"); empty = the connection's peer.
+PLAYBACK_CLIENT_IP_HEADER = env_str("PLAYBACK_CLIENT_IP_HEADER", "")
 # Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
 EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
 # A superseded version stays in storage until every token that could name it has expired.

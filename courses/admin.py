@@ -131,7 +131,7 @@ class LessonAdminForm(forms.ModelForm):
 
     class Meta:
         model = Lesson
-        fields = ("course", "title", "description", "state", "position", "completion_threshold")
+        fields = ("course", "title", "description", "state", "position", "public", "completion_threshold")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -158,8 +158,8 @@ class LessonAdminForm(forms.ModelForm):
 @admin.register(Lesson)
 class LessonAdmin(EducatorScopedAdmin):
     form = LessonAdminForm
-    list_display = ("title", "course", "position", "state", "media_status")
-    list_filter = ("state", "course")
+    list_display = ("title", "course", "position", "state", "public", "media_status")
+    list_filter = ("state", "public", "course")
     search_fields = ("title", "course__title")
     readonly_fields = ("public_id", "processing_state", "failure_reason", "duration", "storage_regions")
     list_select_related = ("course", "asset")
@@ -167,7 +167,7 @@ class LessonAdmin(EducatorScopedAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         fieldsets: list = [
-            (None, {"fields": ("course", "title", "description", "state", "position")}),
+            (None, {"fields": ("course", "title", "description", "state", "position", "public")}),
             ("Video", {"fields": ("video",)}),
             ("Completion (LMS gradebooks)", {"fields": ("completion_threshold",)}),
         ]

@@ -38,6 +38,11 @@ class Lesson(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     state = models.CharField(max_length=16, choices=LessonState.choices, default=LessonState.PUBLISHED)
+    public = models.BooleanField(
+        default=False,
+        help_text="Free preview: anyone may watch it, without logging in or enrolling, once the lesson and its "
+        "course are published.",
+    )
     asset = models.OneToOneField(MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="lesson")
     completion_threshold = models.PositiveSmallIntegerField(
         default=90,

@@ -1,13 +1,14 @@
 """The one place that decides who may watch a lesson. Nothing is signed before it says yes.
 
-Entitled: a superuser; an educator of the lesson's course (drafts and unpublished courses too);
-an enrolled learner for a published lesson of a published course; a user who launched, from a
-registered LMS (LTI 1.3), a resource link pointing at a published lesson, even when its course is not
-in the catalogue (the LMS course is where those learners meet it). Everyone else is refused,
-including staff users who do not teach the course: educators are staff so that they can use the
-admin, which scopes them to their own courses, and playback follows the same line. Inactive and
-anonymous users are refused. Entitlement is checked before readiness, so a stranger learns
-nothing about the state of a video.
+Entitled: anyone, also anonymous, for a public lesson (a free preview) that is published in a
+published course; a superuser (the operators' "staff"); an educator of the lesson's course (drafts
+and unpublished courses too); an enrolled learner for a published lesson of a published course; a
+user who launched, from a registered LMS (LTI 1.3), a resource link pointing at a published lesson,
+even when its course is not in the catalogue (the LMS course is where those learners meet it).
+Everyone else is refused, including staff users who do not teach the course: educators are staff so
+that they can use the admin, which scopes them to their own courses, and playback follows the same
+line. Inactive and anonymous users are refused. Entitlement is checked before readiness, so a
+stranger learns nothing about the state of a video.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class AccessDecision:
 
 
 def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> AccessDecision:
+    if lesson.public and lesson.state == LessonState.PUBLISHED and lesson.course.published:
+        return _ready(lesson)
     if not user.is_authenticated or not user.is_active:
         return AccessDecision(Verdict.DENIED, "log in to watch this lesson")
     course = lesson.course
@@ -66,6 +69,10 @@ def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> Acce
                 return AccessDecision(Verdict.DENIED, "this lesson is not published")
             if not fact("viewer_enrolled", lambda: course_selectors.user_is_enrolled(user=user, course=course)):
                 return AccessDecision(Verdict.DENIED, "enrol in the course to watch this lesson")
+    return _ready(lesson)
+
+
+def _ready(lesson: Lesson) -> AccessDecision:
     if asset_playback_info(asset=lesson.asset) is None:
         return AccessDecision(Verdict.NOT_READY, NOT_READY_REASON)
     return AccessDecision(Verdict.ALLOWED, "ok")

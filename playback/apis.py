@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +17,7 @@ from courses import progress as course_progress
 from courses.selectors import lesson_get
 from courses.services import ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
+from playback.binding import binding_for
 from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
 
 
@@ -34,6 +36,9 @@ class _RegionSerializer(serializers.Serializer):
 
 
 class PlaybackApi(APIView):
+    # Public lessons play for anonymous viewers: playback/access.py decides, not authentication.
+    permission_classes = [AllowAny]
+
     class OutputSerializer(serializers.Serializer):
         hls = serializers.CharField(source="hls_url", help_text="HLS master playlist URL (token in the path)")
         dash = serializers.CharField(source="dash_url", help_text="DASH MPD URL (token in the path)")
@@ -47,6 +52,11 @@ class PlaybackApi(APIView):
         )
         regions = _RegionSerializer(
             many=True, help_text="Every region holding the whole version (the chosen one first), with its URLs"
+        )
+        credentials = serializers.BooleanField(
+            source="uses_cookies",
+            help_text="True when the URLs need the cookies this response sets (CloudFront, Akamai): "
+            "fetch them with credentials (XHR withCredentials)",
         )
 
         class Meta:
@@ -73,13 +83,31 @@ class PlaybackApi(APIView):
         if lesson is None:
             raise NotFound("no such lesson")
         try:
-            session = playback_session_create(user=request.user, lesson=lesson, country=_viewer_country(request))
+            session = playback_session_create(
+                user=request.user,
+                lesson=lesson,
+                country=_viewer_country(request),
+                binding=binding_for(request, issuing=True),
+            )
         except PlaybackDenied as denied:
             return Response({"detail": denied.decision.reason}, status=status.HTTP_403_FORBIDDEN)
         except PlaybackNotReady as not_ready:
             return Response({"detail": not_ready.decision.reason}, status=status.HTTP_409_CONFLICT)
         # The URLs are this viewer's credentials: no shared cache may keep them.
-        return Response(self.OutputSerializer(session).data, headers={"Cache-Control": "no-store"})
+        response = Response(self.OutputSerializer(session).data, headers={"Cache-Control": "no-store"})
+        for cookie in session.cookies:
+            # Session cookies (no Expires), as CloudFront advises: the policy inside carries the expiry.
+            # SameSite=None so they also travel from an LMS iframe (Partitioned is added there).
+            response.set_cookie(
+                cookie.name,
+                cookie.value,
+                path=cookie.path,
+                domain=settings.PLAYBACK_COOKIE_DOMAIN or None,
+                secure=True,
+                httponly=True,
+                samesite="None",
+            )
+        return response
 
 
 class ProgressApi(APIView):

@@ -16,7 +16,8 @@ from courses.models import Lesson
 from media_pipeline.regions import Region, regions_all
 from media_pipeline.selectors import asset_playback_info
 from playback.access import NOT_READY_REASON, AccessDecision, Verdict, can_watch
-from playback.signers import signer_get
+from playback.binding import UNBOUND, Binding
+from playback.signers import SignedCookie, session_cookies, signer_get
 from playback.tokens import token_issue
 
 
@@ -56,6 +57,13 @@ class PlaybackSession:
     # With several regions the manifests above are steered (playback/steering_views.py); this is
     # the steering server they name. Empty with one region.
     steering_url: str = ""
+    # Cookie-based CDNs (CloudFront, Akamai): the credential the browser must hold for the URLs
+    # above, set by the API response; the player then sends credentials with every request.
+    cookies: tuple[SignedCookie, ...] = ()
+
+    @property
+    def uses_cookies(self) -> bool:
+        return bool(self.cookies)
 
 
 def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
@@ -65,11 +73,12 @@ def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
 
 
 def playback_session_create(
-    *, user: AbstractBaseUser | AnonymousUser, lesson: Lesson, country: str = ""
+    *, user: AbstractBaseUser | AnonymousUser, lesson: Lesson, country: str = "", binding: Binding = UNBOUND
 ) -> PlaybackSession:
     """Signed URLs for the lesson's published version; raises before anything is signed if refused.
 
     URLs point only at regions where the version is complete (see media_pipeline.replication).
+    ``binding`` (playback.binding) ties every credential to the viewer when configured.
     """
     decision = can_watch(user=user, lesson=lesson)
     if decision.verdict is Verdict.NOT_READY:
@@ -83,13 +92,18 @@ def playback_session_create(
     if not regions:  # no region holds a verified copy (the primary was found damaged)
         raise PlaybackNotReady(AccessDecision(Verdict.NOT_READY, NOT_READY_REASON))
     expires_at = int(time.time()) + settings.PLAYBACK_TOKEN_TTL_SECONDS
-    bases = [signer_get(region).sign_prefix(prefix=info["prefix"], expires_at=expires_at) for region in regions]
+    prefix = info["prefix"]
+    bases = [
+        signer_get(region).sign_prefix(prefix=prefix, expires_at=expires_at, binding=binding) for region in regions
+    ]
     hls_url, dash_url, steering_url = bases[0] + info["hls"], bases[0] + info["dash"], ""
     if len(regions) > 1:
-        steer_base = _steer_base(prefix=info["prefix"], expires_at=expires_at)
+        steer_base = _steer_base(prefix=prefix, expires_at=expires_at, binding=binding)
         hls_url, dash_url = steer_base + info["hls"], steer_base + info["dash"]
         steering_url = steer_base + STEERING_NAME
+    cookies = session_cookies(prefix=prefix, expires_at=expires_at, binding=binding, regions=regions)
     return PlaybackSession(
+        cookies=tuple(cookies),
         hls_url=hls_url,
         dash_url=dash_url,
         steering_url=steering_url,
@@ -107,7 +121,12 @@ def playback_session_create(
 STEERING_NAME = "steering.json"
 
 
-def _steer_base(*, prefix: str, expires_at: int) -> str:
-    token = token_issue(secret=settings.PLAYBACK_TOKEN_SECRET.encode(), prefix=prefix, expires_at=expires_at)
+def _steer_base(*, prefix: str, expires_at: int, binding: Binding) -> str:
+    token = token_issue(
+        secret=settings.PLAYBACK_TOKEN_SECRET.encode(),
+        prefix=prefix,
+        expires_at=expires_at,
+        binding=binding.token_value(),
+    )
     root = reverse("steer:steer", kwargs={"token": "t", "key": "k"}).removesuffix("t/k")
     return f"{root}{token}/{prefix}"

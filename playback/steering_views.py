@@ -19,6 +19,7 @@ from media_pipeline import layout
 from media_pipeline.regions import Region, regions_all, store_for
 from media_pipeline.selectors import version_complete_regions
 from playback import health
+from playback.binding import binding_for
 from playback.services import STEERING_NAME
 from playback.signers import signer_get
 from playback.steering import Pathway, pathway_priority, steer_dash_mpd, steer_hls_master, steering_manifest
@@ -31,8 +32,13 @@ MANIFEST_LIMIT = 4 * 1024 * 1024
 
 @require_GET
 def steer(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
+    binding = binding_for(request)
     verdict = token_verify(
-        secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, path_key=key, now=int(time.time())
+        secret=settings.PLAYBACK_TOKEN_SECRET.encode(),
+        token=token,
+        path_key=key,
+        now=int(time.time()),
+        binding=binding.token_value(),
     )
     if verdict is TokenResult.BAD:
         return _refusal("forbidden", 403)
@@ -53,7 +59,8 @@ def steer(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
     expires_at = int(token.split(".", 1)[0])
     pathways = [
         Pathway(region.name, request.build_absolute_uri(signer_get(region).sign_prefix(prefix=prefix,
-                                                                                       expires_at=expires_at)))
+                                                                                       expires_at=expires_at,
+                                                                                       binding=binding)))
         for region in _ordered(request, regions, prefix)
     ]  # fmt: skip
     stored = _read_manifest(regions, prefix + name)

@@ -5,8 +5,10 @@ version prefix, e.g. ``lessons/<uuid>/v3/video_720p/12.m4s``. The token is
 
     <expires>.<signature>
     expires   = Unix seconds, decimal, no sign, no leading zeros
-    signature = base64url(HMAC-SHA256(secret, "<expires>:<prefix>")), 43 characters, no padding
+    signature = base64url(HMAC-SHA256(secret, "<expires>:<prefix>[:<binding>]")), 43 characters, no padding
     prefix    = the version prefix, relative, with a trailing slash: "lessons/<uuid>/v3/"
+    binding   = optional (PLAYBACK_TOKEN_BINDING): "ip=<address>" or "sid=<session digest>"; the
+                verifier recomputes it from the request, so it never travels in the URL
 
 so every character is URL-safe (``0-9 . A-Z a-z - _``) and the token covers every object under
 that one prefix until it expires. The verifier does not trust the URL for the prefix: it derives
@@ -37,20 +39,22 @@ class TokenResult(enum.Enum):
     EXPIRED = "expired"
 
 
-def _signature(secret: bytes, prefix: str, expires_at: int) -> str:
-    mac = hmac.new(secret, f"{expires_at}:{prefix}".encode(), hashlib.sha256).digest()
+def _signature(secret: bytes, prefix: str, expires_at: int, binding: str) -> str:
+    message = f"{expires_at}:{prefix}" + (f":{binding}" if binding else "")
+    mac = hmac.new(secret, message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def token_issue(*, secret: bytes, prefix: str, expires_at: int) -> str:
-    """A token for every object under ``prefix`` (``lessons/<id>/v<N>/``) until ``expires_at``."""
+def token_issue(*, secret: bytes, prefix: str, expires_at: int, binding: str = "") -> str:
+    """A token for every object under ``prefix`` (``lessons/<id>/v<N>/``) until ``expires_at``;
+    with ``binding`` (playback.binding: "ip=<address>" or "sid=<digest>") only for that viewer."""
     if not secret:
         raise ValueError("the token secret is empty")
     if expires_at < 0:
         raise ValueError("expires_at must be Unix seconds")
     if prefix_of(prefix + "x") != prefix:
         raise ValueError(f"not a version prefix: {prefix!r}")
-    return f"{expires_at}.{_signature(secret, prefix, expires_at)}"
+    return f"{expires_at}.{_signature(secret, prefix, expires_at, binding)}"
 
 
 def prefix_of(key: str) -> str | None:
@@ -65,18 +69,19 @@ def prefix_of(key: str) -> str | None:
     return "/".join(parts[:3]) + "/"
 
 
-def token_verify(*, secret: bytes, token: str, path_key: str, now: int) -> TokenResult:
+def token_verify(*, secret: bytes, token: str, path_key: str, now: int, binding: str = "") -> TokenResult:
     """Check ``token`` for the object ``path_key`` at time ``now`` (Unix seconds).
 
     BAD for a malformed or forged token, a key outside the token's prefix, or an unsafe key;
-    EXPIRED only for an authentic token whose expiry has passed (``now >= expires``).
+    EXPIRED only for an authentic token whose expiry has passed (``now >= expires``). ``binding`` is
+    the request's own (playback.binding): a token bound to another viewer is BAD.
     """
     match = _TOKEN.fullmatch(token)
     prefix = prefix_of(path_key)
     if match is None or prefix is None:
         return TokenResult.BAD
     expires_at = int(match.group(1))
-    if not hmac.compare_digest(match.group(2), _signature(secret, prefix, expires_at)):
+    if not hmac.compare_digest(match.group(2), _signature(secret, prefix, expires_at, binding)):
         return TokenResult.BAD
     if now >= expires_at:
         return TokenResult.EXPIRED

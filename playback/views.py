@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from media_pipeline import storage
 from media_pipeline.regions import ObjectStore, region_get, store_for
+from playback.binding import binding_for
 from playback.origin import RangeNotSatisfiable, cache_control_for, parse_range
 from playback.tokens import TokenResult, prefix_of, token_verify
 
@@ -24,11 +25,19 @@ def _refusal(text: str, status: int) -> HttpResponse:
     return response
 
 
+def _verify(request: HttpRequest, token: str, key: str) -> TokenResult:
+    return token_verify(
+        secret=settings.PLAYBACK_TOKEN_SECRET.encode(),
+        token=token,
+        path_key=key,
+        now=int(time.time()),
+        binding=binding_for(request).token_value(),
+    )
+
+
 @require_http_methods(["GET", "HEAD"])
 def stream(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
-    verdict = token_verify(
-        secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, path_key=key, now=int(time.time())
-    )
+    verdict = _verify(request, token, key)
     # Refusals never reach storage.
     if verdict is TokenResult.BAD:
         return _refusal("forbidden", 403)
@@ -40,9 +49,7 @@ def stream(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
 @require_http_methods(["GET", "HEAD"])
 def region_stream(request: HttpRequest, region: str, token: str, key: str) -> HttpResponseBase:
     """The same as ``stream``, reading a non-primary storage region."""
-    verdict = token_verify(
-        secret=settings.PLAYBACK_TOKEN_SECRET.encode(), token=token, path_key=key, now=int(time.time())
-    )
+    verdict = _verify(request, token, key)
     if verdict is TokenResult.BAD:
         return _refusal("forbidden", 403)
     if verdict is TokenResult.EXPIRED:

@@ -16,10 +16,18 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "nginx"
 
 @contextmanager
 def run_edge(
-    *, workdir: Path, origin: str, edge_secret: str, origin_secret: str, region: str = "", processes: list | None = None
+    *,
+    workdir: Path,
+    origin: str,
+    edge_secret: str,
+    origin_secret: str,
+    region: str = "",
+    processes: list | None = None,
+    binding: str = "",
 ) -> Iterator[str]:
     """Yield the edge's base URL; ``origin`` is host:port of the Django app, ``region`` the storage
-    region it serves ("" for the primary). ``processes`` receives the nginx process (to stop it early)."""
+    region it serves ("" for the primary). ``processes`` receives the nginx process (to stop it early);
+    ``binding`` is the nginx value of $lessons_binding ("" or "$remote_addr")."""
     for folder in (workdir, *workdir.parents):  # nginx workers run unprivileged
         if folder == Path("/tmp"):
             break
@@ -46,6 +54,7 @@ http {{
     set $lessons_secret "{edge_secret}";
     set $lessons_origin_secret "{origin_secret}";
     set $lessons_region "{region}";
+    set $lessons_binding "{binding}";
     include lessons-edge.conf;
     location / {{ return 404; }}
   }}

@@ -10,6 +10,9 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+from urllib.parse import urlsplit
+
+from playback.binding import UNBOUND, Binding
 
 
 def edgeauth_token(*, key_hex: str, acl: str, start: int, end: int, ip: str | None = None) -> str:
@@ -29,11 +32,17 @@ class AkamaiSigner:
         self._key_hex = key_hex
         self._base = base_url.rstrip("/")
 
-    def sign_prefix(self, *, prefix: str, expires_at: int) -> str:
+    def sign_prefix(self, *, prefix: str, expires_at: int, binding: Binding = UNBOUND) -> str:
+        if binding.session:
+            raise ValueError("Akamai cannot check a Django session binding")
         return f"{self._base}/{prefix}"
 
     def cookies_for_prefix(
         self, *, prefix: str, expires_at: int, start: int, client_ip: str | None = None
     ) -> dict[str, str]:
-        token = edgeauth_token(key_hex=self._key_hex, acl=f"/{prefix}*", start=start, end=expires_at, ip=client_ip)
+        # The ACL is a path: it matches the prefix on every edge hostname of the property.
+        path = urlsplit(self._base).path
+        token = edgeauth_token(
+            key_hex=self._key_hex, acl=f"{path}/{prefix}*", start=start, end=expires_at, ip=client_ip
+        )
         return {self.TOKEN_NAME: token}

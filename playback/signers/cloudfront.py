@@ -16,6 +16,8 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from playback.binding import UNBOUND, Binding
+
 
 def cloudfront_b64(data: bytes) -> str:
     return base64.b64encode(data).replace(b"+", b"-").replace(b"=", b"_").replace(b"/", b"~").decode()
@@ -40,11 +42,21 @@ class CloudFrontSigner:
     def _sign(self, policy: str) -> str:
         return cloudfront_b64(self._key.sign(policy.encode(), padding.PKCS1v15(), hashes.SHA1()))  # noqa: S303
 
-    def sign_prefix(self, *, prefix: str, expires_at: int) -> str:
+    def sign_prefix(self, *, prefix: str, expires_at: int, binding: Binding = UNBOUND) -> str:
+        if binding.session:
+            raise ValueError("CloudFront cannot check a Django session binding")
         return f"{self._base}/{prefix}"
 
-    def cookies_for_prefix(self, *, prefix: str, expires_at: int, client_ip: str | None = None) -> dict[str, str]:
-        policy = custom_policy(resource=f"{self._base}/{prefix}*", expires_at=expires_at, client_ip=client_ip)
+    def cookies_for_prefix(
+        self, *, prefix: str, expires_at: int, client_ip: str | None = None, other_bases: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """The three cookies for every object of ``prefix``. With ``other_bases`` (more storage regions
+        behind other distributions sharing one cookie domain) the resource matches any host, still
+        only under the prefix: one set of cookies must serve every pathway the player may take."""
+        resource = f"{self._base}/{prefix}*"
+        if any(base.rstrip("/") != self._base for base in other_bases):
+            resource = f"http*://*/{prefix}*"
+        policy = custom_policy(resource=resource, expires_at=expires_at, client_ip=client_ip)
         return {
             "CloudFront-Policy": cloudfront_b64(policy.encode()),
             "CloudFront-Signature": self._sign(policy),

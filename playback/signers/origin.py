@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from playback.binding import UNBOUND, Binding
 from playback.tokens import token_issue
 
 
@@ -12,6 +13,6 @@ class OriginSigner:
         self._secret = secret
         self._stream_root = stream_root
 
-    def sign_prefix(self, *, prefix: str, expires_at: int) -> str:
-        token = token_issue(secret=self._secret, prefix=prefix, expires_at=expires_at)
+    def sign_prefix(self, *, prefix: str, expires_at: int, binding: Binding = UNBOUND) -> str:
+        token = token_issue(secret=self._secret, prefix=prefix, expires_at=expires_at, binding=binding.token_value())
         return f"{self._stream_root}{token}/{prefix}"

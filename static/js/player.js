@@ -223,6 +223,8 @@
         xhrSetup: function (xhr, requestUrl) {
           const fresh = rewrite(requestUrl);
           if (fresh !== requestUrl) xhr.open("GET", fresh, true);
+          // Cookie-signed CDNs (CloudFront, Akamai): the session's cookies must go with every request.
+          if (state.session && state.session.credentials) xhr.withCredentials = true;
         },
       });
       state.instance = hls;
@@ -256,6 +258,7 @@
     await player.attach(video);
     player.getNetworkingEngine().registerRequestFilter(function (_type, request) {
       request.uris = request.uris.map(rewrite);
+      if (state.session && state.session.credentials) request.allowCrossSiteCredentials = true;
     });
     player.getNetworkingEngine().registerResponseFilter(function (type, response) {
       if (type === window.shaka.net.NetworkingEngine.RequestType.SEGMENT) state.pathway = pathwayOf(response.uri);

@@ -58,8 +58,34 @@ def test_secrets_can_come_from_files(monkeypatch, tmp_path: Path) -> None:  # ty
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"DB_CONN_MAX_AGE": "-1"}, "DB_CONN_MAX_AGE=-1 must be at least 0"),
         ({"SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE='/nonexistent/secret' cannot be read"),
+        (
+            {"PLAYBACK_SIGNER": "cloudfront", "PLAYBACK_EDGE_URL": "https://cdn.example"},
+            "PLAYBACK_SIGNER=cloudfront needs PLAYBACK_CLOUDFRONT_KEY_PAIR_ID and PLAYBACK_CLOUDFRONT_PRIVATE_KEY",
+        ),
+        (
+            {
+                "PLAYBACK_SIGNER": "cloudfront",
+                "PLAYBACK_EDGE_URL": "https://cdn.example",
+                "PLAYBACK_CLOUDFRONT_KEY_PAIR_ID": "K1",
+                "PLAYBACK_CLOUDFRONT_PRIVATE_KEY": "not a key",
+            },
+            "PLAYBACK_CLOUDFRONT_PRIVATE_KEY is not an unencrypted PEM private key",
+        ),
+        (
+            {"PLAYBACK_SIGNER": "akamai", "PLAYBACK_EDGE_URL": "https://cdn.example", "PLAYBACK_AKAMAI_KEY": "xyz"},
+            "PLAYBACK_AKAMAI_KEY must be the hex key",
+        ),
+        (
+            {
+                "PLAYBACK_SIGNER": "akamai",
+                "PLAYBACK_EDGE_URL": "https://cdn.example",
+                "PLAYBACK_AKAMAI_KEY": "0a0b",
+                "PLAYBACK_TOKEN_BINDING": "session",
+            },
+            "PLAYBACK_TOKEN_BINDING=session needs PLAYBACK_SIGNER=origin",
+        ),
     ],
-    ids=["choice", "bool", "int", "file"],
+    ids=["choice", "bool", "int", "file", "cloudfront-missing", "cloudfront-key", "akamai-key", "binding"],
 )
 def test_a_bad_setting_stops_start_up_with_its_name(variables: dict[str, str], message: str) -> None:
     env = {**os.environ, **variables}
@@ -148,8 +174,31 @@ def test_the_nginx_signer_needs_its_edge_and_secret() -> None:
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert completed.returncode != 0
-    assert "PLAYBACK_SIGNER=nginx needs PLAYBACK_EDGE_URL and PLAYBACK_NGINX_SECRET" in completed.stderr
+    assert "PLAYBACK_SIGNER=nginx needs PLAYBACK_NGINX_SECRET" in completed.stderr
     env["PLAYBACK_NGINX_SECRET"] = "s3cret"
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_a_cloudfront_key_can_come_from_a_file(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "cloudfront.pem"
+    pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    env = {
+        **os.environ,
+        "PLAYBACK_SIGNER": "cloudfront",
+        "PLAYBACK_EDGE_URL": "https://cdn.example",
+        "PLAYBACK_CLOUDFRONT_KEY_PAIR_ID": "K2JCJMDEHXQW5F",
+        "PLAYBACK_CLOUDFRONT_PRIVATE_KEY_FILE": str(pem),
+        "PLAYBACK_TOKEN_BINDING": "ip",
+    }
     completed = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )

@@ -29,6 +29,11 @@ TABLE = {
     "first encode failed": (LOGIN, LOGIN, ENROL, ENROL, WAIT, WAIT, LOGIN, WAIT),
     "no asset": (LOGIN, LOGIN, ENROL, ENROL, WAIT, WAIT, LOGIN, WAIT),
     "draft without version": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, WAIT, LOGIN, WAIT),
+    # A public lesson (free preview) is for everyone, but only once it and its course are published.
+    "public lesson": (OK, OK, OK, OK, OK, OK, OK, OK),
+    "public, no version yet": (WAIT, WAIT, WAIT, WAIT, WAIT, WAIT, WAIT, WAIT),
+    "public draft lesson": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, OK, LOGIN, OK),
+    "public in unpublished course": (LOGIN, LOGIN, UNPUBLISHED, UNPUBLISHED, UNPUBLISHED, OK, LOGIN, OK),
 }
 CASES = [
     pytest.param(situation, role, expected, id=f"{situation}-{role}")
@@ -53,6 +58,14 @@ def _user(world: World, role: str) -> User | AnonymousUser:
 
 def _arrange(world: World, situation: str) -> None:
     lesson, course, asset = world.lesson, world.course, world.asset
+    if situation.startswith("public"):
+        lesson.public = True
+    if situation == "public draft lesson":
+        lesson.state = "draft"
+    if situation == "public in unpublished course":
+        course.published = False
+    if situation == "public, no version yet":
+        asset.status, asset.published_version = "transcoding", None
     if situation in ("draft lesson", "draft in unpublished course", "draft without version"):
         lesson.state = "draft"
     if situation in ("unpublished course", "draft in unpublished course"):
@@ -71,7 +84,7 @@ def _arrange(world: World, situation: str) -> None:
 
 
 def test_table_covers_every_role_in_every_situation() -> None:
-    assert len(CASES) == len(TABLE) * len(ROLES) == 72
+    assert len(CASES) == len(TABLE) * len(ROLES) == 104
 
 
 @pytest.mark.parametrize(("situation", "role", "expected"), CASES)

@@ -35,7 +35,18 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert set(body) == {"hls", "dash", "poster", "expires_at", "duration", "region", "regions", "steering"}
+    assert set(body) == {
+        "hls",
+        "dash",
+        "poster",
+        "expires_at",
+        "duration",
+        "region",
+        "regions",
+        "steering",
+        "credentials",
+    }
+    assert body["credentials"] is False  # path tokens: no cookies to send
     token = body["hls"].split("/")[2]
     # One storage region (the default): the version is served from it and nowhere else.
     assert body["region"] == "default"
@@ -95,8 +106,19 @@ def test_anonymous_is_refused(world: World) -> None:
     with CaptureQueriesContext(connection) as queries:
         response = _post(world)
     assert response.status_code == 403
-    assert response.json() == {"detail": "Authentication credentials were not provided."}
-    assert queries.captured_queries == []
+    assert response.json() == {"detail": "log in to watch this lesson"}
+    assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in queries.captured_queries)
+
+
+def test_anyone_may_watch_a_public_lesson(world: World) -> None:
+    world.lesson.public = True
+    world.lesson.save()
+    response = _post(world)
+    assert response.status_code == 200
+    assert response.json()["hls"].endswith(f"/{world.prefix}master.m3u8")
+    world.course.published = False  # a free preview of a withdrawn course is withdrawn too
+    world.course.save()
+    assert _post(world).status_code == 403
 
 
 def test_session_post_without_csrf_is_refused(world: World) -> None:
@@ -151,8 +173,9 @@ def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-u
     assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
-        "dash", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
+        "credentials", "dash", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
     ]  # fmt: skip
+    assert session["properties"]["credentials"]["type"] == "boolean"
 
 
 def test_a_playback_session_costs_at_most_three_database_queries(world: World) -> None:

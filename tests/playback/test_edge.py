@@ -94,3 +94,27 @@ def test_the_origin_serves_the_edge_only(edge: dict) -> None:
     assert _get(f"{edge['origin']}/edge-origin/{key}", **{"X-Lessons-Edge-Secret": "wrong"})[0] == 403
     assert _get(f"{edge['origin']}/edge-origin/{key}", **{"X-Lessons-Edge-Secret": ORIGIN_SECRET})[0] == 200
     assert _get(f"{edge['origin']}/edge-origin/sources/x/y", **{"X-Lessons-Edge-Secret": ORIGIN_SECRET})[0] == 403
+
+
+def test_tokens_bound_to_the_viewer_address_are_checked_at_the_edge(
+    live_server, settings, tmp_path: Path, key_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
+    from playback.binding import Binding
+
+    settings.EDGE_ORIGIN_SECRET = ORIGIN_SECRET
+    prefix = f"{key_prefix}/v1/"
+    storage.save_stream(key=prefix + "master.m3u8", stream=io.BytesIO(b"#EXTM3U\n"))
+    with run_edge(
+        workdir=tmp_path, origin=live_server.url.removeprefix("http://"), edge_secret=EDGE_SECRET,
+        origin_secret=ORIGIN_SECRET, binding="$remote_addr",
+    ) as url:  # fmt: skip
+        signer = NginxSecureLinkSigner(secret=EDGE_SECRET, base_url=url)
+        expires = int(time.time()) + 600
+        mine = signer.sign_prefix(prefix=prefix, expires_at=expires, binding=Binding(ip="127.0.0.1"))
+        elsewhere = signer.sign_prefix(prefix=prefix, expires_at=expires, binding=Binding(ip="198.51.100.23"))
+        unbound = signer.sign_prefix(prefix=prefix, expires_at=expires)
+        assert _get(mine + "master.m3u8")[0] == 200
+        assert _get(elsewhere + "master.m3u8")[0] == 403
+        assert _get(unbound + "master.m3u8")[0] == 403
+        with pytest.raises(ValueError, match="session"):
+            signer.sign_prefix(prefix=prefix, expires_at=expires, binding=Binding(session="abc"))
