@@ -21,4 +21,16 @@ class NoopApi(APIView):
         return Response({"accepted": len(request.body) > 0}, status=202)
 
 
-urlpatterns = [path("bench/noop/", NoopApi.as_view()), *app_urlpatterns]
+class WhoAmIApi(APIView):
+    """A trivial authenticated DRF endpoint (the project's default authentication and permission):
+    the baseline for the playback-session benchmark."""
+
+    def post(self, request: Request) -> Response:
+        return Response({"user": request.user.pk})
+
+
+urlpatterns = [
+    path("bench/noop/", NoopApi.as_view()),
+    path("bench/whoami/", WhoAmIApi.as_view()),
+    *app_urlpatterns,
+]

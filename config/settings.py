@@ -98,9 +98,20 @@ TEMPLATES = [
 _SQLITE_DEFAULT = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", _SQLITE_DEFAULT), conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+        env_str("DATABASE_URL", _SQLITE_DEFAULT), conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0)
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", True):
+    # A connection pool per process (psycopg_pool). Persistent connections (DB_CONN_MAX_AGE) are kept
+    # per thread, and under ASGI every request runs in a thread of its own, so they pile up until
+    # PostgreSQL refuses clients; a pool keeps at most DB_POOL_MAX_SIZE per process and saves the
+    # connect on every request. With PgBouncer in front, set DB_POOL=0.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=1),
+        "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker write one file: WAL plus a wait avoids "database is locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0
