@@ -74,10 +74,13 @@ class LtiContextAdmin(SuperuserOnly):
 
 @admin.register(LtiResourceLink)
 class LtiResourceLinkAdmin(SuperuserOnly):
-    list_display = ("__str__", "resource_link_id", "lesson", "context", "lineitem_url")
+    list_display = ("__str__", "resource_link_id", "lesson", "context", "lineitem_url", "grades_blocked_reason")
     search_fields = ("title", "resource_link_id")
     list_select_related = ("lesson", "context")
-    readonly_fields = ("deployment", "resource_link_id", "context", "lineitem_url", "ags_scopes", "created_at")
+    readonly_fields = (
+        "deployment", "resource_link_id", "context", "lineitem_url", "lineitems_url", "ags_scopes",
+        "grades_blocked_reason", "created_at",
+    )  # fmt: skip
 
 
 @admin.register(LtiScore)

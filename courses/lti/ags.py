@@ -1,6 +1,7 @@
 """Assignment and Grade Services: the watched share of a lesson, posted to each LMS gradebook that
 linked it. Progress is posted as InProgress/Pending in 10 % steps, completion once as
-Completed/FullyGraded with full marks. Each wanted score is a version; a version is posted once."""
+Completed/FullyGraded with full marks. Each wanted score is a version; a version is posted once.
+A link launched with only the line items service gets its column found or made first (lineitems.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from courses.lti import http, messages, oauth
-from courses.lti.errors import PlatformPermanentError, PlatformTransientError
+from courses.lti import http, lineitems, messages, oauth
+from courses.lti.errors import LtiError, PlatformPermanentError, PlatformTransientError
 from courses.lti.models import ActivityProgress, GradingProgress, LtiLaunchGrant, LtiScore
 from courses.models import Lesson
 
@@ -40,13 +41,16 @@ def scores_update(*, user: AbstractBaseUser, lesson: Lesson, share: float, compl
         LtiLaunchGrant.objects.filter(
             user=user, learner=True, resource_link__lesson=lesson, resource_link__deployment__platform__active=True
         )
-        .exclude(resource_link__lineitem_url="")
+        .exclude(resource_link__lineitem_url="", resource_link__lineitems_url="")
         .select_related("resource_link", "lti_user")
     )
     for grant in grants:
         link = grant.resource_link
-        if messages.SCOPE_SCORE not in link.ags_scopes:
-            continue
+        access = messages.gradebook_access(
+            scopes=link.ags_scopes, lineitem_url=link.lineitem_url, lineitems_url=link.lineitems_url
+        )
+        if not access.mode:
+            continue  # the reason is on the link (provisioning)
         score_given, activity, grading = wanted_score(
             share=share, completed=completed, score_maximum=link.score_maximum
         )
@@ -89,7 +93,7 @@ def _claim(score_id: int) -> Claim | None:
         score = (
             LtiScore.objects.select_for_update().select_related("resource_link", "lti_user").filter(pk=score_id).first()
         )
-        if score is None or score.posted_version >= score.version:
+        if score is None or score.posted_version >= score.version or not score.resource_link.lineitem_url:
             return None
         if score.claimed_version >= score.version and score.claimed_at and score.claimed_at > now - STALE_CLAIM:
             return None  # another worker is posting this very version
@@ -109,9 +113,17 @@ def _claim(score_id: int) -> Claim | None:
 def ags_score_post(*, score_id: int) -> bool:
     """Post the score's newest version unless it was posted; True if this call posted it.
 
-    Transient failures release the claim and raise PlatformTransientError (the actor retries);
-    a refusal (4xx) is recorded and not retried.
+    A link without a line item gets it found or created first. Transient failures release the claim
+    and raise PlatformTransientError (the actor retries); a refusal (4xx) is recorded and not retried.
     """
+    pending = LtiScore.objects.filter(pk=score_id).values("resource_link_id", "version", "posted_version").first()
+    if pending is None or pending["posted_version"] >= pending["version"]:
+        return False
+    try:
+        lineitems.lineitem_resolve(link_id=pending["resource_link_id"])
+    except (PlatformTransientError, PlatformPermanentError, LtiError) as exc:
+        LtiScore.objects.filter(pk=score_id).update(attempts=F("attempts") + 1, last_error=str(exc)[:1000])
+        raise
     claim = _claim(score_id)
     if claim is None:
         return False

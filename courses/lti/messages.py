@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from courses.lti import claims as c
 
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
+LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEMS_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
@@ -142,6 +144,79 @@ def scores_url(lineitem_url: str) -> str:
     path = parts.path.rstrip("/") + "/scores"
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme}://{parts.netloc}{path}{query}"
+
+
+def lineitems_query_url(lineitems_url: str, *, resource_link_id: str) -> str:
+    """The line items container filtered to one resource link (AGS 2.0 container filters); the
+    container's own query (Moodle's `?type_id=`) is kept."""
+    parts = urlsplit(lineitems_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "resource_link_id"]
+    query.append(("resource_link_id", resource_link_id))
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+
+
+def lineitem_payload(*, score_maximum: float, label: str, resource_id: str, resource_link_id: str) -> dict[str, Any]:
+    """A new line item (gradebook column) bound to one resource link."""
+    return {
+        "scoreMaximum": score_maximum,
+        "label": label[:255] or "Lesson",
+        "resourceId": resource_id,
+        "resourceLinkId": resource_link_id,
+    }
+
+
+def lineitem_pick(items: Any, *, resource_link_id: str, resource_id: str) -> str | None:
+    """The id (URL) of the line item of this resource link in one container page, if any.
+
+    A platform may ignore the filter, so the link id is checked here too; among several columns of
+    the link, the one we would have created (our resourceId) wins, then the first.
+    """
+    if not isinstance(items, list):
+        return None
+    ours = [
+        item
+        for item in items
+        if isinstance(item, dict)
+        and item.get("resourceLinkId") == resource_link_id
+        and isinstance(item.get("id"), str)
+        and item["id"].lower().startswith(("https://", "http://"))
+    ]
+    ours.sort(key=lambda item: item.get("resourceId") != resource_id)  # stable: ours first, then platform order
+    return ours[0]["id"] if ours else None
+
+
+@dataclass(frozen=True)
+class GradebookAccess:
+    """How scores reach a resource link's gradebook column, decided from the launch's AGS claim.
+
+    mode: "lineitem" (the launch named the column), "find_or_create" or "find" (look it up in the line
+    items service; create it only with the lineitem scope), or "" with `reason` when they cannot.
+    token_scopes: the lineitem scopes to ask a token for: those the launch offered, no more (a platform
+    may refuse a token for scopes it did not offer, or grant fewer than asked).
+    """
+
+    mode: str
+    reason: str = ""
+    token_scopes: tuple[str, ...] = ()
+
+
+def gradebook_access(*, scopes: Sequence[str], lineitem_url: str, lineitems_url: str) -> GradebookAccess:
+    if SCOPE_SCORE not in scopes:
+        return GradebookAccess("", "the platform did not grant the score scope: no grades are sent")
+    if lineitem_url:
+        return GradebookAccess("lineitem")
+    if not lineitems_url:
+        return GradebookAccess("", "the platform gave neither a line item nor a line items service: no grades are sent")
+    token_scopes = tuple(scope for scope in (SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY) if scope in scopes)
+    if SCOPE_LINEITEM in scopes:
+        return GradebookAccess("find_or_create", token_scopes=token_scopes)
+    if SCOPE_LINEITEM_READONLY in scopes:
+        return GradebookAccess("find", token_scopes=token_scopes)
+    return GradebookAccess(
+        "",
+        "the platform gave a line items service but neither lineitem scope, so the gradebook column "
+        "can be neither found nor created: no grades are sent",
+    )
 
 
 def next_page_url(link_header: str | None) -> str | None:

@@ -123,7 +123,13 @@ class LtiResourceLink(models.Model):
     )
     title = models.CharField(max_length=255, blank=True)
     lineitem_url = models.URLField(max_length=500, blank=True)
+    lineitems_url = models.URLField(
+        max_length=500, blank=True, help_text="The context's line items service, where the column is found or made."
+    )
     ags_scopes = models.JSONField(default=list, blank=True)
+    grades_blocked_reason = models.CharField(
+        max_length=300, blank=True, help_text="Why scores cannot reach this link's gradebook, when they cannot."
+    )
     score_maximum = models.FloatField(default=100)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from courses import services as course_services
-from courses.lti import claims
+from courses.lti import claims, messages
 from courses.lti.errors import LtiError
 from courses.lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 from courses.models import Course, Lesson, LessonState
@@ -130,8 +130,15 @@ def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: clai
     ags = message.ags
     if isinstance(ags.get("lineitem"), str):
         link.lineitem_url = ags["lineitem"][:500]
+    if isinstance(ags.get("lineitems"), str):
+        link.lineitems_url = ags["lineitems"][:500]
     if isinstance(ags.get("scope"), list):
         link.ags_scopes = [str(scope) for scope in ags["scope"]][:10]
+    if ags:
+        # Only what the claim says is decided here; finding or making the column is the workers' job (ags.py).
+        link.grades_blocked_reason = messages.gradebook_access(
+            scopes=link.ags_scopes, lineitem_url=link.lineitem_url, lineitems_url=link.lineitems_url
+        ).reason
     link.save()
     LtiLaunchGrant.objects.update_or_create(
         lti_user=identity,

@@ -2,10 +2,13 @@
 
 It serves what a tool talks to: JWKS, the OIDC auth endpoint (answers a login by form-posting a
 signed id_token to the tool), the OAuth 2 token endpoint (checks the tool's client assertion against
-the tool's real /lti/jwks/), an AGS scores endpoint that records scores (and can fail the first N
-posts with 500), an NRPS membership service in two pages, an OpenID configuration and registration
-endpoint for Dynamic Registration, a Deep Linking return endpoint that verifies the tool's JWT, and
-a course page that embeds the tool in an iframe (with the LTI postMessage storage the tool may use).
+the tool's real /lti/jwks/, and records the scopes it granted), an AGS line items service (GET
+filtered by resource link, resource or tag, in pages linked by `Link: rel="next"`; POST creates a
+column; it can fail with 500, or create and then answer 500), an AGS scores endpoint that records
+scores (and can fail the first N posts with 500), an NRPS membership service in two pages, an
+OpenID configuration and registration endpoint for Dynamic Registration, a Deep Linking return
+endpoint that verifies the tool's JWT, and a course page that embeds the tool in an iframe (with
+the LTI postMessage storage the tool may use).
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ ROLE_LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 ROLE_INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 ROLE_TA = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
+LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEMS_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+AGS_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/"
+SCOPE_SCORE = AGS_SCOPE + "score"
+SCOPE_LINEITEM = AGS_SCOPE + "lineitem"
+SCOPE_LINEITEM_READONLY = AGS_SCOPE + "lineitem.readonly"
+# The container filters of AGS 2.0 and the line item field each one matches.
+LINEITEM_FILTERS = {"resource_link_id": "resourceLinkId", "resource_id": "resourceId", "tag": "tag"}
 NRPS_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 
 
@@ -50,6 +61,7 @@ class PlatformKey:
 @dataclass
 class Recorded:
     scores: list[dict[str, Any]] = field(default_factory=list)
+    lineitem_requests: list[dict[str, Any]] = field(default_factory=list)
     score_headers: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     jwks_fetches: int = 0
@@ -77,7 +89,15 @@ class PlatformEmulator:
         ]
         self.recorded = Recorded()
         self.fail_scores = 0  # the next N score posts answer 500
+        self.lineitems: list[dict[str, Any]] = []  # the gradebook columns of the course
+        self.lineitems_page_size = 2
+        self.lineitems_filtered = True  # False: a platform that ignores the container filters
+        self.fail_lineitems = 0  # the next N line items requests (GET or POST) answer 500
+        self.lose_created_lineitems = 0  # the next N POSTs create the column, then answer 500 anyway
+        self.lineitems_delay = 0.0  # seconds each line items GET takes
+        self.grant_scopes: set[str] | None = None  # the token endpoint grants only these (None: all asked)
         self.access_tokens: dict[str, float] = {}
+        self.token_scopes: dict[str, set[str]] = {}
         self.token_lifetime = 3600
         self.registration_token = "registration-token-" + secrets.token_hex(4)
         self.launches: dict[str, dict[str, Any]] = {}
@@ -119,6 +139,23 @@ class PlatformEmulator:
 
     def lineitem_url(self, name: str) -> str:
         return f"{self.base}/lineitems/{name}"
+
+    @property
+    def lineitems_url(self) -> str:
+        return f"{self.base}/lineitems"
+
+    def add_lineitem(
+        self, *, resource_link_id: str | None, label: str, score_maximum: float = 100, **extra: Any
+    ) -> str:
+        item = {"id": self.lineitem_url(random_id()), "label": label, "scoreMaximum": score_maximum, **extra}
+        if resource_link_id is not None:
+            item["resourceLinkId"] = resource_link_id
+        with self._lock:
+            self.lineitems.append(item)
+        return item["id"]
+
+    def lineitem_posts(self) -> list[dict[str, Any]]:
+        return [request for request in self.recorded.lineitem_requests if request["method"] == "POST"]
 
     @property
     def memberships_url(self) -> str:
@@ -189,6 +226,11 @@ class PlatformEmulator:
                     ],
                     "lineitem": launch["lineitem"],
                     "lineitems": f"{self.base}/lineitems",
+                }
+            elif "ags_scopes" in launch:  # a link without its own column: only the container and scopes
+                claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"] = {
+                    "scope": launch["ags_scopes"],
+                    "lineitems": self.lineitems_url,
                 }
         else:
             claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] = {
@@ -306,6 +348,8 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._auth(query)
             if url.path == "/memberships":
                 return self._memberships(query)
+            if url.path == "/lineitems":
+                return self._lineitems_get(query)
             if url.path == "/.well-known/openid-configuration":
                 return self._json(
                     200,
@@ -350,6 +394,8 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._token({k: v[0] for k, v in parse_qs(body.decode()).items()})
             if url.path.startswith("/lineitems/") and url.path.endswith("/scores"):
                 return self._score(url.path, body)
+            if url.path == "/lineitems":
+                return self._lineitems_post(body)
             if url.path == "/register":
                 return self._register(body)
             if url.path == "/deep_link_return":
@@ -401,21 +447,89 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
             ):
                 return self._json(401, {"error": "invalid_client"})
             token = secrets.token_urlsafe(24)
+            granted = set(form.get("scope", "").split())
+            if platform.grant_scopes is not None:
+                granted &= platform.grant_scopes
             with platform._lock:
                 platform.access_tokens[token] = time.time() + platform.token_lifetime
+                platform.token_scopes[token] = granted
             self._json(
                 200,
                 {
                     "access_token": token,
                     "token_type": "Bearer",
                     "expires_in": platform.token_lifetime,
-                    "scope": form.get("scope", ""),
+                    "scope": " ".join(sorted(granted)),
                 },
             )
+
+        def _scopes(self) -> set[str]:
+            with platform._lock:
+                return set(platform.token_scopes.get(self.headers.get("Authorization", "").removeprefix("Bearer "), ()))
+
+        def _lineitems_get(self, query: dict[str, str]) -> None:
+            platform.recorded.lineitem_requests.append(
+                {"method": "GET", "query": query, "accept": self.headers.get("Accept", "")}
+            )
+            time.sleep(platform.lineitems_delay)
+            if not self._bearer_ok():
+                return self._json(401, {"error": "invalid token"})
+            if not {SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY} & self._scopes():
+                return self._json(403, {"error": "the token has no lineitem scope"})
+            if LINEITEMS_TYPE not in self.headers.get("Accept", ""):
+                return self._json(406, {"error": "line item container media type expected"})
+            with platform._lock:
+                if platform.fail_lineitems > 0:
+                    platform.fail_lineitems -= 1
+                    return self._json(500, {"error": "temporarily broken"})
+                items = [
+                    item
+                    for item in platform.lineitems
+                    if not platform.lineitems_filtered
+                    or all(query[name] == item.get(key) for name, key in LINEITEM_FILTERS.items() if name in query)
+                ]
+            limit = int(query.get("limit", platform.lineitems_page_size))
+            page = int(query.get("page", "1"))
+            headers = {}
+            if page * limit < len(items):
+                following = {k: v for k, v in query.items() if k != "page"} | {"page": str(page + 1)}
+                headers["Link"] = f'<{platform.lineitems_url}?{urlencode(following)}>; rel="next"'
+            self._json(200, items[(page - 1) * limit : page * limit], headers, content_type=LINEITEMS_TYPE)
+
+        def _lineitems_post(self, body: bytes) -> None:
+            platform.recorded.lineitem_requests.append(
+                {
+                    "method": "POST",
+                    "content_type": self.headers.get("Content-Type", ""),
+                    "body": json.loads(body or b"{}"),
+                }
+            )
+            if not self._bearer_ok():
+                return self._json(401, {"error": "invalid token"})
+            if SCOPE_LINEITEM not in self._scopes():
+                return self._json(403, {"error": "creating a line item needs the lineitem scope"})
+            if self.headers.get("Content-Type") != LINEITEM_TYPE:
+                return self._json(415, {"error": "line item media type expected"})
+            item = json.loads(body)
+            maximum = item.get("scoreMaximum")
+            if not isinstance(maximum, int | float) or maximum <= 0 or not item.get("label"):
+                return self._json(400, {"error": "scoreMaximum > 0 and label are required"})
+            with platform._lock:
+                if platform.fail_lineitems > 0:
+                    platform.fail_lineitems -= 1
+                    return self._json(500, {"error": "temporarily broken"})
+                created = {**item, "id": platform.lineitem_url(random_id())}
+                platform.lineitems.append(created)
+                if platform.lose_created_lineitems > 0:
+                    platform.lose_created_lineitems -= 1
+                    return self._json(500, {"error": "created, but the answer was lost"})
+            self._json(201, created, content_type=LINEITEM_TYPE)
 
         def _score(self, path: str, body: bytes) -> None:
             if not self._bearer_ok():
                 return self._json(401, {"error": "invalid token"})
+            if SCOPE_SCORE not in self._scopes():
+                return self._json(403, {"error": "the token has no score scope"})
             if self.headers.get("Content-Type") != SCORE_TYPE:
                 return self._json(415, {"error": "score media type expected"})
             with platform._lock:

@@ -88,6 +88,68 @@ def test_scores_url_keeps_the_line_item_query() -> None:
     assert messages.scores_url("https://lms/li/7?type_id=1") == "https://lms/li/7/scores?type_id=1"
 
 
+def test_lineitems_query_url_filters_by_resource_link_and_keeps_the_container_query() -> None:
+    assert (
+        messages.lineitems_query_url("https://lms/ags/lineitems", resource_link_id="r 1")
+        == "https://lms/ags/lineitems?resource_link_id=r+1"
+    )
+    assert (
+        messages.lineitems_query_url("https://lms/li.php?type_id=2&resource_link_id=old", resource_link_id="r1")
+        == "https://lms/li.php?type_id=2&resource_link_id=r1"
+    )
+
+
+def test_lineitem_pick_wants_the_link_id_and_prefers_our_resource_id() -> None:
+    items = [
+        {"id": "https://lms/li/1", "resourceLinkId": "other", "resourceId": "lesson-1"},
+        {"id": "https://lms/li/2", "resourceLinkId": "r1", "resourceId": "quiz"},
+        {"id": "https://lms/li/3", "resourceLinkId": "r1", "resourceId": "lesson-1"},
+        {"id": "javascript:alert(1)", "resourceLinkId": "r1", "resourceId": "lesson-1"},
+        "not an item",
+    ]
+    assert messages.lineitem_pick(items, resource_link_id="r1", resource_id="lesson-1") == "https://lms/li/3"
+    assert messages.lineitem_pick(items[:2], resource_link_id="r1", resource_id="lesson-1") == "https://lms/li/2"
+    assert messages.lineitem_pick(items[:1], resource_link_id="r1", resource_id="lesson-1") is None
+    assert messages.lineitem_pick({"items": items}, resource_link_id="r1", resource_id="lesson-1") is None
+
+
+def test_lineitem_payload() -> None:
+    assert messages.lineitem_payload(score_maximum=10, label="Lenses", resource_id="u-1", resource_link_id="r1") == {
+        "scoreMaximum": 10,
+        "label": "Lenses",
+        "resourceId": "u-1",
+        "resourceLinkId": "r1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("scopes", "lineitem", "lineitems", "mode", "reason"),
+    [
+        ([messages.SCOPE_SCORE], "https://lms/li/1", "", "lineitem", ""),
+        ([messages.SCOPE_SCORE, messages.SCOPE_LINEITEM], "", "https://lms/li", "find_or_create", ""),
+        ([messages.SCOPE_SCORE, messages.SCOPE_LINEITEM_READONLY], "", "https://lms/li", "find", ""),
+        ([messages.SCOPE_SCORE], "", "https://lms/li", "", "neither lineitem scope"),
+        ([messages.SCOPE_SCORE, messages.SCOPE_LINEITEM], "", "", "", "neither a line item nor"),
+        ([messages.SCOPE_LINEITEM], "https://lms/li/1", "https://lms/li", "", "score scope"),
+    ],
+)
+def test_gradebook_access(scopes: list[str], lineitem: str, lineitems: str, mode: str, reason: str) -> None:
+    access = messages.gradebook_access(scopes=scopes, lineitem_url=lineitem, lineitems_url=lineitems)
+    assert access.mode == mode
+    assert (reason in access.reason) if reason else access.reason == ""
+    wanted = tuple(scope for scope in scopes if scope != messages.SCOPE_SCORE) if mode.startswith("find") else ()
+    assert access.token_scopes == wanted
+
+
+def test_gradebook_access_asks_a_token_for_the_lineitem_scopes_offered_and_no_more() -> None:
+    both = [messages.SCOPE_LINEITEM_READONLY, messages.SCOPE_SCORE, messages.SCOPE_LINEITEM]
+    access = messages.gradebook_access(scopes=both, lineitem_url="", lineitems_url="https://lms/li")
+    assert (access.mode, access.token_scopes) == (
+        "find_or_create",
+        (messages.SCOPE_LINEITEM, messages.SCOPE_LINEITEM_READONLY),
+    )
+
+
 def test_score_payload_timestamp_is_iso8601_utc() -> None:
     payload = messages.score_payload(
         user_id="u", score_given=1, score_maximum=2, activity_progress="Completed", grading_progress="FullyGraded",
