@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('courses', '0002_lti_and_progress'),
+        ('courses', '0003_lesson_public'),
     ]
 
     operations = [
