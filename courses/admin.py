@@ -234,7 +234,7 @@ class LessonAdmin(EducatorScopedAdmin):
 
     def status_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         lesson = get_object_or_404(self.get_queryset(request).select_related("asset"), pk=object_id)
-        asset = lesson.asset
+        asset = lesson.asset if lesson.asset and lesson.asset.source_key else None
         return JsonResponse(
             {
                 "status": asset.status if asset else "none",
@@ -253,7 +253,7 @@ def _region_rows(lesson: Lesson) -> list[dict[str, Any]]:
 
 def _status_text(lesson: Lesson) -> str:
     asset = lesson.asset
-    if asset is None:
+    if asset is None or not asset.source_key:  # no upload finished yet
         return "No video yet"
     text = asset.get_status_display()
     if asset.status == "transcoding":
