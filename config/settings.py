@@ -328,3 +328,5 @@ UPLOAD_MAX_CHUNK_BYTES = env_int("UPLOAD_MAX_CHUNK_BYTES", 64 * 1024**2, minimum
 UPLOAD_EXPIRY_SECONDS = env_int("UPLOAD_EXPIRY_SECONDS", 24 * 3600, minimum=60)
 # A request appending to an upload holds it this long at most without progress (a dead one then loses it).
 UPLOAD_LEASE_SECONDS = env_int("UPLOAD_LEASE_SECONDS", 120, minimum=5)
+# The admin's upload widget sends chunks of this size (a multiple of the part size keeps the spool empty).
+UPLOAD_WIDGET_CHUNK_BYTES = env_int("UPLOAD_WIDGET_CHUNK_BYTES", 16 * 1024**2, minimum=64 * 1024)

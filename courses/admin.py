@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
@@ -222,6 +222,15 @@ class LessonAdmin(EducatorScopedAdmin):
             services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name)
             messages.info(request, "Video received. Processing has started; this page shows its progress.")
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        # The resumable upload widget (tus) of the change page: where to upload and in what chunks.
+        extra_context = {
+            **(extra_context or {}),
+            "upload_endpoint": reverse("api-upload-create"),
+            "upload_chunk_bytes": settings.UPLOAD_WIDGET_CHUNK_BYTES,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def get_urls(self) -> list:
         custom = [
             path(
@@ -234,7 +243,7 @@ class LessonAdmin(EducatorScopedAdmin):
 
     def status_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         lesson = get_object_or_404(self.get_queryset(request).select_related("asset"), pk=object_id)
-        asset = lesson.asset if lesson.asset and lesson.asset.source_key else None
+        asset = lesson.asset if _has_video(lesson) else None
         return JsonResponse(
             {
                 "status": asset.status if asset else "none",
@@ -251,9 +260,15 @@ def _region_rows(lesson: Lesson) -> list[dict[str, Any]]:
     return selectors.lesson_replicas(lesson=lesson)
 
 
+def _has_video(lesson: Lesson) -> bool:
+    # A resumable upload makes the asset when it starts; it has a source only once the upload ends.
+    asset = lesson.asset
+    return asset is not None and not (asset.status == "uploaded" and not asset.source_key)
+
+
 def _status_text(lesson: Lesson) -> str:
     asset = lesson.asset
-    if asset is None or not asset.source_key:  # no upload finished yet
+    if asset is None or not _has_video(lesson):
         return "No video yet"
     text = asset.get_status_display()
     if asset.status == "transcoding":

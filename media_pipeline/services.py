@@ -122,7 +122,8 @@ def assets_resume_stalled(*, idle_for: timedelta) -> list[int]:
     cutoff = timezone.now() - idle_for
     stalled = list(
         MediaAsset.objects.filter(status__in=list(NEXT_STEP), updated_at__lt=cutoff)
-        .exclude(source_key="")  # a lesson whose first upload is still arriving (resumable uploads)
+        # An asset whose first (resumable) upload is still arriving has no source to probe yet.
+        .exclude(status=AssetStatus.UPLOADED, source_key="")
         .values_list("pk", "status")
     )
     for asset_id, status in stalled:
