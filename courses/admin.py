@@ -21,6 +21,7 @@ from django.utils.safestring import mark_safe
 
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson
+from media_pipeline import uploads
 
 
 def _is_educator(request: HttpRequest) -> bool:
@@ -133,6 +134,8 @@ class LessonAdminForm(forms.ModelForm):
         model = Lesson
         fields = ("course", "title", "description", "state", "position", "completion_threshold")
 
+    uploader: Any = None  # the educator posting the form (set by LessonAdmin.get_form), for the quota
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Optional in the form: a post without it (older scripts, the upload tests) keeps the current value.
@@ -152,6 +155,11 @@ class LessonAdminForm(forms.ModelForm):
             raise forms.ValidationError(
                 f"The file is {filesizeformat(video.size)}; the limit is {filesizeformat(settings.MAX_UPLOAD_BYTES)}."
             )
+        if self.uploader is not None:
+            try:
+                uploads.check_quota(user=self.uploader, length=video.size)
+            except uploads.QuotaExceeded as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return video
 
 
@@ -164,6 +172,11 @@ class LessonAdmin(EducatorScopedAdmin):
     readonly_fields = ("public_id", "processing_state", "failure_reason", "duration", "storage_regions")
     list_select_related = ("course", "asset")
     change_form_template = "admin/courses/lesson/change_form.html"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        form.uploader = request.user
+        return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         fieldsets: list = [
@@ -219,7 +232,7 @@ class LessonAdmin(EducatorScopedAdmin):
         super().save_model(request, obj, form, change)
         video = form.cleaned_data.get("video")
         if video is not None:
-            services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name)
+            services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name, uploader=request.user)
             messages.info(request, "Video received. Processing has started; this page shows its progress.")
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:

@@ -53,14 +53,19 @@ def lesson_create(
 
 
 @transaction.atomic
-def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str) -> Lesson:
+def lesson_attach_video(
+    *, lesson: Lesson, stream: IO[bytes], source_name: str, uploader: AbstractBaseUser | None = None
+) -> Lesson:
     """Store an uploaded video for a lesson and start processing it.
 
     A lesson keeps one media asset for life; a new upload builds a new version of it while
-    the version already published keeps playing until the new one is ready.
+    the version already published keeps playing until the new one is ready. With ``uploader``
+    (an educator's form upload) the file counts towards that educator's quota.
     """
     lesson = _lesson_with_asset(lesson)
-    media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
+    asset = media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
+    if uploader is not None:
+        uploads.upload_record_direct(owner=uploader, asset=asset, filename=tus.display_name(source_name))
     return lesson
 
 

@@ -160,6 +160,28 @@ def upload_create(*, owner: AbstractBaseUser, asset: MediaAsset, length: int, fi
         raise
 
 
+def upload_record_direct(*, owner: AbstractBaseUser, asset: MediaAsset, filename: str) -> ResumableUpload:
+    """Record a source that arrived whole (a form upload) as a finished upload of ``owner``, so
+    that it counts towards their quota like a resumable one."""
+    return ResumableUpload.objects.create(
+        owner=owner,
+        asset=asset,
+        storage_key=asset.source_key,
+        filename=filename[:255],
+        length=asset.source_size,
+        offset=asset.source_size,
+        part_size=0,
+        status=UploadStatus.COMPLETED,
+        expires_at=timezone.now(),
+        completed_at=timezone.now(),
+    )
+
+
+def check_quota(*, user: AbstractBaseUser, length: int) -> None:
+    """Raise QuotaExceeded (with the reason to show) if ``length`` more bytes would not fit."""
+    _check_quota(user, length)
+
+
 def upload_append(
     *, upload: ResumableUpload, offset: int, stream: IO[bytes], length: int, checksum: Checksum | None
 ) -> ResumableUpload:

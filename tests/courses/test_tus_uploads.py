@@ -368,3 +368,36 @@ def test_tuspy_sees_the_reason_of_a_refusal(live_server, settings, lesson: Lesso
     assert refused.value.status_code == 413
     assert b"the largest upload allowed is 1.0 MB" in refused.value.response_content
     assert ResumableUpload.objects.count() == 0
+
+
+def test_the_sweep_finishes_an_upload_whose_web_process_died_while_assembling(
+    live_server, s3, broker, lesson: Lesson, teacher, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from media_pipeline import uploads
+
+    _, auth = teacher
+    data = os.urandom(6 * MIB)
+    url = create(live_server, auth, lesson, len(data)).headers["Location"]
+
+    def crash(**kwargs: object) -> None:
+        raise RuntimeError("the web process died here")
+
+    monkeypatch.setattr(uploads, "upload_finish", crash)
+    assert patch(url, auth, 0, data).status_code == 500
+    monkeypatch.undo()
+    row = ResumableUpload.objects.get()
+    assert (row.status, row.offset) == (UploadStatus.COMPLETING, len(data))
+    assert offset_of(url, auth) == len(data)  # the client sees its bytes as received
+    assert queued_actors(broker) == []
+
+    ResumableUpload.objects.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    out = io.StringIO()
+    call_command("uploads_sweep", stdout=out)
+    assert out.getvalue() == "expired 0 upload(s), finished 1 upload(s)\n"
+    row.refresh_from_db()
+    assert row.status == UploadStatus.COMPLETED
+    assert stored_bytes(s3, row.storage_key) == data
+    assert MediaAsset.objects.get(pk=row.asset_id).source_key == row.storage_key
+    assert queued_actors(broker) == ["probe_asset"]
+    call_command("uploads_sweep", stdout=io.StringIO())  # again: nothing more happens
+    assert queued_actors(broker) == ["probe_asset"]
