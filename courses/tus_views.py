@@ -111,7 +111,7 @@ class UploadApi(TusApi):
         upload = self._upload(request, upload_id)
         if upload is None:
             return _text(404, "no such upload")
-        if request.content_type != tus.OFFSET_CONTENT_TYPE:
+        if request._request.content_type != tus.OFFSET_CONTENT_TYPE:  # the media type, parameters aside
             return _text(415, f"a PATCH must be {tus.OFFSET_CONTENT_TYPE}")
         try:
             offset = tus.parse_non_negative("Upload-Offset", request.headers.get("Upload-Offset"))

@@ -197,6 +197,8 @@ def upload_append(
         raise UploadTooLarge(
             f"one request may carry at most {_size(settings.UPLOAD_MAX_CHUNK_BYTES)}; upload in smaller chunks"
         )
+    if length == 0:
+        return upload  # an empty PATCH (a client probing): nothing to store
     lease = _Lease.acquire(upload, offset)
     sink = sink_for_storage()
     try:
