@@ -67,9 +67,8 @@ def lesson() -> Iterator[Lesson]:
     course = Course.objects.create(slug="physics", title="Physics")
     lesson = Lesson.objects.create(course=course, title="Waves")
     yield lesson
-    lesson.refresh_from_db()
-    if lesson.asset_id:
-        storage.delete_prefix(f"sources/{lesson.asset.public_id}/")
+    for key in set(ResumableUpload.objects.values_list("storage_key", flat=True)):
+        storage.delete_prefix(key.rsplit("/", 1)[0] + "/")
     storage.delete_prefix("uploads/spool/")
 
 
@@ -401,3 +400,35 @@ def test_the_sweep_finishes_an_upload_whose_web_process_died_while_assembling(
     assert queued_actors(broker) == ["probe_asset"]
     call_command("uploads_sweep", stdout=io.StringIO())  # again: nothing more happens
     assert queued_actors(broker) == ["probe_asset"]
+
+
+def test_a_second_request_while_one_is_appending_is_423_and_changes_nothing(live_server, lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+    _, auth = teacher
+    url = create(live_server, auth, lesson, 1000).headers["Location"]
+    # Another web process is in the middle of appending (it holds the lease).
+    ResumableUpload.objects.update(lease_token="other", lease_until=timezone.now() + timedelta(minutes=1))
+    busy = patch(url, auth, 0, b"a" * 10)
+    assert (busy.status_code, busy.text) == (423, "another request is appending to this upload; retry in a moment")
+    assert ResumableUpload.objects.get().offset == 0
+    # A lease whose holder died lapses, and the upload carries on.
+    ResumableUpload.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert patch(url, auth, 0, b"a" * 10).status_code == 204
+    assert offset_of(url, auth) == 10
+
+
+def test_deleting_the_lesson_leaves_its_unfinished_upload_to_the_sweep(live_server, s3, lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+    from courses import services as course_services
+
+    _, auth = teacher
+    url = create(live_server, auth, lesson, 20 * MIB).headers["Location"]
+    assert patch(url, auth, 0, os.urandom(6 * MIB)).status_code == 204
+    row = ResumableUpload.objects.get()
+    prefix = row.storage_key.rsplit("/", 1)[0] + "/"
+    course_services.lesson_delete(lesson=Lesson.objects.get(pk=lesson.pk))
+    assert requests.head(url, headers={**TUS, **auth}, timeout=30).status_code == 404
+
+    call_command("uploads_sweep", stdout=io.StringIO())
+    row.refresh_from_db()
+    assert (row.status, row.asset_id) == (UploadStatus.EXPIRED, None)
+    assert multipart_uploads(s3, prefix) == []
+    assert s3.list_objects_v2(Bucket=os.environ["S3_BUCKET"], Prefix=f"uploads/spool/{row.public_id}/")["KeyCount"] == 0
