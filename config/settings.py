@@ -369,3 +369,18 @@ QOE_PATHWAYS = env_list("QOE_PATHWAYS", ["origin"])
 QOE_REGION_HEADER = env_str("QOE_REGION_HEADER", "")
 # Raw beacon events are pruned after this many days; per-minute rollups are kept.
 QOE_RAW_RETENTION_DAYS = env_int("QOE_RAW_RETENTION_DAYS", 30, minimum=1)
+
+# --- Resumable uploads (tus, media_pipeline/uploads.py, docs/adr/0009) ---------------------------
+# Every educator may keep this many bytes of uploaded originals (override per user in the admin).
+UPLOAD_QUOTA_BYTES = env_int("UPLOAD_QUOTA_BYTES", 100 * 1024**3, minimum=0)
+# S3 multipart part size (S3's minimum is 5 MiB); larger files get larger parts (10,000 parts at most).
+UPLOAD_PART_BYTES = env_int("UPLOAD_PART_BYTES", 8 * 1024**2, minimum=5 * 1024**2)
+# The most one PATCH may carry: the ASGI server spools a request body before Django sees it, so
+# this bounds what one request can put on the web process's disk. Clients set their chunk size below it.
+UPLOAD_MAX_CHUNK_BYTES = env_int("UPLOAD_MAX_CHUNK_BYTES", 64 * 1024**2, minimum=1024**2)
+# An unfinished upload is kept this long after its last byte, then aborted by `manage.py uploads_sweep`.
+UPLOAD_EXPIRY_SECONDS = env_int("UPLOAD_EXPIRY_SECONDS", 24 * 3600, minimum=60)
+# A request appending to an upload holds it this long at most without progress (a dead one then loses it).
+UPLOAD_LEASE_SECONDS = env_int("UPLOAD_LEASE_SECONDS", 120, minimum=5)
+# The admin's upload widget sends chunks of this size (a multiple of the part size keeps the spool empty).
+UPLOAD_WIDGET_CHUNK_BYTES = env_int("UPLOAD_WIDGET_CHUNK_BYTES", 16 * 1024**2, minimum=64 * 1024)

@@ -15,12 +15,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson
+from media_pipeline import uploads
 
 
 def _is_educator(request: HttpRequest) -> bool:
@@ -133,6 +134,8 @@ class LessonAdminForm(forms.ModelForm):
         model = Lesson
         fields = ("course", "title", "description", "state", "position", "public", "completion_threshold")
 
+    uploader: Any = None  # the educator posting the form (set by LessonAdmin.get_form), for the quota
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Optional in the form: a post without it (older scripts, the upload tests) keeps the current value.
@@ -152,6 +155,11 @@ class LessonAdminForm(forms.ModelForm):
             raise forms.ValidationError(
                 f"The file is {filesizeformat(video.size)}; the limit is {filesizeformat(settings.MAX_UPLOAD_BYTES)}."
             )
+        if self.uploader is not None:
+            try:
+                uploads.check_quota(user=self.uploader, length=video.size)
+            except uploads.QuotaExceeded as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return video
 
 
@@ -164,6 +172,11 @@ class LessonAdmin(EducatorScopedAdmin):
     readonly_fields = ("public_id", "processing_state", "failure_reason", "duration", "storage_regions")
     list_select_related = ("course", "asset")
     change_form_template = "admin/courses/lesson/change_form.html"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        form.uploader = request.user
+        return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         fieldsets: list = [
@@ -219,8 +232,17 @@ class LessonAdmin(EducatorScopedAdmin):
         super().save_model(request, obj, form, change)
         video = form.cleaned_data.get("video")
         if video is not None:
-            services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name)
+            services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name, uploader=request.user)
             messages.info(request, "Video received. Processing has started; this page shows its progress.")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        # The resumable upload widget (tus) of the change page: where to upload and in what chunks.
+        extra_context = {
+            **(extra_context or {}),
+            "upload_endpoint": reverse("api-upload-create"),
+            "upload_chunk_bytes": settings.UPLOAD_WIDGET_CHUNK_BYTES,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self) -> list:
         custom = [
@@ -234,7 +256,7 @@ class LessonAdmin(EducatorScopedAdmin):
 
     def status_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         lesson = get_object_or_404(self.get_queryset(request).select_related("asset"), pk=object_id)
-        asset = lesson.asset
+        asset = lesson.asset if _has_video(lesson) else None
         return JsonResponse(
             {
                 "status": asset.status if asset else "none",
@@ -251,9 +273,15 @@ def _region_rows(lesson: Lesson) -> list[dict[str, Any]]:
     return selectors.lesson_replicas(lesson=lesson)
 
 
+def _has_video(lesson: Lesson) -> bool:
+    # A resumable upload makes the asset when it starts; it has a source only once the upload ends.
+    asset = lesson.asset
+    return asset is not None and not (asset.status == "uploaded" and not asset.source_key)
+
+
 def _status_text(lesson: Lesson) -> str:
     asset = lesson.asset
-    if asset is None:
+    if asset is None or not _has_video(lesson):
         return "No video yet"
     text = asset.get_status_display()
     if asset.status == "transcoding":

@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef, QuerySet, Value
 from courses.lti.selectors import launch_grants_of, user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
 from media_pipeline import selectors as media_selectors
+from media_pipeline.models import ResumableUpload
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -65,6 +66,29 @@ def user_teaches(*, user: User, course: Course) -> bool:
     if not user.is_authenticated:
         return False
     return course.educators.filter(pk=user.pk).exists()
+
+
+def user_may_upload(*, user: User, lesson: Lesson) -> bool:
+    """Educators (active staff) who teach the lesson's course, and superusers, may upload its video."""
+    if not (user.is_authenticated and user.is_active and getattr(user, "is_staff", False)):
+        return False
+    return bool(getattr(user, "is_superuser", False)) or user_teaches(user=user, course=lesson.course)
+
+
+def upload_get_for(*, user: User, public_id: uuid.UUID) -> ResumableUpload | None:
+    """One of the user's own resumable uploads, while they may still upload to its lesson; else None
+    (someone else's upload is indistinguishable from one that does not exist)."""
+    if not user.is_authenticated:
+        return None
+    upload = ResumableUpload.objects.filter(public_id=public_id, owner_id=user.pk).select_related("asset").first()
+    if upload is None:
+        return None
+    if upload.asset_id is None:
+        return None
+    lesson = Lesson.objects.select_related("course").filter(asset_id=upload.asset_id).first()
+    if lesson is None or not user_may_upload(user=user, lesson=lesson):
+        return None
+    return upload
 
 
 def courses_taught_by(*, user: User) -> QuerySet[Course]:

@@ -13,6 +13,8 @@ from django.utils import timezone
 from courses import progress
 from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
 from media_pipeline import services as media_services
+from media_pipeline import tus, uploads
+from media_pipeline.models import ResumableUpload
 
 
 def enrollment_create(*, user: AbstractBaseUser, course: Course) -> Enrollment:
@@ -51,18 +53,39 @@ def lesson_create(
 
 
 @transaction.atomic
-def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str) -> Lesson:
+def lesson_attach_video(
+    *, lesson: Lesson, stream: IO[bytes], source_name: str, uploader: AbstractBaseUser | None = None
+) -> Lesson:
     """Store an uploaded video for a lesson and start processing it.
 
     A lesson keeps one media asset for life; a new upload builds a new version of it while
-    the version already published keeps playing until the new one is ready.
+    the version already published keeps playing until the new one is ready. With ``uploader``
+    (an educator's form upload) the file counts towards that educator's quota.
     """
+    lesson = _lesson_with_asset(lesson)
+    asset = media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
+    if uploader is not None:
+        uploads.upload_record_direct(owner=uploader, asset=asset, filename=tus.display_name(source_name))
+    return lesson
+
+
+def _lesson_with_asset(lesson: Lesson) -> Lesson:
+    """The lesson, locked, with its media asset (made on first use). Inside a transaction."""
     lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
     if lesson.asset is None:
         lesson.asset = media_services.asset_create(key_prefix=f"lessons/{lesson.public_id}")
         lesson.save(update_fields=["asset"])
-    media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
     return lesson
+
+
+def lesson_upload_start(*, user: AbstractBaseUser, lesson: Lesson, length: int, filename: str) -> ResumableUpload:
+    """Start a resumable (tus) upload of a new video for the lesson; the caller has checked that the
+    user may upload to it (selectors.user_may_upload). Raises uploads.UploadError subclasses (413 for
+    size and quota) with a reason to show. Completing the upload starts processing, once."""
+    with transaction.atomic():
+        lesson = _lesson_with_asset(lesson)
+    assert lesson.asset is not None
+    return uploads.upload_create(owner=user, asset=lesson.asset, length=length, filename=tus.display_name(filename))
 
 
 class ProgressUnavailable(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -125,3 +126,70 @@ class VersionReplica(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix} in {self.region} ({self.state})"
+
+
+class UploadStatus(models.TextChoices):
+    ACTIVE = "active", "Receiving bytes"
+    COMPLETING = "completing", "All bytes received, being assembled"
+    COMPLETED = "completed", "Completed"
+    TERMINATED = "terminated", "Cancelled by the uploader"
+    EXPIRED = "expired", "Expired unfinished"
+
+
+class ResumableUpload(models.Model):
+    """One tus upload of an asset's original (see media_pipeline/uploads.py and docs/adr/0009).
+
+    With S3 storage the bytes go into an S3 multipart upload as they arrive: ``parts`` lists the
+    parts already stored (all ``part_size`` long), and ``spool_key`` names a small object holding
+    the bytes received after the last whole part (less than one part). With local storage the
+    bytes are appended to ``<storage_key>.part`` in the media root.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="uploads"
+    )
+    # Null once the asset is deleted; the sweep then aborts the upload if it was unfinished.
+    asset = models.ForeignKey(MediaAsset, on_delete=models.SET_NULL, null=True, blank=True, related_name="uploads")
+    storage_key = models.CharField(max_length=300, help_text="Generated; never derived from the file name.")
+    filename = models.CharField(max_length=255, blank=True, help_text="The client's file name, for display only.")
+    length = models.BigIntegerField()
+    offset = models.BigIntegerField(default=0)
+    part_size = models.PositiveIntegerField()
+    multipart_id = models.CharField(max_length=1024, blank=True)
+    parts = models.JSONField(default=list, blank=True)
+    spool_key = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=UploadStatus.choices, default=UploadStatus.ACTIVE)
+    # One request appends at a time: it holds the lease (compare-and-set) until it commits or it lapses.
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(offset__gte=0), name="upload_offset_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(offset__lte=models.F("length")), name="upload_offset_within_length"
+            ),
+            models.CheckConstraint(condition=models.Q(status__in=UploadStatus.values), name="upload_status_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"]), models.Index(fields=["owner", "status"])]
+
+    def __str__(self) -> str:
+        return f"upload {self.public_id} ({self.status}, {self.offset}/{self.length})"
+
+
+class UploadQuota(models.Model):
+    """A per-educator storage quota overriding settings.UPLOAD_QUOTA_BYTES."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_quota")
+    quota_bytes = models.BigIntegerField(help_text="Bytes of uploaded originals this user may keep.")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(quota_bytes__gte=0), name="upload_quota_not_negative")]
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}: {self.quota_bytes} bytes"

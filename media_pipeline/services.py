@@ -67,10 +67,18 @@ def asset_upload_source(*, asset: MediaAsset, stream: IO[bytes], source_name: st
     if written == 0:
         storage.delete_prefix(key)
         raise EmptyUpload("the file is empty")
+    return asset_attach_source(asset=asset, key=key, size=written, source_name=source_name)
+
+
+def asset_attach_source(*, asset: MediaAsset, key: str, size: int, source_name: str) -> MediaAsset:
+    """Make the object at ``key`` (already whole in storage) the asset's original and start
+    processing it after commit. Both upload paths (a form post, a finished resumable upload)
+    end here, so each upload starts the pipeline once.
+    """
     MediaAsset.objects.filter(pk=asset.pk).update(
         source_key=key,
         source_name=source_name[:255],
-        source_size=written,
+        source_size=size,
         status=AssetStatus.UPLOADED,
         failure_reason="",
         progress=0,
@@ -113,7 +121,10 @@ def assets_resume_stalled(*, idle_for: timedelta) -> list[int]:
     """
     cutoff = timezone.now() - idle_for
     stalled = list(
-        MediaAsset.objects.filter(status__in=list(NEXT_STEP), updated_at__lt=cutoff).values_list("pk", "status")
+        MediaAsset.objects.filter(status__in=list(NEXT_STEP), updated_at__lt=cutoff)
+        # An asset whose first (resumable) upload is still arriving has no source to probe yet.
+        .exclude(status=AssetStatus.UPLOADED, source_key="")
+        .values_list("pk", "status")
     )
     for asset_id, status in stalled:
         _enqueue(NEXT_STEP[status], asset_id)

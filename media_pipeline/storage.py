@@ -44,6 +44,15 @@ def _s3_client_and_bucket():  # type: ignore[no-untyped-def]
     return storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
 
 
+def is_local() -> bool:
+    return _is_local()
+
+
+def s3_client_and_bucket():  # type: ignore[no-untyped-def]
+    """The boto3 client and bucket of the primary (default) storage, for multipart uploads."""
+    return _s3_client_and_bucket()
+
+
 def local_path(key: str) -> Path:
     return Path(default_storage.path(key))
 

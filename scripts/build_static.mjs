@@ -16,6 +16,9 @@ const files = {
   "shaka-player.compiled.map": "node_modules/shaka-player/dist/shaka-player.compiled.map",
   "chart.umd.min.js": "node_modules/chart.js/dist/chart.umd.min.js",
   "chart.umd.min.js.map": "node_modules/chart.js/dist/chart.umd.min.js.map",
+  // Resumable uploads in the lesson admin (tus 1.0.0 client).
+  "tus.min.js": "node_modules/tus-js-client/dist/tus.min.js",
+  "tus.min.js.map": "node_modules/tus-js-client/dist/tus.min.js.map",
 };
 for (const [name, source] of Object.entries(files)) {
   copyFileSync(join(root, source), join(out, name));

@@ -6,6 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from courses.models import Course, Lesson
+from media_pipeline import storage, uploads
 from media_pipeline.models import AssetStatus, MediaAsset
 
 
@@ -165,3 +166,24 @@ def test_preview_player_is_on_the_lesson_page_once_playable(educator: User, cour
     assert 'id="lesson-video"' in html
     assert f'data-playback-url="/api/v1/lessons/{lesson.public_id}/playback/"' in html
     assert f'data-status-url="/admin/courses/lesson/{lesson.pk}/status/"' in html
+
+
+def test_form_uploads_count_towards_the_educators_quota(
+    educator: User, courses: tuple[Course, Course], settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.UPLOAD_QUOTA_BYTES = 6000
+    mine, _ = courses
+    form = {"course": mine.pk, "description": "", "state": "published", "position": 0}
+    first = SimpleUploadedFile("a.mp4", b"x" * 4000, content_type="video/mp4")
+    response = _client(educator).post("/admin/courses/lesson/add/", {**form, "title": "One", "video": first})
+    assert response.status_code == 302
+    assert uploads.quota_used(user=educator) == 4000
+
+    second = SimpleUploadedFile("b.mp4", b"y" * 3000, content_type="video/mp4")
+    response = _client(educator).post("/admin/courses/lesson/add/", {**form, "title": "Two", "video": second})
+    assert response.status_code == 200
+    assert "This file is 2.9 KB, but only 2.0 KB of your 5.9 KB storage quota is left." in response.content.decode()
+    assert list(Lesson.objects.values_list("title", flat=True)) == ["One"]
+    assert uploads.quota_used(user=educator) == 4000
+    lesson = Lesson.objects.get(title="One")
+    storage.delete_prefix(f"sources/{lesson.asset.public_id}/")

@@ -1,14 +1,17 @@
 """The newcomer's path: an educator uploads a phone video in the admin, watches it become ready,
-previews it, and an enrolled learner plays it."""
+previews it, and an enrolled learner plays it. On a lesson's page the upload is resumable (tus)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
 from courses.models import Course, Enrollment, Lesson
+from media_pipeline import storage
+from media_pipeline.models import ResumableUpload
 from tests.conftest import make_phone_clip
 from tests.e2e.conftest import log_in
 
@@ -54,3 +57,69 @@ def test_educator_uploads_in_the_admin_and_a_learner_watches(
     )
     assert state["fatal"] == []
     assert state["h"] > state["w"]  # plays in portrait
+
+
+def _admin_page(new_page, live_server):  # type: ignore[no-untyped-def]
+    User.objects.create_superuser("admin", password="pw-admin-123456")
+    page = new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw-admin-123456")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    return page
+
+
+def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
+    live_server, dramatiq_worker, new_page, settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings.UPLOAD_WIDGET_CHUNK_BYTES = 128 * 1024  # several PATCH requests from a small clip
+    course = Course.objects.create(slug="bio", title="Biology", published=True)
+    lesson = Lesson.objects.create(course=course, title="Cells")
+    clip = make_phone_clip(tmp_path / "IMG_0043.mp4", seconds=8)
+    assert clip.stat().st_size > 3 * 128 * 1024
+
+    admin = _admin_page(new_page, live_server)
+    patches: list[str] = []
+
+    def drop_the_second_patch(route) -> None:  # type: ignore[no-untyped-def]
+        if route.request.method == "PATCH":
+            patches.append(route.request.headers["upload-offset"])
+            if len(patches) == 2:
+                route.abort("connectionreset")  # the network drops once, mid-upload
+                return
+        route.continue_()
+
+    admin.route("**/api/v1/uploads/**", drop_the_second_patch)
+    admin.goto(f"{live_server.url}/admin/courses/lesson/{lesson.pk}/change/")
+    admin.set_input_files("#id_video", str(clip))
+    # The widget resumes, completes, reloads the page, which then shows processing until playable.
+    admin.wait_for_selector("#lesson-video", timeout=180_000)
+    assert admin.inner_text("#lesson-status") == "Ready"
+
+    assert patches[1] == patches[2]  # the dropped chunk was sent again from the server's offset
+    upload = ResumableUpload.objects.get()
+    assert (upload.status, upload.length, upload.filename) == ("completed", clip.stat().st_size, "IMG_0043.mp4")
+    lesson.refresh_from_db()
+    asset = lesson.asset
+    assert (asset.source_key, asset.building_version, asset.published_version) == (upload.storage_key, 1, 1)
+    assert hashlib.sha256(b"".join(storage.open_range(key=asset.source_key, start=0, end=asset.source_size - 1))
+                          ).hexdigest() == hashlib.sha256(clip.read_bytes()).hexdigest()  # fmt: skip
+    assert (asset.width, asset.height) == (360, 640)
+
+
+def test_the_admin_widget_shows_why_an_upload_is_refused(live_server, new_page, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings.MAX_UPLOAD_BYTES = 1000
+    course = Course.objects.create(slug="geo", title="Geography", published=True)
+    lesson = Lesson.objects.create(course=course, title="Rivers")
+    video = tmp_path / "river.mp4"
+    video.write_bytes(b"\0" * 2000)
+
+    admin = _admin_page(new_page, live_server)
+    admin.goto(f"{live_server.url}/admin/courses/lesson/{lesson.pk}/change/")
+    admin.set_input_files("#id_video", str(video))
+    admin.wait_for_function("window.lessonUpload.state === 'failed'", timeout=30_000)
+    assert admin.inner_text("#upload-status") == (
+        "Upload failed: The file is 2.0 KB; the largest upload allowed is 1000 bytes."
+    )
+    assert ResumableUpload.objects.count() == 0

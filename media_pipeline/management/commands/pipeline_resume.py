@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from media_pipeline import replication, services
+from media_pipeline import replication, services, uploads
 
 
 class Command(BaseCommand):
@@ -22,3 +22,6 @@ class Command(BaseCommand):
         # Copies and deletions a region outage outlasted, and regions added since a version was published.
         replication.replicas_ensure()
         self.stdout.write(f"enqueued {replication.replicas_enqueue()} replication job(s)")
+        # Resumable uploads: abandoned ones are aborted, ones stuck while assembling are finished.
+        counts = uploads.uploads_sweep()
+        self.stdout.write(f"uploads: expired {counts['expired']}, finished {counts['finished']}")

@@ -1,0 +1,549 @@
+"""Resumable uploads: where the bytes of a tus upload go, and the state that lets any web process
+resume it (docs/adr/0009).
+
+With S3 storage the bytes go into an S3 multipart upload as they arrive. Parts have a fixed size
+per upload (at least 5 MiB, S3's minimum), so part N always holds bytes (N-1)*size .. N*size-1 and
+a retried chunk rewrites the same part numbers with the same bytes. What arrives after the last
+whole part (less than one part) is kept in a small spool object, so the next request, in any web
+process, carries on. A request holds at most one part in memory and nothing on local disk.
+
+With local storage the bytes are appended to ``<key>.part`` in the media root, renamed at the end.
+
+Each append holds a lease on the row (compare-and-set) and commits the new offset with another
+compare-and-set, so two requests for one upload never both write, and a completed upload attaches
+its source to the asset, starting the pipeline, exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import IO, Any, Protocol
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from media_pipeline import layout, storage
+from media_pipeline import services as media_services
+from media_pipeline.models import MediaAsset, ResumableUpload, UploadQuota, UploadStatus
+from media_pipeline.tus import Checksum
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 1024 * 1024
+MAX_PARTS = 10_000  # S3's limit
+MIB = 1024 * 1024
+SPOOL_PREFIX = "uploads/spool/"
+
+
+class UploadError(Exception):
+    """Refused; ``status`` is the HTTP status and the message the reason shown to the uploader."""
+
+    status = 400
+
+
+class UploadTooLarge(UploadError):
+    status = 413
+
+
+class QuotaExceeded(UploadError):
+    status = 413
+
+
+class OffsetConflict(UploadError):
+    status = 409
+
+
+class UploadBusy(UploadError):
+    status = 423
+
+
+class UploadGone(UploadError):
+    status = 410
+
+
+class UploadFinished(UploadError):
+    status = 403
+
+
+class ChecksumMismatch(UploadError):
+    status = 460
+
+
+def _size(n: int) -> str:
+    return filesizeformat(n).replace("\xa0", " ")
+
+
+# --- Quotas -------------------------------------------------------------------------------------------
+
+
+def quota_bytes(*, user: AbstractBaseUser) -> int:
+    override = UploadQuota.objects.filter(user_id=user.pk).values_list("quota_bytes", flat=True).first()
+    return settings.UPLOAD_QUOTA_BYTES if override is None else override
+
+
+def quota_used(*, user: AbstractBaseUser) -> int:
+    """Bytes the user holds: unfinished uploads (their whole length is reserved) and finished ones
+    that are still the current original of a live asset."""
+    held = ResumableUpload.objects.filter(owner_id=user.pk, asset__isnull=False).filter(
+        Q(status__in=[UploadStatus.ACTIVE, UploadStatus.COMPLETING])
+        | Q(status=UploadStatus.COMPLETED, asset__source_key=F("storage_key"))
+    )
+    return held.aggregate(total=Sum("length"))["total"] or 0
+
+
+def _check_quota(user: AbstractBaseUser, length: int) -> None:
+    quota, used = quota_bytes(user=user), quota_used(user=user)
+    if used + length > quota:
+        raise QuotaExceeded(
+            f"This file is {_size(length)}, but only {_size(max(0, quota - used))} of your {_size(quota)} "
+            "storage quota is left. Delete videos you no longer need, or ask an administrator for more."
+        )
+
+
+def check_size(length: int) -> None:
+    if length <= 0:
+        raise UploadError("The file is empty.")
+    if length > settings.MAX_UPLOAD_BYTES:
+        raise UploadTooLarge(
+            f"The file is {_size(length)}; the largest upload allowed is {_size(settings.MAX_UPLOAD_BYTES)}."
+        )
+
+
+# --- Lifecycle ----------------------------------------------------------------------------------------
+
+
+def part_size_for(length: int) -> int:
+    """The configured part size, or larger (whole MiB) when the file would need over 10,000 parts."""
+    needed = math.ceil(length / MAX_PARTS)
+    return max(settings.UPLOAD_PART_BYTES, math.ceil(needed / MIB) * MIB)
+
+
+def upload_create(*, owner: AbstractBaseUser, asset: MediaAsset, length: int, filename: str) -> ResumableUpload:
+    """Start a resumable upload of ``length`` bytes as the next original of ``asset``.
+
+    Raises UploadTooLarge / QuotaExceeded (413) with a reason the uploader can read.
+    """
+    check_size(length)
+    _check_quota(owner, length)  # cheap early refusal before any storage call
+    key = layout.source_key(asset_public_id=str(asset.public_id), upload_id=uuid.uuid4().hex)
+    sink = sink_for_storage()
+    multipart_id = sink.begin(key)
+    try:
+        with transaction.atomic():
+            # One educator's uploads are admitted one at a time, so two at once cannot both take the
+            # last of a quota.
+            get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+            _check_quota(owner, length)
+            return ResumableUpload.objects.create(
+                owner=owner,
+                asset=asset,
+                storage_key=key,
+                filename=filename[:255],
+                length=length,
+                part_size=part_size_for(length),
+                multipart_id=multipart_id,
+                expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_EXPIRY_SECONDS),
+            )
+    except BaseException:
+        sink.discard_all(key=key, multipart_id=multipart_id, upload_public_id=None)
+        raise
+
+
+def upload_record_direct(*, owner: AbstractBaseUser, asset: MediaAsset, filename: str) -> ResumableUpload:
+    """Record a source that arrived whole (a form upload) as a finished upload of ``owner``, so
+    that it counts towards their quota like a resumable one."""
+    return ResumableUpload.objects.create(
+        owner=owner,
+        asset=asset,
+        storage_key=asset.source_key,
+        filename=filename[:255],
+        length=asset.source_size,
+        offset=asset.source_size,
+        part_size=0,
+        status=UploadStatus.COMPLETED,
+        expires_at=timezone.now(),
+        completed_at=timezone.now(),
+    )
+
+
+def check_quota(*, user: AbstractBaseUser, length: int) -> None:
+    """Raise QuotaExceeded (with the reason to show) if ``length`` more bytes would not fit."""
+    _check_quota(user, length)
+
+
+def upload_append(
+    *, upload: ResumableUpload, offset: int, stream: IO[bytes], length: int, checksum: Checksum | None
+) -> ResumableUpload:
+    """Append the ``length`` bytes of ``stream`` at ``offset``; returns the upload as committed.
+
+    Without a checksum, a body cut short (the connection dropped) still keeps what arrived, so the
+    client resumes from there. With one, the chunk is stored only if it is whole and matches.
+    """
+    _check_appendable(upload, offset)
+    if offset + length > upload.length:
+        raise UploadError(f"the chunk would end at byte {offset + length}, past the upload's length {upload.length}")
+    if length > settings.UPLOAD_MAX_CHUNK_BYTES:
+        raise UploadTooLarge(
+            f"one request may carry at most {_size(settings.UPLOAD_MAX_CHUNK_BYTES)}; upload in smaller chunks"
+        )
+    if length == 0:
+        return upload  # an empty PATCH (a client probing): nothing to store
+    lease = _Lease.acquire(upload, offset)
+    sink = sink_for_storage()
+    try:
+        hasher = checksum.hasher() if checksum else None
+        received, staged = sink.receive(upload, stream, length, hasher, lease)
+        if checksum is not None and (received < length or hasher.digest() != checksum.digest):
+            sink.discard(upload, staged)
+            if received < length:
+                raise UploadError("the request ended before all its bytes arrived; nothing was stored")
+            raise ChecksumMismatch(f"the chunk's {checksum.algorithm} checksum does not match; nothing was stored")
+        new_offset = offset + received
+        if new_offset == upload.length:
+            return _complete(upload, sink, staged, lease)
+        fields = sink.stage(upload, staged, new_offset)
+        moved = ResumableUpload.objects.filter(
+            pk=upload.pk, status=UploadStatus.ACTIVE, offset=offset, lease_token=lease.token
+        ).update(
+            offset=new_offset,
+            lease_token="",
+            lease_until=None,
+            expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_EXPIRY_SECONDS),
+            updated_at=timezone.now(),
+            **fields,
+        )
+        if moved != 1:
+            sink.unstage(fields)
+            raise UploadGone("the upload was cancelled while this chunk arrived")
+        sink.committed(upload, fields)
+    finally:
+        lease.release()
+    upload.refresh_from_db()
+    return upload
+
+
+def _check_appendable(upload: ResumableUpload, offset: int) -> None:
+    if upload.status in (UploadStatus.TERMINATED, UploadStatus.EXPIRED):
+        raise UploadGone("this upload was cancelled or has expired; start a new one")
+    current = upload.length if upload.status != UploadStatus.ACTIVE else upload.offset
+    if offset != current:
+        raise OffsetConflict(f"the upload is at byte {current}, not {offset}")
+
+
+def _complete(upload: ResumableUpload, sink: Sink, staged: Any, lease: _Lease) -> ResumableUpload:
+    fields = sink.stage_final(upload, staged)
+    moved = ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE, lease_token=lease.token).update(
+        status=UploadStatus.COMPLETING, offset=upload.length, updated_at=timezone.now(), **fields
+    )
+    if moved != 1:
+        raise UploadGone("the upload was cancelled while its last chunk arrived")
+    upload.refresh_from_db()
+    return upload_finish(upload=upload)
+
+
+def upload_finish(*, upload: ResumableUpload) -> ResumableUpload:
+    """Assemble a COMPLETING upload into its object and hand it to the pipeline (once). Safe to
+    repeat: the sweep finishes uploads whose web process died here."""
+    sink = sink_for_storage()
+    sink.assemble(upload)
+    with transaction.atomic():
+        moved = ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.COMPLETING).update(
+            status=UploadStatus.COMPLETED,
+            completed_at=timezone.now(),
+            lease_token="",
+            lease_until=None,
+            updated_at=timezone.now(),
+        )
+        asset = MediaAsset.objects.filter(pk=upload.asset_id).first() if upload.asset_id else None
+        if moved == 1 and asset is not None:
+            media_services.asset_attach_source(
+                asset=asset, key=upload.storage_key, size=upload.length, source_name=upload.filename
+            )
+    sink.discard_spool(upload.public_id)
+    upload.refresh_from_db()
+    return upload
+
+
+def upload_terminate(*, upload: ResumableUpload) -> None:
+    """Cancel an unfinished upload and free its storage (tus termination)."""
+    moved = ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE).update(
+        status=UploadStatus.TERMINATED, lease_token="", lease_until=None, updated_at=timezone.now()
+    )
+    if moved != 1:
+        upload.refresh_from_db()
+        if upload.status in (UploadStatus.COMPLETING, UploadStatus.COMPLETED):
+            raise UploadFinished("this upload is complete; replace or delete the lesson's video instead")
+        raise UploadGone("this upload was already cancelled or has expired")
+    sink_for_storage().discard_all(
+        key=upload.storage_key, multipart_id=upload.multipart_id, upload_public_id=upload.public_id
+    )
+
+
+def uploads_sweep() -> dict[str, int]:
+    """Abort unfinished uploads that expired (or whose asset is gone) and finish uploads whose web
+    process died while assembling them. Run from cron (``manage.py uploads_sweep``, also part of
+    ``pipeline_resume``); always safe."""
+    now = timezone.now()
+    lapsed = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    expired = 0
+    candidates = ResumableUpload.objects.filter(status=UploadStatus.ACTIVE).filter(
+        Q(expires_at__lt=now) | Q(asset__isnull=True)
+    )
+    for upload in candidates.filter(lapsed):
+        if (
+            ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE)
+            .filter(lapsed)
+            .update(status=UploadStatus.EXPIRED, updated_at=now)
+        ):
+            sink_for_storage().discard_all(
+                key=upload.storage_key, multipart_id=upload.multipart_id, upload_public_id=upload.public_id
+            )
+            expired += 1
+    finished = 0
+    stale = now - timedelta(seconds=settings.UPLOAD_LEASE_SECONDS)
+    for upload in ResumableUpload.objects.filter(status=UploadStatus.COMPLETING, updated_at__lt=stale):
+        try:
+            upload_finish(upload=upload)
+            finished += 1
+        except Exception:  # noqa: BLE001 - one bad upload must not stop the sweep; logged, retried next run
+            logger.exception("upload %s: could not finish", upload.public_id)
+    return {"expired": expired, "finished": finished}
+
+
+# --- Lease ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Lease:
+    pk: int
+    token: str
+    renewed: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def acquire(cls, upload: ResumableUpload, offset: int) -> _Lease:
+        token, now = secrets.token_hex(16), timezone.now()
+        taken = (
+            ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE, offset=offset)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_token=token, lease_until=now + timedelta(seconds=settings.UPLOAD_LEASE_SECONDS))
+        )
+        if taken != 1:
+            upload.refresh_from_db()
+            _check_appendable(upload, offset)
+            raise UploadBusy("another request is appending to this upload; retry in a moment")
+        return cls(upload.pk, token)
+
+    def renew(self) -> None:
+        if time.monotonic() - self.renewed < settings.UPLOAD_LEASE_SECONDS / 4:
+            return
+        renewed = ResumableUpload.objects.filter(pk=self.pk, status=UploadStatus.ACTIVE, lease_token=self.token).update(
+            lease_until=timezone.now() + timedelta(seconds=settings.UPLOAD_LEASE_SECONDS)
+        )
+        if renewed != 1:
+            raise UploadGone("the upload was cancelled while this chunk arrived")
+        self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        ResumableUpload.objects.filter(pk=self.pk, lease_token=self.token).update(lease_token="", lease_until=None)
+
+
+def _read_body(stream: IO[bytes], length: int, received: int) -> bytes:
+    try:
+        return stream.read(min(READ_SIZE, length - received))
+    except OSError:  # the client went away mid-body: keep what arrived
+        return b""
+
+
+# --- Where the bytes go -----------------------------------------------------------------------------
+
+
+class Sink(Protocol):
+    def begin(self, key: str) -> str: ...
+    def receive(
+        self, upload: ResumableUpload, stream: IO[bytes], length: int, hasher: Any, lease: _Lease
+    ) -> tuple[int, Any]: ...
+    def discard(self, upload: ResumableUpload, staged: Any) -> None: ...
+    def stage(self, upload: ResumableUpload, staged: Any, new_offset: int) -> dict[str, Any]: ...
+    def unstage(self, fields: dict[str, Any]) -> None: ...
+    def committed(self, upload: ResumableUpload, fields: dict[str, Any]) -> None: ...
+    def stage_final(self, upload: ResumableUpload, staged: Any) -> dict[str, Any]: ...
+    def assemble(self, upload: ResumableUpload) -> None: ...
+    def discard_spool(self, upload_public_id: uuid.UUID) -> None: ...
+    def discard_all(self, *, key: str, multipart_id: str, upload_public_id: uuid.UUID | None) -> None: ...
+
+
+def sink_for_storage() -> Sink:
+    return LocalSink() if storage.is_local() else S3Sink()
+
+
+class LocalSink:
+    """Appends to ``<key>.part`` in the media root; renamed to ``<key>`` when whole."""
+
+    def _part(self, key: str):  # type: ignore[no-untyped-def]
+        return storage.local_path(key + ".part")
+
+    def begin(self, key: str) -> str:
+        path = self._part(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        return ""
+
+    def receive(
+        self, upload: ResumableUpload, stream: IO[bytes], length: int, hasher: Any, lease: _Lease
+    ) -> tuple[int, Any]:
+        received = 0
+        with self._part(upload.storage_key).open("r+b") as out:
+            # Bytes past the committed offset are from a request that died before committing.
+            out.truncate(upload.offset)
+            out.seek(upload.offset)
+            while received < length and (data := _read_body(stream, length, received)):
+                out.write(data)
+                if hasher is not None:
+                    hasher.update(data)
+                received += len(data)
+                lease.renew()
+        return received, None
+
+    def discard(self, upload: ResumableUpload, staged: Any) -> None:
+        with self._part(upload.storage_key).open("r+b") as out:
+            out.truncate(upload.offset)
+
+    def stage(self, upload: ResumableUpload, staged: Any, new_offset: int) -> dict[str, Any]:
+        return {}
+
+    def unstage(self, fields: dict[str, Any]) -> None:
+        pass
+
+    def committed(self, upload: ResumableUpload, fields: dict[str, Any]) -> None:
+        pass
+
+    def stage_final(self, upload: ResumableUpload, staged: Any) -> dict[str, Any]:
+        return {}
+
+    def assemble(self, upload: ResumableUpload) -> None:
+        part, target = self._part(upload.storage_key), storage.local_path(upload.storage_key)
+        if part.exists():
+            part.replace(target)
+        elif not (target.exists() and target.stat().st_size == upload.length):
+            raise FileNotFoundError(f"upload {upload.public_id}: neither {part} nor a whole {target}")
+
+    def discard_spool(self, upload_public_id: uuid.UUID) -> None:
+        pass
+
+    def discard_all(self, *, key: str, multipart_id: str, upload_public_id: uuid.UUID | None) -> None:
+        self._part(key).unlink(missing_ok=True)
+
+
+@dataclass
+class _S3Staged:
+    parts: list[dict[str, Any]]
+    tail: bytearray
+
+
+class S3Sink:
+    """An S3 multipart upload per resumable upload, plus a spool object for the tail below one part."""
+
+    def __init__(self) -> None:
+        self.client, self.bucket = storage.s3_client_and_bucket()
+
+    def begin(self, key: str) -> str:
+        created = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType="application/octet-stream"
+        )
+        return created["UploadId"]
+
+    def receive(
+        self, upload: ResumableUpload, stream: IO[bytes], length: int, hasher: Any, lease: _Lease
+    ) -> tuple[int, Any]:
+        parts = list(upload.parts)
+        tail = bytearray()
+        if upload.spool_key:
+            tail += self.client.get_object(Bucket=self.bucket, Key=upload.spool_key)["Body"].read()
+        if len(parts) * upload.part_size + len(tail) != upload.offset:
+            raise RuntimeError(f"upload {upload.public_id}: stored parts and spool do not add up to its offset")
+        received = 0
+        while received < length and (data := _read_body(stream, length, received)):
+            if hasher is not None:
+                hasher.update(data)
+            tail += data
+            received += len(data)
+            while len(tail) >= upload.part_size:
+                parts.append(self._put_part(upload, len(parts) + 1, bytes(tail[: upload.part_size])))
+                del tail[: upload.part_size]
+                lease.renew()
+        return received, _S3Staged(parts=parts, tail=tail)
+
+    def _put_part(self, upload: ResumableUpload, number: int, body: bytes) -> dict[str, Any]:
+        # Part numbers follow from offsets, so a retried chunk rewrites the same part with the same bytes.
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=upload.storage_key, UploadId=upload.multipart_id, PartNumber=number, Body=body
+        )
+        return {"n": number, "etag": response["ETag"]}
+
+    def discard(self, upload: ResumableUpload, staged: Any) -> None:
+        # Parts uploaded for a refused chunk are not recorded; the resent chunk overwrites them.
+        pass
+
+    def stage(self, upload: ResumableUpload, staged: Any, new_offset: int) -> dict[str, Any]:
+        spool_key = ""
+        if staged.tail:
+            spool_key = f"{SPOOL_PREFIX}{upload.public_id}/{new_offset}-{secrets.token_hex(4)}"
+            self.client.put_object(Bucket=self.bucket, Key=spool_key, Body=bytes(staged.tail))
+        return {"parts": staged.parts, "spool_key": spool_key}
+
+    def unstage(self, fields: dict[str, Any]) -> None:
+        if fields.get("spool_key"):
+            self.client.delete_object(Bucket=self.bucket, Key=fields["spool_key"])
+
+    def committed(self, upload: ResumableUpload, fields: dict[str, Any]) -> None:
+        if upload.spool_key and upload.spool_key != fields.get("spool_key"):
+            self.client.delete_object(Bucket=self.bucket, Key=upload.spool_key)
+
+    def stage_final(self, upload: ResumableUpload, staged: Any) -> dict[str, Any]:
+        parts = list(staged.parts)
+        if staged.tail:
+            parts.append(self._put_part(upload, len(parts) + 1, bytes(staged.tail)))
+        return {"parts": parts}
+
+    def assemble(self, upload: ResumableUpload) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=upload.storage_key,
+                UploadId=upload.multipart_id,
+                MultipartUpload={"Parts": [{"PartNumber": p["n"], "ETag": p["etag"]} for p in upload.parts]},
+            )
+        except ClientError as exc:
+            # Completed before a crash: the object is there, whole.
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+            head = self.client.head_object(Bucket=self.bucket, Key=upload.storage_key)
+            if head["ContentLength"] != upload.length:
+                raise
+
+    def discard_spool(self, upload_public_id: uuid.UUID) -> None:
+        storage.delete_prefix(f"{SPOOL_PREFIX}{upload_public_id}/")
+
+    def discard_all(self, *, key: str, multipart_id: str, upload_public_id: uuid.UUID | None) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                raise
+        if upload_public_id is not None:
+            self.discard_spool(upload_public_id)
