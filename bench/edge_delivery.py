@@ -29,8 +29,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
