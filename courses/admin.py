@@ -131,7 +131,7 @@ class LessonAdminForm(forms.ModelForm):
 
     class Meta:
         model = Lesson
-        fields = ("course", "title", "description", "state", "position", "completion_threshold")
+        fields = ("course", "title", "description", "state", "position", "completion_threshold", "protected")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -168,12 +168,12 @@ class LessonAdmin(EducatorScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         fieldsets: list = [
             (None, {"fields": ("course", "title", "description", "state", "position")}),
-            ("Video", {"fields": ("video",)}),
+            ("Video", {"fields": ("video", "protected")}),
             ("Completion (LMS gradebooks)", {"fields": ("completion_threshold",)}),
         ]
         if obj is not None:
             fieldsets[1][1]["fields"] = (
-                "video", "processing_state", "failure_reason", "duration", "storage_regions", "public_id"
+                "video", "protected", "processing_state", "failure_reason", "duration", "storage_regions", "public_id"
             )  # fmt: skip
         return fieldsets
 
@@ -218,6 +218,10 @@ class LessonAdmin(EducatorScopedAdmin):
             obj.position = (last or 0) + 1
         super().save_model(request, obj, form, change)
         video = form.cleaned_data.get("video")
+        # A new upload takes the lesson's protection with it; otherwise a change rebuilds the video.
+        if change and video is None and "protected" in form.changed_data:
+            if services.lesson_set_protected(lesson=obj, protected=obj.protected):
+                messages.info(request, "Protection changed: a new version of the video is being built.")
         if video is not None:
             services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name)
             messages.info(request, "Video received. Processing has started; this page shows its progress.")

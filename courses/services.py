@@ -41,13 +41,16 @@ def lesson_create(
     title: str,
     description: str = "",
     state: str = LessonState.PUBLISHED,
+    protected: bool = False,
 ) -> Lesson:
     """Append a lesson at the end of its course."""
     # Lock the course row so two lessons created at once do not take the same position.
     Course.objects.select_for_update().filter(pk=course.pk).first()
     last = course.lessons.aggregate(last=Max("position"))["last"]
     position = 0 if last is None else last + 1
-    return Lesson.objects.create(course=course, title=title, description=description, state=state, position=position)
+    return Lesson.objects.create(
+        course=course, title=title, description=description, state=state, position=position, protected=protected
+    )
 
 
 @transaction.atomic
@@ -61,8 +64,20 @@ def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str) 
     if lesson.asset is None:
         lesson.asset = media_services.asset_create(key_prefix=f"lessons/{lesson.public_id}")
         lesson.save(update_fields=["asset"])
-    media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
+    media_services.asset_upload_source(
+        asset=lesson.asset, stream=stream, source_name=source_name, protected=lesson.protected
+    )
     return lesson
+
+
+@transaction.atomic
+def lesson_set_protected(*, lesson: Lesson, protected: bool) -> bool:
+    """Mark a lesson's video protected (encrypted) or not; True when a new version is built for it."""
+    Lesson.objects.filter(pk=lesson.pk).update(protected=protected)
+    lesson.protected = protected
+    if lesson.asset is None:
+        return False
+    return media_services.asset_set_protected(asset=lesson.asset, protected=protected)
 
 
 class ProgressUnavailable(Exception):
