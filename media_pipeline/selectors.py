@@ -14,6 +14,7 @@ from media_pipeline.regions import regions_all
 
 class PlaybackInfo(TypedDict):
     prefix: str
+    version: int
     hls: str
     dash: str
     poster: str
@@ -33,6 +34,7 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
         return cached
     asset._playback_info = PlaybackInfo(  # type: ignore[attr-defined]
         prefix=asset.published_prefix,
+        version=asset.published_version,
         hls=layout.HLS_MASTER,
         dash=layout.DASH_MANIFEST,
         poster=layout.POSTER,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -17,6 +18,7 @@ from courses.selectors import lesson_get
 from courses.services import ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
 from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
+from playback.throttles import PlaybackSessionThrottle
 
 
 def _viewer_country(request: Request) -> str:
@@ -33,7 +35,31 @@ class _RegionSerializer(serializers.Serializer):
         ref_name = "PlaybackRegion"
 
 
+class _DrmSerializer(serializers.Serializer):
+    provider = serializers.CharField(source="grant.provider", help_text="clearkey (this site) or axinom")
+    scheme = serializers.CharField(help_text="Common-encryption scheme of the segments (cbcs)")
+    key_ids = serializers.ListField(child=serializers.CharField(), help_text="Key ids, 32 hex digits")
+    servers = serializers.DictField(
+        source="grant.servers", child=serializers.CharField(), help_text="EME key system -> license server URL"
+    )
+    headers = serializers.DictField(
+        source="grant.headers", child=serializers.CharField(), help_text="Send with every license and key request"
+    )
+    hls_key_url = serializers.CharField(
+        source="grant.hls_key_url", help_text="HLS key endpoint: append the key id (empty if not offered)"
+    )
+    expires_at = serializers.SerializerMethodField(help_text="When the license credentials stop working")
+
+    class Meta:
+        ref_name = "PlaybackDrm"
+
+    def get_expires_at(self, drm) -> str:  # type: ignore[no-untyped-def]
+        return datetime.fromtimestamp(drm.grant.expires_at, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
 class PlaybackApi(APIView):
+    throttle_classes = [PlaybackSessionThrottle]
+
     class OutputSerializer(serializers.Serializer):
         hls = serializers.CharField(source="hls_url", help_text="HLS master playlist URL (token in the path)")
         dash = serializers.CharField(source="dash_url", help_text="DASH MPD URL (token in the path)")
@@ -48,6 +74,7 @@ class PlaybackApi(APIView):
         regions = _RegionSerializer(
             many=True, help_text="Every region holding the whole version (the chosen one first), with its URLs"
         )
+        drm = _DrmSerializer(allow_null=True, help_text="License information when the video is encrypted, else null")
 
         class Meta:
             ref_name = "PlaybackSession"
@@ -65,6 +92,7 @@ class PlaybackApi(APIView):
             403: OpenApiResponse(ErrorSerializer, description="Not logged in, or not entitled to this lesson"),
             404: OpenApiResponse(ErrorSerializer, description="No such lesson"),
             409: OpenApiResponse(ErrorSerializer, description="The video is not ready yet"),
+            429: OpenApiResponse(ErrorSerializer, description="Too many sessions started (THROTTLE_PLAYBACK_SESSION)"),
         },
         summary="Start a playback session: signed HLS and DASH URLs for the published version",
     )
@@ -73,7 +101,12 @@ class PlaybackApi(APIView):
         if lesson is None:
             raise NotFound("no such lesson")
         try:
-            session = playback_session_create(user=request.user, lesson=lesson, country=_viewer_country(request))
+            session = playback_session_create(
+                user=request.user,
+                lesson=lesson,
+                country=_viewer_country(request),
+                session_key=request.session.session_key if hasattr(request, "session") else None,
+            )
         except PlaybackDenied as denied:
             return Response({"detail": denied.decision.reason}, status=status.HTTP_403_FORBIDDEN)
         except PlaybackNotReady as not_ready:

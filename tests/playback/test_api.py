@@ -35,7 +35,8 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert set(body) == {"hls", "dash", "poster", "expires_at", "duration", "region", "regions", "steering"}
+    assert set(body) == {"hls", "dash", "poster", "expires_at", "duration", "region", "regions", "steering", "drm"}
+    assert body["drm"] is None  # a clear (unprotected) version
     token = body["hls"].split("/")[2]
     # One storage region (the default): the version is served from it and nowhere else.
     assert body["region"] == "default"
@@ -146,12 +147,15 @@ def test_only_post_starts_a_session(world: World, method: str) -> None:
 def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-untyped-def]
     schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     operation = schema["paths"]["/api/v1/lessons/{public_id}/playback/"]["post"]
-    assert sorted(operation["responses"]) == ["200", "403", "404", "409"]
+    assert sorted(operation["responses"]) == ["200", "403", "404", "409", "429"]
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
-        "dash", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
+        "dash", "drm", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
+    ]  # fmt: skip
+    assert sorted(schema["components"]["schemas"]["PlaybackDrm"]["properties"]) == [
+        "expires_at", "headers", "hls_key_url", "key_ids", "provider", "scheme", "servers"
     ]  # fmt: skip
 
 
