@@ -127,3 +127,24 @@ def test_provider_is_chosen_by_settings_and_key_uri_matches_the_endpoint(setting
     provider = provider_get()
     assert isinstance(provider, AxinomProvider) and provider.needs_keys
     assert provider.license_urls == settings.AXINOM_LICENSE_URLS
+
+
+def test_steered_mpd_keeps_the_content_protection_of_a_protected_version() -> None:
+    from playback.steering import Pathway, steer_dash_mpd
+
+    mpd = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:cenc="urn:mpeg:cenc:2013" type="static">'
+        '<Period id="0"><AdaptationSet id="0" contentType="video">'
+        '<ContentProtection value="cbcs" schemeIdUri="urn:mpeg:dash:mp4protection:2011" '
+        'cenc:default_KID="c816b99c-66c9-a755-b899-9e78f3ec151a"/>'
+        '<ContentProtection schemeIdUri="urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b">'
+        "<cenc:pssh>AAAANHBzc2gBAAAAEHfv7MCyTQKs4zweUuL7SwAAAAEBI0VniavN7wEjRWeJq83vAAAAAA==</cenc:pssh>"
+        "</ContentProtection></AdaptationSet></Period></MPD>"
+    )
+    steered = steer_dash_mpd(
+        mpd, pathways=[Pathway("eu", "https://eu/x/"), Pathway("us", "https://us/x/")], steering_uri="/s"
+    )
+    assert 'cenc:default_KID="c816b99c-66c9-a755-b899-9e78f3ec151a"' in steered
+    assert 'value="cbcs"' in steered
+    assert "<cenc:pssh>AAAANHBzc2gBAAAAEHfv7MCyTQKs4zweUuL7SwAAAAEBI0VniavN7wEjRWeJq83vAAAAAA==</cenc:pssh>" in steered
