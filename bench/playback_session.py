@@ -99,7 +99,7 @@ def main() -> int:
         "ALLOWED_HOSTS": "127.0.0.1,testserver",
         "LOG_LEVEL": "WARNING",
         # One client machine makes every request: lift per-client limits for the run.
-        "PLAYBACK_SESSION_RATE": "100000000/min",
+        "THROTTLE_PLAYBACK_SESSION": "100000000/min",
     }
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)

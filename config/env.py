@@ -71,3 +71,23 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
+
+
+RATE_PERIODS = {"s": 1, "sec": 1, "min": 60, "m": 60, "hour": 3600, "h": 3600}
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """``"30/min"`` -> (30 requests, 60 seconds). Raises ValueError on anything else."""
+    count, _, period = value.strip().partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise ValueError(f"{value!r} is not a rate like 30/min (periods: s, min, hour)")
+    return int(count), RATE_PERIODS[period]
+
+
+def env_rate(name: str, default: str) -> str:
+    value = env_str(name, default)
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+    return value

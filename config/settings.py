@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 from config.storage_regions import django_storage_for, storage_regions_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -255,6 +255,40 @@ PLAYBACK_HEALTH_CHECK_SECONDS = env_int("PLAYBACK_HEALTH_CHECK_SECONDS", 15, min
 PLAYBACK_EDGE_HEALTH_PATH = env_str("PLAYBACK_EDGE_HEALTH_PATH", "/edge-health")
 PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT", 5, minimum=0)
 
+# --- Content protection (docs/adr/0008, README "Content protection") ---------------------------
+# Content keys of protected lessons are stored encrypted (AES-256-GCM) with a key derived from this
+# secret; give it as a file in production (CONTENT_KEY_SECRET_FILE). Changing it makes every stored
+# content key unreadable, so protected lessons would have to be packaged again.
+CONTENT_KEY_SECRET = env_str("CONTENT_KEY_SECRET", "") or SECRET_KEY
+# Signs the short-lived license tokens a playback session hands to the player (ClearKey license
+# server and HLS key endpoint).
+DRM_LICENSE_TOKEN_SECRET = env_str("DRM_LICENSE_TOKEN_SECRET", "") or SECRET_KEY
+DRM_LICENSE_TOKEN_TTL_SECONDS = env_int("DRM_LICENSE_TOKEN_TTL_SECONDS", 600, minimum=30)
+# Which license service the player is pointed at: "clearkey" (this site's W3C ClearKey license server)
+# or "axinom" (Axinom DRM: Widevine, PlayReady, FairPlay; needs the communication key below).
+DRM_PROVIDER = env_choice("DRM_PROVIDER", "clearkey", ("clearkey", "axinom"))
+# PSSH boxes Shaka Packager writes: CommonSystem (W3C ClearKey) always; add Widevine,PlayReady for a
+# commercial DRM service.
+DRM_PROTECTION_SYSTEMS = env_list("DRM_PROTECTION_SYSTEMS", ["CommonSystem"])
+AXINOM_COM_KEY_ID = env_str("AXINOM_COM_KEY_ID", "") if DRM_PROVIDER == "axinom" else ""
+AXINOM_COM_KEY = env_str("AXINOM_COM_KEY", "") if DRM_PROVIDER == "axinom" else ""  # base64, 32 bytes
+AXINOM_LICENSE_URLS = {
+    "com.widevine.alpha": env_str("AXINOM_WIDEVINE_URL", "https://drm-widevine-licensing.axprod.net/AcquireLicense"),
+    "com.microsoft.playready": env_str(
+        "AXINOM_PLAYREADY_URL", "https://drm-playready-licensing.axprod.net/AcquireLicense"
+    ),
+    "com.apple.fps": env_str("AXINOM_FAIRPLAY_URL", "https://drm-fairplay-licensing.axprod.net/AcquireLicense"),
+}
+if DRM_PROVIDER == "axinom" and not (AXINOM_COM_KEY_ID and AXINOM_COM_KEY):
+    raise ImproperlyConfigured("DRM_PROVIDER=axinom needs AXINOM_COM_KEY_ID and AXINOM_COM_KEY")
+# The EXT-X-KEY URI written into protected HLS playlists ({kid}: 32 hex digits). Host-relative, so it
+# names this site's key endpoint (playback/drm_urls.py) wherever the playlist is served from.
+DRM_HLS_KEY_URI = env_str("DRM_HLS_KEY_URI", "/drm/hls/key/{kid}")
+# Requests per viewer (user, or IP when anonymous) and window: "N/s", "N/min" or "N/hour".
+THROTTLE_PLAYBACK_SESSION = env_rate("THROTTLE_PLAYBACK_SESSION", "60/min")
+THROTTLE_DRM_LICENSE = env_rate("THROTTLE_DRM_LICENSE", "30/min")
+THROTTLE_DRM_KEY = env_rate("THROTTLE_DRM_KEY", "60/min")
+
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -358,6 +392,12 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # Shared by every web and worker process: platform access tokens (until they expire).
     "lti": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lti"},
+    # Request counters for throttles (playback sessions, licenses, keys), shared by every web process.
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "throttle",
+    },
 }
 
 # --- Analytics ----------------------------------------------------------------------------------

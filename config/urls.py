@@ -17,6 +17,7 @@ urlpatterns = [
     path("stream/", include("playback.urls")),
     path("region-stream/", include("playback.region_urls")),
     path("steer/", include("playback.steer_urls")),
+    path("drm/", include("playback.drm_urls")),
     path("edge-origin/", include("playback.edge_urls")),
     path("analytics/", include("analytics.urls")),
     path("lti/", include("courses.lti.urls")),

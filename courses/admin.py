@@ -132,7 +132,7 @@ class LessonAdminForm(forms.ModelForm):
 
     class Meta:
         model = Lesson
-        fields = ("course", "title", "description", "state", "position", "public", "completion_threshold")
+        fields = ("course", "title", "description", "state", "position", "public", "completion_threshold", "protected")
 
     uploader: Any = None  # the educator posting the form (set by LessonAdmin.get_form), for the quota
 
@@ -181,12 +181,12 @@ class LessonAdmin(EducatorScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         fieldsets: list = [
             (None, {"fields": ("course", "title", "description", "state", "position", "public")}),
-            ("Video", {"fields": ("video",)}),
+            ("Video", {"fields": ("video", "protected")}),
             ("Completion (LMS gradebooks)", {"fields": ("completion_threshold",)}),
         ]
         if obj is not None:
             fieldsets[1][1]["fields"] = (
-                "video", "processing_state", "failure_reason", "duration", "storage_regions", "public_id"
+                "video", "protected", "processing_state", "failure_reason", "duration", "storage_regions", "public_id"
             )  # fmt: skip
         return fieldsets
 
@@ -231,6 +231,10 @@ class LessonAdmin(EducatorScopedAdmin):
             obj.position = (last or 0) + 1
         super().save_model(request, obj, form, change)
         video = form.cleaned_data.get("video")
+        # A new upload takes the lesson's protection with it; otherwise a change rebuilds the video.
+        if change and video is None and "protected" in form.changed_data:
+            if services.lesson_set_protected(lesson=obj, protected=obj.protected):
+                messages.info(request, "Protection changed: a new version of the video is being built.")
         if video is not None:
             services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name, uploader=request.user)
             messages.info(request, "Video received. Processing has started; this page shows its progress.")

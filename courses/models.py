@@ -49,6 +49,11 @@ class Lesson(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="Percent of the lesson's seconds a learner must actually play for it to count as completed.",
     )
+    protected = models.BooleanField(
+        default=False,
+        help_text="Encrypt the video (DRM): it plays only in this site's player, for viewers allowed to watch, "
+        "with keys released per viewer. Changing it on a published video builds a new version.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

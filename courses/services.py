@@ -43,13 +43,16 @@ def lesson_create(
     title: str,
     description: str = "",
     state: str = LessonState.PUBLISHED,
+    protected: bool = False,
 ) -> Lesson:
     """Append a lesson at the end of its course."""
     # Lock the course row so two lessons created at once do not take the same position.
     Course.objects.select_for_update().filter(pk=course.pk).first()
     last = course.lessons.aggregate(last=Max("position"))["last"]
     position = 0 if last is None else last + 1
-    return Lesson.objects.create(course=course, title=title, description=description, state=state, position=position)
+    return Lesson.objects.create(
+        course=course, title=title, description=description, state=state, position=position, protected=protected
+    )
 
 
 @transaction.atomic
@@ -63,7 +66,9 @@ def lesson_attach_video(
     (an educator's form upload) the file counts towards that educator's quota.
     """
     lesson = _lesson_with_asset(lesson)
-    asset = media_services.asset_upload_source(asset=lesson.asset, stream=stream, source_name=source_name)
+    asset = media_services.asset_upload_source(
+        asset=lesson.asset, stream=stream, source_name=source_name, protected=lesson.protected
+    )
     if uploader is not None:
         uploads.upload_record_direct(owner=uploader, asset=asset, filename=tus.display_name(source_name))
     return lesson
@@ -73,7 +78,8 @@ def _lesson_with_asset(lesson: Lesson) -> Lesson:
     """The lesson, locked, with its media asset (made on first use). Inside a transaction."""
     lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
     if lesson.asset is None:
-        lesson.asset = media_services.asset_create(key_prefix=f"lessons/{lesson.public_id}")
+        # The asset starts with the lesson's protection, so every upload path (form, tus) encrypts it.
+        lesson.asset = media_services.asset_create(key_prefix=f"lessons/{lesson.public_id}", protected=lesson.protected)
         lesson.save(update_fields=["asset"])
     return lesson
 
@@ -86,6 +92,16 @@ def lesson_upload_start(*, user: AbstractBaseUser, lesson: Lesson, length: int, 
         lesson = _lesson_with_asset(lesson)
     assert lesson.asset is not None
     return uploads.upload_create(owner=user, asset=lesson.asset, length=length, filename=tus.display_name(filename))
+
+
+@transaction.atomic
+def lesson_set_protected(*, lesson: Lesson, protected: bool) -> bool:
+    """Mark a lesson's video protected (encrypted) or not; True when a new version is built for it."""
+    Lesson.objects.filter(pk=lesson.pk).update(protected=protected)
+    lesson.protected = protected
+    if lesson.asset is None:
+        return False
+    return media_services.asset_set_protected(asset=lesson.asset, protected=protected)
 
 
 class ProgressUnavailable(Exception):

@@ -42,10 +42,17 @@ class MediaAsset(models.Model):
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
 
+    # Encrypt the versions built from now on (set by the owner: courses' Lesson.protected). Whether a
+    # given version is encrypted is recorded by its ContentKey row, not by this flag.
+    protected = models.BooleanField(default=False)
+
     # The version being built, and the one being served. Versions are immutable once published.
     building_version = models.PositiveIntegerField(default=0)
     published_version = models.PositiveIntegerField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Key id of the published version when it is encrypted (its ContentKey), set by the publish flip:
+    # playback learns whether to hand out DRM information without another query.
+    published_kid = models.UUIDField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -193,3 +200,25 @@ class UploadQuota(models.Model):
 
     def __str__(self) -> str:
         return f"quota of {self.user}: {self.quota_bytes} bytes"
+
+
+class ContentKey(models.Model):
+    """The content key one protected version was encrypted with; sealed (media_pipeline.content_keys).
+
+    Never written to storage: the published objects carry only the key id. Deleted with the asset
+    (without its segments a key protects nothing).
+    """
+
+    asset = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="content_keys")
+    version = models.PositiveIntegerField()
+    kid = models.UUIDField(unique=True, help_text="Key id, as written in the segments and manifests.")
+    key_sealed = models.CharField(max_length=200, help_text="AES-256-GCM sealed content key (never the key itself).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "version"], name="content_key_one_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"key {self.kid} of {self.asset_id} v{self.version}"

@@ -1,15 +1,56 @@
-"""Shaka Packager: CMAF segments written once, an HLS master and a static DASH MPD over them."""
+"""Shaka Packager: CMAF segments written once, an HLS master and a static DASH MPD over them.
+
+Protected versions are encrypted here with a raw key (docs/adr/0008): CBCS, no clear lead, PSSH
+boxes for the configured protection systems in the MPD and the init segments, and an HLS EXT-X-KEY
+naming our key endpoint. The key reaches the packager through a flag file, never its command line.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from media_pipeline.ffmpeg import AUDIO_FILE, rung_file
 from media_pipeline.ladder import GOP_SECONDS, Rung
 from media_pipeline.layout import DASH_MANIFEST, HLS_MASTER
 
+PROTECTION_SCHEME = "cbcs"
+# hls.js plays sample-encrypted fMP4 only through EME, and picks the key system by KEYFORMAT; Shaka
+# Packager writes "identity" for a raw key, which hls.js (and Safari) can only use for MPEG-TS.
+CLEARKEY_KEYFORMAT = 'KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"'
+_IDENTITY_KEYFORMAT = re.compile(r'KEYFORMAT="identity"')
 
-def package_command(*, packager: str, work_dir: Path, rungs: list[Rung], has_audio: bool) -> list[str]:
+
+@dataclass(frozen=True)
+class Encryption:
+    """Raw-key encryption of one version. ``flag_file`` holds the key; ``key_uri`` goes in EXT-X-KEY."""
+
+    flag_file: Path
+    key_uri: str
+    protection_systems: tuple[str, ...] = ("CommonSystem",)
+
+
+def write_key_flag_file(path: Path, *, kid_hex: str, key_hex: str) -> Path:
+    """The packager's --keys flag in a file only the worker can read (process lists show arguments)."""
+    if not (re.fullmatch(r"[0-9a-f]{32}", kid_hex) and re.fullmatch(r"[0-9a-f]{32}", key_hex)):
+        raise ValueError("key id and key must be 32 lowercase hex digits")
+    path.touch(mode=0o600)
+    path.write_text(f"--keys=label=:key_id={kid_hex}:key={key_hex}\n")
+    return path
+
+
+def hls_playlist_for_clearkey(text: str) -> str:
+    """Name the W3C ClearKey key system on every EXT-X-KEY of a media playlist (see CLEARKEY_KEYFORMAT)."""
+    return "\n".join(
+        _IDENTITY_KEYFORMAT.sub(CLEARKEY_KEYFORMAT, line) if line.startswith("#EXT-X-KEY:") else line
+        for line in text.split("\n")
+    )
+
+
+def package_command(
+    *, packager: str, work_dir: Path, rungs: list[Rung], has_audio: bool, encryption: Encryption | None = None
+) -> list[str]:
     """Run with the output folder as the working directory: every URI in the manifests is relative."""
     streams: list[str] = []
     for rung in rungs:
@@ -25,7 +66,7 @@ def package_command(*, packager: str, work_dir: Path, rungs: list[Rung], has_aud
             "init_segment=audio/init.mp4,segment_template=audio/$Number$.m4s,"
             "playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
         )
-    return [
+    command = [
         packager,
         *streams,
         "--segment_duration", str(GOP_SECONDS),
@@ -35,3 +76,13 @@ def package_command(*, packager: str, work_dir: Path, rungs: list[Rung], has_aud
         # With segment templates the packager writes a dynamic MPD unless told this is on-demand.
         "--generate_static_live_mpd",
     ]  # fmt: skip
+    if encryption is not None:
+        command += [
+            "--enable_raw_key_encryption",
+            f"--flagfile={encryption.flag_file}",
+            "--protection_scheme", PROTECTION_SCHEME,
+            "--protection_systems", ",".join(encryption.protection_systems),
+            "--clear_lead", "0",
+            "--hls_key_uri", encryption.key_uri,
+        ]  # fmt: skip
+    return command

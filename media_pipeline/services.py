@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from media_pipeline import layout, replication, storage
+from media_pipeline import content_keys, layout, replication, storage
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
     ToolFailed,
@@ -35,8 +35,8 @@ from media_pipeline.ffmpeg import (
 )
 from media_pipeline.ladder import Rung, plan_ladder
 from media_pipeline.metrics import ASSET_FAILURES
-from media_pipeline.models import AssetStatus, MediaAsset
-from media_pipeline.packager import package_command
+from media_pipeline.models import AssetStatus, ContentKey, MediaAsset
+from media_pipeline.packager import Encryption, hls_playlist_for_clearkey, package_command, write_key_flag_file
 from media_pipeline.probe import probe_file
 
 logger = logging.getLogger(__name__)
@@ -53,27 +53,32 @@ class EmptyUpload(InputRejected):
 # --- Upload ---------------------------------------------------------------------------------------
 
 
-def asset_create(*, key_prefix: str) -> MediaAsset:
-    return MediaAsset.objects.create(key_prefix=key_prefix.strip("/"))
+def asset_create(*, key_prefix: str, protected: bool = False) -> MediaAsset:
+    return MediaAsset.objects.create(key_prefix=key_prefix.strip("/"), protected=protected)
 
 
-def asset_upload_source(*, asset: MediaAsset, stream: IO[bytes], source_name: str) -> MediaAsset:
+def asset_upload_source(
+    *, asset: MediaAsset, stream: IO[bytes], source_name: str, protected: bool | None = None
+) -> MediaAsset:
     """Stream an uploaded original to storage and start processing it after commit.
 
-    A new upload builds the next version; the version already published keeps playing.
+    A new upload builds the next version; the version already published keeps playing. ``protected``
+    (when given) decides whether the versions built from now on are encrypted.
     """
     key = layout.source_key(asset_public_id=str(asset.public_id), upload_id=uuid.uuid4().hex)
     written = storage.save_stream(key=key, stream=stream)
     if written == 0:
         storage.delete_prefix(key)
         raise EmptyUpload("the file is empty")
-    return asset_attach_source(asset=asset, key=key, size=written, source_name=source_name)
+    return asset_attach_source(asset=asset, key=key, size=written, source_name=source_name, protected=protected)
 
 
-def asset_attach_source(*, asset: MediaAsset, key: str, size: int, source_name: str) -> MediaAsset:
+def asset_attach_source(
+    *, asset: MediaAsset, key: str, size: int, source_name: str, protected: bool | None = None
+) -> MediaAsset:
     """Make the object at ``key`` (already whole in storage) the asset's original and start
     processing it after commit. Both upload paths (a form post, a finished resumable upload)
-    end here, so each upload starts the pipeline once.
+    end here, so each upload starts the pipeline once. ``protected`` as for asset_upload_source.
     """
     MediaAsset.objects.filter(pk=asset.pk).update(
         source_key=key,
@@ -84,11 +89,38 @@ def asset_attach_source(*, asset: MediaAsset, key: str, size: int, source_name: 
         progress=0,
         building_version=F("building_version") + 1,
         updated_at=timezone.now(),
+        **({} if protected is None else {"protected": protected}),
     )
     asset.refresh_from_db()
     asset_id = asset.pk
     transaction.on_commit(lambda: _enqueue("probe_asset", asset_id))
     return asset
+
+
+def asset_set_protected(*, asset: MediaAsset, protected: bool) -> bool:
+    """Encrypt (or stop encrypting) the asset's versions; True when a new version is being built for it.
+
+    A published version is immutable, so a change builds the next version from the stored original
+    (the current one keeps playing until then). An asset still in the pipeline picks the flag up when
+    it is packaged, unless packaging already started: then the educator saves again once it is ready.
+    """
+    changed = MediaAsset.objects.filter(pk=asset.pk).exclude(protected=protected).update(protected=protected)
+    if not changed:
+        return False
+    rebuild = MediaAsset.objects.filter(
+        pk=asset.pk, status__in=[AssetStatus.READY, AssetStatus.FAILED], probe__has_key="duration"
+    ).update(
+        status=AssetStatus.PROBED,
+        failure_reason="",
+        progress=0,
+        building_version=F("building_version") + 1,
+        updated_at=timezone.now(),
+    )
+    asset.refresh_from_db()
+    if rebuild:
+        asset_id = asset.pk
+        transaction.on_commit(lambda: _enqueue("transcode_asset", asset_id))
+    return bool(rebuild)
 
 
 def _enqueue(actor_name: str, asset_id: int) -> None:
@@ -236,12 +268,28 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             on_progress=_progress_writer(asset),
             every_seconds=PROGRESS_EVERY_SECONDS,
         )
+        encryption = None
+        if asset.protected:
+            material = _content_key_for(asset, version=asset.building_version)
+            encryption = Encryption(
+                # In the work folder, removed with it; the key never reaches storage.
+                flag_file=write_key_flag_file(work / "keys.flags", kid_hex=material.kid_hex, key_hex=material.key_hex),
+                key_uri=settings.DRM_HLS_KEY_URI.format(kid=material.kid_hex),
+                protection_systems=tuple(settings.DRM_PROTECTION_SYSTEMS),
+            )
         _run_in(
             out,
             package_command(
-                packager=settings.PACKAGER_BIN, work_dir=encoded, rungs=rungs, has_audio=bool(probe["has_audio"])
+                packager=settings.PACKAGER_BIN,
+                work_dir=encoded,
+                rungs=rungs,
+                has_audio=bool(probe["has_audio"]),
+                encryption=encryption,
             ),
         )
+        if encryption is not None:
+            for playlist in out.glob("*.m3u8"):
+                playlist.write_text(hls_playlist_for_clearkey(playlist.read_text()))
         run_tool(
             poster_command(
                 ffmpeg=settings.FFMPEG_BIN,
@@ -253,6 +301,22 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             timeout=120,
         )
         _upload_version(out, prefix)
+
+
+def _content_key_for(asset: MediaAsset, *, version: int) -> content_keys.ContentKeyMaterial:
+    """The version's content key, made on first use: a rerun of the same version reuses it, so segments
+    packaged by an interrupted attempt and by the rerun share one key."""
+    secret = settings.CONTENT_KEY_SECRET.encode()
+    fresh = content_keys.generate()
+    row, _ = ContentKey.objects.get_or_create(
+        asset=asset,
+        version=version,
+        defaults={
+            "kid": fresh.kid,
+            "key_sealed": content_keys.seal(fresh, secret=secret, asset_id=asset.pk, version=version),
+        },
+    )
+    return content_keys.open_sealed(row.key_sealed, kid=row.kid, secret=secret, asset_id=asset.pk, version=version)
 
 
 def _run_in(directory: Path, command: list[str]) -> None:
@@ -332,11 +396,13 @@ def asset_publish(*, asset_id: int) -> None:
         return
     # The one flip: from here on players are given the new version's URLs. The same transaction
     # records the version per region (complete in the primary) and retires the one it replaces.
+    kid = ContentKey.objects.filter(asset=asset, version=version).values_list("kid", flat=True).first()
     with transaction.atomic():
         current = MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODED, building_version=version)
         flipped = current.update(
             status=AssetStatus.READY,
             published_version=version,
+            published_kid=kid,
             published_at=timezone.now(),
             progress=100,
             updated_at=timezone.now(),
@@ -363,6 +429,7 @@ __all__ = [
     "PermanentError",
     "asset_create",
     "asset_upload_source",
+    "asset_set_protected",
     "asset_probe",
     "asset_transcode",
     "asset_publish",

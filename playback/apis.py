@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,6 +20,7 @@ from courses.services import ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
 from playback.binding import binding_for
 from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
+from playback.throttles import PlaybackSessionThrottle
 
 
 def _viewer_country(request: Request) -> str:
@@ -35,9 +37,32 @@ class _RegionSerializer(serializers.Serializer):
         ref_name = "PlaybackRegion"
 
 
+class _DrmSerializer(serializers.Serializer):
+    provider = serializers.CharField(source="grant.provider", help_text="clearkey (this site) or axinom")
+    scheme = serializers.CharField(help_text="Common-encryption scheme of the segments (cbcs)")
+    key_ids = serializers.ListField(child=serializers.CharField(), help_text="Key ids, 32 hex digits")
+    servers = serializers.DictField(
+        source="grant.servers", child=serializers.CharField(), help_text="EME key system -> license server URL"
+    )
+    headers = serializers.DictField(
+        source="grant.headers", child=serializers.CharField(), help_text="Send with every license and key request"
+    )
+    hls_key_url = serializers.CharField(
+        source="grant.hls_key_url", help_text="HLS key endpoint: append the key id (empty if not offered)"
+    )
+    expires_at = serializers.SerializerMethodField(help_text="When the license credentials stop working")
+
+    class Meta:
+        ref_name = "PlaybackDrm"
+
+    def get_expires_at(self, drm) -> str:  # type: ignore[no-untyped-def]
+        return datetime.fromtimestamp(drm.grant.expires_at, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
 class PlaybackApi(APIView):
     # Public lessons play for anonymous viewers: playback/access.py decides, not authentication.
     permission_classes = [AllowAny]
+    throttle_classes = [PlaybackSessionThrottle]
 
     class OutputSerializer(serializers.Serializer):
         hls = serializers.CharField(source="hls_url", help_text="HLS master playlist URL (token in the path)")
@@ -58,6 +83,7 @@ class PlaybackApi(APIView):
             help_text="True when the URLs need the cookies this response sets (CloudFront, Akamai): "
             "fetch them with credentials (XHR withCredentials)",
         )
+        drm = _DrmSerializer(allow_null=True, help_text="License information when the video is encrypted, else null")
 
         class Meta:
             ref_name = "PlaybackSession"
@@ -75,6 +101,7 @@ class PlaybackApi(APIView):
             403: OpenApiResponse(ErrorSerializer, description="Not logged in, or not entitled to this lesson"),
             404: OpenApiResponse(ErrorSerializer, description="No such lesson"),
             409: OpenApiResponse(ErrorSerializer, description="The video is not ready yet"),
+            429: OpenApiResponse(ErrorSerializer, description="Too many sessions started (THROTTLE_PLAYBACK_SESSION)"),
         },
         summary="Start a playback session: signed HLS and DASH URLs for the published version",
     )
@@ -88,6 +115,7 @@ class PlaybackApi(APIView):
                 lesson=lesson,
                 country=_viewer_country(request),
                 binding=binding_for(request, issuing=True),
+                session_key=request.session.session_key if hasattr(request, "session") else None,
             )
         except PlaybackDenied as denied:
             return Response({"detail": denied.decision.reason}, status=status.HTTP_403_FORBIDDEN)

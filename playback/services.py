@@ -13,10 +13,13 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from courses.models import Lesson
+from media_pipeline.packager import PROTECTION_SCHEME
 from media_pipeline.regions import Region, regions_all
-from media_pipeline.selectors import asset_playback_info
+from media_pipeline.selectors import PlaybackInfo, asset_playback_info, content_key_get
 from playback.access import NOT_READY_REASON, AccessDecision, Verdict, can_watch
 from playback.binding import UNBOUND, Binding
+from playback.drm.license_tokens import session_binding
+from playback.drm.providers import DrmGrant, ProtectedContent, Viewer, provider_get
 from playback.signers import SignedCookie, session_cookies, signer_get
 from playback.tokens import token_issue
 
@@ -60,10 +63,19 @@ class PlaybackSession:
     # Cookie-based CDNs (CloudFront, Akamai): the credential the browser must hold for the URLs
     # above, set by the API response; the player then sends credentials with every request.
     cookies: tuple[SignedCookie, ...] = ()
+    # For an encrypted version: where and how the player obtains licenses (docs/adr/0008).
+    drm: DrmInfo | None = None
 
     @property
     def uses_cookies(self) -> bool:
         return bool(self.cookies)
+
+
+@dataclass(frozen=True)
+class DrmInfo:
+    scheme: str
+    key_ids: list[str]
+    grant: DrmGrant
 
 
 def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
@@ -73,12 +85,18 @@ def regions_by_preference(*, complete: list[str], country: str) -> list[Region]:
 
 
 def playback_session_create(
-    *, user: AbstractBaseUser | AnonymousUser, lesson: Lesson, country: str = "", binding: Binding = UNBOUND
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    lesson: Lesson,
+    country: str = "",
+    binding: Binding = UNBOUND,
+    session_key: str | None = None,
 ) -> PlaybackSession:
     """Signed URLs for the lesson's published version; raises before anything is signed if refused.
 
     URLs point only at regions where the version is complete (see media_pipeline.replication).
-    ``binding`` (playback.binding) ties every credential to the viewer when configured.
+    ``binding`` (playback.binding) ties every credential to the viewer when configured. An
+    encrypted version also gets a license grant bound to this user and ``session_key``.
     """
     decision = can_watch(user=user, lesson=lesson)
     if decision.verdict is Verdict.NOT_READY:
@@ -102,8 +120,12 @@ def playback_session_create(
         hls_url, dash_url = steer_base + info["hls"], steer_base + info["dash"]
         steering_url = steer_base + STEERING_NAME
     cookies = session_cookies(prefix=prefix, expires_at=expires_at, binding=binding, regions=regions)
+    drm = None
+    if info["kid"]:
+        drm = _drm_info(user=user, session_key=session_key, lesson=lesson, info=info, expires_at=expires_at)
     return PlaybackSession(
         cookies=tuple(cookies),
+        drm=drm,
         hls_url=hls_url,
         dash_url=dash_url,
         steering_url=steering_url,
@@ -130,3 +152,29 @@ def _steer_base(*, prefix: str, expires_at: int, binding: Binding) -> str:
     )
     root = reverse("steer:steer", kwargs={"token": "t", "key": "k"}).removesuffix("t/k")
     return f"{root}{token}/{prefix}"
+
+
+def _drm_info(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    session_key: str | None,
+    lesson: Lesson,
+    info: PlaybackInfo,
+    expires_at: int,
+) -> DrmInfo:
+    kid = info["kid"]
+    assert kid is not None and lesson.asset is not None
+    provider = provider_get()
+    keys = ()
+    if provider.needs_keys:
+        material = content_key_get(asset=lesson.asset, version=info["version"], kid=kid)
+        keys = (material,) if material else ()
+    now = int(time.time())
+    grant = provider.grant(
+        viewer=Viewer(user_id=str(user.pk), session=session_binding(session_key)),
+        content=ProtectedContent(lesson=str(lesson.public_id), version=info["version"], kids=(kid,), keys=keys),
+        # Short-lived: a player asks for its licence at the start; renewing the session renews it.
+        expires_at=min(expires_at, now + settings.DRM_LICENSE_TOKEN_TTL_SECONDS),
+        now=now,
+    )
+    return DrmInfo(scheme=PROTECTION_SCHEME, key_ids=[kid], grant=grant)

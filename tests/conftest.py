@@ -59,6 +59,8 @@ def _test_settings(settings) -> None:  # type: ignore[no-untyped-def]
     settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
     # A fast hasher: test settings only make things faster.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Throttle counters live in Redis across tests: tests of throttling set their own low rates.
+    settings.THROTTLE_PLAYBACK_SESSION = settings.THROTTLE_DRM_LICENSE = settings.THROTTLE_DRM_KEY = "100000/min"
     # Templates need no collectstatic manifest in tests.
     settings.STORAGES = {
         **settings.STORAGES,

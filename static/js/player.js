@@ -215,9 +215,53 @@
     scheduleRenewal(result.body);
   }
 
+  // --- Content protection (docs/adr/0008): an encrypted lesson's session carries license servers per
+  // EME key system and headers (the license token) for license and key requests; never in a URL.
+  // The latest session's credentials are used, so a renewed session renews them too.
+  function drmHeaders() { return (state.session && state.session.drm && state.session.drm.headers) || {}; }
+  function setHeaders(xhr) {
+    const headers = drmHeaders();
+    for (const name in headers) xhr.setRequestHeader(name, headers[name]);
+  }
+  function b64url(bytes) {
+    let text = "";
+    for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function hex(bytes) { return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join(""); }
+  function hlsDrmConfig(drm) {
+    const systems = {};
+    for (const keySystem in drm.servers) systems[keySystem] = { licenseUrl: absolute(drm.servers[keySystem]) };
+    return {
+      emeEnabled: true,
+      drmSystems: systems,
+      // ClearKey from this site: hls.js fetches the raw key from the HLS key endpoint (the EXT-X-KEY URI
+      // names it too) and hands the CDM the W3C ClearKey license built from it.
+      licenseXhrSetup: function (xhr, url, keyContext, challenge) {
+        const keyId = keyContext.decryptdata && keyContext.decryptdata.keyId;
+        if (keyContext.keySystem === "org.w3.clearkey" && drm.hls_key_url && keyId) {
+          xhr.open("GET", absolute(drm.hls_key_url + hex(keyId)), true);
+        } else {
+          xhr.open("POST", url, true);
+        }
+        setHeaders(xhr);
+        state.licenseRequests = (state.licenseRequests || 0) + 1;
+        return challenge;
+      },
+      licenseResponseCallback: function (xhr, url, keyContext) {
+        const keyId = keyContext.decryptdata && keyContext.decryptdata.keyId;
+        if (keyContext.keySystem !== "org.w3.clearkey" || !drm.hls_key_url || !keyId) return xhr.response;
+        const key = new Uint8Array(xhr.response);
+        const license = { keys: [{ kty: "oct", k: b64url(key), kid: b64url(keyId) }], type: "temporary" };
+        return new TextEncoder().encode(JSON.stringify(license)).buffer;
+      },
+    };
+  }
+
   function playHls(url) {
     if (window.Hls && window.Hls.isSupported()) {
-      const hls = new window.Hls({
+      const drm = state.session && state.session.drm;
+      const hls = new window.Hls(Object.assign({
         enableWorker: true,
         cmcd: { sessionId: viewId, contentId: video.dataset.lesson },
         xhrSetup: function (xhr, requestUrl) {
@@ -226,7 +270,7 @@
           // Cookie-signed CDNs (CloudFront, Akamai): the session's cookies must go with every request.
           if (state.session && state.session.credentials) xhr.withCredentials = true;
         },
-      });
+      }, drm ? hlsDrmConfig(drm) : {}));
       state.instance = hls;
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         const text = data.type + ": " + data.details;
@@ -255,8 +299,19 @@
     const player = new window.shaka.Player();
     state.instance = player;
     player.configure({ cmcd: { enabled: true, sessionId: viewId, contentId: video.dataset.lesson } });
+    const drm = state.session && state.session.drm;
+    if (drm) {
+      const servers = {};
+      for (const keySystem in drm.servers) servers[keySystem] = absolute(drm.servers[keySystem]);
+      player.configure({ drm: { servers: servers } });
+    }
     await player.attach(video);
-    player.getNetworkingEngine().registerRequestFilter(function (_type, request) {
+    player.getNetworkingEngine().registerRequestFilter(function (type, request) {
+      if (type === window.shaka.net.NetworkingEngine.RequestType.LICENSE) {
+        Object.assign(request.headers, drmHeaders());
+        state.licenseRequests = (state.licenseRequests || 0) + 1;
+        return;
+      }
       request.uris = request.uris.map(rewrite);
       if (state.session && state.session.credentials) request.allowCrossSiteCredentials = true;
     });

@@ -187,3 +187,35 @@ def test_form_uploads_count_towards_the_educators_quota(
     assert uploads.quota_used(user=educator) == 4000
     lesson = Lesson.objects.get(title="One")
     storage.delete_prefix(f"sources/{lesson.asset.public_id}/")
+
+
+def test_educator_protects_a_lesson_and_its_video_is_rebuilt_encrypted(
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
+) -> None:
+    mine, _ = courses
+    video = SimpleUploadedFile("talk.mp4", b"\x00\x00\x00\x18ftypmp42" + b"x" * 512, content_type="video/mp4")
+    form = {"course": mine.pk, "title": "Paid", "description": "", "state": "published", "position": 0}
+    with django_capture_on_commit_callbacks():
+        response = _client(educator).post("/admin/courses/lesson/add/", {**form, "protected": "on", "video": video})
+    assert response.status_code == 302
+    lesson = Lesson.objects.get(title="Paid")
+    assert lesson.protected is True
+    assert MediaAsset.objects.get(pk=lesson.asset_id).protected is True  # the upload is packaged encrypted
+
+    # Published in the clear (say, before protection was ticked): unticking and ticking rebuild it.
+    MediaAsset.objects.filter(pk=lesson.asset_id).update(
+        status=AssetStatus.READY, published_version=1, building_version=1, probe={"duration": 4.0}, protected=False
+    )
+    Lesson.objects.filter(pk=lesson.pk).update(protected=False)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _client(educator).post(f"/admin/courses/lesson/{lesson.pk}/change/", {**form, "protected": "on"})
+    assert response.status_code == 302
+    asset = MediaAsset.objects.get(pk=lesson.asset_id)
+    assert (asset.protected, asset.status, asset.building_version, asset.published_version) == (
+        True, AssetStatus.PROBED, 2, 1
+    )  # fmt: skip
+    assert len(callbacks) == 1  # the transcode of v2, after commit
+    # Saving again without a change builds nothing more.
+    with django_capture_on_commit_callbacks() as callbacks:
+        _client(educator).post(f"/admin/courses/lesson/{lesson.pk}/change/", {**form, "protected": "on"})
+    assert callbacks == [] and MediaAsset.objects.get(pk=lesson.asset_id).building_version == 2

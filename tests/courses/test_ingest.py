@@ -59,3 +59,18 @@ def test_ingest_refuses_empty_file(course: Course, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="the file is empty"):
         call_command("ingest", str(clip), "--course", "physics", "--title", "T")
     assert Lesson.objects.count() == 0
+
+
+def test_ingest_protected_publishes_an_encrypted_version(course: Course, tmp_path: Path, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_clip
+
+    clip = make_clip(tmp_path / "short.mp4", seconds=3, size="320x180")
+    out = io.StringIO()
+    call_command(
+        "ingest", str(clip), "--course", "physics", "--title", "Paid", "--protected", "--wait", "--timeout", "120",
+        stdout=out,
+    )  # fmt: skip
+    lesson = Lesson.objects.select_related("asset").get(public_id=uuid.UUID(out.getvalue().strip().splitlines()[-1]))
+    assert lesson.protected is True
+    assert lesson.asset.status == AssetStatus.READY
+    assert lesson.asset.published_kid == lesson.asset.content_keys.get(version=1).kid

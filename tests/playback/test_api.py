@@ -45,6 +45,7 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
         "regions",
         "steering",
         "credentials",
+        "drm",
     }
     assert body["credentials"] is False  # path tokens: no cookies to send
     token = body["hls"].split("/")[2]
@@ -168,12 +169,15 @@ def test_only_post_starts_a_session(world: World, method: str) -> None:
 def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-untyped-def]
     schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     operation = schema["paths"]["/api/v1/lessons/{public_id}/playback/"]["post"]
-    assert sorted(operation["responses"]) == ["200", "403", "404", "409"]
+    assert sorted(operation["responses"]) == ["200", "403", "404", "409", "429"]
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
-        "credentials", "dash", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
+        "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster", "region", "regions", "steering"
+    ]  # fmt: skip
+    assert sorted(schema["components"]["schemas"]["PlaybackDrm"]["properties"]) == [
+        "expires_at", "headers", "hls_key_url", "key_ids", "provider", "scheme", "servers"
     ]  # fmt: skip
     assert session["properties"]["credentials"]["type"] == "boolean"
 

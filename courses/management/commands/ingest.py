@@ -1,6 +1,6 @@
 """Ingest a local video file as a new lesson.
 
-    python manage.py ingest FILE --course SLUG --title TITLE [--wait] [--timeout SECONDS]
+    python manage.py ingest FILE --course SLUG --title TITLE [--protected] [--wait] [--timeout SECONDS]
 
 Prints the lesson's public id as the last line. With --wait, exits 0 only once the lesson
 is published, and non-zero with a one-line reason if the input is rejected or fails.
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--course", required=True, help="slug of an existing course")
         parser.add_argument("--title", required=True)
         parser.add_argument("--description", default="")
+        parser.add_argument("--protected", action="store_true", help="encrypt the video (content protection)")
         parser.add_argument("--wait", action="store_true", help="wait until the lesson is published or fails")
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
 
@@ -41,7 +42,12 @@ class Command(BaseCommand):
             raise CommandError(f"course {options['course']!r} does not exist")
 
         with transaction.atomic(), path.open("rb") as stream:
-            lesson = services.lesson_create(course=course, title=options["title"], description=options["description"])
+            lesson = services.lesson_create(
+                course=course,
+                title=options["title"],
+                description=options["description"],
+                protected=options["protected"],
+            )
             lesson = services.lesson_attach_video(lesson=lesson, stream=stream, source_name=path.name)
 
         if options["wait"]:
