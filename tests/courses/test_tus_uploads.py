@@ -432,3 +432,18 @@ def test_deleting_the_lesson_leaves_its_unfinished_upload_to_the_sweep(live_serv
     assert (row.status, row.asset_id) == (UploadStatus.EXPIRED, None)
     assert multipart_uploads(s3, prefix) == []
     assert s3.list_objects_v2(Bucket=os.environ["S3_BUCKET"], Prefix=f"uploads/spool/{row.public_id}/")["KeyCount"] == 0
+
+
+def test_a_protected_lessons_first_upload_over_tus_is_packaged_encrypted(live_server, s3, broker, teacher) -> None:  # type: ignore[no-untyped-def]
+    """The asset is created with the lesson's protection, so the tus path (which never passes the
+    flag itself) builds an encrypted version just like the form upload."""
+    _, auth = teacher
+    course = Course.objects.get(slug="physics")
+    protected = Lesson.objects.create(course=course, title="Paid lecture", protected=True)
+    uploader(live_server, auth, protected, os.urandom(1 * MIB), chunk_size=MIB).upload()
+    protected.refresh_from_db()
+    assert protected.asset is not None
+    asset = MediaAsset.objects.get(pk=protected.asset_id)
+    assert (asset.protected, asset.status) == (True, AssetStatus.UPLOADED)
+    assert queued_actors(broker) == ["probe_asset"]
+    storage.delete_prefix(asset.source_key.rsplit("/", 1)[0] + "/")
