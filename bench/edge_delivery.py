@@ -96,7 +96,7 @@ def main() -> int:
         print("needs wrk, and the harness: python tests/harness.py -- python bench/edge_delivery.py", file=sys.stderr)
         return 2
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1",
-           "EDGE_ORIGIN_SECRET": ORIGIN_SECRET, "LOG_LEVEL": "WARNING"}  # fmt: skip
+           "EDGE_ORIGIN_SECRET": ORIGIN_SECRET, "LOG_LEVEL": "WARNING", "DB_POOL": "1"}  # fmt: skip
     os.environ.update(env)
     import django
 

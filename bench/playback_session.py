@@ -98,6 +98,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
         "ALLOWED_HOSTS": "127.0.0.1,testserver",
         "LOG_LEVEL": "WARNING",
+        "DB_POOL": "1",  # the production default (the harness turns it off for the test suite)
         # One client machine makes every request: lift per-client limits for the run.
         "THROTTLE_PLAYBACK_SESSION": "100000000/min",
     }

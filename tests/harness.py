@@ -392,7 +392,16 @@ def main(argv: list[str]) -> int:
         harness.start_all()
         timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in harness.timings.items())
         print(f"harness: services up in {time.monotonic() - started:.1f} s ({timings}) under {root}", flush=True)
-        env = {**os.environ, **harness.env, "VAR_DIR": str(root / "var"), "DB_CONN_MAX_AGE": "0"}
+        # One connection per request and no pool: pytest-django's live servers and its flush between
+        # tests need every connection closed (a pooled one kept idle blocked TRUNCATE). Benchmarks
+        # that measure the production web server turn the pool back on (DB_POOL=1).
+        env = {
+            **os.environ,
+            **harness.env,
+            "VAR_DIR": str(root / "var"),
+            "DB_CONN_MAX_AGE": "0",
+            "DB_POOL": os.environ.get("DB_POOL", "0"),
+        }
         harness_ready = True
         code = run_command(command, env, stop_requested)
         if code == 5 and "pytest" in " ".join(command):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -47,7 +48,37 @@ def new_page(browser: Browser) -> Iterator[object]:
 
     yield make
     for context in contexts:
+        # Leaving a player page sends its last progress and beacons (pagehide). Sent while the test
+        # database is being flushed, such a request deadlocked the flush's TRUNCATE; abort them.
+        context.route("**/*", lambda route: route.abort())
+        for page in context.pages:
+            page.goto("about:blank")
         context.close()
+    _wait_for_requests_in_flight()
+
+
+def _wait_for_requests_in_flight(timeout: float = 10.0, quiet: float = 0.5) -> None:
+    """Until no other connection has touched the test database for ``quiet`` seconds. Keepalive
+    requests (the player's last progress report on pagehide) outlive the page by design, so one may
+    still reach the live server after its context closed; it must finish before the flush."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND (state <> 'idle' OR state_change > now() - make_interval(secs => %s))",
+                [quiet],
+            )
+            busy = cursor.fetchone()[0]
+        if busy:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet:
+            return
+        time.sleep(0.05)
 
 
 def log_in(page: Page, base_url: str, username: str, password: str) -> None:
