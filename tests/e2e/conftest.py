@@ -38,7 +38,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[object]:
+def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[object]:
     contexts = []
 
     def make() -> Page:
@@ -54,7 +54,8 @@ def new_page(browser: Browser) -> Iterator[object]:
         for page in context.pages:
             page.goto("about:blank")
         context.close()
-    _wait_for_requests_in_flight()
+    if request.node.get_closest_marker("django_db") is not None:  # only then is a flush coming
+        _wait_for_requests_in_flight()
 
 
 def _wait_for_requests_in_flight(timeout: float = 10.0, quiet: float = 0.5) -> None:
