@@ -5,7 +5,8 @@
 Runs inside the test harness (SeaweedFS S3 holds the version, PostgreSQL for Django). Writes a
 version of N segments to storage and the same bytes to a folder, starts one daphne origin, the
 shipped edge config (deploy/nginx: secure_link check, slice, proxy_cache) in one nginx and a plain
-static server over the folder in another (one worker each), warms the edge by fetching every
+static server over the folder in another (one worker each, both writing an access log as a stock
+nginx does), warms the edge by fetching every
 segment once, then drives both with `wrk` over the same paths, alternating rounds. Prints
 throughput (requests/s and MB/s) for both, the ratio, and the edge's cache-hit ratio during the
 measured rounds, from its JSON access log.
@@ -74,7 +75,7 @@ error_log {workdir / "static-error.log"};
 events {{}}
 http {{
   {temp}
-  access_log off;
+  access_log {workdir / "static-access.log"};
   server {{ listen 127.0.0.1:{port}; root {folder}; location / {{ }} }}
 }}
 """
