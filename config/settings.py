@@ -392,12 +392,6 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # Shared by every web and worker process: platform access tokens (until they expire).
     "lti": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lti"},
-    # Request counters for throttles (playback sessions, licenses, keys), shared by every web process.
-    "throttle": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "throttle",
-    },
 }
 
 # --- Analytics ----------------------------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Exists, OuterRef, QuerySet, Value
+from django.db.models import QuerySet, Value
+from django.db.models.expressions import RawSQL
 
-from courses.lti.selectors import launch_grants_of, user_launched_lesson
+from courses.lti.selectors import user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
 from media_pipeline import selectors as media_selectors
 from media_pipeline.models import ResumableUpload
@@ -18,22 +20,61 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def lesson_get(*, public_id: uuid.UUID | str, viewer: User | None = None) -> Lesson | None:
-    """The lesson with its course and asset; with ``viewer``, also what playback/access.py needs to
-    know about that viewer (teaches, enrolled, launched from an LMS), in the same query."""
-    lessons = Lesson.objects.select_related("course", "asset")
+    """A lesson with its course and asset; with ``viewer``, also what playback/access.py needs to
+    know about that viewer (teaches, enrolled, launched from an LMS), in the same query, and the
+    regions holding its published version (media_pipeline.selectors), so that starting a playback
+    session costs one query after authentication."""
+    states_sql, states_params = media_selectors.published_replica_states_sql()
+    lessons = Lesson.objects.select_related("course", "asset").annotate(
+        **{media_selectors.PUBLISHED_REPLICA_STATES: RawSQL(states_sql, states_params)}
+    )
     if viewer is not None and viewer.is_authenticated:
+        # One SQL expression for the three facts: the playback session runs this on every start, and
+        # three ORM subqueries cost more to build and compile than the database takes to answer them
+        # (bench/playback_session.py). The same conditions as user_teaches, user_is_enrolled and
+        # courses.lti.selectors.launch_grants_of; tests/playback/test_access.py checks them together.
         lessons = lessons.annotate(
-            viewer_pk=Value(viewer.pk),
-            viewer_teaches=Exists(
-                Course.educators.through.objects.filter(course_id=OuterRef("course_id"), user_id=viewer.pk)
-            ),
-            viewer_enrolled=Exists(Enrollment.objects.filter(course_id=OuterRef("course_id"), user_id=viewer.pk)),
-            viewer_launched=Exists(launch_grants_of(user=viewer).filter(resource_link__lesson=OuterRef("pk"))),
+            viewer_pk=Value(viewer.pk), viewer_facts=RawSQL(_viewer_facts_sql(), [viewer.pk] * 3)
         )
     try:
-        return lessons.get(public_id=public_id)
+        lesson = lessons.get(public_id=public_id)
     except (Lesson.DoesNotExist, ValueError):
         return None
+    if lesson.asset is not None:
+        setattr(
+            lesson.asset,
+            media_selectors.PUBLISHED_REPLICA_STATES,
+            getattr(lesson, media_selectors.PUBLISHED_REPLICA_STATES),
+        )
+    facts = getattr(lesson, "viewer_facts", None)
+    if facts is not None:
+        lesson.viewer_teaches, lesson.viewer_enrolled, lesson.viewer_launched = (  # type: ignore[attr-defined]
+            bool(facts & 1),
+            bool(facts & 2),
+            bool(facts & 4),
+        )
+    return lesson
+
+
+@functools.cache
+def _viewer_facts_sql() -> str:
+    """1 = teaches the lesson's course, 2 = enrolled in it, 4 = launched it from an active LMS platform.
+    Portable SQL (PostgreSQL and the embedded SQLite); the outer row is the lesson."""
+    from courses.lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink
+
+    lesson = Lesson._meta.db_table
+    educators = Course.educators.through._meta.db_table
+    return (
+        f'(CASE WHEN EXISTS (SELECT 1 FROM "{educators}" e '
+        f'WHERE e.course_id = "{lesson}".course_id AND e.user_id = %s) THEN 1 ELSE 0 END)'
+        f' + (CASE WHEN EXISTS (SELECT 1 FROM "{Enrollment._meta.db_table}" n '
+        f'WHERE n.course_id = "{lesson}".course_id AND n.user_id = %s) THEN 2 ELSE 0 END)'
+        f' + (CASE WHEN EXISTS (SELECT 1 FROM "{LtiLaunchGrant._meta.db_table}" g'
+        f' JOIN "{LtiResourceLink._meta.db_table}" r ON r.id = g.resource_link_id'
+        f' JOIN "{LtiDeployment._meta.db_table}" d ON d.id = r.deployment_id'
+        f' JOIN "{LtiPlatform._meta.db_table}" p ON p.id = d.platform_id'
+        f' WHERE g.user_id = %s AND r.lesson_id = "{lesson}".id AND p.active) THEN 4 ELSE 0 END)'
+    )
 
 
 def viewer_fact(*, lesson: Lesson, user: User, name: str) -> bool | None:

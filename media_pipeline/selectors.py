@@ -49,18 +49,48 @@ def asset_complete_regions(*, asset: MediaAsset) -> list[str]:
     """Regions holding the whole published version, verified, in configuration order (primary first)."""
     if asset.published_prefix is None:
         return []
+    fetched = getattr(asset, PUBLISHED_REPLICA_STATES, None)
+    if fetched is not None:
+        return _complete(_states_from_sql(fetched))
     return version_complete_regions(prefix=asset.published_prefix)
 
 
 def version_complete_regions(*, prefix: str) -> list[str]:
     """Regions holding the whole version under ``prefix``. A version published before its region rows
     existed counts as complete in the primary only."""
-    states = dict(VersionReplica.objects.filter(prefix=prefix).values_list("region", "state"))
+    return _complete(dict(VersionReplica.objects.filter(prefix=prefix).values_list("region", "state")))
+
+
+def _complete(states: dict[str, str]) -> list[str]:
     return [
         region.name
         for region in regions_all()
         if states.get(region.name) == ReplicaState.COMPLETE or (region.primary and region.name not in states)
     ]
+
+
+# The annotation name under which published_replica_states_sql()'s answer is fetched with an asset.
+PUBLISHED_REPLICA_STATES = "published_replica_states"
+
+
+def published_replica_states_sql(*, asset_table: str = MediaAsset._meta.db_table) -> tuple[str, list[str]]:
+    """SQL for the states of the published version in every region, to fetch with the asset row.
+
+    The playback session asks for them on every start; as part of the query that loads the lesson
+    they cost no round trip of their own (bench/playback_session.py). The answer is one text value:
+    each configured region's state, in configuration order, separated by commas (empty where the
+    region has no row). ``asset_table`` is the asset table's name or alias in the outer query.
+    """
+    table = VersionReplica._meta.db_table
+    prefix = f"""("{asset_table}".key_prefix || '/v' || CAST("{asset_table}".published_version AS TEXT) || '/')"""
+    one = f"""COALESCE((SELECT r.state FROM "{table}" r WHERE r.prefix = {prefix} AND r.region = %s), '')"""
+    names = [region.name for region in regions_all()]
+    return " || ',' || ".join([one] * len(names)), names
+
+
+def _states_from_sql(value: str) -> dict[str, str]:
+    names = [region.name for region in regions_all()]
+    return {name: state for name, state in zip(names, value.split(","), strict=False) if state}
 
 
 def asset_replicas(*, asset: MediaAsset) -> list[VersionReplica]:

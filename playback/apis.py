@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,7 +20,7 @@ from courses.selectors import lesson_get
 from courses.services import ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
 from playback.binding import binding_for
-from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
+from playback.services import PlaybackDenied, PlaybackNotReady, PlaybackSession, playback_session_create
 from playback.throttles import PlaybackSessionThrottle
 
 
@@ -56,7 +57,40 @@ class _DrmSerializer(serializers.Serializer):
         ref_name = "PlaybackDrm"
 
     def get_expires_at(self, drm) -> str:  # type: ignore[no-untyped-def]
-        return datetime.fromtimestamp(drm.grant.expires_at, tz=UTC).isoformat().replace("+00:00", "Z")
+        return _iso(datetime.fromtimestamp(drm.grant.expires_at, tz=UTC))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def session_as_json(session: PlaybackSession) -> dict[str, Any]:
+    """The session as PlaybackApi.OutputSerializer describes it (the OpenAPI schema), built directly:
+    every playback start goes through here, and the serializer costs a third of a millisecond
+    (bench/playback_session.py). tests/playback/test_api.py checks both give the same JSON."""
+    drm = session.drm
+    return {
+        "hls": session.hls_url,
+        "dash": session.dash_url,
+        "poster": session.poster_url,
+        "expires_at": _iso(session.expires_at),
+        "duration": session.duration,
+        "region": session.region,
+        "steering": session.steering_url,
+        "regions": [{"name": r.name, "hls": r.hls_url, "dash": r.dash_url} for r in session.regions],
+        "credentials": session.uses_cookies,
+        "drm": None
+        if drm is None
+        else {
+            "provider": drm.grant.provider,
+            "scheme": drm.scheme,
+            "key_ids": list(drm.key_ids),
+            "servers": dict(drm.grant.servers),
+            "headers": dict(drm.grant.headers),
+            "hls_key_url": drm.grant.hls_key_url,
+            "expires_at": _iso(datetime.fromtimestamp(drm.grant.expires_at, tz=UTC)),
+        },
+    }
 
 
 class PlaybackApi(APIView):
@@ -122,7 +156,7 @@ class PlaybackApi(APIView):
         except PlaybackNotReady as not_ready:
             return Response({"detail": not_ready.decision.reason}, status=status.HTTP_409_CONFLICT)
         # The URLs are this viewer's credentials: no shared cache may keep them.
-        response = Response(self.OutputSerializer(session).data, headers={"Cache-Control": "no-store"})
+        response = Response(session_as_json(session), headers={"Cache-Control": "no-store"})
         for cookie in session.cookies:
             # Session cookies (no Expires), as CloudFront advises: the policy inside carries the expiry.
             # SameSite=None so they also travel from an LMS iframe (Partitioned is added there).

@@ -1,34 +1,72 @@
 """Request throttles for the playback-session, license and key endpoints.
 
-DRF's sliding-window throttle, keyed by user (or client IP when anonymous), with its counters in the
-shared "throttle" cache (Redis) so every web process counts together, and rates from settings
-(THROTTLE_*). The plain Django views (license, key) use the same classes through ``throttle_refusal``.
+A sliding window per viewer (the user, or the client IP when anonymous): at most N requests in any
+period of the configured length (THROTTLE_* settings, DRF's "N/period" syntax). The counters live in
+Redis so every web process counts together.
+
+Why not DRF's SimpleRateThrottle: it reads the request history from the cache and writes it back,
+two round trips to Redis on every playback start, and two concurrent requests can both read the
+same history and each let themselves in. Here one MULTI/EXEC pipeline (one round trip, atomic)
+drops the expired entries, adds this request, and counts; a refused request takes its entry back,
+so refusals do not extend the wait (as with DRF). The window is a sorted set of request times.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import time
+import uuid
 
+import redis
 from django.conf import settings
-from django.core.cache import caches
 from django.http import HttpRequest, JsonResponse
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
+
+from config.env import parse_rate
+
+KEY_PREFIX = "throttle:"
 
 
-class _ViewerRateThrottle(SimpleRateThrottle):
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+class _ViewerRateThrottle(BaseThrottle):
+    scope = ""
     setting_name = ""
 
     def __init__(self) -> None:
-        self.cache = caches["throttle"]
-        super().__init__()
+        self._wait = 0.0
 
-    def get_rate(self) -> str:
-        return getattr(settings, self.setting_name)
-
-    def get_cache_key(self, request, view) -> str:  # type: ignore[no-untyped-def, override]
+    def key_for(self, request: HttpRequest) -> str:
         user = getattr(request, "user", None)
         ident = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{self.get_ident(request)}"
-        return f"{self.scope}:{ident}"
+        return f"{KEY_PREFIX}{self.scope}:{ident}"
+
+    def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def, override]
+        limit, window = parse_rate(getattr(settings, self.setting_name))
+        key = self.key_for(request)
+        now = time.time()
+        member = f"{now:.6f}:{uuid.uuid4().hex[:8]}"
+        client = _client(settings.REDIS_URL)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now - window)
+            pipe.zadd(key, {member: now})
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
+            pipe.expire(key, window + 1)
+            _, _, count, oldest, _ = pipe.execute()
+        if count <= limit:
+            return True
+        client.zrem(key, member)
+        oldest_at = oldest[0][1] if oldest else now
+        self._wait = max(0.0, oldest_at + window - now)
+        return False
+
+    def wait(self) -> float:
+        return self._wait
 
 
 class PlaybackSessionThrottle(_ViewerRateThrottle):
@@ -46,12 +84,19 @@ class KeyThrottle(_ViewerRateThrottle):
     setting_name = "THROTTLE_DRM_KEY"
 
 
+def throttles_clear() -> None:
+    """Forget every count (tests, and an operator lifting a mistaken lock-out)."""
+    client = _client(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{KEY_PREFIX}*"))
+    if keys:
+        client.delete(*keys)
+
+
 def throttle_refusal(throttle: _ViewerRateThrottle, request: HttpRequest) -> JsonResponse | None:
     """A 429 response when ``request`` is over the rate, else None (and the request is counted)."""
     if throttle.allow_request(request, None):
         return None
-    wait = throttle.wait()
     response = JsonResponse({"detail": "too many requests"}, status=429)
-    response["Retry-After"] = str(max(1, math.ceil(wait or 1)))
+    response["Retry-After"] = str(max(1, math.ceil(throttle.wait() or 1)))
     response["Cache-Control"] = "no-store"
     return response

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from courses.models import Enrollment
+from courses.models import Enrollment, Lesson
 from playback.access import Verdict, can_watch
 from tests.playback.conftest import World
 
@@ -156,3 +156,25 @@ def test_can_watch_after_an_lti_launch(world: World, situation: str, expected: t
     assert (decision.verdict, decision.reason) == expected
     assert [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")] == []
     assert not Enrollment.objects.filter(user=user).exists()
+
+
+@pytest.mark.parametrize("situation", list(LTI_CASES))
+def test_facts_fetched_with_the_lesson_match_the_separate_checks(world: World, situation: str) -> None:
+    """lesson_get(viewer=...) answers the three entitlement facts in one SQL expression; each must
+    equal the selector playback/access.py would otherwise ask."""
+    from courses import selectors
+
+    viewers = [_lti_grant(world, situation), world.learner, world.educator, world.stranger, world.staff]
+    other = Lesson.objects.create(course=world.course, title="Another", position=1)
+    for lesson in (world.lesson, other):
+        lesson = Lesson.objects.get(pk=lesson.pk)
+        for user in viewers:
+            fetched = selectors.lesson_get(public_id=lesson.public_id, viewer=user)
+            assert fetched is not None
+            expected = {
+                "viewer_teaches": selectors.user_teaches(user=user, course=lesson.course),
+                "viewer_enrolled": selectors.user_is_enrolled(user=user, course=lesson.course),
+                "viewer_launched": selectors.user_launched_lesson_from_lms(user=user, lesson=lesson),
+            }
+            for name, value in expected.items():
+                assert selectors.viewer_fact(lesson=fetched, user=user, name=name) is value, (situation, name)

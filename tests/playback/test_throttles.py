@@ -1,0 +1,73 @@
+"""The sliding-window throttle (playback/throttles.py) against the harness's Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+
+from playback import throttles
+
+
+@pytest.fixture(autouse=True)
+def _clean():  # type: ignore[no-untyped-def]
+    throttles.throttles_clear()
+    yield
+    throttles.throttles_clear()
+
+
+def _request(ip: str = "192.0.2.1"):  # type: ignore[no-untyped-def]
+    request = RequestFactory().post("/", REMOTE_ADDR=ip)
+    request.user = AnonymousUser()
+    return request
+
+
+def test_at_most_the_rate_in_any_window_and_refusals_do_not_count(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    settings.THROTTLE_DRM_KEY = "3/s"
+    clock = [1000.0]
+    monkeypatch.setattr(throttles.time, "time", lambda: clock[0])
+    throttle = throttles.KeyThrottle()
+    assert [throttle.allow_request(_request(), None) for _ in range(3)] == [True, True, True]
+    clock[0] += 0.5
+    assert throttle.allow_request(_request(), None) is False
+    assert throttle.wait() == pytest.approx(0.5)
+    assert throttle.allow_request(_request(), None) is False  # refusals do not push the window on
+    assert throttle.allow_request(_request("192.0.2.2"), None) is True  # counted per client
+    clock[0] += 0.51  # the first three left the window
+    assert [throttle.allow_request(_request(), None) for _ in range(4)] == [True, True, True, False]
+
+
+def test_concurrent_requests_never_exceed_the_rate(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.THROTTLE_PLAYBACK_SESSION = "20/min"
+    allowed: list[bool] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def client() -> None:
+        start.wait()
+        for _ in range(10):
+            verdict = throttles.PlaybackSessionThrottle().allow_request(_request(), None)
+            with lock:
+                allowed.append(verdict)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == 80
+    assert sum(allowed) == 20
+
+
+def test_refusal_response_says_when_to_retry(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.THROTTLE_DRM_LICENSE = "1/min"
+    throttle = throttles.LicenseThrottle()
+    assert throttles.throttle_refusal(throttle, _request()) is None
+    started = time.time()
+    refused = throttles.throttle_refusal(throttles.LicenseThrottle(), _request())
+    assert refused is not None and refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60 and time.time() - started < 5
+    assert refused["Cache-Control"] == "no-store"
