@@ -8,9 +8,10 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet, Value
-from django.db.models.expressions import RawSQL
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
+from courses import lesson_row
 from courses.lti.selectors import user_launched_lesson
 from courses.models import Course, Enrollment, Lesson, LessonState
 from media_pipeline import selectors as media_selectors
@@ -20,34 +21,33 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def lesson_get(*, public_id: uuid.UUID | str, viewer: User | None = None) -> Lesson | None:
-    """A lesson with its course and asset; with ``viewer``, also what playback/access.py needs to
-    know about that viewer (teaches, enrolled, launched from an LMS), in the same query, and the
-    regions holding its published version (media_pipeline.selectors), so that starting a playback
-    session costs one query after authentication."""
-    states_sql, states_params = media_selectors.published_replica_states_sql()
-    lessons = Lesson.objects.select_related("course", "asset").annotate(
-        **{media_selectors.PUBLISHED_REPLICA_STATES: RawSQL(states_sql, states_params)}
-    )
-    if viewer is not None and viewer.is_authenticated:
-        # One SQL expression for the three facts: the playback session runs this on every start, and
-        # three ORM subqueries cost more to build and compile than the database takes to answer them
-        # (bench/playback_session.py). The same conditions as user_teaches, user_is_enrolled and
-        # courses.lti.selectors.launch_grants_of; tests/playback/test_access.py checks them together.
-        lessons = lessons.annotate(
-            viewer_pk=Value(viewer.pk), viewer_facts=RawSQL(_viewer_facts_sql(), [viewer.pk] * 3)
-        )
+    """A lesson with its course and asset, in one query; with ``viewer``, also what playback/access.py
+    needs to know about that viewer (teaches, enrolled, launched from an LMS), and, for playback, the
+    state of its published version in every storage region (media_pipeline.selectors).
+
+    Starting a playback session runs this on every start. The query is written out once per process
+    (lesson_row.py) rather than compiled by the ORM on every call: compiling the three-model join
+    with its subqueries cost more than PostgreSQL took to answer it (bench/playback_session.py,
+    docs/adr/0012). tests/courses/test_lesson_row.py checks it against the ORM on PostgreSQL and SQLite.
+    """
     try:
-        lesson = lessons.get(public_id=public_id)
-    except (Lesson.DoesNotExist, ValueError):
+        key = Lesson._meta.get_field("public_id").to_python(public_id)
+    except ValidationError:
         return None
+    viewer_pk = viewer.pk if viewer is not None and viewer.is_authenticated else None
+    states_sql, states_params = media_selectors.published_replica_states_sql()
+    facts_sql, facts_params = (_viewer_facts_sql(), [viewer_pk] * 3) if viewer_pk is not None else ("NULL", [])
+    lesson = lesson_row.lesson_fetch(
+        public_id=key, extra={"viewer_facts": (facts_sql, facts_params), "replica_states": (states_sql, states_params)}
+    )
+    if lesson is None:
+        return None
+    extra = lesson_row.fetched_extra(lesson)
     if lesson.asset is not None:
-        setattr(
-            lesson.asset,
-            media_selectors.PUBLISHED_REPLICA_STATES,
-            getattr(lesson, media_selectors.PUBLISHED_REPLICA_STATES),
-        )
-    facts = getattr(lesson, "viewer_facts", None)
-    if facts is not None:
+        setattr(lesson.asset, media_selectors.PUBLISHED_REPLICA_STATES, extra["replica_states"])
+    if viewer_pk is not None:
+        facts = int(extra["viewer_facts"])
+        lesson.viewer_pk = viewer_pk  # type: ignore[attr-defined]
         lesson.viewer_teaches, lesson.viewer_enrolled, lesson.viewer_launched = (  # type: ignore[attr-defined]
             bool(facts & 1),
             bool(facts & 2),
