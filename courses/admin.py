@@ -20,8 +20,8 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from courses import selectors, services
-from courses.models import Course, Enrollment, Lesson
-from media_pipeline import uploads
+from courses.models import Course, Enrollment, Lesson, LessonCaption, TextTrackKind
+from media_pipeline import text_tracks, uploads
 
 
 def _is_educator(request: HttpRequest) -> bool:
@@ -163,6 +163,88 @@ class LessonAdminForm(forms.ModelForm):
         return video
 
 
+class LessonCaptionForm(forms.ModelForm):
+    """One caption language (SRT or WebVTT) or the chapters (WebVTT): converted and validated here, so
+    a bad file stops the whole save with its reason and nothing changes."""
+
+    file = forms.FileField(
+        required=False,
+        help_text="Captions: SRT or WebVTT, UTF-8. Chapters: WebVTT, one cue per chapter with its title.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".srt,.vtt,text/vtt"}),
+    )
+
+    class Meta:
+        model = LessonCaption
+        fields = ("kind", "language", "label")
+
+    def clean_language(self) -> str:
+        language = self.cleaned_data["language"].strip()
+        if not text_tracks.language_valid(language):
+            raise forms.ValidationError("Use a BCP 47 language code such as en, fr or pt-BR.")
+        return language
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("file")
+        if upload is None:
+            if self.instance.pk is None:
+                self.add_error("file", "Choose a caption file.")
+            return data
+        lesson = self.instance.lesson if self.instance.lesson_id else None
+        duration = lesson.duration_seconds if lesson is not None else None
+        chapters = data.get("kind") == TextTrackKind.CHAPTERS
+        convert = text_tracks.chapters_to_vtt if chapters else text_tracks.captions_to_vtt
+        try:
+            vtt = convert(upload.read(text_tracks.MAX_BYTES + 1), duration=duration)
+        except text_tracks.TextTrackInvalid as exc:
+            self.add_error("file", f"{upload.name}: {exc}.")
+            return data
+        self.instance.vtt = vtt
+        self.instance.source_name = upload.name[:255]
+        return data
+
+
+class LessonCaptionFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        seen: set[tuple[str, str]] = set()
+        chapters = 0
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or not form.cleaned_data or form.cleaned_data.get("DELETE"):
+                continue
+            kind, language = form.cleaned_data.get("kind"), form.cleaned_data.get("language", "").lower()
+            if (kind, language) in seen:
+                raise forms.ValidationError(f"Two {kind} files for the language {language}.")
+            seen.add((kind, language))
+            chapters += kind == TextTrackKind.CHAPTERS
+        if chapters > 1:
+            raise forms.ValidationError("A lesson has one chapters file.")
+
+
+class LessonCaptionInline(admin.TabularInline):
+    model = LessonCaption
+    form = LessonCaptionForm
+    formset = LessonCaptionFormSet
+    fields = ("kind", "language", "label", "file", "source_name")
+    readonly_fields = ("source_name",)
+    extra = 0
+    verbose_name = "caption or chapters file"
+    verbose_name_plural = "Captions and chapters (a change publishes a new version of the video, without re-encoding)"
+
+    # The parent LessonAdmin already limits which lessons an educator can open.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_educator(request)
+
+
 @admin.register(Lesson)
 class LessonAdmin(EducatorScopedAdmin):
     form = LessonAdminForm
@@ -172,6 +254,13 @@ class LessonAdmin(EducatorScopedAdmin):
     readonly_fields = ("public_id", "processing_state", "failure_reason", "duration", "storage_regions")
     list_select_related = ("course", "asset")
     change_form_template = "admin/courses/lesson/change_form.html"
+    inlines = [LessonCaptionInline]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if any(formset.model is LessonCaption and formset.has_changed() for formset in formsets):
+            if services.lesson_text_tracks_sync(lesson=form.instance):
+                messages.info(request, "Captions changed: a new version of the video is being published.")
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)

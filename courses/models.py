@@ -81,6 +81,37 @@ class Lesson(models.Model):
         return self.asset.status if self.asset else "no video"
 
 
+class TextTrackKind(models.TextChoices):
+    CAPTIONS = "subtitles", "Captions"
+    CHAPTERS = "chapters", "Chapters"
+
+
+class LessonCaption(models.Model):
+    """Captions in one language, or the chapter list, of a lesson; stored as validated WebVTT
+    (courses.services.lesson_text_tracks_sync hands them to the media pipeline)."""
+
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="captions")
+    kind = models.CharField(max_length=16, choices=TextTrackKind.choices, default=TextTrackKind.CAPTIONS)
+    language = models.CharField(max_length=35, help_text="BCP 47 language code, e.g. en, fr, pt-BR.")
+    label = models.CharField(max_length=80, help_text="Shown in the player's caption menu, e.g. English.")
+    vtt = models.TextField(editable=False)
+    source_name = models.CharField(max_length=255, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["lesson", "kind", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=TextTrackKind.values), name="caption_kind_valid"),
+            models.UniqueConstraint(fields=["lesson", "kind", "language"], name="caption_one_per_language"),
+            models.UniqueConstraint(
+                fields=["lesson"], condition=models.Q(kind="chapters"), name="caption_one_chapters_per_lesson"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.language} of {self.lesson}"
+
+
 class Enrollment(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments")
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")

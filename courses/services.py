@@ -11,10 +11,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from courses import progress
-from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
+from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonProgress, LessonState
 from media_pipeline import services as media_services
 from media_pipeline import tus, uploads
 from media_pipeline.models import ResumableUpload
+from media_pipeline.text_tracks import TextTrack
 
 
 def enrollment_create(*, user: AbstractBaseUser, course: Course) -> Enrollment:
@@ -79,7 +80,9 @@ def _lesson_with_asset(lesson: Lesson) -> Lesson:
     lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
     if lesson.asset is None:
         # The asset starts with the lesson's protection, so every upload path (form, tus) encrypts it.
-        lesson.asset = media_services.asset_create(key_prefix=f"lessons/{lesson.public_id}", protected=lesson.protected)
+        lesson.asset = media_services.asset_create(
+            key_prefix=f"lessons/{lesson.public_id}", protected=lesson.protected, text_tracks=_text_tracks(lesson)
+        )
         lesson.save(update_fields=["asset"])
     return lesson
 
@@ -102,6 +105,23 @@ def lesson_set_protected(*, lesson: Lesson, protected: bool) -> bool:
     if lesson.asset is None:
         return False
     return media_services.asset_set_protected(asset=lesson.asset, protected=protected)
+
+
+def _text_tracks(lesson: Lesson) -> list[TextTrack]:
+    return [
+        TextTrack(kind=row.kind, language=row.language, label=row.label, vtt=row.vtt)
+        for row in LessonCaption.objects.filter(lesson=lesson).order_by("kind", "id")
+    ]
+
+
+@transaction.atomic
+def lesson_text_tracks_sync(*, lesson: Lesson) -> bool:
+    """Hand the lesson's captions and chapters (as saved) to its video; True when a new version is
+    being built for them. Called after the educator saved them; the captions were validated then."""
+    lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
+    if lesson.asset is None:
+        return False  # the video, when it comes, starts with them (_lesson_with_asset)
+    return media_services.asset_set_text_tracks(asset=lesson.asset, tracks=_text_tracks(lesson))
 
 
 class ProgressUnavailable(Exception):

@@ -9,6 +9,9 @@ from __future__ import annotations
 HLS_MASTER = "master.m3u8"
 DASH_MANIFEST = "manifest.mpd"
 POSTER = "poster.jpg"
+# Scrub previews: a sprite of small frames and the WebVTT track naming a tile per time range.
+STORYBOARD_SPRITE = "storyboard.jpg"
+STORYBOARD_TRACK = "storyboard.vtt"
 
 
 def source_key(*, asset_public_id: str, upload_id: str) -> str:

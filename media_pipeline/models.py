@@ -53,6 +53,13 @@ class MediaAsset(models.Model):
     # Key id of the published version when it is encrypted (its ContentKey), set by the publish flip:
     # playback learns whether to hand out DRM information without another query.
     published_kid = models.UUIDField(null=True, blank=True)
+    # Captions and chapters the versions built from now on carry (media_pipeline.text_tracks.TextTrack
+    # dicts), set by the owner (courses). A change publishes a version derived from the current one.
+    text_tracks = models.JSONField(default=list, blank=True)
+    # What the published version holds besides the streams (storyboard, chapters, captions: file names),
+    # copied from its index by the publish flip, so playback needs no storage read. Empty for versions
+    # published before storyboards existed.
+    published_extras = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

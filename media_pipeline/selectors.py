@@ -22,6 +22,8 @@ class PlaybackInfo(TypedDict):
     regions: list[str]
     # Key id (32 hex digits) when the published version is encrypted, else None.
     kid: str | None
+    # Storyboard, chapters and captions of the published version (file names); {} for older versions.
+    extras: dict
 
 
 def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
@@ -41,6 +43,7 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
         duration=asset.duration_seconds,
         regions=asset_complete_regions(asset=asset),
         kid=asset.published_kid.hex if asset.published_kid else None,
+        extras=asset.published_extras or {},
     )
     return asset._playback_info  # type: ignore[attr-defined]
 

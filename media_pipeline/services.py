@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from media_pipeline import content_keys, layout, replication, storage
+from media_pipeline import content_keys, extras, layout, replication, storage
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
     ToolFailed,
@@ -38,6 +38,7 @@ from media_pipeline.metrics import ASSET_FAILURES
 from media_pipeline.models import AssetStatus, ContentKey, MediaAsset
 from media_pipeline.packager import Encryption, hls_playlist_for_clearkey, package_command, write_key_flag_file
 from media_pipeline.probe import probe_file
+from media_pipeline.text_tracks import TextTrack, tracks_digest
 
 logger = logging.getLogger(__name__)
 asset_delete = replication.asset_delete
@@ -53,8 +54,12 @@ class EmptyUpload(InputRejected):
 # --- Upload ---------------------------------------------------------------------------------------
 
 
-def asset_create(*, key_prefix: str, protected: bool = False) -> MediaAsset:
-    return MediaAsset.objects.create(key_prefix=key_prefix.strip("/"), protected=protected)
+def asset_create(*, key_prefix: str, protected: bool = False, text_tracks: list[TextTrack] | None = None) -> MediaAsset:
+    return MediaAsset.objects.create(
+        key_prefix=key_prefix.strip("/"),
+        protected=protected,
+        text_tracks=[track.as_dict() for track in text_tracks or []],
+    )
 
 
 def asset_upload_source(
@@ -119,6 +124,40 @@ def asset_set_protected(*, asset: MediaAsset, protected: bool) -> bool:
     asset.refresh_from_db()
     if rebuild:
         asset_id = asset.pk
+        transaction.on_commit(lambda: _enqueue("transcode_asset", asset_id))
+    return bool(rebuild)
+
+
+def asset_set_text_tracks(*, asset: MediaAsset, tracks: list[TextTrack]) -> bool:
+    """Give the asset's versions these captions and chapters; True when a new version is being built.
+
+    A published version is immutable (ADR 0002), so a change builds the next version; while only text
+    tracks differ, that version copies the published one's segments instead of encoding (see
+    _derive_version and docs/adr/0012-text-tracks-by-derived-versions.md). An asset still in the
+    pipeline picks the tracks up when its manifests are written; should they change after that, the
+    publish step notices and derives once more.
+    """
+    wanted = [track.as_dict() for track in tracks]
+    changed = MediaAsset.objects.filter(pk=asset.pk).exclude(text_tracks=wanted).update(text_tracks=wanted)
+    if not changed:
+        asset.refresh_from_db()
+        return False
+    rebuilding = _rebuild_for_text_tracks(asset.pk)
+    asset.refresh_from_db()
+    return rebuilding
+
+
+def _rebuild_for_text_tracks(asset_id: int) -> bool:
+    rebuild = MediaAsset.objects.filter(
+        pk=asset_id, status__in=[AssetStatus.READY, AssetStatus.FAILED], probe__has_key="duration"
+    ).update(
+        status=AssetStatus.PROBED,
+        failure_reason="",
+        progress=0,
+        building_version=F("building_version") + 1,
+        updated_at=timezone.now(),
+    )
+    if rebuild:
         transaction.on_commit(lambda: _enqueue("transcode_asset", asset_id))
     return bool(rebuild)
 
@@ -231,7 +270,11 @@ def asset_transcode(*, asset_id: int) -> None:
     prefix = asset.version_prefix(asset.building_version)
     if not _index_complete(prefix):
         try:
-            _build_version(asset, prefix)
+            reusable = _reusable_published_prefix(asset)
+            if reusable is not None:
+                _derive_version(asset, source_prefix=reusable, prefix=prefix)
+            else:
+                _build_version(asset, prefix)
         except ToolFailed as exc:
             _fail(asset, in_state=AssetStatus.TRANSCODING, reason=f"encoding failed: {exc}")
             return
@@ -300,7 +343,49 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             ),
             timeout=120,
         )
-        _upload_version(out, prefix)
+        extras.write_storyboard(encoded=encoded, out=out, rungs=rungs, duration=float(probe["duration"]))
+        extras.write_text_tracks(out=out, tracks=extras.tracks_of(asset.text_tracks), duration=float(probe["duration"]))
+        _upload_version(out, prefix, meta=_version_meta(asset))
+
+
+def _version_meta(asset: MediaAsset) -> dict[str, object]:
+    fingerprint = extras.media_fingerprint(source_key=asset.source_key, ladder=asset.ladder, protected=asset.protected)
+    return extras.version_meta(fingerprint=fingerprint, asset_tracks=asset.text_tracks, has_storyboard=True)
+
+
+def _reusable_published_prefix(asset: MediaAsset) -> str | None:
+    """The published version's prefix when its segments are what this build would encode again (same
+    source, ladder and protection: only text tracks changed). Encrypted versions are always encoded:
+    a content key belongs to one version (ContentKey), and sharing one is not worth a caption."""
+    if asset.published_version is None or asset.protected or asset.published_kid is not None:
+        return None
+    prefix = asset.version_prefix(asset.published_version)
+    meta = _read_meta(prefix)
+    if meta.get("media") != _version_meta(asset)["media"] or "storyboard" not in meta.get("extras", {}):
+        return None
+    return prefix
+
+
+def _derive_version(asset: MediaAsset, *, source_prefix: str, prefix: str) -> None:
+    """A new version that differs from the published one only in its text tracks: every segment, init
+    segment, media playlist, poster and storyboard copied inside storage (no download, no encode), the
+    two manifests and the text tracks written afresh."""
+    index = _read_index(source_prefix) or {}
+    copied: dict[str, dict[str, object]] = {}
+    with _work_dir() as tmp:
+        out = Path(tmp) / "out"
+        out.mkdir()
+        for name, meta in index.items():
+            if extras.is_text_track_file(name):
+                continue
+            storage.copy(source_key=source_prefix + name, target_key=prefix + name)
+            copied[name] = meta
+        for name in (layout.HLS_MASTER, layout.DASH_MANIFEST):
+            storage.download(key=source_prefix + name, target=out / name)
+        extras.write_text_tracks(
+            out=out, tracks=extras.tracks_of(asset.text_tracks), duration=float(asset.probe["duration"])
+        )
+        _upload_version(out, prefix, meta=_version_meta(asset), copied=copied)
 
 
 def _content_key_for(asset: MediaAsset, *, version: int) -> content_keys.ContentKeyMaterial:
@@ -350,16 +435,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _upload_version(out: Path, prefix: str) -> None:
-    """Upload every file, then the index last: an index means the version is complete."""
-    index: dict[str, dict[str, object]] = {}
+def _upload_version(
+    out: Path,
+    prefix: str,
+    *,
+    meta: dict[str, object] | None = None,
+    copied: dict[str, dict[str, object]] | None = None,
+) -> None:
+    """Upload every file, then the index last: an index means the version is complete. ``copied``
+    lists objects already placed under ``prefix`` (with their index entries); ``meta`` goes in the index."""
+    index: dict[str, dict[str, object]] = dict(copied or {})
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         name = path.relative_to(out).as_posix()
         digest = _sha256(path)
         storage.save_file(key=prefix + name, source=path, sha256=digest)
         index[name] = {"size": path.stat().st_size, "sha256": digest}
     index_path = out.parent / INDEX_NAME
-    index_path.write_text(json.dumps({"files": index}, indent=1, sort_keys=True))
+    body: dict[str, object] = {"files": index} if meta is None else {"files": index, "meta": meta}
+    index_path.write_text(json.dumps(body, indent=1, sort_keys=True))
     storage.save_file(key=prefix + INDEX_NAME, source=index_path, sha256=_sha256(index_path))
 
 
@@ -367,6 +460,13 @@ def _read_index(prefix: str) -> dict[str, dict[str, object]] | None:
     if not storage.exists(prefix + INDEX_NAME):
         return None
     return json.loads(storage.read_bytes(prefix + INDEX_NAME))["files"]
+
+
+def _read_meta(prefix: str) -> dict:
+    """The index's description of the version (media fingerprint, text tracks, extras); {} when older."""
+    if not storage.exists(prefix + INDEX_NAME):
+        return {}
+    return json.loads(storage.read_bytes(prefix + INDEX_NAME)).get("meta", {})
 
 
 def _index_complete(prefix: str) -> bool:
@@ -385,7 +485,9 @@ def asset_publish(*, asset_id: int) -> None:
     version = asset.building_version
     prefix = asset.version_prefix(version)
     index = _read_index(prefix) or {}
-    required = {layout.HLS_MASTER, layout.DASH_MANIFEST, layout.POSTER}
+    required = {
+        layout.HLS_MASTER, layout.DASH_MANIFEST, layout.POSTER, layout.STORYBOARD_SPRITE, layout.STORYBOARD_TRACK
+    }  # fmt: skip
     missing = sorted(required - index.keys()) + sorted(
         name
         for name, meta in index.items()
@@ -397,12 +499,14 @@ def asset_publish(*, asset_id: int) -> None:
     # The one flip: from here on players are given the new version's URLs. The same transaction
     # records the version per region (complete in the primary) and retires the one it replaces.
     kid = ContentKey.objects.filter(asset=asset, version=version).values_list("kid", flat=True).first()
+    meta = _read_meta(prefix)
     with transaction.atomic():
         current = MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODED, building_version=version)
         flipped = current.update(
             status=AssetStatus.READY,
             published_version=version,
             published_kid=kid,
+            published_extras=meta.get("extras", {}),
             published_at=timezone.now(),
             progress=100,
             updated_at=timezone.now(),
@@ -411,6 +515,14 @@ def asset_publish(*, asset_id: int) -> None:
             replication.replicas_record_published(
                 asset=asset, version=version, previous_version=asset.published_version
             )
+            _text_tracks_catch_up(asset.pk, published_digest=meta.get("text_tracks"))
+
+
+def _text_tracks_catch_up(asset_id: int, *, published_digest: object) -> None:
+    """Captions changed while the version just published was being built: derive one more."""
+    wanted = MediaAsset.objects.filter(pk=asset_id).values_list("text_tracks", flat=True).first()
+    if wanted is not None and tracks_digest(wanted) != published_digest:
+        _rebuild_for_text_tracks(asset_id)
 
 
 def asset_wait(*, asset_id: int, timeout: float, poll_seconds: float = 0.5) -> MediaAsset:
@@ -430,6 +542,7 @@ __all__ = [
     "asset_create",
     "asset_upload_source",
     "asset_set_protected",
+    "asset_set_text_tracks",
     "asset_probe",
     "asset_transcode",
     "asset_publish",

@@ -114,6 +114,20 @@ def download(*, key: str, target: Path) -> None:
     client.download_file(bucket, key, str(target))
 
 
+def copy(*, source_key: str, target_key: str) -> None:
+    """Copy one object inside the primary storage without passing its bytes through this process
+    (S3 CopyObject, multipart for large objects; the content type and metadata go with it)."""
+    if _is_local():
+        target = local_path(target_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(local_path(source_key), tmp)
+        tmp.replace(target)
+        return
+    client, bucket = _s3_client_and_bucket()
+    client.copy({"Bucket": bucket, "Key": source_key}, bucket, target_key)
+
+
 def exists(key: str) -> bool:
     return default_storage.exists(key)
 

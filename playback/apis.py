@@ -93,6 +93,15 @@ def session_as_json(session: PlaybackSession) -> dict[str, Any]:
     }
 
 
+class _CaptionSerializer(serializers.Serializer):
+    language = serializers.CharField(help_text="BCP 47 language code")
+    label = serializers.CharField()
+    url = serializers.CharField(help_text="WebVTT file")
+
+    class Meta:
+        ref_name = "PlaybackCaption"
+
+
 class PlaybackApi(APIView):
     # Public lessons play for anonymous viewers: playback/access.py decides, not authentication.
     permission_classes = [AllowAny]
@@ -118,6 +127,11 @@ class PlaybackApi(APIView):
             "fetch them with credentials (XHR withCredentials)",
         )
         drm = _DrmSerializer(allow_null=True, help_text="License information when the video is encrypted, else null")
+        storyboard = serializers.CharField(
+            source="storyboard_url", help_text="WebVTT thumbnails track (sprite#xywh=...); empty if none"
+        )
+        chapters = serializers.CharField(source="chapters_url", help_text="WebVTT chapters; empty if none")
+        captions = _CaptionSerializer(many=True, help_text="Caption files (also listed in both manifests)")
 
         class Meta:
             ref_name = "PlaybackSession"

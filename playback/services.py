@@ -48,6 +48,13 @@ class RegionUrls:
 
 
 @dataclass(frozen=True)
+class CaptionUrl:
+    language: str
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
 class PlaybackSession:
     hls_url: str
     dash_url: str
@@ -65,6 +72,11 @@ class PlaybackSession:
     cookies: tuple[SignedCookie, ...] = ()
     # For an encrypted version: where and how the player obtains licenses (docs/adr/0008).
     drm: DrmInfo | None = None
+    # Scrub previews and chapters (WebVTT; empty when the version has none) and the caption files the
+    # manifests also carry, for players that side-load them.
+    storyboard_url: str = ""
+    chapters_url: str = ""
+    captions: tuple[CaptionUrl, ...] = ()
 
     @property
     def uses_cookies(self) -> bool:
@@ -130,6 +142,7 @@ def playback_session_create(
         dash_url=dash_url,
         steering_url=steering_url,
         poster_url=bases[0] + info["poster"],
+        **_extras_urls(base=bases[0], extras=info["extras"]),
         expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
         region=regions[0].name,
@@ -141,6 +154,17 @@ def playback_session_create(
 
 
 STEERING_NAME = "steering.json"
+
+
+def _extras_urls(*, base: str, extras: dict) -> dict[str, object]:
+    return {
+        "storyboard_url": base + extras["storyboard"] if extras.get("storyboard") else "",
+        "chapters_url": base + extras["chapters"] if extras.get("chapters") else "",
+        "captions": tuple(
+            CaptionUrl(language=item["language"], label=item["label"], url=base + item["file"])
+            for item in extras.get("captions", [])
+        ),
+    }
 
 
 def _steer_base(*, prefix: str, expires_at: int, binding: Binding) -> str:
