@@ -282,6 +282,7 @@
       };
       hls.on(window.Hls.Events.LEVEL_SWITCHED, function () { if (started) state.reportRendition(); });
       hls.on(window.Hls.Events.FRAG_LOADED, function (_event, data) { state.pathway = pathwayOf(data.frag.url); });
+      if (window.lessonPlayerExtras) window.lessonPlayerExtras.hlsCaptions(hls, window.Hls);
       hls.loadSource(url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
@@ -325,6 +326,7 @@
     state.reportRendition = reportVariant;
     player.addEventListener("adaptation", reportVariant);
     player.addEventListener("variantchanged", reportVariant);
+    if (window.lessonPlayerExtras) window.lessonPlayerExtras.shakaCaptions(player);
     player.addEventListener("error", function (event) {
       const error = event.detail;
       const text = "shaka " + error.code;
@@ -369,7 +371,26 @@
     const manifest = absolute(engine === "shaka" ? result.body.dash : result.body.hls);
     sessions.push(basesOf(result.body));
     scheduleRenewal(result.body);
+    startExtras(result.body);
     if (engine === "shaka") await playShaka(manifest); else playHls(manifest);
+  }
+
+  // --- Storyboard previews and chapters (static/js/player-extras.js); a failure never stops playback.
+  function startExtras(session) {
+    const extras = window.lessonPlayerExtras;
+    if (!extras) return;
+    const options = { credentials: Boolean(session.credentials) };
+    state.extras = { storyboard: null, chapters: null };
+    if (session.storyboard) {
+      extras.storyboard(video, absolute(session.storyboard), options)
+        .then(function (tiles) { state.extras.storyboard = tiles ? tiles.length : 0; })
+        .catch(function (error) { state.errors.push("storyboard: " + error); });
+    }
+    if (session.chapters) {
+      extras.chapters(video, absolute(session.chapters), options)
+        .then(function (cues) { state.extras.chapters = cues ? cues.length : 0; })
+        .catch(function (error) { state.errors.push("chapters: " + error); });
+    }
   }
 
   start().catch(function (error) { fatal(String(error)); });

@@ -46,7 +46,12 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
         "steering",
         "credentials",
         "drm",
+        "storyboard",
+        "chapters",
+        "captions",
     }
+    # A version published before storyboards (no extras recorded) still plays, without them.
+    assert (body["storyboard"], body["chapters"], body["captions"]) == ("", "", [])
     assert body["credentials"] is False  # path tokens: no cookies to send
     token = body["hls"].split("/")[2]
     # One storage region (the default): the version is served from it and nowhere else.
@@ -63,6 +68,23 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
     secret = settings.PLAYBACK_TOKEN_SECRET.encode()
     segment = world.prefix + "video_360p/1.m4s"
     assert token_verify(secret=secret, token=token, path_key=segment, now=before) is TokenResult.OK
+
+
+def test_storyboard_chapters_and_captions_of_the_published_version_are_signed_like_the_manifests(
+    world: World,
+) -> None:
+    world.asset.published_extras = {
+        "storyboard": "storyboard.vtt",
+        "chapters": "chapters.vtt",
+        "captions": [{"language": "pt-BR", "label": "Portugu\u00eas", "file": "subs_pt-br.vtt"}],
+    }
+    world.asset.save(update_fields=["published_extras"])
+    body = _post(world, world.learner).json()
+    base = body["hls"].removesuffix("master.m3u8")
+    assert base.endswith(f"/{world.prefix}")
+    assert body["storyboard"] == base + "storyboard.vtt"
+    assert body["chapters"] == base + "chapters.vtt"
+    assert body["captions"] == [{"language": "pt-BR", "label": "Portugu\u00eas", "url": base + "subs_pt-br.vtt"}]
 
 
 @pytest.mark.parametrize("role", ["educator", "admin"])
