@@ -187,7 +187,7 @@ class LessonCaptionForm(forms.ModelForm):
         data = super().clean()
         upload = data.get("file")
         if upload is None:
-            if self.instance.pk is None:
+            if self.instance.pk is None and "file" not in self.errors:
                 self.add_error("file", "Choose a caption file.")
             return data
         lesson = self.instance.lesson if self.instance.lesson_id else None

@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from courses.models import Course, Lesson
+from courses.models import Course, Lesson, LessonCaption
 from media_pipeline import storage, uploads
 from media_pipeline.models import AssetStatus, MediaAsset
 
@@ -219,3 +219,97 @@ def test_educator_protects_a_lesson_and_its_video_is_rebuilt_encrypted(
     with django_capture_on_commit_callbacks() as callbacks:
         _client(educator).post(f"/admin/courses/lesson/{lesson.pk}/change/", {**form, "protected": "on"})
     assert callbacks == [] and MediaAsset.objects.get(pk=lesson.asset_id).building_version == 2
+
+
+def _caption_form(lesson: Lesson, rows: list[dict[str, object]], *, initial: int = 0) -> dict[str, object]:
+    """The lesson change form with its captions inline (Django's formset fields)."""
+    data: dict[str, object] = {
+        "course": lesson.course_id, "title": lesson.title, "description": "", "state": "published", "position": 0,
+        "captions-TOTAL_FORMS": len(rows), "captions-INITIAL_FORMS": initial,
+        "captions-MIN_NUM_FORMS": 0, "captions-MAX_NUM_FORMS": 1000,
+    }  # fmt: skip
+    for index, row in enumerate(rows):
+        data.update({f"captions-{index}-{key}": value for key, value in row.items()})
+    return data
+
+
+SRT = b"1\r\n00:00:01,000 --> 00:00:02,500\r\nHello\r\n"
+
+
+def test_educator_adds_captions_and_a_published_video_gets_a_new_version(
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
+) -> None:
+    mine, _ = courses
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/captions", status=AssetStatus.READY, published_version=1, building_version=1,
+        probe={"duration": 6.0}, duration_seconds=6.0,
+    )  # fmt: skip
+    lesson = Lesson.objects.create(course=mine, title="Optics", asset=asset)
+    rows = [
+        {"kind": "subtitles", "language": "en", "label": "English", "file": SimpleUploadedFile("en.srt", SRT)},
+        {"kind": "chapters", "language": "en", "label": "Chapters",
+         "file": SimpleUploadedFile("ch.vtt", b"WEBVTT\n\n00:00.000 --> 00:06.000\nAll\n")},
+    ]  # fmt: skip
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _client(educator).post(f"/admin/courses/lesson/{lesson.pk}/change/", _caption_form(lesson, rows))
+    assert response.status_code == 302
+    captions = list(LessonCaption.objects.filter(lesson=lesson).order_by("kind").values_list("kind", "source_name"))
+    assert captions == [("chapters", "ch.vtt"), ("subtitles", "en.srt")]
+    assert LessonCaption.objects.get(kind="subtitles").vtt == "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello\n"
+    asset.refresh_from_db()
+    assert [(t["kind"], t["language"], t["label"]) for t in asset.text_tracks] == [
+        ("chapters", "en", "Chapters"), ("subtitles", "en", "English")
+    ]  # fmt: skip
+    assert (asset.status, asset.building_version, asset.published_version) == (AssetStatus.PROBED, 2, 1)
+    assert len(callbacks) == 1  # the (derived) version 2, after commit
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "error"),
+    [
+        ("en.srt", b"", "The submitted file is empty."),
+        ("en.srt", b"\r\n \n", "en.srt: the file is empty."),
+        (
+            "en.srt",
+            "1\n00:00:01,000 --> 00:00:02,000\nd\u00e9j\u00e0\n".encode("cp1252"),
+            "en.srt: the file is not UTF-8",
+        ),
+        ("en.srt", b"1\n00:00:01,000 --> 00:00:09,000\nLate\n", "en.srt: cue 1 ends at 00:00:09.000, after the end"),
+        ("en.vtt", b"WEBVTT\n\nHello there\n", "en.vtt: line 3: expected a timing line"),
+    ],
+)
+def test_a_bad_caption_file_is_refused_with_its_reason_and_nothing_changes(
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks, name: str, data: bytes,
+    error: str,
+) -> None:  # fmt: skip
+    mine, _ = courses
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/bad-captions", status=AssetStatus.READY, published_version=1, building_version=1,
+        probe={"duration": 6.0}, duration_seconds=6.0,
+    )  # fmt: skip
+    lesson = Lesson.objects.create(course=mine, title="Optics", asset=asset)
+    rows = [
+        {"kind": "subtitles", "language": "fr", "label": "Fran\u00e7ais", "file": SimpleUploadedFile("fr.srt", SRT)},
+        {"kind": "subtitles", "language": "en", "label": "English", "file": SimpleUploadedFile(name, data)},
+    ]
+    form = _caption_form(lesson, rows)
+    form["title"] = "Renamed"
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _client(educator).post(f"/admin/courses/lesson/{lesson.pk}/change/", form)
+    assert response.status_code == 200  # the form again, with the reason
+    assert error in response.content.decode()
+    assert callbacks == []
+    assert LessonCaption.objects.count() == 0
+    lesson.refresh_from_db()
+    asset.refresh_from_db()
+    assert (lesson.title, asset.text_tracks, asset.building_version) == ("Optics", [], 1)
+
+
+def test_caption_language_codes_are_checked(educator: User, courses: tuple[Course, Course]) -> None:
+    mine, _ = courses
+    lesson = Lesson.objects.create(course=mine, title="Optics")
+    rows = [{"kind": "subtitles", "language": "english", "label": "English", "file": SimpleUploadedFile("e.srt", SRT)}]
+    response = _client(educator).post(f"/admin/courses/lesson/{lesson.pk}/change/", _caption_form(lesson, rows))
+    assert response.status_code == 200
+    assert "Use a BCP 47 language code such as en, fr or pt-BR." in response.content.decode()
+    assert LessonCaption.objects.count() == 0
