@@ -39,6 +39,8 @@ def tracks_of(asset_tracks: list[dict[str, str]]) -> list[TextTrack]:
 
 def write_storyboard(*, encoded: Path, out: Path, rungs: list[Rung], duration: float) -> None:
     """The sprite and its WebVTT track, from the smallest rung (already oriented, square pixels)."""
+    if not rungs:
+        return  # nothing to look at (a sound-only version)
     smallest = min(rungs, key=lambda rung: rung.width * rung.height)
     board = storyboard.plan_storyboard(duration=duration, width=smallest.width, height=smallest.height)
     run_tool(

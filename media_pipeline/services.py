@@ -350,7 +350,9 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
 
 def _version_meta(asset: MediaAsset) -> dict[str, object]:
     fingerprint = extras.media_fingerprint(source_key=asset.source_key, ladder=asset.ladder, protected=asset.protected)
-    return extras.version_meta(fingerprint=fingerprint, asset_tracks=asset.text_tracks, has_storyboard=True)
+    return extras.version_meta(
+        fingerprint=fingerprint, asset_tracks=asset.text_tracks, has_storyboard=bool(asset.ladder)
+    )
 
 
 def _reusable_published_prefix(asset: MediaAsset) -> str | None:
@@ -485,9 +487,9 @@ def asset_publish(*, asset_id: int) -> None:
     version = asset.building_version
     prefix = asset.version_prefix(version)
     index = _read_index(prefix) or {}
-    required = {
-        layout.HLS_MASTER, layout.DASH_MANIFEST, layout.POSTER, layout.STORYBOARD_SPRITE, layout.STORYBOARD_TRACK
-    }  # fmt: skip
+    required = {layout.HLS_MASTER, layout.DASH_MANIFEST, layout.POSTER}
+    if asset.ladder:  # every version with pictures has scrub previews
+        required |= {layout.STORYBOARD_SPRITE, layout.STORYBOARD_TRACK}
     missing = sorted(required - index.keys()) + sorted(
         name
         for name, meta in index.items()
