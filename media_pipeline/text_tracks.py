@@ -282,10 +282,12 @@ def hls_master_with_subtitles(master: str, tracks: list[TextTrack]) -> str:
     for line in lines:
         if line.startswith("#EXT-X-STREAM-INF:"):
             if captions and not added:
-                for index, track in enumerate(captions):
+                # DEFAULT=NO: captions start off in every player (Shaka shows none unless asked either);
+                # the learner picks a language from the menu.
+                for track in captions:
                     out.append(
                         f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{HLS_GROUP}",NAME="{_hls_quoted(track.label)}",'
-                        f'LANGUAGE="{track.language}",DEFAULT={"YES" if index == 0 else "NO"},AUTOSELECT=YES,'
+                        f'LANGUAGE="{track.language}",DEFAULT=NO,AUTOSELECT=YES,'
                         f'FORCED=NO,URI="{track.playlist_name}"'
                     )
                 added = True

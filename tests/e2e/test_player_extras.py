@@ -82,6 +82,7 @@ def test_captions_storyboard_and_chapters_in_hls_js_and_shaka_player(
         options = page.eval_on_selector_all("#player-captions option", "els => els.map(e => [e.textContent, e.lang])")
         assert options == [["Off", ""], ["English", "en"], ["Fran\u00e7ais", "fr"]], engine
         assert page.is_visible("#player-captions")
+        assert page.input_value("#player-captions") == "", engine  # captions start off in both engines
 
         page.select_option("#player-captions", label="Fran\u00e7ais")
         page.evaluate("v => { const el = document.getElementById('lesson-video'); el.pause(); el.currentTime = v; }", 2)

@@ -76,7 +76,7 @@ def test_a_lesson_with_captions_and_chapters_is_published_with_them_in_both_mani
     assert hls_master_problems(master) == []
     subtitles = [attributes(line) for line in master.splitlines() if "TYPE=SUBTITLES" in line]
     assert [(s["LANGUAGE"], s["NAME"], s["URI"], s["DEFAULT"]) for s in subtitles] == [
-        ("en", "English", "subs_en.m3u8", "YES"),
+        ("en", "English", "subs_en.m3u8", "NO"),
         ("fr", "Fran\u00e7ais", "subs_fr.m3u8", "NO"),
     ]
     variants = [attributes(line) for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]

@@ -117,7 +117,7 @@ def test_hls_master_gets_a_subtitles_group_named_by_every_variant() -> None:
     assert hls_master_problems(master) == []
     media = [attributes(line) for line in master.splitlines() if "TYPE=SUBTITLES" in line]
     assert media == [
-        {"TYPE": "SUBTITLES", "GROUP-ID": "subs", "NAME": "English", "LANGUAGE": "en", "DEFAULT": "YES",
+        {"TYPE": "SUBTITLES", "GROUP-ID": "subs", "NAME": "English", "LANGUAGE": "en", "DEFAULT": "NO",
          "AUTOSELECT": "YES", "FORCED": "NO", "URI": "subs_en.m3u8"},
         {"TYPE": "SUBTITLES", "GROUP-ID": "subs", "NAME": "Fran\u00e7ais 'CC'", "LANGUAGE": "fr", "DEFAULT": "NO",
          "AUTOSELECT": "YES", "FORCED": "NO", "URI": "subs_fr.m3u8"},
