@@ -19,6 +19,7 @@ from media_pipeline.text_tracks import (
     language_valid,
     vtt_cues,
 )
+from playback.steering import Pathway, steer_hls_master
 from tests.media_checks import attributes, hls_master_problems, validate_mpd
 
 SRT = (
@@ -185,3 +186,20 @@ def test_dash_mpd_gets_a_text_adaptation_set_per_language(tmp_path: Path) -> Non
     # Idempotent over a derived version; no tracks gives back the packager's MPD byte for byte.
     assert dash_mpd_with_text(mpd, [EN, CH, FR]) == mpd
     assert dash_mpd_with_text(mpd, []) == MPD
+
+
+def test_a_steered_master_repeats_the_subtitles_group_per_pathway() -> None:
+    steered = steer_hls_master(
+        hls_master_with_subtitles(MASTER, [EN]),
+        pathways=[Pathway(name="eu", base="https://eu.example/t/"), Pathway(name="us", base="https://us.example/t/")],
+        steering_uri="/steer/x/steering.json",
+    )
+    media = [attributes(line) for line in steered.splitlines() if "TYPE=SUBTITLES" in line]
+    assert [(m["GROUP-ID"], m["URI"]) for m in media] == [
+        ("subs-eu", "https://eu.example/t/subs_en.m3u8"),
+        ("subs-us", "https://us.example/t/subs_en.m3u8"),
+    ]
+    variants = [attributes(line) for line in steered.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
+    assert [(v["SUBTITLES"], v["PATHWAY-ID"]) for v in variants] == [
+        ("subs-eu", "eu"), ("subs-eu", "eu"), ("subs-us", "us"), ("subs-us", "us")
+    ]  # fmt: skip
