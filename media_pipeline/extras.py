@@ -33,10 +33,6 @@ def media_fingerprint(*, source_key: str, ladder: list[dict[str, Any]], protecte
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def tracks_of(asset_tracks: list[dict[str, str]]) -> list[TextTrack]:
-    return [TextTrack(**track) for track in asset_tracks]
-
-
 def write_storyboard(*, encoded: Path, out: Path, rungs: list[Rung], duration: float) -> None:
     """The sprite and its WebVTT track, from the smallest rung (already oriented, square pixels)."""
     if not rungs:
@@ -67,10 +63,9 @@ def write_text_tracks(*, out: Path, tracks: list[TextTrack], duration: float) ->
     mpd.write_text(dash_mpd_with_text(mpd.read_text(), tracks))
 
 
-def version_meta(*, fingerprint: str, asset_tracks: list[dict[str, str]], has_storyboard: bool) -> dict[str, Any]:
+def version_meta(*, fingerprint: str, tracks: list[TextTrack], has_storyboard: bool) -> dict[str, Any]:
     """Recorded in the version's index: what its segments came from, which text tracks it carries, and
     the extras playback announces (copied to MediaAsset.published_extras by the publish flip)."""
-    tracks = tracks_of(asset_tracks)
     extras: dict[str, Any] = {
         "captions": [
             {"language": t.language, "label": t.label, "file": t.file_name} for t in tracks if t.kind == CAPTIONS
@@ -81,7 +76,7 @@ def version_meta(*, fingerprint: str, asset_tracks: list[dict[str, str]], has_st
     chapters = [t for t in tracks if t.kind == CHAPTERS]
     if chapters:
         extras["chapters"] = chapters[0].file_name
-    return {"media": fingerprint, "text_tracks": tracks_digest(asset_tracks), "extras": extras}
+    return {"media": fingerprint, "text_tracks": tracks_digest(tracks), "extras": extras}
 
 
 def is_text_track_file(name: str) -> bool:

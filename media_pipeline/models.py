@@ -53,9 +53,6 @@ class MediaAsset(models.Model):
     # Key id of the published version when it is encrypted (its ContentKey), set by the publish flip:
     # playback learns whether to hand out DRM information without another query.
     published_kid = models.UUIDField(null=True, blank=True)
-    # Captions and chapters the versions built from now on carry (media_pipeline.text_tracks.TextTrack
-    # dicts), set by the owner (courses). A change publishes a version derived from the current one.
-    text_tracks = models.JSONField(default=list, blank=True)
     # What the published version holds besides the streams (storyboard, chapters, captions: file names),
     # copied from its index by the publish flip, so playback needs no storage read. Empty for versions
     # published before storyboards existed.
@@ -91,6 +88,28 @@ class MediaAsset(models.Model):
         if self.published_version is None:
             return None
         return self.version_prefix(self.published_version)
+
+
+class AssetTextTrack(models.Model):
+    """Captions in one language, or the chapters, that the asset's versions built from now on carry
+    (set by the owner, courses, through services.asset_set_text_tracks). A table of its own, not a field
+    of the asset: the asset row is read on every playback start and must stay small."""
+
+    asset = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="text_tracks")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16)
+    language = models.CharField(max_length=35)
+    label = models.CharField(max_length=80)
+    vtt = models.TextField()
+
+    class Meta:
+        ordering = ["asset", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "position"], name="text_track_one_per_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.language} of {self.asset_id}"
 
 
 class ReplicaState(models.TextChoices):

@@ -35,7 +35,7 @@ from media_pipeline.ffmpeg import (
 )
 from media_pipeline.ladder import Rung, plan_ladder
 from media_pipeline.metrics import ASSET_FAILURES
-from media_pipeline.models import AssetStatus, ContentKey, MediaAsset
+from media_pipeline.models import AssetStatus, AssetTextTrack, ContentKey, MediaAsset
 from media_pipeline.packager import Encryption, hls_playlist_for_clearkey, package_command, write_key_flag_file
 from media_pipeline.probe import probe_file
 from media_pipeline.text_tracks import TextTrack, tracks_digest
@@ -54,12 +54,11 @@ class EmptyUpload(InputRejected):
 # --- Upload ---------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def asset_create(*, key_prefix: str, protected: bool = False, text_tracks: list[TextTrack] | None = None) -> MediaAsset:
-    return MediaAsset.objects.create(
-        key_prefix=key_prefix.strip("/"),
-        protected=protected,
-        text_tracks=[track.as_dict() for track in text_tracks or []],
-    )
+    asset = MediaAsset.objects.create(key_prefix=key_prefix.strip("/"), protected=protected)
+    _text_tracks_store(asset.pk, text_tracks or [])
+    return asset
 
 
 def asset_upload_source(
@@ -137,14 +136,26 @@ def asset_set_text_tracks(*, asset: MediaAsset, tracks: list[TextTrack]) -> bool
     pipeline picks the tracks up when its manifests are written; should they change after that, the
     publish step notices and derives once more.
     """
-    wanted = [track.as_dict() for track in tracks]
-    changed = MediaAsset.objects.filter(pk=asset.pk).exclude(text_tracks=wanted).update(text_tracks=wanted)
-    if not changed:
-        asset.refresh_from_db()
-        return False
-    rebuilding = _rebuild_for_text_tracks(asset.pk)
+    with transaction.atomic():
+        MediaAsset.objects.select_for_update().filter(pk=asset.pk).first()  # one change at a time
+        if asset_text_tracks(asset_id=asset.pk) == list(tracks):
+            return False
+        _text_tracks_store(asset.pk, tracks)
+        rebuilding = _rebuild_for_text_tracks(asset.pk)
     asset.refresh_from_db()
     return rebuilding
+
+
+def asset_text_tracks(*, asset_id: int) -> list[TextTrack]:
+    rows = AssetTextTrack.objects.filter(asset_id=asset_id).order_by("position")
+    return [TextTrack(kind=r.kind, language=r.language, label=r.label, vtt=r.vtt) for r in rows]
+
+
+def _text_tracks_store(asset_id: int, tracks: list[TextTrack]) -> None:
+    AssetTextTrack.objects.filter(asset_id=asset_id).delete()
+    AssetTextTrack.objects.bulk_create(
+        AssetTextTrack(asset_id=asset_id, position=index, **track.as_dict()) for index, track in enumerate(tracks)
+    )
 
 
 def _rebuild_for_text_tracks(asset_id: int) -> bool:
@@ -344,14 +355,16 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             timeout=120,
         )
         extras.write_storyboard(encoded=encoded, out=out, rungs=rungs, duration=float(probe["duration"]))
-        extras.write_text_tracks(out=out, tracks=extras.tracks_of(asset.text_tracks), duration=float(probe["duration"]))
+        extras.write_text_tracks(
+            out=out, tracks=asset_text_tracks(asset_id=asset.pk), duration=float(probe["duration"])
+        )
         _upload_version(out, prefix, meta=_version_meta(asset))
 
 
 def _version_meta(asset: MediaAsset) -> dict[str, object]:
     fingerprint = extras.media_fingerprint(source_key=asset.source_key, ladder=asset.ladder, protected=asset.protected)
     return extras.version_meta(
-        fingerprint=fingerprint, asset_tracks=asset.text_tracks, has_storyboard=bool(asset.ladder)
+        fingerprint=fingerprint, tracks=asset_text_tracks(asset_id=asset.pk), has_storyboard=bool(asset.ladder)
     )
 
 
@@ -385,7 +398,7 @@ def _derive_version(asset: MediaAsset, *, source_prefix: str, prefix: str) -> No
         for name in (layout.HLS_MASTER, layout.DASH_MANIFEST):
             storage.download(key=source_prefix + name, target=out / name)
         extras.write_text_tracks(
-            out=out, tracks=extras.tracks_of(asset.text_tracks), duration=float(asset.probe["duration"])
+            out=out, tracks=asset_text_tracks(asset_id=asset.pk), duration=float(asset.probe["duration"])
         )
         _upload_version(out, prefix, meta=_version_meta(asset), copied=copied)
 
@@ -522,8 +535,7 @@ def asset_publish(*, asset_id: int) -> None:
 
 def _text_tracks_catch_up(asset_id: int, *, published_digest: object) -> None:
     """Captions changed while the version just published was being built: derive one more."""
-    wanted = MediaAsset.objects.filter(pk=asset_id).values_list("text_tracks", flat=True).first()
-    if wanted is not None and tracks_digest(wanted) != published_digest:
+    if tracks_digest(asset_text_tracks(asset_id=asset_id)) != published_digest:
         _rebuild_for_text_tracks(asset_id)
 
 
@@ -545,6 +557,7 @@ __all__ = [
     "asset_upload_source",
     "asset_set_protected",
     "asset_set_text_tracks",
+    "asset_text_tracks",
     "asset_probe",
     "asset_transcode",
     "asset_publish",

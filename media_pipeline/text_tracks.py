@@ -67,9 +67,9 @@ def language_valid(code: str) -> bool:
     return bool(_LANGUAGE.match(code)) and len(code) <= 35
 
 
-def tracks_digest(tracks: list[dict[str, str]]) -> str:
+def tracks_digest(tracks: list[TextTrack]) -> str:
     """Identifies a set of tracks, so a version records which ones it carries."""
-    return hashlib.sha256(json.dumps(tracks, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([t.as_dict() for t in tracks], sort_keys=True).encode()).hexdigest()
 
 
 # --- Reading -----------------------------------------------------------------------------------------
