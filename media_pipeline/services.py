@@ -132,7 +132,7 @@ def asset_set_text_tracks(*, asset: MediaAsset, tracks: list[TextTrack]) -> bool
 
     A published version is immutable (ADR 0002), so a change builds the next version; while only text
     tracks differ, that version copies the published one's segments instead of encoding (see
-    _derive_version and docs/adr/0012-text-tracks-by-derived-versions.md). An asset still in the
+    _derive_version and docs/adr/0013-text-tracks-by-derived-versions.md). An asset still in the
     pipeline picks the tracks up when its manifests are written; should they change after that, the
     publish step notices and derives once more.
     """

@@ -90,6 +90,9 @@ def session_as_json(session: PlaybackSession) -> dict[str, Any]:
             "hls_key_url": drm.grant.hls_key_url,
             "expires_at": _iso(datetime.fromtimestamp(drm.grant.expires_at, tz=UTC)),
         },
+        "storyboard": session.storyboard_url,
+        "chapters": session.chapters_url,
+        "captions": [{"language": c.language, "label": c.label, "url": c.url} for c in session.captions],
     }
 
 

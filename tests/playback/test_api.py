@@ -231,7 +231,7 @@ def test_the_session_json_is_what_the_schema_serializer_gives(with_drm: bool) ->
 
     from playback.apis import PlaybackApi, session_as_json
     from playback.drm.providers.base import DrmGrant
-    from playback.services import DrmInfo, PlaybackSession, RegionUrls
+    from playback.services import CaptionUrl, DrmInfo, PlaybackSession, RegionUrls
     from playback.signers import SignedCookie
 
     grant = DrmGrant(
@@ -252,6 +252,9 @@ def test_the_session_json_is_what_the_schema_serializer_gives(with_drm: bool) ->
         steering_url="/steer/t/lessons/a/v2/steering.json",
         cookies=(SignedCookie("CloudFront-Policy", "abc", "/"),),
         drm=DrmInfo(scheme="cbcs", key_ids=["0" * 32], grant=grant) if with_drm else None,
+        storyboard_url="/o/t/lessons/a/v2/storyboard.vtt" if with_drm else "",
+        chapters_url="/o/t/lessons/a/v2/chapters.vtt" if with_drm else "",
+        captions=(CaptionUrl("en", "English", "/o/t/lessons/a/v2/subs_en.vtt"),) if with_drm else (),
     )
     fast = JSONRenderer().render(session_as_json(session))
     reference = JSONRenderer().render(PlaybackApi.OutputSerializer(session).data)
