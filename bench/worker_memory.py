@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,7 +118,7 @@ def _setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def run_one(source: Path, log_dir: Path, timeout: float) -> dict[str, float]:
+def run_one(source: Path, log_dir: Path, timeout: float) -> dict[str, Any]:
     from media_pipeline import services
     from media_pipeline.models import AssetStatus
 
@@ -161,7 +162,7 @@ def run_one(source: Path, log_dir: Path, timeout: float) -> dict[str, float]:
         "rss": max(sampler.peak_rss.values()),
         "processes": len(pids),
         "detail": ", ".join(f"pid {p}: idle {idle.get(p, 0):.0f} MB, peak {sampler.hwm[p]:.0f} MB" for p in pids),
-    }  # type: ignore[dict-item]
+    }
 
 
 def main() -> int:
