@@ -105,13 +105,24 @@ class _CountingReader:
 
 
 def download(*, key: str, target: Path) -> None:
-    """Copy ``key`` to a local file, streamed."""
+    """Copy ``key`` to a local file, streamed one chunk at a time.
+
+    One GET read in CHUNK_SIZE pieces, not boto3's download_file: its parallel ranged GETs buffer
+    parts in memory, and the worker's RSS grew with the source (+27 MB for 114 MB, +69 MB for 2 GB,
+    bench/README.md), while this stays flat and was faster against the local S3 server.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     if _is_local():
         shutil.copyfile(local_path(key), target)
         return
     client, bucket = _s3_client_and_bucket()
-    client.download_file(bucket, key, str(target))
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    tmp = target.with_name(target.name + ".part")
+    # botocore checks the byte count against Content-Length at the end of the stream.
+    with tmp.open("wb") as out:
+        for chunk in body.iter_chunks(chunk_size=CHUNK_SIZE):
+            out.write(chunk)
+    tmp.replace(target)
 
 
 def copy(*, source_key: str, target_key: str) -> None:
