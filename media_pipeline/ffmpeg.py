@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,26 +113,37 @@ def run_with_progress(
     on_progress: Callable[[int], None] | None = None,
     every_seconds: float = 2.0,
 ) -> None:
-    """Run ffmpeg, reporting whole percent at most every ``every_seconds``; raise ToolFailed on error."""
-    started = time.monotonic()
+    """Run ffmpeg, reporting whole percent at most every ``every_seconds``; raise ToolFailed on error.
+
+    stderr goes to a temporary file, not a pipe: a tool that logs more than a pipe holds (64 KiB)
+    while we read its progress from stdout would otherwise block on the write and never finish. A
+    timer kills the tool at ``timeout`` even when it has stopped writing progress altogether.
+    """
     last_report = 0.0
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        assert process.stdout is not None and process.stderr is not None
-        try:
-            for line in process.stdout:
-                if time.monotonic() - started > timeout:
-                    raise subprocess.TimeoutExpired(command, timeout)
-                seconds = parse_progress_seconds(line)
-                if seconds is not None and on_progress and time.monotonic() - last_report >= every_seconds:
-                    last_report = time.monotonic()
-                    on_progress(min(99, int(100 * seconds / duration)) if duration > 0 else 0)
-            remaining = max(1.0, timeout - (time.monotonic() - started))
-            stderr = process.stderr.read()
-            process.wait(timeout=remaining)
-        except subprocess.TimeoutExpired as exc:
-            process.kill()
-            process.wait()
-            raise ToolFailed(f"timed out after {timeout:.0f} s") from exc
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr_file:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file, text=True) as process:
+            assert process.stdout is not None
+            timed_out = threading.Event()
+
+            def kill() -> None:
+                timed_out.set()
+                process.kill()
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            try:
+                for line in process.stdout:
+                    seconds = parse_progress_seconds(line)
+                    if seconds is not None and on_progress and time.monotonic() - last_report >= every_seconds:
+                        last_report = time.monotonic()
+                        on_progress(min(99, int(100 * seconds / duration)) if duration > 0 else 0)
+                process.wait()
+            finally:
+                timer.cancel()
+        if timed_out.is_set():
+            raise ToolFailed(f"timed out after {timeout:.0f} s")
+        stderr_file.seek(0)
+        stderr = stderr_file.read()
     if process.returncode != 0:
         raise ToolFailed(f"ffmpeg failed: {last_error_line(stderr)}", stderr=stderr)
 
