@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +59,7 @@ http {{
     set $lessons_binding "{binding}";
     include lessons-edge.conf;
     location / {{ return 404; }}
+    location = /__edge_ready {{ access_log off; return 204; }}
   }}
 }}
 """
@@ -65,16 +68,22 @@ http {{
     if processes is not None:
         processes.append(process)
     try:
+        # Ready when this nginx answers its own probe location: a bare TCP connect could reach another
+        # process that took the port between our probe and nginx's bind (tests run side by side).
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError((workdir / "error.log").read_text()) from None
-                time.sleep(0.05)
+        while not _answers_ready(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((workdir / "error.log").read_text())
+            time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGQUIT)
         process.wait(timeout=10)
+
+
+def _answers_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/__edge_ready", timeout=1) as response:
+            return response.status == 204
+    except (OSError, http.client.HTTPException):
+        return False

@@ -87,7 +87,7 @@ def test_players_move_to_the_other_cdn_when_theirs_dies(
         page = new_page()
         log_in(page, live_server.url, "ada", "pw-ada-123456")
         page.goto(f"{live_server.url}/lessons/{lesson.public_id}/?engine={engine}")
-        page.wait_for_function("document.getElementById('lesson-video').currentTime > 1", timeout=30_000)
+        page.wait_for_function("document.getElementById('lesson-video').currentTime > 1", timeout=60_000)
         session = page.evaluate("window.lessonPlayer.session")
         assert session["steering"] and "/steer/" in session["hls"]
         assert [region["name"] for region in session["regions"]] == ["eu", "us"]
