@@ -70,15 +70,10 @@ class EducatorScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class LessonInline(admin.TabularInline):
-    model = Lesson
-    fields = ("position", "title", "state", "media_status")
-    readonly_fields = ("media_status",)
-    extra = 0
-    show_change_link = True
-    ordering = ("position", "id")
+class EducatorInline(admin.TabularInline):
+    """An inline educators may edit: the parent admin (EducatorScopedAdmin) already limits which
+    courses and lessons an educator can open."""
 
-    # The parent CourseAdmin already limits which courses an educator can open.
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _is_educator(request)
 
@@ -90,6 +85,15 @@ class LessonInline(admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _is_educator(request)
+
+
+class LessonInline(EducatorInline):
+    model = Lesson
+    fields = ("position", "title", "state", "media_status")
+    readonly_fields = ("media_status",)
+    extra = 0
+    show_change_link = True
+    ordering = ("position", "id")
 
 
 @admin.register(Course)
@@ -221,7 +225,7 @@ class LessonCaptionFormSet(forms.BaseInlineFormSet):
             raise forms.ValidationError("A lesson has one chapters file.")
 
 
-class LessonCaptionInline(admin.TabularInline):
+class LessonCaptionInline(EducatorInline):
     model = LessonCaption
     form = LessonCaptionForm
     formset = LessonCaptionFormSet
@@ -230,19 +234,6 @@ class LessonCaptionInline(admin.TabularInline):
     extra = 0
     verbose_name = "caption or chapters file"
     verbose_name_plural = "Captions and chapters (a change publishes a new version of the video, without re-encoding)"
-
-    # The parent LessonAdmin already limits which lessons an educator can open.
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_educator(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_educator(request)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_educator(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_educator(request)
 
 
 @admin.register(Lesson)
