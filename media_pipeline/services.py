@@ -267,8 +267,8 @@ def asset_probe(*, asset_id: int) -> None:
             probe=result.as_dict(),
             ladder=[rung.as_dict() for rung in rungs],
             duration_seconds=result.duration,
-            width=result.width,
-            height=result.height,
+            width=result.width or None,  # none for a sound-only lesson
+            height=result.height or None,
             updated_at=timezone.now(),
         )
         if moved == 1:
