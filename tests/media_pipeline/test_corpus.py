@@ -15,6 +15,7 @@ from PIL import Image
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from tests.media_checks import hls_media_problems, keyframe_times, media_playlist_segments, validate_mpd
 from tests.media_corpus import HOSTILE_REASONS, VALID, Item, build_hostile, build_valid
 
@@ -219,3 +220,28 @@ def test_hostile_uploads_leave_the_published_version_playing(
         assert (asset.status, asset.failure_reason) == (AssetStatus.FAILED, f"rejected: {reason}"), name
         assert asset.published_version == 1 and asset.is_playable, name
     assert storage.list_keys(key_prefix + "/") == v1_keys  # no version object of any rejected upload
+
+
+def test_captions_on_a_sound_only_lesson_derive_a_version_without_encoding(
+    corpus: dict[str, Path], key_prefix: str, work_dir: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    asset = _publish(corpus["audio_only"], key_prefix)
+    assert (asset.status, asset.published_version) == (AssetStatus.READY, 1)
+
+    def must_not_encode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("only the captions changed: the version must be derived, not encoded")
+
+    monkeypatch.setattr(services, "_build_version", must_not_encode)
+    track = TextTrack(
+        kind=CAPTIONS, language="en", label="English", vtt="WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHi\n"
+    )
+    assert services.asset_set_text_tracks(asset=asset, tracks=[track]) is True
+    services.asset_transcode(asset_id=asset.pk)
+    services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.published_version) == (AssetStatus.READY, 2)
+    out = tmp_path / "v2"
+    names = _fetch(asset.published_prefix, out)
+    assert {"subs_en.vtt", "subs_en.m3u8", "audio.m3u8", "poster.jpg"} <= set(names)
+    assert "TYPE=SUBTITLES" in (out / "master.m3u8").read_text()
+    validate_mpd(out / "manifest.mpd")
