@@ -16,7 +16,13 @@ from PIL import Image
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
-from tests.media_checks import hls_media_problems, keyframe_times, media_playlist_segments, validate_mpd
+from tests.media_checks import (
+    hls_master_problems,
+    hls_media_problems,
+    keyframe_times,
+    media_playlist_segments,
+    validate_mpd,
+)
 from tests.media_corpus import HOSTILE_REASONS, VALID, Item, build_hostile, build_valid
 
 pytestmark = pytest.mark.django_db
@@ -119,6 +125,7 @@ def test_every_video_in_the_corpus_becomes_an_upright_constant_rate_progressive_
     out = tmp_path / "out"
     names = _fetch(asset.published_prefix, out)
     validate_mpd(out / "manifest.mpd")
+    assert hls_master_problems((out / "master.m3u8").read_text()) == []
     assert {"poster.jpg", "storyboard.jpg", "storyboard.vtt"} <= set(names)
 
     top = asset.ladder[0]
@@ -181,7 +188,7 @@ def test_a_sound_only_lesson_is_an_audio_stream_with_a_poster(
     mpd = (out / "manifest.mpd").read_text()
     assert 'contentType="audio"' in mpd and 'contentType="video"' not in mpd
     master = (out / "master.m3u8").read_text()
-    assert master.startswith("#EXTM3U")
+    assert hls_master_problems(master) == []
     variants = _master_variants(master)
     assert [(v["CODECS"], v["AUDIO"], v["URI"]) for v in variants] == [('"mp4a.40.2"', '"audio"', "audio.m3u8")]
     assert "RESOLUTION" not in master
