@@ -61,7 +61,9 @@ def test_corpus_lesson_plays_upright_in_hls_js_and_shaka_player(
     learner = User.objects.create_user("grace", password=PASSWORD)
     Enrollment.objects.create(user=learner, course=course)
     # One published asset, shared by both players.
-    lesson = Lesson.objects.create(course=course, title=item.name, asset=_published(corpus[item.name], key_prefix))
+    asset = _published(corpus[item.name], key_prefix)
+    lesson = Lesson.objects.create(course=course, title=item.name, asset=asset)
+    rung_sizes = {(rung["width"], rung["height"]) for rung in asset.ladder}
 
     page: Page = new_page()
     poster_responses: list[tuple[int, str]] = []
@@ -97,6 +99,7 @@ def test_corpus_lesson_plays_upright_in_hls_js_and_shaka_player(
             # Whichever rung the player chose, the picture has the displayed orientation and aspect.
             assert (height > width) == (expected_h > expected_w), (engine, state)
             assert width / height == pytest.approx(expected_w / expected_h, rel=0.03), (engine, state)
+            assert (width, height) in rung_sizes, (engine, state, rung_sizes)  # the picture of a planned rung
         page.screenshot(path=str(tmp_path / f"{item.name}-{engine}.png"))
     assert poster_responses and all(status == 200 for status, _ in poster_responses)
     assert poster_responses[0][1].startswith("image/jpeg")
