@@ -271,3 +271,15 @@ def test_audio_only_with_and_without_cover() -> None:
     assert (plain.has_video, plain.cover_art, plain.audio_channels) == (False, False, 6)
     with pytest.raises(InputRejected, match="^an image, not a video$"):
         parse_probe({"streams": [cover], "format": {"duration": "5"}})
+
+
+def test_a_probe_that_hangs_is_stopped_at_its_time_limit(tmp_path: Path) -> None:
+    """A stand-in ffprobe that never answers (as one stuck on a crafted file would)."""
+    hung = tmp_path / "ffprobe"
+    hung.write_text("#!/bin/sh\nexec sleep 30\n")
+    hung.chmod(0o755)
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1)
+    started = time.monotonic()
+    with pytest.raises(InputRejected, match="^the file could not be read within 1 s$"):
+        probe_file(ffprobe=str(hung), path=clip, timeout=1)
+    assert time.monotonic() - started < 5
