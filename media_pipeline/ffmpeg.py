@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from media_pipeline.ladder import AUDIO_BITRATE_KBPS, Rung, gop_frames, output_fps
+from media_pipeline.probe import FORMAT_WHITELIST
 
 
 def rung_file(rung: Rung) -> str:
@@ -19,6 +20,17 @@ def rung_file(rung: Rung) -> str:
 
 AUDIO_FILE = "audio.mp4"
 LOUDNORM = "loudnorm=I=-16:LRA=11:TP=-1.5"
+# Surround is folded to stereo before loudness is measured (ffmpeg's standard downmix matrix: centre and
+# surrounds at -3 dB, LFE dropped), so loudnorm normalises what learners hear; then 48 kHz for AAC.
+AUDIO_FILTER = f"aformat=channel_layouts=stereo,{LOUDNORM},aresample=48000"
+# Interlaced sources (probe.interlaced): one progressive frame per frame, field order read from the stream.
+DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=all"
+
+
+def input_options(*, threads: int) -> list[str]:
+    """Options every ffmpeg run on an upload takes before ``-i``: the upload is the only file it may open
+    (protocol and demuxer whitelists, see probe.ACCEPTED_FORMATS) and decoding uses bounded threads."""
+    return ["-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-threads", str(threads)]
 
 
 def encode_command(
@@ -31,53 +43,94 @@ def encode_command(
     has_audio: bool,
     preset: str = "veryfast",
     threads: int = 0,
+    interlaced: bool = False,
 ) -> list[str]:
-    """One ffmpeg process: decode once, ``split`` into every rung, plus one stereo AAC rendition."""
-    fps = output_fps(source_fps)
-    gop = gop_frames(fps)
-    labels = [f"v{i}" for i in range(len(rungs))]
-    chains = [f"[0:v:0]fps={fps},split={len(rungs)}" + "".join(f"[{label}]" for label in labels)]
-    for index, rung in enumerate(rungs):
-        chains.append(
-            f"[{labels[index]}]scale={rung.width}:{rung.height}:flags=lanczos,setsar=1,format=yuv420p[out{index}]"
-        )
+    """One ffmpeg process: decode once, ``split`` into every rung, plus one stereo AAC rendition.
+
+    No rungs means a sound-only lesson: only the audio rendition is encoded.
+    """
     command = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-progress", "pipe:1", "-nostats",
-        "-protocol_whitelist", "file",
-        "-threads", str(threads), "-i", str(source),
-        "-filter_complex", ";".join(chains),
+        *input_options(threads=threads), "-i", str(source),
     ]  # fmt: skip
-    for index, rung in enumerate(rungs):
-        command += [
-            "-map", f"[out{index}]", "-an", "-sn", "-dn",
-            "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-            "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
-            # Closed GOPs of exactly two seconds at the same frames in every rung, so segments align.
-            "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
-            "-threads", str(threads),
-            "-map_metadata", "-1", "-movflags", "+faststart",
-            str(out_dir / rung_file(rung)),
-        ]  # fmt: skip
+    if rungs:
+        fps = output_fps(source_fps)
+        gop = gop_frames(fps)
+        labels = [f"v{i}" for i in range(len(rungs))]
+        # 0:V:0 is the first real video stream (never an attached cover picture). The decoder has
+        # already applied the rotation; the fps filter makes a variable frame rate constant.
+        first = f"[0:V:0]{DEINTERLACE + ',' if interlaced else ''}fps={fps},split={len(rungs)}"
+        chains = [first + "".join(f"[{label}]" for label in labels)]
+        for index, rung in enumerate(rungs):
+            # Scaling to the planned size (square pixels as displayed) then setsar=1 turns anamorphic
+            # pixels square; format=yuv420p makes 10-bit and 4:2:2 sources 8-bit 4:2:0 for every player.
+            chains.append(
+                f"[{labels[index]}]scale={rung.width}:{rung.height}:flags=lanczos,setsar=1,format=yuv420p[out{index}]"
+            )
+        command += ["-filter_complex", ";".join(chains)]
+        if threads:
+            command += ["-filter_complex_threads", str(threads)]
+        for index, rung in enumerate(rungs):
+            command += [
+                "-map", f"[out{index}]", "-an", "-sn", "-dn",
+                "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+                "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
+                # Closed GOPs of exactly two seconds at the same frames in every rung, so segments align.
+                "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
+                "-threads", str(threads),
+                "-map_metadata", "-1", "-movflags", "+faststart",
+                str(out_dir / rung_file(rung)),
+            ]  # fmt: skip
     if has_audio:
         command += [
             "-map", "0:a:0", "-vn", "-sn", "-dn",
             # EBU R128: every lesson plays at the same loudness (-16 LUFS, the level for speech on
             # laptops and phones), whatever the microphone did.
-            "-filter:a", LOUDNORM,
-            "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k", "-ac", "2", "-ar", "48000",
+            "-filter:a", AUDIO_FILTER,
+            "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k",
             "-map_metadata", "-1",
             str(out_dir / AUDIO_FILE),
         ]  # fmt: skip
     return command
 
 
-def poster_command(*, ffmpeg: str, source: Path, target: Path, at_seconds: float, max_height: int) -> list[str]:
+def poster_command(
+    *, ffmpeg: str, source: Path, target: Path, at_seconds: float, max_height: int, interlaced: bool = False
+) -> list[str]:
+    """One frame of the video, never upscaled."""
+    deinterlace = DEINTERLACE + "," if interlaced else ""
     return [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-protocol_whitelist", "file", "-ss", f"{at_seconds:.3f}", "-i", str(source),
-        "-frames:v", "1", "-vf", f"scale=-2:'min({max_height},ih)':flags=lanczos,format=yuvj420p",
+        *input_options(threads=1), "-ss", f"{at_seconds:.3f}", "-i", str(source),
+        "-map", "0:V:0", "-frames:v", "1",
+        "-vf", f"{deinterlace}scale=-2:'min({max_height},ih)':flags=lanczos,setsar=1,format=yuvj420p",
         "-q:v", "3", str(target),
+    ]  # fmt: skip
+
+
+def cover_poster_command(*, ffmpeg: str, source: Path, target: Path, max_height: int) -> list[str]:
+    """A sound-only lesson's attached picture (album art) as its poster, never upscaled."""
+    return [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *input_options(threads=1), "-i", str(source),
+        "-map", "0:v:0", "-frames:v", "1",
+        "-vf", f"scale=-2:'min({max_height},ih)':flags=lanczos,setsar=1,format=yuvj420p",
+        "-q:v", "3", str(target),
+    ]  # fmt: skip
+
+
+WAVEFORM_SIZE = "1280x720"
+
+
+def waveform_poster_command(*, ffmpeg: str, source: Path, target: Path) -> list[str]:
+    """A sound-only lesson without a picture: its waveform, so the player and pages still show something."""
+    return [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *input_options(threads=1), "-i", str(source),
+        "-filter_complex",
+        f"[0:a:0]aformat=channel_layouts=mono,showwavespic=s={WAVEFORM_SIZE}:colors=0x4f8fd6,format=yuvj420p[pic]",
+        "-map", "[pic]", "-frames:v", "1", "-q:v", "3", str(target),
     ]  # fmt: skip
 
 

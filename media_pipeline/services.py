@@ -27,11 +27,13 @@ from media_pipeline import content_keys, extras, layout, replication, storage
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
     ToolFailed,
+    cover_poster_command,
     encode_command,
     last_error_line,
     poster_command,
     run_tool,
     run_with_progress,
+    waveform_poster_command,
 )
 from media_pipeline.ladder import Rung, plan_ladder
 from media_pipeline.metrics import ASSET_FAILURES
@@ -255,7 +257,8 @@ def asset_probe(*, asset_id: int) -> None:
         except InputRejected as exc:
             _fail(asset, in_state=AssetStatus.PROBING, reason=f"rejected: {exc}")
             return
-    rungs = plan_ladder(width=result.width, height=result.height, fps=result.fps)
+    # A sound-only lesson has no video ladder: only its audio rendition is encoded and packaged.
+    rungs = plan_ladder(width=result.width, height=result.height, fps=result.fps) if result.has_video else []
     with transaction.atomic():
         moved = MediaAsset.objects.filter(
             pk=asset.pk, status=AssetStatus.PROBING, building_version=asset.building_version
@@ -264,8 +267,8 @@ def asset_probe(*, asset_id: int) -> None:
             probe=result.as_dict(),
             ladder=[rung.as_dict() for rung in rungs],
             duration_seconds=result.duration,
-            width=result.width,
-            height=result.height,
+            width=result.width or None,  # none for a sound-only lesson
+            height=result.height or None,
             updated_at=timezone.now(),
         )
         if moved == 1:
@@ -316,6 +319,7 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
                 has_audio=bool(probe["has_audio"]),
                 preset=settings.ENCODE_PRESET,
                 threads=settings.ENCODE_THREADS,
+                interlaced=bool(probe.get("interlaced", False)),
             ),
             duration=float(probe["duration"]),
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
@@ -344,21 +348,31 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
         if encryption is not None:
             for playlist in out.glob("*.m3u8"):
                 playlist.write_text(hls_playlist_for_clearkey(playlist.read_text()))
-        run_tool(
-            poster_command(
-                ffmpeg=settings.FFMPEG_BIN,
-                source=source,
-                target=out / layout.POSTER,
-                at_seconds=min(5.0, float(probe["duration"]) / 3),
-                max_height=720,
-            ),
-            timeout=120,
-        )
+        _write_poster(probe, rungs=rungs, source=source, target=out / layout.POSTER)
         extras.write_storyboard(encoded=encoded, out=out, rungs=rungs, duration=float(probe["duration"]))
         extras.write_text_tracks(
             out=out, tracks=asset_text_tracks(asset_id=asset.pk), duration=float(probe["duration"])
         )
         _upload_version(out, prefix, meta=_version_meta(asset))
+
+
+def _write_poster(probe: dict, *, rungs: list[Rung], source: Path, target: Path) -> None:
+    """A frame of the video; for a sound-only lesson its cover picture, or else its waveform."""
+    if rungs:
+        command = poster_command(
+            ffmpeg=settings.FFMPEG_BIN,
+            source=source,
+            target=target,
+            at_seconds=min(5.0, float(probe["duration"]) / 3),
+            max_height=720,
+            interlaced=bool(probe.get("interlaced", False)),
+        )
+    elif probe.get("cover_art"):
+        command = cover_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target, max_height=720)
+    else:
+        command = waveform_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target)
+    # A waveform decodes the whole recording (about a thousand times real time): a longer limit.
+    run_tool(command, timeout=120 if rungs or probe.get("cover_art") else 600)
 
 
 def _version_meta(asset: MediaAsset) -> dict[str, object]:
@@ -376,7 +390,9 @@ def _reusable_published_prefix(asset: MediaAsset) -> str | None:
         return None
     prefix = asset.version_prefix(asset.published_version)
     meta = _read_meta(prefix)
-    if meta.get("media") != _version_meta(asset)["media"] or "storyboard" not in meta.get("extras", {}):
+    if meta.get("media") != _version_meta(asset)["media"]:
+        return None
+    if asset.ladder and "storyboard" not in meta.get("extras", {}):  # published before storyboards
         return None
     return prefix
 

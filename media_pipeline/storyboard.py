@@ -76,8 +76,9 @@ def storyboard_command(*, ffmpeg: str, source: Path, target: Path, board: Storyb
         "-skip_frame", "nokey", "-i", str(source),
         "-an", "-sn", "-dn",
         "-vf", (
-            f"fps=1/{board.interval}:round=down,scale={board.tile_width}:{board.tile_height}:flags=bilinear,"
-            f"setsar=1,tile={board.columns}x{board.rows},format=yuvj420p"
+            # eof_action=pass: a video of one GOP (2 s or less) still gives its one tile.
+            f"fps=1/{board.interval}:round=down:eof_action=pass,"
+            f"scale={board.tile_width}:{board.tile_height}:flags=bilinear,setsar=1,tile={board.columns}x{board.rows},format=yuvj420p"
         ),
         "-frames:v", "1", "-q:v", "5", str(target),
     ]  # fmt: skip

@@ -30,7 +30,10 @@ def hls_master_problems(text: str) -> list[str]:
         problems.append("no EXT-X-STREAM-INF variant")
     for line, uri in variants:
         attrs = attributes(line)
-        for required in ("BANDWIDTH", "CODECS", "RESOLUTION"):
+        codecs = attrs.get("CODECS", "").split(",")
+        audio_only = bool(codecs[0]) and all(codec.startswith(("mp4a", "opus", "ac-3", "ec-3")) for codec in codecs)
+        # RFC 8216 4.3.4.2: RESOLUTION is recommended for every variant with video (a sound-only one has none).
+        for required in ("BANDWIDTH", "CODECS") if audio_only else ("BANDWIDTH", "CODECS", "RESOLUTION"):
             if required not in attrs:
                 problems.append(f"variant {uri} has no {required}")
         if uri.startswith("#") or "://" in uri or uri.startswith("/"):

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from media_pipeline.ffmpeg import encode_command, last_error_line, parse_progress_seconds, poster_command
+from media_pipeline.ffmpeg import (
+    cover_poster_command,
+    encode_command,
+    last_error_line,
+    parse_progress_seconds,
+    poster_command,
+    waveform_poster_command,
+)
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.packager import package_command
 
@@ -20,7 +27,7 @@ def test_encode_decodes_once_and_splits_into_every_rung() -> None:
     assert command[:3] == ["ffmpeg", "-nostdin", "-hide_banner"]
     assert _option_values(command, "-protocol_whitelist") == ["file"]
     graph = _option_values(command, "-filter_complex")[0]
-    assert graph.startswith("[0:v:0]fps=25,split=4[v0][v1][v2][v3];")
+    assert graph.startswith("[0:V:0]fps=25,split=4[v0][v1][v2][v3];")  # never an attached cover picture
     assert "[v1]scale=854:480:flags=lanczos,setsar=1,format=yuv420p[out1]" in graph
     assert _option_values(command, "-map") == ["[out0]", "[out1]", "[out2]", "[out3]", "0:a:0"]
     # Aligned two-second closed GOPs in every rung.
@@ -33,10 +40,13 @@ def test_encode_decodes_once_and_splits_into_every_rung() -> None:
         "/w/enc/video_720p.mp4", "/w/enc/video_480p.mp4", "/w/enc/video_360p.mp4", "/w/enc/video_240p.mp4",
         "/w/enc/audio.mp4",
     ]  # fmt: skip
-    # Surround sound is downmixed to stereo AAC, at EBU R128 loudness.
-    assert _option_values(command, "-ac") == ["2"]
-    assert _option_values(command, "-filter:a") == ["loudnorm=I=-16:LRA=11:TP=-1.5"]
+    # Surround sound is downmixed to stereo first, then brought to EBU R128 loudness, then 48 kHz AAC.
+    assert _option_values(command, "-filter:a") == [
+        "aformat=channel_layouts=stereo,loudnorm=I=-16:LRA=11:TP=-1.5,aresample=48000"
+    ]
+    assert _option_values(command, "-ac") == []  # no downmix after the loudness filter
     assert _option_values(command, "-c:a") == ["aac"]
+    assert _option_values(command, "-format_whitelist")[0].startswith("mov,mp4,")
 
 
 def test_encode_without_audio_has_no_audio_output() -> None:
@@ -47,6 +57,42 @@ def test_encode_without_audio_has_no_audio_output() -> None:
     assert "0:a:0" not in command
     assert "o/audio.mp4" not in command
     assert _option_values(command, "-g") == ["100"] * 3
+
+
+def test_interlaced_sources_are_deinterlaced_before_the_rate_is_made_constant() -> None:
+    rungs = plan_ladder(width=720, height=576, fps=25)
+    command = encode_command(
+        ffmpeg="ffmpeg", source=Path("s"), out_dir=Path("o"), rungs=rungs, source_fps=25, has_audio=True,
+        interlaced=True, threads=2,
+    )  # fmt: skip
+    graph = _option_values(command, "-filter_complex")[0]
+    assert graph.startswith("[0:V:0]bwdif=mode=send_frame:parity=auto:deint=all,fps=25,split=")
+    assert _option_values(command, "-filter_complex_threads") == ["2"]
+    poster = poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"), at_seconds=1, max_height=720,
+                            interlaced=True)  # fmt: skip
+    assert _option_values(poster, "-vf")[0].startswith("bwdif=mode=send_frame:parity=auto:deint=all,scale=")
+
+
+def test_a_sound_only_lesson_encodes_only_the_audio_rendition() -> None:
+    command = encode_command(ffmpeg="ffmpeg", source=Path("s"), out_dir=Path("o"), rungs=[], source_fps=0,
+                             has_audio=True)  # fmt: skip
+    assert "-filter_complex" not in command and "-c:v" not in command
+    assert _option_values(command, "-map") == ["0:a:0"]
+    assert command[-1] == "o/audio.mp4"
+    package = package_command(packager="packager", work_dir=Path("/w/enc"), rungs=[], has_audio=True)
+    assert [arg for arg in package if arg.startswith("in=")] == [
+        "in=/w/enc/audio.mp4,stream=audio,init_segment=audio/init.mp4,segment_template=audio/$Number$.m4s,"
+        "playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
+    ]
+
+
+def test_sound_only_posters_use_the_cover_or_draw_the_waveform() -> None:
+    cover = cover_poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"), max_height=720)
+    assert _option_values(cover, "-map") == ["0:v:0"]  # the attached picture: the only video stream
+    assert _option_values(cover, "-frames:v") == ["1"]
+    waveform = waveform_poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"))
+    assert "showwavespic=s=1280x720" in _option_values(waveform, "-filter_complex")[0]
+    assert _option_values(waveform, "-map") == ["[pic]"]
 
 
 def test_package_writes_cmaf_once_for_hls_and_static_dash() -> None:
@@ -68,7 +114,8 @@ def test_package_writes_cmaf_once_for_hls_and_static_dash() -> None:
 
 def test_poster_never_upscales() -> None:
     command = poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"), at_seconds=2, max_height=720)
-    assert _option_values(command, "-vf") == ["scale=-2:'min(720,ih)':flags=lanczos,format=yuvj420p"]
+    assert _option_values(command, "-vf") == ["scale=-2:'min(720,ih)':flags=lanczos,setsar=1,format=yuvj420p"]
+    assert _option_values(command, "-map") == ["0:V:0"]
     assert _option_values(command, "-ss") == ["2.000"]
 
 

@@ -136,7 +136,7 @@ def test_a_file_that_is_not_video_fails_clearly_and_publishes_nothing(
     asset = _run(asset)
 
     assert asset.status == AssetStatus.FAILED
-    assert asset.failure_reason == "rejected: not a readable video file"
+    assert asset.failure_reason == "rejected: a text file, not a video or audio file"
     assert asset.published_version is None
     assert storage.list_keys(key_prefix + "/") == []
     assert list(work_dir.iterdir()) == []

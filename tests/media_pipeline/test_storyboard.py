@@ -48,6 +48,6 @@ def test_sprite_command_decodes_keyframes_only_into_one_image() -> None:
     assert command[command.index("-skip_frame") + 1] == "nokey"
     assert command[command.index("-protocol_whitelist") + 1] == "file"
     assert command[command.index("-vf") + 1] == (
-        "fps=1/2:round=down,scale=160:90:flags=bilinear,setsar=1,tile=4x1,format=yuvj420p"
+        "fps=1/2:round=down:eof_action=pass,scale=160:90:flags=bilinear,setsar=1,tile=4x1,format=yuvj420p"
     )
     assert command[-3:] == ["-q:v", "5", "/o/s.jpg"] and command[command.index("-frames:v") + 1] == "1"
