@@ -188,6 +188,7 @@ def _enqueue(actor_name: str, asset_id: int) -> None:
 NEXT_STEP = {
     AssetStatus.UPLOADED: "probe_asset",
     AssetStatus.PROBING: "probe_asset",
+    AssetStatus.PROVISIONAL: "provisional_asset",
     AssetStatus.PROBED: "transcode_asset",
     AssetStatus.TRANSCODING: "transcode_asset",
     AssetStatus.TRANSCODED: "publish_asset",
@@ -256,11 +257,13 @@ def asset_probe(*, asset_id: int) -> None:
             _fail(asset, in_state=AssetStatus.PROBING, reason=f"rejected: {exc}")
             return
     rungs = plan_ladder(width=result.width, height=result.height, fps=result.fps)
+    # A new upload of a lesson that is not protected plays first as a provisional stream (provisional.py).
+    provisional_first = settings.MEDIA_PROVISIONAL and not asset.protected
     with transaction.atomic():
         moved = MediaAsset.objects.filter(
             pk=asset.pk, status=AssetStatus.PROBING, building_version=asset.building_version
         ).update(
-            status=AssetStatus.PROBED,
+            status=AssetStatus.PROVISIONAL if provisional_first else AssetStatus.PROBED,
             probe=result.as_dict(),
             ladder=[rung.as_dict() for rung in rungs],
             duration_seconds=result.duration,
@@ -269,7 +272,8 @@ def asset_probe(*, asset_id: int) -> None:
             updated_at=timezone.now(),
         )
         if moved == 1:
-            transaction.on_commit(lambda: _enqueue("transcode_asset", asset.pk))
+            next_step = "provisional_asset" if provisional_first else "transcode_asset"
+            transaction.on_commit(lambda: _enqueue(next_step, asset.pk))
 
 
 def asset_transcode(*, asset_id: int) -> None:
@@ -520,6 +524,7 @@ def asset_publish(*, asset_id: int) -> None:
         flipped = current.update(
             status=AssetStatus.READY,
             published_version=version,
+            published_provisional=False,
             published_kid=kid,
             published_extras=meta.get("extras", {}),
             published_at=timezone.now(),

@@ -130,6 +130,7 @@ def test_status_endpoint_reports_progress_and_failure(educator: User, courses: t
         "progress": 0,
         "failure_reason": "not a video: no video stream",
         "playable": False,
+        "provisional": False,
         "regions": [],
     }
 
