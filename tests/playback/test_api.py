@@ -199,8 +199,8 @@ def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-u
     assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
-        "captions", "chapters", "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster", "region",
-        "regions", "steering", "storyboard",
+        "captions", "chapters", "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster",
+        "provisional", "region", "regions", "steering", "storyboard",
     ]  # fmt: skip
     assert sorted(schema["components"]["schemas"]["PlaybackDrm"]["properties"]) == [
         "expires_at", "headers", "hls_key_url", "key_ids", "provider", "scheme", "servers"
