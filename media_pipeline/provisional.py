@@ -23,9 +23,11 @@ docs/adr/0014-provisional-stream.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ FAST_RUNG_MAX_SHORT_SIDE = 360
 FAST_PRESET = "superfast"
 VIDEO_FILE, AUDIO_FILE = "video.mp4", "audio.mp4"
 REMUX, FAST_RUNG = "remux", "fast-rung"
+UPLOAD_CONCURRENCY = 8
 
 
 # --- Pure decisions and commands ------------------------------------------------------------------
@@ -190,26 +193,25 @@ def _build(asset: MediaAsset, prefix: str) -> None:
         encoded.mkdir()
         out.mkdir()
         storage.download(key=asset.source_key, target=source)
-        refusal = remux_refusal(run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source))
-        kind = REMUX
-        if refusal is None:
-            refusal = _remux(out, source=source, has_audio=bool(probe["has_audio"]))
-        if refusal is not None:
-            logger.info("asset %s: provisional stream encoded (%s)", asset.pk, refusal)
-            kind = FAST_RUNG
-            _encode_fast_rung(asset, source, encoded)
-            audio = encoded / AUDIO_FILE if probe["has_audio"] else None
-            _package(out, video=encoded / VIDEO_FILE, audio=audio)
-        run_tool(
+        poster_task = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster")
+        # The poster is one decoded frame: made while the streams are packaged (mostly I/O).
+        poster = poster_task.submit(
+            run_tool,
             poster_command(
                 ffmpeg=settings.FFMPEG_BIN,
                 source=source,
-                target=out / layout.POSTER,
+                target=work / layout.POSTER,
                 at_seconds=min(5.0, duration / 3),
                 max_height=720,
             ),
             timeout=120,
         )
+        try:
+            kind = _streams(asset, source=source, encoded=encoded, out=out)
+            poster.result()
+        finally:
+            poster_task.shutdown(wait=True)
+        (work / layout.POSTER).replace(out / layout.POSTER)
         tracks = services.asset_text_tracks(asset_id=asset.pk)
         extras.write_text_tracks(out=out, tracks=tracks, duration=duration)
         # A fingerprint no full build has: a provisional version is never reused by _derive_version.
@@ -218,7 +220,40 @@ def _build(asset: MediaAsset, prefix: str) -> None:
         )
         meta = extras.version_meta(fingerprint=fingerprint, tracks=tracks, has_storyboard=False)
         meta["provisional"] = kind
-        services._upload_version(out, prefix, meta=meta)
+        _upload(out, prefix, meta=meta)
+
+
+def _streams(asset: MediaAsset, *, source: Path, encoded: Path, out: Path) -> str:
+    """The packaged streams in ``out``: the source as it is when it can be, else one fast rung."""
+    has_audio = bool(asset.probe["has_audio"])
+    refusal = remux_refusal(run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source))
+    if refusal is None:
+        refusal = _remux(out, source=source, has_audio=has_audio)
+    if refusal is None:
+        return REMUX
+    logger.info("asset %s: provisional stream encoded (%s)", asset.pk, refusal)
+    _encode_fast_rung(asset, source, encoded)
+    _package(out, video=encoded / VIDEO_FILE, audio=encoded / AUDIO_FILE if has_audio else None)
+    return FAST_RUNG
+
+
+def _upload(out: Path, prefix: str, *, meta: dict[str, Any]) -> None:
+    """As services._upload_version (every object, then the index last), several objects at a time."""
+    paths = sorted(p for p in out.rglob("*") if p.is_file())
+    with ThreadPoolExecutor(max_workers=UPLOAD_CONCURRENCY, thread_name_prefix="sha256") as pool:
+        digests = list(pool.map(services._sha256, paths))
+    names = [path.relative_to(out).as_posix() for path in paths]
+    storage.save_files(
+        [(prefix + name, path, digest) for name, path, digest in zip(names, paths, digests, strict=True)],
+        concurrency=UPLOAD_CONCURRENCY,
+    )
+    files = {
+        name: {"size": path.stat().st_size, "sha256": digest}
+        for name, path, digest in zip(names, paths, digests, strict=True)
+    }
+    index = out.parent / services.INDEX_NAME
+    index.write_text(json.dumps({"files": files, "meta": meta}, indent=1, sort_keys=True))
+    storage.save_file(key=prefix + services.INDEX_NAME, source=index, sha256=services._sha256(index))
 
 
 def _remux(out: Path, *, source: Path, has_audio: bool) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import mimetypes
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -72,6 +73,26 @@ def save_file(*, key: str, source: Path, sha256: str | None = None) -> None:
     if sha256:
         extra["Metadata"] = {"sha256": sha256}
     client.upload_file(str(source), bucket, key, ExtraArgs=extra)
+
+
+def save_files(files: list[tuple[str, Path, str]], *, concurrency: int = 8) -> None:
+    """Upload several local files at once: ``(key, path, sha256)`` each, as save_file does. With S3
+    every thread uses this thread's client (boto3 clients are thread-safe; making one per thread costs
+    more than a small object's upload)."""
+    if _is_local() or concurrency <= 1:
+        for key, source, sha256 in files:
+            save_file(key=key, source=source, sha256=sha256)
+        return
+    client, bucket = _s3_client_and_bucket()
+
+    def put(item: tuple[str, Path, str]) -> None:
+        key, source, sha256 = item
+        extra = {"ContentType": content_type_for(key), "Metadata": {"sha256": sha256}}
+        client.upload_file(str(source), bucket, key, ExtraArgs=extra)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload") as pool:
+        for _ in pool.map(put, files):  # re-raises the first failure
+            pass
 
 
 def save_stream(*, key: str, stream: IO[bytes]) -> int:
