@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -110,13 +110,17 @@ class Timing:
     frames: int
     provisional: bool
     full: float | None = None  # the full ladder was published (when waited for)
+    fetches: list[float] = field(default_factory=list)  # master, media playlist, init, first segment
 
 
-def http_fetch(session, base_url: str) -> Fetch:  # type: ignore[no-untyped-def]
+def http_fetch(session, base_url: str, took: list[float] | None = None) -> Fetch:  # type: ignore[no-untyped-def]
     def fetch(url: str, byte_range: tuple[int, int] | None) -> bytes:
         headers = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
+        started = time.monotonic()
         response = session.get(urljoin(base_url, url), headers=headers, timeout=30)
         response.raise_for_status()
+        if took is not None:
+            took.append(time.monotonic() - started)
         return response.content
 
     return fetch
@@ -157,10 +161,11 @@ def time_to_playable(
         time.sleep(POLL_SECONDS)
     api_seconds = time.monotonic() - started
     body = response.json()
-    media = first_segment(http_fetch(http, base_url), body["hls"])
+    took: list[float] = []
+    media = first_segment(http_fetch(http, base_url, took), body["hls"])
     playable = time.monotonic() - started  # what a player needs to show the first picture is here
     frames = decoded_frames(ffmpeg, media, workdir)
-    timing = Timing(api=api_seconds, playable=playable, frames=frames, provisional=body["provisional"])
+    timing = Timing(api=api_seconds, playable=playable, frames=frames, provisional=body["provisional"], fetches=took)
     if wait_full:
         while True:
             state = MediaAsset.objects.get(pk=asset_id)
@@ -277,7 +282,8 @@ def main() -> int:
                 results[m].append(timing)
                 extra = f", full ladder {timing.full:.1f} s" if timing.full is not None else ""
                 print(f"  round {round_number + 1}: API 200 after {timing.api:.2f} s, first segment decoded "
-                      f"({timing.frames} frames) after {timing.playable:.2f} s, provisional={timing.provisional}"
+                      f"({timing.frames} frames) after {timing.playable:.2f} s (requests "
+                      f"{' + '.join(f'{t * 1000:.0f}' for t in timing.fetches)} ms), provisional={timing.provisional}"
                       f"{extra}", flush=True)  # fmt: skip
     finally:
         server.terminate()
