@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import mimetypes
 import shutil
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from botocore.exceptions import ClientError
 from django.core.files.storage import FileSystemStorage, default_storage
+from django.utils.functional import empty
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -40,9 +43,37 @@ def _is_local() -> bool:
     return isinstance(default_storage, FileSystemStorage)
 
 
+_shared: tuple[object, Any, str] | None = None
+_shared_lock = threading.Lock()
+
+
 def _s3_client_and_bucket():  # type: ignore[no-untyped-def]
-    storage = default_storage
-    return storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
+    """One boto3 client per process (per storage backend), shared by every thread.
+
+    django-storages keeps a connection per thread (boto3 resources are not thread-safe; clients are).
+    Under ASGI each request runs in a thread of its own, so every origin request paid for a new session
+    and resource: 150-450 ms here against 6-30 ms for the request itself (bench/time_to_playable.py).
+    """
+    global _shared
+    backend = default_storage._wrapped if default_storage._wrapped is not empty else None  # type: ignore[attr-defined]
+    shared = _shared
+    if backend is not None and shared is not None and shared[0] is backend:
+        return shared[1], shared[2]
+    with _shared_lock:
+        storage = default_storage
+        client, bucket = storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
+        _shared = (default_storage._wrapped, client, bucket)  # type: ignore[attr-defined]
+    return client, bucket
+
+
+def _head(key: str) -> dict[str, Any] | None:
+    client, bucket = _s3_client_and_bucket()
+    try:
+        return client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
 
 
 def is_local() -> bool:
@@ -161,11 +192,18 @@ def copy(*, source_key: str, target_key: str) -> None:
 
 
 def exists(key: str) -> bool:
-    return default_storage.exists(key)
+    if _is_local():
+        return default_storage.exists(key)
+    return _head(key) is not None
 
 
 def size(key: str) -> int:
-    return default_storage.size(key)
+    if _is_local():
+        return default_storage.size(key)
+    head = _head(key)
+    if head is None:
+        raise FileNotFoundError(key)
+    return int(head["ContentLength"])
 
 
 def open_range(*, key: str, start: int, end: int) -> Iterator[bytes]:
