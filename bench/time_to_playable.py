@@ -16,11 +16,11 @@ playback API and the Django origin); a production Dramatiq worker (``manage.py r
    media segment (byte ranges or whole objects, as the playlist says). The clock stops here: "time to
    playable"; then ffmpeg must decode every frame of init + segment, or the run fails.
 
-The full ladder starts encoding the moment the provisional stream is published and would take both
-cores from the web process on this 2-core machine; in production workers run on machines of their own,
-so the worker runs at ``--worker-nice 10`` by default (``--worker-nice 0`` to see the shared-machine
-figure). After a round the worker is killed (its process group: the full-ladder encode stops), the queues are
-flushed and the lesson deleted, so rounds do not overlap. For sources up to ``--full-ladder-minutes``
+The full ladder starts encoding the moment the provisional stream is published and shares the two
+cores with the web process here (in production workers have machines of their own); ``--worker-nice
+10`` runs the worker at a lower priority to see that difference. After a round the worker is killed
+(its process group: the full-ladder encode stops), the queues are flushed and the lesson deleted, so
+rounds do not overlap. For sources up to ``--full-ladder-minutes``
 one more round waits for the full ladder as well ("time to full ladder": what time to playable is
 without the provisional stream). Targets (issue 3, Mux's median time-to-publish): 2.0 s, 3.3 s and
 9.0 s for 1, 5 and 10 minutes.
@@ -223,7 +223,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--full-ladder-minutes", type=float, default=1, help="also time the full ladder up to this")
     parser.add_argument(
-        "--worker-nice", type=int, default=10, help="niceness of the worker (stands in for a machine of its own)"
+        "--worker-nice", type=int, default=0, help="niceness of the worker (stands in for a machine of its own)"
     )
     args = parser.parse_args()
     if "S3_ENDPOINT_URL" not in os.environ:
