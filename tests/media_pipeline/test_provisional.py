@@ -385,3 +385,10 @@ def test_a_provisional_arriving_after_the_full_version_never_replaces_it(
     MediaAsset.objects.filter(pk=asset.pk).update(status=AssetStatus.PROVISIONAL, building_version=2)
     assert provisional._publish(MediaAsset.objects.get(pk=asset.pk), 2) is False
     assert MediaAsset.objects.get(pk=asset.pk).published_provisional is False
+
+
+def test_pipeline_resume_sends_a_stalled_provisional_step_again(key_prefix: str, sent) -> None:  # type: ignore[no-untyped-def]
+    asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.PROVISIONAL, building_version=1)
+    MediaAsset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == [asset.pk]
+    assert sent == [("provisional_asset", asset.pk)]
