@@ -421,3 +421,20 @@ def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
     assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "fast-rung"
     durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", out["video.m3u8"].read_text())]
     assert len(durations) == 6 and max(durations) <= 2.05  # the full ladder's 2-second GOPs
+
+
+def test_a_silent_h264_upload_is_repackaged_without_an_audio_rendition(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    silent = make_clip(tmp_path / "silent.mp4", seconds=3, size="320x180", audio=False)
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, silent, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)
+    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "remux"
+    assert not any(name.startswith("audio") for name in out)
+    assert "AUDIO=" not in out["master.m3u8"].read_text()
+    assert _video_packets(out["video.mp4"]) == _video_packets(silent)
+    validate_mpd(out["manifest.mpd"])
