@@ -186,6 +186,8 @@ MEDIA_WORK_DIR = env_str("MEDIA_WORK_DIR", "") or None  # temp files; None = sys
 ENCODE_PRESET = env_str("ENCODE_PRESET", "veryfast")
 ENCODE_THREADS = env_int("ENCODE_THREADS", 0, minimum=0)  # 0 = let ffmpeg decide
 ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
+# Publish a provisional stream of every new upload before the full ladder (media_pipeline/provisional.py).
+MEDIA_PROVISIONAL = env_bool("MEDIA_PROVISIONAL", True)
 
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY

@@ -354,6 +354,7 @@ class LessonAdmin(EducatorScopedAdmin):
                 "progress": asset.progress if asset else 0,
                 "failure_reason": asset.failure_reason if asset else "",
                 "playable": bool(asset and asset.is_playable),
+                "provisional": bool(asset and asset.published_provisional),
                 "regions": _region_rows(lesson),
             }
         )
@@ -376,7 +377,9 @@ def _status_text(lesson: Lesson) -> str:
     text = asset.get_status_display()
     if asset.status == "transcoding":
         text = f"{text} ({asset.progress}%)"
-    if asset.is_playable and asset.status != "ready":
+    if asset.published_provisional and asset.status != "ready":
+        text = f"{text}; a quick stream is playing, full quality in progress"
+    elif asset.is_playable and asset.status != "ready":
         text = f"{text}; the previous version is still playing"
     return text
 

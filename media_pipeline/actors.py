@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from media_pipeline import replication, services
+from media_pipeline import provisional, replication, services
 from media_pipeline.errors import PermanentError
 
 MINUTE_MS = 60_000
@@ -19,6 +19,11 @@ COMMON = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_ba
 @dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
 def probe_asset(asset_id: int) -> None:
     services.asset_probe(asset_id=asset_id)
+
+
+@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)
+def provisional_asset(asset_id: int) -> None:
+    provisional.asset_provisional(asset_id=asset_id)
 
 
 @dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)

@@ -15,6 +15,9 @@ from django.db import models
 class AssetStatus(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded, waiting to be probed"
     PROBING = "probing", "Probing"
+    # A new upload is made playable at once (media_pipeline/provisional.py, docs/adr): its own bitstream
+    # repackaged, or one fast low rung. Leaves for PROBED whatever happens; never fails the asset.
+    PROVISIONAL = "provisional", "Making a quick first stream"
     PROBED = "probed", "Probed, waiting to be encoded"
     TRANSCODING = "transcoding", "Encoding and packaging"
     TRANSCODED = "transcoded", "Encoded, waiting to be published"
@@ -57,6 +60,10 @@ class MediaAsset(models.Model):
     # copied from its index by the publish flip, so playback needs no storage read. Empty for versions
     # published before storyboards existed.
     published_extras = models.JSONField(default=dict, blank=True)
+    # The published version is a provisional stream (the source repackaged, or one fast low rung): the
+    # lesson plays, and the full ladder is on its way (status and progress tell how far). Set by the
+    # provisional flip, cleared by the full version's flip.
+    published_provisional = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

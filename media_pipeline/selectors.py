@@ -24,6 +24,8 @@ class PlaybackInfo(TypedDict):
     kid: str | None
     # Storyboard, chapters and captions of the published version (file names); {} for older versions.
     extras: dict
+    # The published version is a provisional stream; the full ladder is still being built.
+    provisional: bool
 
 
 def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
@@ -44,6 +46,7 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
         regions=asset_complete_regions(asset=asset),
         kid=asset.published_kid.hex if asset.published_kid else None,
         extras=asset.published_extras or {},
+        provisional=asset.published_provisional,
     )
     return asset._playback_info  # type: ignore[attr-defined]
 

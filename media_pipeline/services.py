@@ -190,6 +190,7 @@ def _enqueue(actor_name: str, asset_id: int) -> None:
 NEXT_STEP = {
     AssetStatus.UPLOADED: "probe_asset",
     AssetStatus.PROBING: "probe_asset",
+    AssetStatus.PROVISIONAL: "provisional_asset",
     AssetStatus.PROBED: "transcode_asset",
     AssetStatus.TRANSCODING: "transcode_asset",
     AssetStatus.TRANSCODED: "publish_asset",
@@ -259,11 +260,14 @@ def asset_probe(*, asset_id: int) -> None:
             return
     # A sound-only lesson has no video ladder: only its audio rendition is encoded and packaged.
     rungs = plan_ladder(width=result.width, height=result.height, fps=result.fps) if result.has_video else []
+    # A new upload of a lesson that is not protected plays first as a provisional stream (provisional.py).
+    # A sound-only lesson needs none: its full version is one audio encode, ready about as soon.
+    provisional_first = settings.MEDIA_PROVISIONAL and not asset.protected and result.has_video
     with transaction.atomic():
         moved = MediaAsset.objects.filter(
             pk=asset.pk, status=AssetStatus.PROBING, building_version=asset.building_version
         ).update(
-            status=AssetStatus.PROBED,
+            status=AssetStatus.PROVISIONAL if provisional_first else AssetStatus.PROBED,
             probe=result.as_dict(),
             ladder=[rung.as_dict() for rung in rungs],
             duration_seconds=result.duration,
@@ -272,7 +276,8 @@ def asset_probe(*, asset_id: int) -> None:
             updated_at=timezone.now(),
         )
         if moved == 1:
-            transaction.on_commit(lambda: _enqueue("transcode_asset", asset.pk))
+            next_step = "provisional_asset" if provisional_first else "transcode_asset"
+            transaction.on_commit(lambda: _enqueue(next_step, asset.pk))
 
 
 def asset_transcode(*, asset_id: int) -> None:
@@ -536,6 +541,7 @@ def asset_publish(*, asset_id: int) -> None:
         flipped = current.update(
             status=AssetStatus.READY,
             published_version=version,
+            published_provisional=False,
             published_kid=kid,
             published_extras=meta.get("extras", {}),
             published_at=timezone.now(),

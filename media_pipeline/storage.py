@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import mimetypes
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from botocore.exceptions import ClientError
 from django.core.files.storage import FileSystemStorage, default_storage
+from django.utils.functional import empty
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -39,9 +43,37 @@ def _is_local() -> bool:
     return isinstance(default_storage, FileSystemStorage)
 
 
+_shared: tuple[object, Any, str] | None = None
+_shared_lock = threading.Lock()
+
+
 def _s3_client_and_bucket():  # type: ignore[no-untyped-def]
-    storage = default_storage
-    return storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
+    """One boto3 client per process (per storage backend), shared by every thread.
+
+    django-storages keeps a connection per thread (boto3 resources are not thread-safe; clients are).
+    Under ASGI each request runs in a thread of its own, so every origin request paid for a new session
+    and resource: 150-450 ms here against 6-30 ms for the request itself (bench/time_to_playable.py).
+    """
+    global _shared
+    backend = default_storage._wrapped if default_storage._wrapped is not empty else None  # type: ignore[attr-defined]
+    shared = _shared
+    if backend is not None and shared is not None and shared[0] is backend:
+        return shared[1], shared[2]
+    with _shared_lock:
+        storage = default_storage
+        client, bucket = storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
+        _shared = (default_storage._wrapped, client, bucket)  # type: ignore[attr-defined]
+    return client, bucket
+
+
+def _head(key: str) -> dict[str, Any] | None:
+    client, bucket = _s3_client_and_bucket()
+    try:
+        return client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
 
 
 def is_local() -> bool:
@@ -72,6 +104,26 @@ def save_file(*, key: str, source: Path, sha256: str | None = None) -> None:
     if sha256:
         extra["Metadata"] = {"sha256": sha256}
     client.upload_file(str(source), bucket, key, ExtraArgs=extra)
+
+
+def save_files(files: list[tuple[str, Path, str]], *, concurrency: int = 8) -> None:
+    """Upload several local files at once: ``(key, path, sha256)`` each, as save_file does. With S3
+    every thread uses this thread's client (boto3 clients are thread-safe; making one per thread costs
+    more than a small object's upload)."""
+    if _is_local() or concurrency <= 1:
+        for key, source, sha256 in files:
+            save_file(key=key, source=source, sha256=sha256)
+        return
+    client, bucket = _s3_client_and_bucket()
+
+    def put(item: tuple[str, Path, str]) -> None:
+        key, source, sha256 = item
+        extra = {"ContentType": content_type_for(key), "Metadata": {"sha256": sha256}}
+        client.upload_file(str(source), bucket, key, ExtraArgs=extra)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload") as pool:
+        for _ in pool.map(put, files):  # re-raises the first failure
+            pass
 
 
 def save_stream(*, key: str, stream: IO[bytes]) -> int:
@@ -140,11 +192,18 @@ def copy(*, source_key: str, target_key: str) -> None:
 
 
 def exists(key: str) -> bool:
-    return default_storage.exists(key)
+    if _is_local():
+        return default_storage.exists(key)
+    return _head(key) is not None
 
 
 def size(key: str) -> int:
-    return default_storage.size(key)
+    if _is_local():
+        return default_storage.size(key)
+    head = _head(key)
+    if head is None:
+        raise FileNotFoundError(key)
+    return int(head["ContentLength"])
 
 
 def open_range(*, key: str, start: int, end: int) -> Iterator[bytes]:

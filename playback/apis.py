@@ -93,6 +93,7 @@ def session_as_json(session: PlaybackSession) -> dict[str, Any]:
         "storyboard": session.storyboard_url,
         "chapters": session.chapters_url,
         "captions": [{"language": c.language, "label": c.label, "url": c.url} for c in session.captions],
+        "provisional": session.provisional,
     }
 
 
@@ -135,6 +136,10 @@ class PlaybackApi(APIView):
         )
         chapters = serializers.CharField(source="chapters_url", help_text="WebVTT chapters; empty if none")
         captions = _CaptionSerializer(many=True, help_text="Caption files (also listed in both manifests)")
+        provisional = serializers.BooleanField(
+            help_text="True while a quick first stream plays (one rendition: the upload itself, or a fast "
+            "low rung); a new session after the full ladder is published gets every quality"
+        )
 
         class Meta:
             ref_name = "PlaybackSession"

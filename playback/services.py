@@ -77,6 +77,8 @@ class PlaybackSession:
     storyboard_url: str = ""
     chapters_url: str = ""
     captions: tuple[CaptionUrl, ...] = ()
+    # A provisional stream (the source repackaged, or one fast rung) while the full ladder is built.
+    provisional: bool = False
 
     @property
     def uses_cookies(self) -> bool:
@@ -145,6 +147,7 @@ def playback_session_create(
         **_extras_urls(base=bases[0], extras=info["extras"]),
         expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
+        provisional=info["provisional"],
         region=regions[0].name,
         regions=[
             RegionUrls(name=region.name, hls_url=base + info["hls"], dash_url=base + info["dash"])

