@@ -61,7 +61,8 @@ class ProbeResult:
 
 def ffprobe_command(*, ffprobe: str, path: Path) -> list[str]:
     return [
-        ffprobe, "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST,
+        # Warnings too: "detected only with low score" tells a guess from a real format (unreadable_reason).
+        ffprobe, "-v", "warning", "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST,
         "-threads", "1", "-print_format", "json", "-show_format", "-show_streams", str(path),
     ]  # fmt: skip
 
@@ -140,7 +141,9 @@ def unreadable_reason(path: Path, stderr: str) -> str:
     if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "an image, not a video"
     refused = _NOT_ON_WHITELIST.search(stderr)
-    if refused:
+    # Random bytes sometimes look a little like a raw stream (h263, say): ffprobe then names a format it
+    # only guessed, and that name would mislead the educator.
+    if refused and f"Format {refused.group(1)} detected only with low score" not in stderr:
         return f"a file of a kind that is not accepted ({refused.group(1)}); upload the video or audio file itself"
     if _looks_like_text(head):
         return "a text file, not a video or audio file"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import random as random_module
 import subprocess
 import threading
 import time
@@ -12,7 +13,15 @@ from PIL import Image
 
 from media_pipeline.errors import InputRejected
 from media_pipeline.ffmpeg import cover_poster_command, encode_command, poster_command, waveform_poster_command
-from media_pipeline.probe import ProbeResult, constant_fps, ffprobe_command, iso_bmff_damage, parse_probe, probe_file
+from media_pipeline.probe import (
+    ProbeResult,
+    constant_fps,
+    ffprobe_command,
+    iso_bmff_damage,
+    parse_probe,
+    probe_file,
+    unreadable_reason,
+)
 from tests.conftest import make_clip, make_phone_clip
 from tests.media_corpus import HOSTILE_REASONS, VALID, build_hostile, build_valid
 
@@ -136,6 +145,18 @@ def test_a_truncated_mp4_is_told_apart_from_not_media(hostile: dict[str, tuple[P
     # Without the box check ffprobe says the same thing for a cut MP4 and for random bytes.
     random, _ = hostile["random"]
     assert "incomplete" not in _reason(random)
+
+
+def test_random_bytes_that_ffprobe_takes_for_a_raw_stream_are_not_named_as_that_format(tmp_path: Path) -> None:
+    # With this seed ffprobe guesses "h263" (low score) and the whitelist refuses that demuxer: the
+    # educator is told the file is not media, not that h263 files are not accepted.
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(random_module.Random(37).randbytes(200_000))
+    assert _reason(junk) == "not a video or audio file (unknown or damaged format)"
+    stderr = "[h263 @ 0x1] Format h263 detected only with low score of 25, misdetection possible!\n"
+    refused = "[h263 @ 0x1] Format not on whitelist 'mov'\n"
+    assert unreadable_reason(junk, stderr + refused) == "not a video or audio file (unknown or damaged format)"
+    assert unreadable_reason(junk, refused).startswith("a file of a kind that is not accepted (h263)")
 
 
 def test_the_box_walk_accepts_whole_files_and_spots_damage(tmp_path: Path) -> None:
