@@ -83,6 +83,13 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
             if asset.probe.get("has_audio"):
                 rows.append(EncodeChunk(build=build, kind=EncodeChunk.Kind.AUDIO, index=0))
             EncodeChunk.objects.bulk_create(rows)
+            stale = list(
+                ChunkedBuild.objects.filter(asset=asset, version__lt=build.version).exclude(
+                    state=ChunkedBuild.State.JOINED
+                )
+            )
+        else:
+            stale = []
         waiting = list(
             build.chunks.exclude(state=ChunkState.DONE).order_by("kind", "index").values_list("pk", flat=True)
         )
@@ -91,6 +98,9 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
                 transaction.on_commit(lambda chunk_id=chunk_id: _send("encode_chunk", chunk_id))
         else:
             transaction.on_commit(lambda: _send("join_chunks", build.pk))
+    # Chunks of versions a newer upload replaced before they were joined will never be joined.
+    for old in stale:
+        storage.delete_prefix(old.work_prefix())
     return build
 
 
@@ -119,6 +129,7 @@ def chunk_encode(*, chunk_id: int) -> None:
         held_for = (row["lease_until"] - now).total_seconds() if row["lease_until"] else 0.0
         raise ChunkBusy(f"chunk {chunk.pk} is being encoded by another worker", retry_after=max(1.0, held_for + 1))
     build, asset = chunk.build, chunk.build.asset
+    attempt = EncodeChunk.objects.filter(pk=chunk.pk).values_list("attempts", flat=True).get()
     try:
         with services._work_dir() as tmp:
             work = Path(tmp)
@@ -131,7 +142,7 @@ def chunk_encode(*, chunk_id: int) -> None:
         return
     except BaseException:
         # Let a retry (here or on another worker) take the chunk at once rather than after the lease.
-        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
+        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING, attempts=attempt).update(
             state=ChunkState.PENDING, lease_until=None
         )
         raise
