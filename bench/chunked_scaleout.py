@@ -55,6 +55,7 @@ def _load() -> str:
 
 def run(source: Path, *, workers: int, chunk_seconds: int, pin: bool, log_dir: Path, timeout: float) -> dict:
     import dramatiq
+    from django.utils import timezone
 
     from media_pipeline import services
     from media_pipeline.models import AssetStatus, ChunkedBuild
@@ -95,12 +96,21 @@ def run(source: Path, *, workers: int, chunk_seconds: int, pin: bool, log_dir: P
         with source.open("rb") as stream:
             services.asset_upload_source(asset=asset, stream=stream, source_name=source.name)
         started = time.monotonic()
+        uploaded = timezone.now()
         asset = services.asset_wait(asset_id=asset.pk, timeout=timeout, poll_seconds=0.2)
         seconds = time.monotonic() - started
         if asset.status != AssetStatus.READY:
             raise SystemExit(f"asset ended {asset.status}: {asset.failure_reason}")
         build = ChunkedBuild.objects.get(asset=asset)
         chunks = list(build.chunks.values_list("kind", "encodes"))
+        # Where the time went, from the rows' timestamps (same clock: this machine's PostgreSQL).
+        last_chunk = max(build.chunks.values_list("updated_at", flat=True))
+        phases = {
+            "probe": (build.created_at - uploaded).total_seconds(),
+            "chunks": (last_chunk - build.created_at).total_seconds(),
+            "join": (build.updated_at - last_chunk).total_seconds(),
+            "publish": (asset.published_at - build.updated_at).total_seconds(),
+        }
     finally:
         for process in processes:
             if process.poll() is None:
@@ -110,7 +120,7 @@ def run(source: Path, *, workers: int, chunk_seconds: int, pin: bool, log_dir: P
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
-    return {"seconds": seconds, "chunks": chunks, "load_before": load_before, "load_after": _load()}
+    return {"seconds": seconds, "chunks": chunks, "phases": phases, "load_before": load_before, "load_after": _load()}
 
 
 def main() -> int:
@@ -140,8 +150,9 @@ def main() -> int:
             r = run(source, workers=workers, chunk_seconds=args.chunk, pin=args.pin, log_dir=log_dir, timeout=3600)
             results[workers].append(r["seconds"])
             video = sum(1 for kind, _ in r["chunks"] if kind == "video")
+            phases = ", ".join(f"{name} {value:.1f} s" for name, value in r["phases"].items())
             print(f"round {round_number}, {workers} worker(s): published in {r['seconds']:.1f} s ({video} video "
-                  f"chunks + audio; encodes per chunk {sorted({n for _, n in r['chunks']})}); "
+                  f"chunks + audio, encodes per chunk {sorted({n for _, n in r['chunks']})}; {phases}); "
                   f"load {r['load_before']} -> {r['load_after']}", flush=True)  # fmt: skip
     one, two = statistics.median(results[1]), statistics.median(results[2])
     ratio = two / one

@@ -120,7 +120,13 @@ def chunk_encode(*, chunk_id: int) -> None:
     claimed = (
         EncodeChunk.objects.filter(pk=chunk.pk)
         .filter(Q(state=ChunkState.PENDING) | Q(state=ChunkState.RUNNING, lease_until__lt=now))
-        .update(state=ChunkState.RUNNING, lease_until=now + lease, attempts=F("attempts") + 1, progress=0)
+        .update(
+            updated_at=timezone.now(),
+            state=ChunkState.RUNNING,
+            lease_until=now + lease,
+            attempts=F("attempts") + 1,
+            progress=0,
+        )
     )
     if not claimed:
         row = EncodeChunk.objects.filter(pk=chunk.pk).values("state", "lease_until").first()
@@ -143,14 +149,14 @@ def chunk_encode(*, chunk_id: int) -> None:
     except BaseException:
         # Let a retry (here or on another worker) take the chunk at once rather than after the lease.
         EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING, attempts=attempt).update(
-            state=ChunkState.PENDING, lease_until=None
+            updated_at=timezone.now(), state=ChunkState.PENDING, lease_until=None
         )
         raise
     with transaction.atomic():
         # One completion at a time per build: the last one sees every other chunk done and sends the join.
         ChunkedBuild.objects.select_for_update().filter(pk=build.pk).first()
         EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
-            state=ChunkState.DONE, progress=100, lease_until=None, encodes=F("encodes") + 1
+            updated_at=timezone.now(), state=ChunkState.DONE, progress=100, lease_until=None, encodes=F("encodes") + 1
         )
         _asset_progress(build)
         if not build.chunks.exclude(state=ChunkState.DONE).exists():
@@ -213,7 +219,7 @@ def _chunk_progress_writer(chunk: EncodeChunk):  # type: ignore[no-untyped-def]
     def write(percent: int) -> None:
         # Progress renews the lease: a live worker keeps its chunk, a dead one loses it soon.
         EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
-            progress=percent, lease_until=timezone.now() + lease
+            updated_at=timezone.now(), progress=percent, lease_until=timezone.now() + lease
         )
         _asset_progress(chunk.build)
 
@@ -242,6 +248,7 @@ def chunked_build_join(*, build_id: int) -> None:
         ChunkedBuild.objects.filter(pk=build.pk)
         .filter(Q(state=ChunkedBuild.State.ENCODING) | Q(state=ChunkedBuild.State.JOINING, lease_until__lt=now))
         .update(
+            updated_at=timezone.now(),
             state=ChunkedBuild.State.JOINING,
             lease_until=now + timedelta(seconds=JOIN_LEASE_SECONDS),
             joins=F("joins") + 1,
@@ -263,12 +270,12 @@ def chunked_build_join(*, build_id: int) -> None:
         return
     except BaseException:
         ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
-            state=ChunkedBuild.State.ENCODING, lease_until=None
+            updated_at=timezone.now(), state=ChunkedBuild.State.ENCODING, lease_until=None
         )
         raise
     with transaction.atomic():
         ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
-            state=ChunkedBuild.State.JOINED, lease_until=None
+            updated_at=timezone.now(), state=ChunkedBuild.State.JOINED, lease_until=None
         )
         moved = MediaAsset.objects.filter(
             pk=asset.pk, status=AssetStatus.TRANSCODING, building_version=build.version
@@ -303,9 +310,11 @@ def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool
     if missing:
         logger.warning("build %s: outputs of chunks %s are missing; encoding them again", build.pk, missing)
         with transaction.atomic():
-            EncodeChunk.objects.filter(pk__in=missing).update(state=ChunkState.PENDING, progress=0, lease_until=None)
+            EncodeChunk.objects.filter(pk__in=missing).update(
+                updated_at=timezone.now(), state=ChunkState.PENDING, progress=0, lease_until=None
+            )
             ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
-                state=ChunkedBuild.State.ENCODING, lease_until=None
+                updated_at=timezone.now(), state=ChunkedBuild.State.ENCODING, lease_until=None
             )
             for chunk_id in missing:
                 transaction.on_commit(lambda chunk_id=chunk_id: _send("encode_chunk", chunk_id))
