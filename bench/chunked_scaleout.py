@@ -1,7 +1,7 @@
 """Benchmark: a 2-minute source encoded in chunks by one worker, then by two (issue 3: two workers limited
 to one encoder thread each finish in at most 0.6 of the time one takes).
 
-    .venv/bin/python tests/harness.py -- .venv/bin/python bench/chunked_scaleout.py [--seconds 120] [--chunk 20] \
+    .venv/bin/python tests/harness.py -- .venv/bin/python bench/chunked_scaleout.py [--seconds 120] [--chunk 10] \
         [--rounds 3] [--no-pin]
 
 Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). The source is the lecture-like
@@ -139,7 +139,7 @@ def run(source: Path, *, workers: int, chunk_seconds: int, pin: bool, log_dir: P
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=120)
-    parser.add_argument("--chunk", type=int, default=20, help="MEDIA_CHUNK_SECONDS (a multiple of 2)")
+    parser.add_argument("--chunk", type=int, default=10, help="MEDIA_CHUNK_SECONDS (a multiple of 2)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
