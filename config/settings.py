@@ -190,7 +190,7 @@ ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # 2-second GOPs), one Dramatiq message each, by as many workers as run (docs/adr/0014). A worker holds
 # a chunk for MEDIA_CHUNK_LEASE_SECONDS past its last progress report; then another may take it over.
 MEDIA_CHUNK_MIN_SECONDS = env_int("MEDIA_CHUNK_MIN_SECONDS", 600, minimum=1)
-MEDIA_CHUNK_SECONDS = env_int("MEDIA_CHUNK_SECONDS", 120, minimum=2)
+MEDIA_CHUNK_SECONDS = env_int("MEDIA_CHUNK_SECONDS", 60, minimum=2)
 if MEDIA_CHUNK_SECONDS % 2:
     raise ImproperlyConfigured(f"MEDIA_CHUNK_SECONDS={MEDIA_CHUNK_SECONDS} must be a multiple of the 2-second GOP")
 MEDIA_CHUNK_LEASE_SECONDS = env_int("MEDIA_CHUNK_LEASE_SECONDS", 60, minimum=5)
