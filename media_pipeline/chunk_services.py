@@ -161,6 +161,11 @@ def chunk_encode(*, chunk_id: int) -> None:
         _asset_progress(build)
         if not build.chunks.exclude(state=ChunkState.DONE).exists():
             transaction.on_commit(lambda: _send("join_chunks", build.pk))
+        # A chunk whose worker died (lease passed) has lost its message too: send it again now rather
+        # than when the asset has been idle long enough for pipeline_resume.
+        orphans = build.chunks.filter(state=ChunkState.RUNNING, lease_until__lt=timezone.now())
+        for orphan_id in orphans.values_list("pk", flat=True):
+            transaction.on_commit(lambda orphan_id=orphan_id: _send("encode_chunk", orphan_id))
 
 
 def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:

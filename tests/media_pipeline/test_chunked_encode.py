@@ -265,10 +265,14 @@ def test_duplicate_messages_encode_once_and_a_dead_workers_chunk_is_taken_over(
         chunk_services.chunk_encode(chunk_id=second.pk)
     assert 29 < busy.value.retry_after <= 31
     assert recorder.encodes == 1
-    # That worker died: once its lease has passed, the chunk is taken over.
+    # That worker died: once its lease has passed, the next chunk to finish sends it again, and it is
+    # taken over.
     EncodeChunk.objects.filter(pk=second.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    audio = build.chunks.get(kind="audio")
+    _deliver([("encode_chunk", audio.pk)], capture)
+    assert recorder.take() == [("encode_chunk", second.pk)]
     _deliver([("encode_chunk", second.pk)], capture)
-    assert recorder.encodes == 2
+    assert recorder.encodes == 3
 
     _deliver([(name, pk) for name, pk in [("encode_chunk", c.pk) for c in build.chunks.exclude(state="done")]], capture)
     assert recorder.take() == [("join_chunks", build.pk)]
