@@ -16,6 +16,7 @@ over when the lease passes. A chunk whose outputs are missing at join time is en
 from __future__ import annotations
 
 import logging
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from media_pipeline import chunking, services, storage
-from media_pipeline.ffmpeg import AUDIO_FILE, ToolFailed, run_tool, run_with_progress, rung_file
+from media_pipeline.ffmpeg import AUDIO_FILE, ToolFailed, last_error_line, run_tool, run_with_progress, rung_file
 from media_pipeline.ladder import Rung, output_fps
 from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset
 from media_pipeline.probe import run_ffprobe
@@ -178,28 +179,61 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
     plan = chunking.Chunk(index=chunk.index, start_frame=chunk.start_frame, end_frame=chunk.end_frame)
     fps = output_fps(float(probe["fps"]))
     end = chunk.end_frame / fps if chunk.end_frame is not None else float(probe["duration"])
-    run_with_progress(
-        chunking.chunk_encode_command(
-            ffmpeg=settings.FFMPEG_BIN,
-            source=source,
-            out_dir=encoded,
-            rungs=rungs,
-            source_fps=float(probe["fps"]),
-            chunk=plan,
-            seek=chunking.seekable(format_name),
-            preset=settings.ENCODE_PRESET,
-            threads=settings.ENCODE_THREADS,
-        ),
-        duration=max(0.1, end - chunk.start_frame / fps),
-        timeout=settings.ENCODE_TIMEOUT_SECONDS,
-        on_progress=_chunk_progress_writer(chunk),
-        every_seconds=services.PROGRESS_EVERY_SECONDS,
-    )
+
+    def encode(seek: bool) -> None:
+        run_with_progress(
+            chunking.chunk_encode_command(
+                ffmpeg=settings.FFMPEG_BIN,
+                source=source,
+                out_dir=encoded,
+                rungs=rungs,
+                source_fps=float(probe["fps"]),
+                chunk=plan,
+                seek=seek,
+                preset=settings.ENCODE_PRESET,
+                threads=settings.ENCODE_THREADS,
+            ),
+            duration=max(0.1, end - chunk.start_frame / fps),
+            timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            on_progress=_chunk_progress_writer(chunk),
+            every_seconds=services.PROGRESS_EVERY_SECONDS,
+        )
+        # A seek that landed late shows as a chunk starting after 0 (or, but for the last, short of frames).
+        start, frames = _start_and_frames(encoded / rung_file(rungs[-1]))
+        if start > 0.5 / fps:
+            raise ToolFailed(f"chunk {plan.index} starts at {start:.3f} s, not 0")
+        if plan.end_frame is not None and frames != plan.end_frame - plan.start_frame:
+            raise ToolFailed(f"chunk {plan.index} has {frames} frames, expected {plan.end_frame - plan.start_frame}")
+
+    seek = chunking.seekable(format_name)
+    try:
+        encode(seek)
+    except ToolFailed:
+        if not seek:
+            raise
+        # A container that claims an index but seeks badly: decode from the start instead (always exact).
+        logger.warning("chunk %s of build %s: seeking failed; encoding it again from the start", chunk.index,
+                       chunk.build_id, exc_info=True)  # fmt: skip
+        encode(False)
     prefix = chunk.build.work_prefix()
     for rung in rungs:
         storage.save_file(
             key=prefix + chunking.chunk_file(chunk.index, rung_file(rung)), source=encoded / rung_file(rung)
         )
+
+
+def _start_and_frames(path: Path) -> tuple[float, int]:
+    command = chunking.frame_count_command(ffprobe=settings.FFPROBE_BIN, path=path)
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed("ffprobe timed out counting frames") from exc
+    if completed.returncode != 0:
+        raise ToolFailed(f"ffprobe failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+    start, _, frames = completed.stdout.strip().partition(",")
+    if not frames.isdigit() or start in ("", "N/A"):
+        raise ToolFailed(f"chunk {path.name} has no video frames")
+    return float(start), int(frames)
 
 
 def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:

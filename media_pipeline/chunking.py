@@ -79,10 +79,12 @@ def chunk_input_args(*, chunk: Chunk, source_fps: float, seek: bool = True) -> l
 
 
 def chunk_video_filter(*, chunk: Chunk, source_fps: float) -> str:
-    """The unchunked encode's fps filter, then exactly this chunk's output frames, restarting at 0."""
+    """The unchunked encode's fps filter, then exactly this chunk's output frames, shifted so that its
+    first frame is at 0. Shifted by the frame index, not to the first frame that arrives: a seek that
+    landed late then shows as a chunk that starts after 0 (see ``frame_count_command``)."""
     fps = output_fps(source_fps)
     end = "" if chunk.end_frame is None else f":end_pts={chunk.end_frame}"
-    return f"fps={fps},trim=start_pts={chunk.start_frame}{end},setpts=PTS-STARTPTS"
+    return f"fps={fps},trim=start_pts={chunk.start_frame}{end},setpts=PTS-{chunk.start_frame}"
 
 
 def chunk_encode_command(
@@ -170,4 +172,13 @@ def join_command(*, ffmpeg: str, concat_file: Path, target: Path) -> list[str]:
         "-f", "concat", "-i", str(concat_file),
         "-map", "0:v:0", "-c", "copy", "-map_metadata", "-1", "-movflags", "+faststart",
         str(target),
+    ]  # fmt: skip
+
+
+def frame_count_command(*, ffprobe: str, path: Path) -> list[str]:
+    """Prints ``<start time>,<frames>`` of an encoded chunk's video: a chunk must start at 0 and, unless
+    it is the last, hold exactly its frames."""
+    return [
+        ffprobe, "-v", "error", "-protocol_whitelist", "file", "-select_streams", "v:0",
+        "-count_packets", "-show_entries", "stream=start_time,nb_read_packets", "-of", "csv=p=0", str(path),
     ]  # fmt: skip

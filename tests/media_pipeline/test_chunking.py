@@ -65,7 +65,7 @@ def test_chunk_rungs_are_encoded_exactly_as_the_unchunked_encode_does() -> None:
     assert _outputs(chunk) == expected
     assert chunk[chunk.index("-i") - 4 : chunk.index("-i")] == ["-copyts", "-start_at_zero", "-ss", "3.000000"]
     graph = chunk[chunk.index("-filter_complex") + 1]
-    assert graph.startswith("[0:v:0]fps=30,trim=start_pts=120:end_pts=180,setpts=PTS-STARTPTS,split=4[v0]")
+    assert graph.startswith("[0:v:0]fps=30,trim=start_pts=120:end_pts=180,setpts=PTS-120,split=4[v0]")
     assert graph.split(";")[1:] == whole[whole.index("-filter_complex") + 1].split(";")[1:]
     # The audio rendition: the unchunked encode's audio output, alone.
     audio = chunking.audio_encode_command(ffmpeg="ffmpeg", source=source, out_dir=out)
