@@ -188,6 +188,14 @@ ENCODE_THREADS = env_int("ENCODE_THREADS", 0, minimum=0)  # 0 = let ffmpeg decid
 ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # Publish a provisional stream of every new upload before the full ladder (media_pipeline/provisional.py).
 MEDIA_PROVISIONAL = env_bool("MEDIA_PROVISIONAL", True)
+# Sources longer than MEDIA_CHUNK_MIN_SECONDS are encoded in chunks of MEDIA_CHUNK_SECONDS (whole
+# 2-second GOPs), one Dramatiq message each, by as many workers as run (docs/adr/0016). A worker holds
+# a chunk for MEDIA_CHUNK_LEASE_SECONDS past its last progress report; then another may take it over.
+MEDIA_CHUNK_MIN_SECONDS = env_int("MEDIA_CHUNK_MIN_SECONDS", 600, minimum=1)
+MEDIA_CHUNK_SECONDS = env_int("MEDIA_CHUNK_SECONDS", 60, minimum=2)
+if MEDIA_CHUNK_SECONDS % 2:
+    raise ImproperlyConfigured(f"MEDIA_CHUNK_SECONDS={MEDIA_CHUNK_SECONDS} must be a multiple of the 2-second GOP")
+MEDIA_CHUNK_LEASE_SECONDS = env_int("MEDIA_CHUNK_LEASE_SECONDS", 60, minimum=5)
 
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY

@@ -21,6 +21,7 @@ from django.utils.safestring import mark_safe
 
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson, LessonCaption, TextTrackKind
+from media_pipeline import selectors as media_selectors
 from media_pipeline import text_tracks, uploads
 
 
@@ -376,7 +377,8 @@ def _status_text(lesson: Lesson) -> str:
         return "No video yet"
     text = asset.get_status_display()
     if asset.status == "transcoding":
-        text = f"{text} ({asset.progress}%)"
+        chunks = media_selectors.asset_chunks_done(asset=asset)
+        text = f"{text} ({asset.progress}%{f', {chunks[0]} of {chunks[1]} chunks' if chunks else ''})"
     if asset.published_provisional and asset.status != "ready":
         text = f"{text}; a quick stream is playing, full quality in progress"
     elif asset.is_playable and asset.status != "ready":

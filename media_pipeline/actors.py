@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from media_pipeline import provisional, replication, services
+from media_pipeline import chunk_services, provisional, replication, services
 from media_pipeline.errors import PermanentError
 
 MINUTE_MS = 60_000
@@ -34,6 +34,27 @@ def transcode_asset(asset_id: int) -> None:
 @dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
 def publish_asset(asset_id: int) -> None:
     services.asset_publish(asset_id=asset_id)
+
+
+# Chunks of a long source (docs/adr/0016). A chunk or join held by another worker is retried after its
+# lease, quietly (dramatiq.Retry), as often as it takes that worker to finish or its lease to pass.
+CHUNKS = {**COMMON, "max_retries": 50}
+
+
+@dramatiq.actor(time_limit=2 * 60 * MINUTE_MS, **CHUNKS)
+def encode_chunk(chunk_id: int) -> None:
+    try:
+        chunk_services.chunk_encode(chunk_id=chunk_id)
+    except chunk_services.ChunkBusy as busy:
+        raise dramatiq.Retry(str(busy), delay=int(busy.retry_after * 1000)) from busy
+
+
+@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **CHUNKS)
+def join_chunks(build_id: int) -> None:
+    try:
+        chunk_services.chunked_build_join(build_id=build_id)
+    except chunk_services.ChunkBusy as busy:
+        raise dramatiq.Retry(str(busy), delay=int(busy.retry_after * 1000)) from busy
 
 
 # A region that is down is retried for hours with growing pauses; `replicas sync` (run by

@@ -255,3 +255,74 @@ class ContentKey(models.Model):
 
     def __str__(self) -> str:
         return f"key {self.kid} of {self.asset_id} v{self.version}"
+
+
+class ChunkState(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class ChunkedBuild(models.Model):
+    """One version of an asset encoded in chunks by many workers (media_pipeline/chunk_services.py,
+    docs/adr/0016). The join claims the row (compare-and-set ``encoding`` -> ``joining``) so one worker
+    joins; a worker that dies while joining loses the claim when ``lease_until`` passes."""
+
+    class State(models.TextChoices):
+        ENCODING = "encoding", "Encoding chunks"
+        JOINING = "joining", "Joining and packaging"
+        JOINED = "joined", "Joined"
+
+    asset = models.ForeignKey(MediaAsset, on_delete=models.CASCADE, related_name="chunked_builds")
+    version = models.PositiveIntegerField()
+    chunk_seconds = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ENCODING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    joins = models.PositiveIntegerField(default=0, help_text="Joins started (more than one: a joiner died).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "version"], name="chunked_build_one_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunked build of {self.asset_id} v{self.version} ({self.state})"
+
+    def work_prefix(self) -> str:
+        """Storage prefix of the chunk outputs: outside every version prefix, removed once joined."""
+        return f"{self.asset.key_prefix}/work/v{self.version}/"
+
+
+class EncodeChunk(models.Model):
+    """One message's worth of encoding: the video rungs of output frames [start_frame, end_frame), or
+    (kind ``audio``) the whole programme's audio. A worker holds a running chunk until ``lease_until``
+    (renewed with its progress); after that any worker may take it over."""
+
+    class Kind(models.TextChoices):
+        VIDEO = "video", "Video rungs"
+        AUDIO = "audio", "Audio"
+
+    build = models.ForeignKey(ChunkedBuild, on_delete=models.CASCADE, related_name="chunks")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    index = models.PositiveIntegerField()
+    start_frame = models.PositiveIntegerField(default=0)
+    end_frame = models.PositiveIntegerField(null=True, blank=True, help_text="Exclusive; empty: to the end.")
+    state = models.CharField(max_length=16, choices=ChunkState.choices, default=ChunkState.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker claimed it.")
+    encodes = models.PositiveIntegerField(default=0, help_text="Times an encode of it finished.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["build", "kind", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["build", "kind", "index"], name="encode_chunk_one_per_index"),
+            models.CheckConstraint(condition=models.Q(state__in=ChunkState.values), name="encode_chunk_state_valid"),
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="encode_chunk_progress_at_most_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} chunk {self.index} of build {self.build_id} ({self.state})"

@@ -8,7 +8,15 @@ from typing import TypedDict
 from django.conf import settings
 
 from media_pipeline import content_keys, layout
-from media_pipeline.models import ContentKey, MediaAsset, ReplicaState, VersionReplica
+from media_pipeline.models import (
+    ChunkedBuild,
+    ChunkState,
+    ContentKey,
+    EncodeChunk,
+    MediaAsset,
+    ReplicaState,
+    VersionReplica,
+)
 from media_pipeline.regions import regions_all
 
 
@@ -117,3 +125,13 @@ def content_key_get(*, asset: MediaAsset, version: int, kid: str) -> content_key
     return content_keys.open_sealed(
         row.key_sealed, kid=row.kid, secret=settings.CONTENT_KEY_SECRET.encode(), asset_id=asset.pk, version=version
     )
+
+
+def asset_chunks_done(*, asset: MediaAsset) -> tuple[int, int] | None:
+    """(video chunks encoded, video chunks) of the version being built in chunks; None when it is not
+    built in chunks (docs/adr/0016)."""
+    build = ChunkedBuild.objects.filter(asset=asset, version=asset.building_version).first()
+    if build is None:
+        return None
+    video = EncodeChunk.objects.filter(build=build, kind=EncodeChunk.Kind.VIDEO)
+    return video.filter(state=ChunkState.DONE).count(), video.count()

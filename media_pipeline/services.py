@@ -281,6 +281,8 @@ def asset_probe(*, asset_id: int) -> None:
 
 
 def asset_transcode(*, asset_id: int) -> None:
+    from media_pipeline import chunk_services  # imported late: it builds on this module
+
     asset = _claim(
         asset_id, from_states=[AssetStatus.PROBED, AssetStatus.TRANSCODING], to_state=AssetStatus.TRANSCODING
     )
@@ -292,6 +294,10 @@ def asset_transcode(*, asset_id: int) -> None:
             reusable = _reusable_published_prefix(asset)
             if reusable is not None:
                 _derive_version(asset, source_prefix=reusable, prefix=prefix)
+            elif chunk_services.wants_chunks(asset):
+                # Long source: chunks on many workers; the join moves the asset on (docs/adr/0016).
+                chunk_services.chunked_build_start(asset=asset)
+                return
             else:
                 _build_version(asset, prefix)
         except ToolFailed as exc:
@@ -310,9 +316,8 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
     rungs = [Rung(**rung) for rung in asset.ladder]
     with _work_dir() as tmp:
         work = Path(tmp)
-        source, encoded, out = work / "source", work / "encoded", work / "out"
+        source, encoded = work / "source", work / "encoded"
         encoded.mkdir()
-        out.mkdir()
         storage.download(key=asset.source_key, target=source)
         run_with_progress(
             encode_command(
@@ -331,34 +336,43 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             on_progress=_progress_writer(asset),
             every_seconds=PROGRESS_EVERY_SECONDS,
         )
-        encryption = None
-        if asset.protected:
-            material = _content_key_for(asset, version=asset.building_version)
-            encryption = Encryption(
-                # In the work folder, removed with it; the key never reaches storage.
-                flag_file=write_key_flag_file(work / "keys.flags", kid_hex=material.kid_hex, key_hex=material.key_hex),
-                key_uri=settings.DRM_HLS_KEY_URI.format(kid=material.kid_hex),
-                protection_systems=tuple(settings.DRM_PROTECTION_SYSTEMS),
-            )
-        _run_in(
-            out,
-            package_command(
-                packager=settings.PACKAGER_BIN,
-                work_dir=encoded,
-                rungs=rungs,
-                has_audio=bool(probe["has_audio"]),
-                encryption=encryption,
-            ),
+        _package_and_upload(asset, prefix, work=work, encoded=encoded, poster_source=source)
+
+
+def _package_and_upload(asset: MediaAsset, prefix: str, *, work: Path, encoded: Path, poster_source: Path) -> None:
+    """Package the encoded rungs and audio in ``encoded`` (encrypted when the asset is protected), add
+    the poster (from ``poster_source``), storyboard and text tracks, and upload the version, index last.
+    Shared by the one-process encode and the join of a chunked one (chunk_services)."""
+    probe = asset.probe
+    rungs = [Rung(**rung) for rung in asset.ladder]
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    encryption = None
+    if asset.protected:
+        material = _content_key_for(asset, version=asset.building_version)
+        encryption = Encryption(
+            # In the work folder, removed with it; the key never reaches storage.
+            flag_file=write_key_flag_file(work / "keys.flags", kid_hex=material.kid_hex, key_hex=material.key_hex),
+            key_uri=settings.DRM_HLS_KEY_URI.format(kid=material.kid_hex),
+            protection_systems=tuple(settings.DRM_PROTECTION_SYSTEMS),
         )
-        if encryption is not None:
-            for playlist in out.glob("*.m3u8"):
-                playlist.write_text(hls_playlist_for_clearkey(playlist.read_text()))
-        _write_poster(probe, rungs=rungs, source=source, target=out / layout.POSTER)
-        extras.write_storyboard(encoded=encoded, out=out, rungs=rungs, duration=float(probe["duration"]))
-        extras.write_text_tracks(
-            out=out, tracks=asset_text_tracks(asset_id=asset.pk), duration=float(probe["duration"])
-        )
-        _upload_version(out, prefix, meta=_version_meta(asset))
+    _run_in(
+        out,
+        package_command(
+            packager=settings.PACKAGER_BIN,
+            work_dir=encoded,
+            rungs=rungs,
+            has_audio=bool(probe["has_audio"]),
+            encryption=encryption,
+        ),
+    )
+    if encryption is not None:
+        for playlist in out.glob("*.m3u8"):
+            playlist.write_text(hls_playlist_for_clearkey(playlist.read_text()))
+    _write_poster(probe, rungs=rungs, source=poster_source, target=out / layout.POSTER)
+    extras.write_storyboard(encoded=encoded, out=out, rungs=rungs, duration=float(probe["duration"]))
+    extras.write_text_tracks(out=out, tracks=asset_text_tracks(asset_id=asset.pk), duration=float(probe["duration"]))
+    _upload_version(out, prefix, meta=_version_meta(asset))
 
 
 def _write_poster(probe: dict, *, rungs: list[Rung], source: Path, target: Path) -> None:

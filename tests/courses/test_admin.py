@@ -329,3 +329,20 @@ def test_caption_language_codes_are_checked(educator: User, courses: tuple[Cours
     assert response.status_code == 200
     assert "Use a BCP 47 language code such as en, fr or pt-BR." in response.content.decode()
     assert LessonCaption.objects.count() == 0
+
+
+def test_status_of_a_chunked_encode_counts_the_chunks_done(educator: User, courses: tuple[Course, Course]) -> None:
+    from media_pipeline.models import ChunkedBuild, EncodeChunk
+
+    mine, _ = courses
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/long", status=AssetStatus.TRANSCODING, building_version=1, progress=46
+    )
+    build = ChunkedBuild.objects.create(asset=asset, version=1, chunk_seconds=120)
+    for index, state in enumerate(["done", "done", "running", "pending", "pending"]):
+        EncodeChunk.objects.create(build=build, kind="video", index=index, state=state)
+    EncodeChunk.objects.create(build=build, kind="audio", index=0, state="done")
+    lesson = Lesson.objects.create(course=mine, title="Long", position=0, asset=asset)
+    response = _client(educator).get(f"/admin/courses/lesson/{lesson.pk}/status/")
+    assert response.json()["text"] == "Encoding and packaging (46%, 2 of 5 chunks)"
+    assert response.json()["progress"] == 46

@@ -1,0 +1,383 @@
+"""Chunked encoding of a long source across workers: start, encode one chunk, join (docs/adr/0016).
+
+``asset_transcode`` hands a long source to ``chunked_build_start``, which records the chunks of the
+version (EncodeChunk rows: the video rungs of each GOP-aligned range of frames, and the whole audio)
+and sends one message per chunk not done yet. Any worker encodes any chunk: it downloads the source,
+encodes its frames and puts the outputs under the build's work prefix in storage. The worker that
+completes the last chunk sends the join; the join claims the build (compare-and-set, so it runs once),
+concatenates each rung's chunks without re-encoding, packages and uploads the version exactly as a
+one-process encode does, moves the asset on to publishing and removes the work objects.
+
+A rerun (redelivery, `pipeline_resume`) sends only the chunks not done; a chunk held by a live worker
+(its lease, renewed with every progress report) is retried later, and one whose worker died is taken
+over when the lease passes. A chunk whose outputs are missing at join time is encoded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from media_pipeline import chunking, services, storage
+from media_pipeline.ffmpeg import AUDIO_FILE, ToolFailed, last_error_line, run_tool, run_with_progress, rung_file
+from media_pipeline.ladder import Rung, output_fps
+from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset
+from media_pipeline.probe import run_ffprobe
+
+logger = logging.getLogger(__name__)
+
+# A join does not report progress; a joiner that died is replaced after this long.
+JOIN_LEASE_SECONDS = 30 * 60
+
+
+class ChunkBusy(Exception):
+    """Another worker holds this chunk (or the join); try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def wants_chunks(asset: MediaAsset) -> bool:
+    """A source with pictures longer than MEDIA_CHUNK_MIN_SECONDS that makes more than one chunk."""
+    duration = float(asset.probe.get("duration") or 0)
+    if not asset.ladder or duration <= settings.MEDIA_CHUNK_MIN_SECONDS:
+        return False
+    return len(_plan(asset, chunk_seconds=settings.MEDIA_CHUNK_SECONDS)) > 1
+
+
+def _plan(asset: MediaAsset, *, chunk_seconds: int) -> list[chunking.Chunk]:
+    return chunking.plan_chunks(
+        duration=float(asset.probe["duration"]), source_fps=float(asset.probe["fps"]), chunk_seconds=chunk_seconds
+    )
+
+
+def _send(actor_name: str, object_id: int) -> None:
+    from media_pipeline import actors  # imported late: actors import this module
+
+    try:
+        getattr(actors, actor_name).send(object_id)
+    except Exception:  # noqa: BLE001 - the rows are committed; `pipeline_resume` sends the steps again
+        logger.exception("could not enqueue %s(%s); `manage.py pipeline_resume` will pick it up", actor_name, object_id)
+
+
+def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
+    """Record the chunks of the version being built (once) and send every chunk not done yet, or the
+    join when all are. Safe to call again at any time: that is how a stalled build is resumed."""
+    with transaction.atomic():
+        build, created = ChunkedBuild.objects.get_or_create(
+            asset=asset, version=asset.building_version, defaults={"chunk_seconds": settings.MEDIA_CHUNK_SECONDS}
+        )
+        if created:
+            rows = [
+                EncodeChunk(build=build, kind=EncodeChunk.Kind.VIDEO, index=c.index, start_frame=c.start_frame,
+                            end_frame=c.end_frame)
+                for c in _plan(asset, chunk_seconds=build.chunk_seconds)
+            ]  # fmt: skip
+            if asset.probe.get("has_audio"):
+                rows.append(EncodeChunk(build=build, kind=EncodeChunk.Kind.AUDIO, index=0))
+            EncodeChunk.objects.bulk_create(rows)
+            stale = list(
+                ChunkedBuild.objects.filter(asset=asset, version__lt=build.version).exclude(
+                    state=ChunkedBuild.State.JOINED
+                )
+            )
+        else:
+            stale = []
+        waiting = list(
+            build.chunks.exclude(state=ChunkState.DONE).order_by("kind", "index").values_list("pk", flat=True)
+        )
+        if waiting:
+            for chunk_id in waiting:
+                transaction.on_commit(lambda chunk_id=chunk_id: _send("encode_chunk", chunk_id))
+        else:
+            transaction.on_commit(lambda: _send("join_chunks", build.pk))
+    # Chunks of versions a newer upload replaced before they were joined will never be joined.
+    for old in stale:
+        storage.delete_prefix(old.work_prefix())
+    return build
+
+
+def _current(build: ChunkedBuild) -> bool:
+    """Whether the asset is still building this version (a newer upload or a failure ends it)."""
+    asset = MediaAsset.objects.filter(pk=build.asset_id).values("status", "building_version").first()
+    return bool(asset) and asset["status"] == AssetStatus.TRANSCODING and asset["building_version"] == build.version
+
+
+def chunk_encode(*, chunk_id: int) -> None:
+    """Encode one chunk (its video rungs, or the audio) and store its outputs; send the join after the last."""
+    chunk = EncodeChunk.objects.select_related("build__asset").filter(pk=chunk_id).first()
+    if chunk is None or not _current(chunk.build):
+        return
+    lease = timedelta(seconds=settings.MEDIA_CHUNK_LEASE_SECONDS)
+    now = timezone.now()
+    claimed = (
+        EncodeChunk.objects.filter(pk=chunk.pk)
+        .filter(Q(state=ChunkState.PENDING) | Q(state=ChunkState.RUNNING, lease_until__lt=now))
+        .update(
+            updated_at=timezone.now(),
+            state=ChunkState.RUNNING,
+            lease_until=now + lease,
+            attempts=F("attempts") + 1,
+            progress=0,
+        )
+    )
+    if not claimed:
+        row = EncodeChunk.objects.filter(pk=chunk.pk).values("state", "lease_until").first()
+        if row is None or row["state"] == ChunkState.DONE:
+            return  # a duplicate message of a chunk already encoded: nothing to do
+        held_for = (row["lease_until"] - now).total_seconds() if row["lease_until"] else 0.0
+        raise ChunkBusy(f"chunk {chunk.pk} is being encoded by another worker", retry_after=max(1.0, held_for + 1))
+    build, asset = chunk.build, chunk.build.asset
+    attempt = EncodeChunk.objects.filter(pk=chunk.pk).values_list("attempts", flat=True).get()
+    try:
+        with services._work_dir() as tmp:
+            work = Path(tmp)
+            if chunk.kind == EncodeChunk.Kind.AUDIO:
+                _encode_audio(asset, chunk, work)
+            else:
+                _encode_video(asset, chunk, work)
+    except ToolFailed as exc:
+        services._fail(asset, in_state=AssetStatus.TRANSCODING, reason=f"encoding failed: {exc}")
+        return
+    except BaseException:
+        # Let a retry (here or on another worker) take the chunk at once rather than after the lease.
+        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING, attempts=attempt).update(
+            updated_at=timezone.now(), state=ChunkState.PENDING, lease_until=None
+        )
+        raise
+    with transaction.atomic():
+        # One completion at a time per build: the last one sees every other chunk done and sends the join.
+        ChunkedBuild.objects.select_for_update().filter(pk=build.pk).first()
+        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
+            updated_at=timezone.now(), state=ChunkState.DONE, progress=100, lease_until=None, encodes=F("encodes") + 1
+        )
+        _asset_progress(build)
+        if not build.chunks.exclude(state=ChunkState.DONE).exists():
+            transaction.on_commit(lambda: _send("join_chunks", build.pk))
+        # A chunk whose worker died (lease passed) has lost its message too: send it again now rather
+        # than when the asset has been idle long enough for pipeline_resume.
+        orphans = build.chunks.filter(state=ChunkState.RUNNING, lease_until__lt=timezone.now())
+        for orphan_id in orphans.values_list("pk", flat=True):
+            transaction.on_commit(lambda orphan_id=orphan_id: _send("encode_chunk", orphan_id))
+
+
+def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
+    probe = asset.probe
+    rungs = [Rung(**rung) for rung in asset.ladder]
+    source, encoded = work / "source", work / "encoded"
+    encoded.mkdir()
+    storage.download(key=asset.source_key, target=source)
+    format_name = str(run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source).get("format", {}).get("format_name", ""))
+    plan = chunking.Chunk(index=chunk.index, start_frame=chunk.start_frame, end_frame=chunk.end_frame)
+    fps = output_fps(float(probe["fps"]))
+    end = chunk.end_frame / fps if chunk.end_frame is not None else float(probe["duration"])
+
+    def encode(seek: bool) -> None:
+        run_with_progress(
+            chunking.chunk_encode_command(
+                ffmpeg=settings.FFMPEG_BIN,
+                source=source,
+                out_dir=encoded,
+                rungs=rungs,
+                source_fps=float(probe["fps"]),
+                chunk=plan,
+                seek=seek,
+                preset=settings.ENCODE_PRESET,
+                threads=settings.ENCODE_THREADS,
+                interlaced=bool(probe.get("interlaced", False)),
+            ),
+            duration=max(0.1, end - chunk.start_frame / fps),
+            timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            on_progress=_chunk_progress_writer(chunk),
+            every_seconds=services.PROGRESS_EVERY_SECONDS,
+        )
+        # A seek that landed late shows as a chunk starting after 0 (or, but for the last, short of frames).
+        start, frames = _start_and_frames(encoded / rung_file(rungs[-1]))
+        if start > 0.5 / fps:
+            raise ToolFailed(f"chunk {plan.index} starts at {start:.3f} s, not 0")
+        if plan.end_frame is not None and frames != plan.end_frame - plan.start_frame:
+            raise ToolFailed(f"chunk {plan.index} has {frames} frames, expected {plan.end_frame - plan.start_frame}")
+
+    seek = chunking.seekable(format_name)
+    try:
+        encode(seek)
+    except ToolFailed:
+        if not seek:
+            raise
+        # A container that claims an index but seeks badly: decode from the start instead (always exact).
+        logger.warning("chunk %s of build %s: seeking failed; encoding it again from the start", chunk.index,
+                       chunk.build_id, exc_info=True)  # fmt: skip
+        encode(False)
+    prefix = chunk.build.work_prefix()
+    for rung in rungs:
+        storage.save_file(
+            key=prefix + chunking.chunk_file(chunk.index, rung_file(rung)), source=encoded / rung_file(rung)
+        )
+
+
+def _start_and_frames(path: Path) -> tuple[float, int]:
+    command = chunking.frame_count_command(ffprobe=settings.FFPROBE_BIN, path=path)
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed("ffprobe timed out counting frames") from exc
+    if completed.returncode != 0:
+        raise ToolFailed(f"ffprobe failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+    start, _, frames = completed.stdout.strip().partition(",")
+    if not frames.isdigit() or start in ("", "N/A"):
+        raise ToolFailed(f"chunk {path.name} has no video frames")
+    return float(start), int(frames)
+
+
+def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
+    source, encoded = work / "source", work / "encoded"
+    encoded.mkdir()
+    storage.download(key=asset.source_key, target=source)
+    run_with_progress(
+        chunking.audio_encode_command(
+            ffmpeg=settings.FFMPEG_BIN, source=source, out_dir=encoded, threads=settings.ENCODE_THREADS
+        ),
+        duration=float(asset.probe["duration"]),
+        timeout=settings.ENCODE_TIMEOUT_SECONDS,
+        on_progress=_chunk_progress_writer(chunk),
+        every_seconds=services.PROGRESS_EVERY_SECONDS,
+    )
+    storage.save_file(key=chunk.build.work_prefix() + AUDIO_FILE, source=encoded / AUDIO_FILE)
+
+
+def _chunk_progress_writer(chunk: EncodeChunk):  # type: ignore[no-untyped-def]
+    lease = timedelta(seconds=settings.MEDIA_CHUNK_LEASE_SECONDS)
+
+    def write(percent: int) -> None:
+        # Progress renews the lease: a live worker keeps its chunk, a dead one loses it soon.
+        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
+            updated_at=timezone.now(), progress=percent, lease_until=timezone.now() + lease
+        )
+        _asset_progress(chunk.build)
+
+    return write
+
+
+def _asset_progress(build: ChunkedBuild) -> None:
+    """The asset's encoding percent: the mean progress of its video chunks (done ones count 100)."""
+    video = build.chunks.filter(kind=EncodeChunk.Kind.VIDEO)
+    total = video.count()
+    done = video.aggregate(total=Sum("progress"))["total"] or 0
+    percent = min(99, int(done / total)) if total else 0
+    # updated_at too: an encode that reports progress is alive (pipeline_resume leaves it alone).
+    MediaAsset.objects.filter(pk=build.asset_id, status=AssetStatus.TRANSCODING, building_version=build.version).update(
+        progress=percent, updated_at=timezone.now()
+    )
+
+
+def chunked_build_join(*, build_id: int) -> None:
+    """Join the chunks of a build into the version (once), then move the asset on to publishing."""
+    build = ChunkedBuild.objects.select_related("asset").filter(pk=build_id).first()
+    if build is None or not _current(build) or build.chunks.exclude(state=ChunkState.DONE).exists():
+        return  # gone, superseded, or not ready: the last chunk to finish sends the join again
+    now = timezone.now()
+    claimed = (
+        ChunkedBuild.objects.filter(pk=build.pk)
+        .filter(Q(state=ChunkedBuild.State.ENCODING) | Q(state=ChunkedBuild.State.JOINING, lease_until__lt=now))
+        .update(
+            updated_at=timezone.now(),
+            state=ChunkedBuild.State.JOINING,
+            lease_until=now + timedelta(seconds=JOIN_LEASE_SECONDS),
+            joins=F("joins") + 1,
+        )
+    )
+    if not claimed:
+        row = ChunkedBuild.objects.filter(pk=build.pk).values("state", "lease_until").first()
+        if row is None or row["state"] == ChunkedBuild.State.JOINED:
+            return
+        held_for = (row["lease_until"] - now).total_seconds() if row["lease_until"] else 0.0
+        raise ChunkBusy(f"build {build.pk} is being joined by another worker", retry_after=max(1.0, held_for + 1))
+    asset = build.asset
+    try:
+        with services._work_dir() as tmp:
+            if not _join_and_upload(build, asset, Path(tmp)):
+                return
+    except ToolFailed as exc:
+        services._fail(asset, in_state=AssetStatus.TRANSCODING, reason=f"joining chunks failed: {exc}")
+        return
+    except BaseException:
+        ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
+            updated_at=timezone.now(), state=ChunkedBuild.State.ENCODING, lease_until=None
+        )
+        raise
+    with transaction.atomic():
+        ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
+            updated_at=timezone.now(), state=ChunkedBuild.State.JOINED, lease_until=None
+        )
+        moved = MediaAsset.objects.filter(
+            pk=asset.pk, status=AssetStatus.TRANSCODING, building_version=build.version
+        ).update(status=AssetStatus.TRANSCODED, progress=100, updated_at=timezone.now())
+        if moved == 1:
+            transaction.on_commit(lambda: services._enqueue("publish_asset", asset.pk))
+    # The version's index is written: a rerun goes straight to publishing and never needs the chunks.
+    storage.delete_prefix(build.work_prefix())
+
+
+def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool:
+    """Download the chunks, join each rung, package and upload the version. False when chunk outputs were
+    missing: those chunks are marked to be encoded again (and sent), and the build waits for them."""
+    rungs = [Rung(**rung) for rung in asset.ladder]
+    chunks_dir, encoded = work / "chunks", work / "encoded"
+    chunks_dir.mkdir()
+    encoded.mkdir()
+    prefix = build.work_prefix()
+    rows = list(build.chunks.order_by("kind", "index"))
+    missing = []
+    for row in rows:
+        names = (
+            [(AUDIO_FILE, encoded / AUDIO_FILE)]
+            if row.kind == EncodeChunk.Kind.AUDIO
+            else [(chunking.chunk_file(row.index, rung_file(r)), None) for r in rungs]
+        )
+        for name, target in names:
+            if not storage.exists(prefix + name):
+                missing.append(row.pk)
+                break
+            storage.download(key=prefix + name, target=target or chunks_dir / name)
+    if missing:
+        logger.warning("build %s: outputs of chunks %s are missing; encoding them again", build.pk, missing)
+        with transaction.atomic():
+            EncodeChunk.objects.filter(pk__in=missing).update(
+                updated_at=timezone.now(), state=ChunkState.PENDING, progress=0, lease_until=None
+            )
+            ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
+                updated_at=timezone.now(), state=ChunkedBuild.State.ENCODING, lease_until=None
+            )
+            for chunk_id in missing:
+                transaction.on_commit(lambda chunk_id=chunk_id: _send("encode_chunk", chunk_id))
+        return False
+    plan = [
+        chunking.Chunk(index=r.index, start_frame=r.start_frame, end_frame=r.end_frame)
+        for r in rows
+        if r.kind == EncodeChunk.Kind.VIDEO
+    ]
+    fps = output_fps(float(asset.probe["fps"]))
+    for rung in rungs:
+        listing = chunks_dir / f"{rung.name}.{chunking.CONCAT_LIST}"
+        listing.write_text(chunking.concat_list(rung=rung, chunks=plan, fps=fps))
+        run_tool(
+            chunking.join_command(ffmpeg=settings.FFMPEG_BIN, concat_file=listing, target=encoded / rung_file(rung)),
+            timeout=settings.ENCODE_TIMEOUT_SECONDS,
+        )
+    # The poster comes from the largest rung: the source is not downloaded again just for one frame.
+    services._package_and_upload(
+        asset,
+        asset.version_prefix(build.version),
+        work=work,
+        encoded=encoded,
+        poster_source=encoded / rung_file(rungs[0]),
+    )
+    return True

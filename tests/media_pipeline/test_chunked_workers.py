@@ -1,0 +1,153 @@
+"""Chunked encoding on real Dramatiq worker processes (Redis broker, PostgreSQL, S3): a worker killed
+with SIGKILL in the middle of a chunk costs that chunk only, and the lesson is published once."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dramatiq
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from media_pipeline import services, storage
+from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset, VersionReplica
+from tests.conftest import make_clip, under_harness
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """`manage.py rundramatiq` in a process group of its own, on this test's database."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL the worker and everything it started (its ffmpeg too): a machine that died."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path) -> dict[str, str]:
+    if not under_harness():
+        pytest.skip("needs the services of tests/harness.py")
+    url = urlsplit(os.environ["DATABASE_URL"])
+    work = tmp_path / "worker-work"
+    work.mkdir()
+    return {
+        **os.environ,
+        # The test database pytest-django made, not the harness's empty one.
+        "DATABASE_URL": urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"])),
+        "MEDIA_CHUNK_MIN_SECONDS": "8",
+        "MEDIA_CHUNK_SECONDS": "4",
+        "MEDIA_CHUNK_LEASE_SECONDS": "5",
+        "MEDIA_WORK_DIR": str(work),
+        # Slow enough that a chunk is still running when the test kills its worker.
+        "ENCODE_PRESET": "veryslow",
+        "ENCODE_THREADS": "1",
+        # A worker holds only the message it is running: the rest stay in the queue for the others.
+        "dramatiq_queue_prefetch": "1",
+    }
+
+
+@pytest.fixture
+def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+    broker.flush_all()
+
+
+def _wait_for(condition, *, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_mid_chunk_costs_only_that_chunk_and_the_lesson_is_published_once(
+    key_prefix: str, worker_env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    clip = make_clip(tmp_path / "lecture.mp4", seconds=12, size="640x360")
+    log = tmp_path / "workers.log"
+    workers.append(WorkerProcess(worker_env, log))
+    asset = services.asset_create(key_prefix=key_prefix)
+    with clip.open("rb") as stream:
+        services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
+
+    def a_video_chunk_mid_encode() -> EncodeChunk | None:
+        return EncodeChunk.objects.filter(
+            build__asset=asset, kind="video", state=ChunkState.RUNNING, progress__gt=0, progress__lt=100
+        ).first()
+
+    victim = _wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
+    workers[0].kill()
+    victim.refresh_from_db()
+    assert (victim.state, victim.attempts, victim.encodes) == (ChunkState.RUNNING, 1, 0)
+    done_before = set(
+        EncodeChunk.objects.filter(build__asset=asset, state=ChunkState.DONE).values_list("pk", flat=True)
+    )
+
+    # An operator starts a new worker and runs pipeline_resume, which sends the transcode step again.
+    workers.append(WorkerProcess(worker_env, log))
+    out = io.StringIO()
+    call_command("pipeline_resume", "--idle-minutes", "0", stdout=out)
+    assert out.getvalue().startswith("resumed 1 asset(s)")
+    asset = services.asset_wait(asset_id=asset.pk, timeout=300)
+    assert (asset.status, asset.failure_reason, asset.published_version) == (AssetStatus.READY, "", 1), log.read_text()
+
+    build = ChunkedBuild.objects.get(asset=asset)
+    assert (build.version, build.state, build.joins) == (1, ChunkedBuild.State.JOINED, 1)
+    chunks = {c.pk: c for c in build.chunks.all()}
+    assert len(chunks) == 4  # three video chunks and the audio
+    # The killed chunk was claimed twice and encoded to the end once; every other chunk once and once.
+    assert (chunks[victim.pk].attempts, chunks[victim.pk].encodes) == (2, 1)
+    for pk, chunk in chunks.items():
+        assert chunk.state == ChunkState.DONE
+        if pk != victim.pk:
+            assert (chunk.attempts, chunk.encodes) == (1, 1), chunk
+    assert done_before <= set(chunks)
+
+    # Published once: one version, its index lists exactly the objects stored, and no chunk output.
+    assert storage.list_keys(key_prefix + "/v2/") == []
+    assert storage.list_keys(build.work_prefix()) == []
+    prefix = asset.published_prefix
+    index = json.loads(storage.read_bytes(prefix + "files.json"))["files"]
+    assert sorted(prefix + name for name in index) == [
+        k for k in storage.list_keys(prefix) if not k.endswith("files.json")
+    ]
+    assert not [name for name in index if name.startswith("c0") or "/c0" in name]
+    assert VersionReplica.objects.filter(asset=asset, prefix=prefix).count() == 1
+    assert MediaAsset.objects.get(pk=asset.pk).attempts >= 2  # the transcode step ran again after the kill
