@@ -19,7 +19,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from media_pipeline.ffmpeg import AUDIO_FILE, AUDIO_FILTER, DEINTERLACE, input_options, rung_file
+from media_pipeline.ffmpeg import (
+    AUDIO_FILE,
+    AUDIO_FILTER,
+    DEINTERLACE,
+    input_options,
+    rung_file,
+    rung_outputs,
+    split_into_rungs,
+)
 from media_pipeline.ladder import AUDIO_BITRATE_KBPS, GOP_SECONDS, Rung, gop_frames, output_fps
 
 # Seek this far before a chunk's first frame: the fps filter then sees the source frames around the
@@ -102,39 +110,24 @@ def chunk_encode_command(
 ) -> list[str]:
     """One ffmpeg process for one chunk: decode once, ``split`` into every rung; no audio.
 
-    The per-rung arguments are those of ``ffmpeg.encode_command`` (a unit test holds them equal).
+    The filter graph after the frame selection and the per-rung outputs are ``ffmpeg.encode_command``'s
+    (the same functions), less the faststart rewrite, which the joined file gets.
     """
-    gop = gop_frames(output_fps(source_fps))
-    labels = [f"v{i}" for i in range(len(rungs))]
-    chains = [
-        f"[0:V:0]{DEINTERLACE + ',' if interlaced else ''}"
-        f"{chunk_video_filter(chunk=chunk, source_fps=source_fps)},split={len(rungs)}"
-        + "".join(f"[{label}]" for label in labels)
-    ]
-    for index, rung in enumerate(rungs):
-        chains.append(
-            f"[{labels[index]}]scale={rung.width}:{rung.height}:flags=lanczos,setsar=1,format=yuv420p[out{index}]"
-        )
+    deinterlace = DEINTERLACE + "," if interlaced else ""
+    head = f"[0:V:0]{deinterlace}{chunk_video_filter(chunk=chunk, source_fps=source_fps)}"
     command = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-progress", "pipe:1", "-nostats",
         *input_options(threads=threads), *chunk_input_args(chunk=chunk, source_fps=source_fps, seek=seek),
         "-i", str(source),
-        "-filter_complex", ";".join(chains),
+        "-filter_complex", split_into_rungs(head, rungs),
     ]  # fmt: skip
     if threads:
         command += ["-filter_complex_threads", str(threads)]
-    for index, rung in enumerate(rungs):
-        command += [
-            "-map", f"[out{index}]", "-an", "-sn", "-dn",
-            "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-            "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
-            "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
-            "-threads", str(threads),
-            "-map_metadata", "-1",
-            str(out_dir / rung_file(rung)),
-        ]  # fmt: skip
-    return command
+    gop = gop_frames(output_fps(source_fps))
+    return command + rung_outputs(
+        rungs=rungs, out_dir=out_dir, gop=gop, preset=preset, threads=threads, faststart=False
+    )
 
 
 def audio_encode_command(*, ffmpeg: str, source: Path, out_dir: Path, threads: int = 0) -> list[str]:

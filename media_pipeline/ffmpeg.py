@@ -57,31 +57,13 @@ def encode_command(
     if rungs:
         fps = output_fps(source_fps)
         gop = gop_frames(fps)
-        labels = [f"v{i}" for i in range(len(rungs))]
         # 0:V:0 is the first real video stream (never an attached cover picture). The decoder has
         # already applied the rotation; the fps filter makes a variable frame rate constant.
-        first = f"[0:V:0]{DEINTERLACE + ',' if interlaced else ''}fps={fps},split={len(rungs)}"
-        chains = [first + "".join(f"[{label}]" for label in labels)]
-        for index, rung in enumerate(rungs):
-            # Scaling to the planned size (square pixels as displayed) then setsar=1 turns anamorphic
-            # pixels square; format=yuv420p makes 10-bit and 4:2:2 sources 8-bit 4:2:0 for every player.
-            chains.append(
-                f"[{labels[index]}]scale={rung.width}:{rung.height}:flags=lanczos,setsar=1,format=yuv420p[out{index}]"
-            )
-        command += ["-filter_complex", ";".join(chains)]
+        graph = split_into_rungs(f"[0:V:0]{DEINTERLACE + ',' if interlaced else ''}fps={fps}", rungs)
+        command += ["-filter_complex", graph]
         if threads:
             command += ["-filter_complex_threads", str(threads)]
-        for index, rung in enumerate(rungs):
-            command += [
-                "-map", f"[out{index}]", "-an", "-sn", "-dn",
-                "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-                "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
-                # Closed GOPs of exactly two seconds at the same frames in every rung, so segments align.
-                "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
-                "-threads", str(threads),
-                "-map_metadata", "-1", "-movflags", "+faststart",
-                str(out_dir / rung_file(rung)),
-            ]  # fmt: skip
+        command += rung_outputs(rungs=rungs, out_dir=out_dir, gop=gop, preset=preset, threads=threads)
     if has_audio:
         command += [
             "-map", "0:a:0", "-vn", "-sn", "-dn",
@@ -93,6 +75,37 @@ def encode_command(
             str(out_dir / AUDIO_FILE),
         ]  # fmt: skip
     return command
+
+
+def split_into_rungs(head: str, rungs: list[Rung]) -> str:
+    """The filter graph from ``head`` (the decoded, frame-rate-fixed picture) to one labelled output per
+    rung, ``[out0]``, ``[out1]``...: one ``split``, then each rung's scale. Scaling to the planned size
+    (square pixels as displayed) then setsar=1 turns anamorphic pixels square; format=yuv420p makes
+    10-bit and 4:2:2 sources 8-bit 4:2:0 for every player."""
+    chains = [f"{head},split={len(rungs)}" + "".join(f"[v{i}]" for i in range(len(rungs)))]
+    for index, rung in enumerate(rungs):
+        chains.append(f"[v{index}]scale={rung.width}:{rung.height}:flags=lanczos,setsar=1,format=yuv420p[out{index}]")
+    return ";".join(chains)
+
+
+def rung_outputs(
+    *, rungs: list[Rung], out_dir: Path, gop: int, preset: str, threads: int, faststart: bool = True
+) -> list[str]:
+    """One x264 output per rung of ``split_into_rungs``: capped CRF, and closed GOPs of exactly two
+    seconds at the same frames in every rung, so segments align. ``faststart`` moves the index to the
+    front (not for chunks: their joined file gets it)."""
+    args: list[str] = []
+    for index, rung in enumerate(rungs):
+        args += [
+            "-map", f"[out{index}]", "-an", "-sn", "-dn",
+            "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+            "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
+            "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
+            "-threads", str(threads),
+            "-map_metadata", "-1", *(["-movflags", "+faststart"] if faststart else []),
+            str(out_dir / rung_file(rung)),
+        ]  # fmt: skip
+    return args
 
 
 def poster_command(
