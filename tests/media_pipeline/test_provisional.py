@@ -22,6 +22,7 @@ from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from tests import media_corpus
 from tests.conftest import make_clip
 from tests.media_checks import hls_master_problems, hls_media_problems, validate_mpd
+from tests.pipeline_steps import download_prefix
 
 pytestmark = pytest.mark.django_db
 
@@ -48,15 +49,6 @@ def sent(monkeypatch) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
 def _upload(asset: MediaAsset, path: Path, capture) -> None:  # type: ignore[no-untyped-def]
     with capture(execute=True), path.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
-
-
-def _fetch(prefix: str, target: Path) -> dict[str, Path]:
-    files = {}
-    for key in storage.list_keys(prefix):
-        name = key[len(prefix) :]
-        storage.download(key=key, target=target / name)
-        files[name] = target / name
-    return files
 
 
 def _ffprobe(path: Path, *entries: str) -> dict:
@@ -187,7 +179,7 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
     assert asset.published_extras == {"captions": [{"language": "en", "label": "English", "file": "subs_en.vtt"}]}
     assert list(work_dir.iterdir()) == []
 
-    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    out = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1")
     assert set(out) == {"master.m3u8", "manifest.mpd", "poster.jpg", "files.json", "video.mp4", "video.m3u8",
                         "audio.mp4", "audio.m3u8", "subs_en.vtt", "subs_en.m3u8"}  # fmt: skip
     # The source's own bitstream: same codec, profile and size, the very same packets.
@@ -214,7 +206,7 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
     assert timezone.now() + grace - timedelta(minutes=1) < old.delete_after <= timezone.now() + grace
     assert settings.MEDIA_OLD_VERSION_GRACE_SECONDS >= settings.PLAYBACK_TOKEN_TTL_SECONDS
     replication.replica_collect(replica_id=old.pk)  # a collector that comes early removes nothing
-    again = _fetch(f"{key_prefix}/v1/", tmp_path / "v1-after")
+    again = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1-after")
     assert again["video.mp4"].read_bytes() == out["video.mp4"].read_bytes()
     assert again["master.m3u8"].read_bytes() == out["master.m3u8"].read_bytes()
 
@@ -240,7 +232,7 @@ def test_a_vp9_upload_plays_first_as_one_fast_h264_rung(
     assert (asset.published_version, asset.published_provisional, asset.status) == (1, True, AssetStatus.PROBED)
     assert [name for name, _ in sent] == ["probe_asset", "provisional_asset", "transcode_asset"]
 
-    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    out = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1")
     assert _video_stream(out["video.mp4"]) == {
         "codec_name": "h264", "profile": "High", "width": 640, "height": 360, "pix_fmt": "yuv420p",
     }  # fmt: skip
@@ -442,7 +434,7 @@ def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
         provisional.asset_provisional(asset_id=asset.pk)
     asset.refresh_from_db()
     assert (asset.published_version, asset.published_provisional) == (1, True)
-    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    out = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1")
     assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "fast-rung"
     durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", out["video.m3u8"].read_text())]
     assert len(durations) == 6 and max(durations) <= 2.05  # the full ladder's 2-second GOPs
@@ -457,7 +449,7 @@ def test_a_silent_h264_upload_is_repackaged_without_an_audio_rendition(
     with django_capture_on_commit_callbacks(execute=True):
         services.asset_probe(asset_id=asset.pk)
         provisional.asset_provisional(asset_id=asset.pk)
-    out = _fetch(f"{key_prefix}/v1/", tmp_path / "v1")
+    out = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1")
     assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "remux"
     assert not any(name.startswith("audio") for name in out)
     assert "AUDIO=" not in out["master.m3u8"].read_text()

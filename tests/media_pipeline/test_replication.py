@@ -24,6 +24,7 @@ from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, Version
 from media_pipeline.regions import region_get, regions_all, store_for
 from media_pipeline.selectors import asset_complete_regions
 from tests.conftest import _s3_region
+from tests.pipeline_steps import publish_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,13 +39,7 @@ def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
 
 def _publish(key_prefix: str, clip: Path) -> MediaAsset:
     """Run the pipeline steps in this process (their enqueued messages go to a broker no one reads)."""
-    asset = services.asset_create(key_prefix=key_prefix)
-    with clip.open("rb") as stream:
-        services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
-    services.asset_probe(asset_id=asset.pk)
-    services.asset_transcode(asset_id=asset.pk)
-    services.asset_publish(asset_id=asset.pk)
-    asset.refresh_from_db()
+    asset = publish_in_process(clip, key_prefix=key_prefix)
     assert asset.status == AssetStatus.READY
     return asset
 
