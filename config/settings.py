@@ -200,6 +200,10 @@ MEDIA_CHUNK_LEASE_SECONDS = env_int("MEDIA_CHUNK_LEASE_SECONDS", 60, minimum=5)
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY
 PLAYBACK_TOKEN_TTL_SECONDS = env_int("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, minimum=60)
+# Signs the view token each playback session carries (courses/view_tokens.py): progress reports and QoE
+# beacons count only with one. A token is accepted for VIEW_TOKEN_MAX_AGE_SECONDS after it was issued.
+VIEW_TOKEN_SECRET = env_str("VIEW_TOKEN_SECRET", "") or f"view-token:{SECRET_KEY}"
+VIEW_TOKEN_MAX_AGE_SECONDS = env_int("VIEW_TOKEN_MAX_AGE_SECONDS", 24 * 3600, minimum=300)
 # Who checks playback credentials (playback/signers): "origin" (this Django app), "nginx"
 # (deploy/nginx/lessons-edge.conf at PLAYBACK_EDGE_URL, sharing PLAYBACK_NGINX_SECRET), "cloudfront"
 # (signed cookies: key group's public key id and the RSA private key, PEM, best as a _FILE secret)

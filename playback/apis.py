@@ -94,6 +94,8 @@ def session_as_json(session: PlaybackSession) -> dict[str, Any]:
         "chapters": session.chapters_url,
         "captions": [{"language": c.language, "label": c.label, "url": c.url} for c in session.captions],
         "provisional": session.provisional,
+        "view_id": session.view_id,
+        "view_token": session.view_token,
     }
 
 
@@ -139,6 +141,10 @@ class PlaybackApi(APIView):
         provisional = serializers.BooleanField(
             help_text="True while a quick first stream plays (one rendition: the upload itself, or a fast "
             "low rung); a new session after the full ladder is published gets every quality"
+        )
+        view_id = serializers.CharField(help_text="This viewing's id (a UUID): the view_id of its QoE beacons")
+        view_token = serializers.CharField(
+            help_text="The server's signed word for this viewing: progress reports and QoE beacons carry it"
         )
 
         class Meta:

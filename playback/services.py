@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from courses.models import Lesson
+from courses.view_tokens import view_token_issue
 from media_pipeline.packager import PROTECTION_SCHEME
 from media_pipeline.regions import Region, regions_all
 from media_pipeline.selectors import PlaybackInfo, asset_playback_info, content_key_get
@@ -79,6 +81,10 @@ class PlaybackSession:
     captions: tuple[CaptionUrl, ...] = ()
     # A provisional stream (the source repackaged, or one fast rung) while the full ladder is built.
     provisional: bool = False
+    # This viewing, as the server issued it (courses/view_tokens.py): the QoE view id, and the token
+    # that progress reports and beacons must carry.
+    view_id: str = ""
+    view_token: str = ""
 
     @property
     def uses_cookies(self) -> bool:
@@ -134,6 +140,14 @@ def playback_session_create(
         hls_url, dash_url = steer_base + info["hls"], steer_base + info["dash"]
         steering_url = steer_base + STEERING_NAME
     cookies = session_cookies(prefix=prefix, expires_at=expires_at, binding=binding, regions=regions)
+    view_id = str(uuid.uuid4())
+    view_token = view_token_issue(
+        secret=settings.VIEW_TOKEN_SECRET.encode(),
+        view_id=view_id,
+        lesson=str(lesson.public_id),
+        user_id=user.pk if user.is_authenticated else None,
+        issued_at=int(time.time()),
+    )
     drm = None
     if info["kid"]:
         drm = _drm_info(user=user, session_key=session_key, lesson=lesson, info=info, expires_at=expires_at)
@@ -148,6 +162,8 @@ def playback_session_create(
         expires_at=datetime.fromtimestamp(expires_at, tz=UTC),
         duration=info["duration"],
         provisional=info["provisional"],
+        view_id=view_id,
+        view_token=view_token,
         region=regions[0].name,
         regions=[
             RegionUrls(name=region.name, hls_url=base + info["hls"], dash_url=base + info["dash"])

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from courses.view_tokens import view_token_read
 from media_pipeline.models import MediaAsset
 from playback.tokens import TokenResult, token_verify
 from tests.playback.conftest import World
@@ -51,8 +52,20 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
         "chapters",
         "captions",
         "provisional",
+        "view_id",
+        "view_token",
     }
     assert body["provisional"] is False  # the full ladder is what is published
+    # The viewing the server started: its token names this view, this lesson and this learner.
+    claim = view_token_read(
+        secret=settings.VIEW_TOKEN_SECRET.encode(), token=body["view_token"], now=int(time.time()), max_age=60
+    )
+    assert claim is not None
+    assert (claim.view_id, claim.lesson, claim.user_id) == (
+        body["view_id"],
+        str(world.lesson.public_id),
+        world.learner.pk,
+    )
     # A version published before storyboards (no extras recorded) still plays, without them.
     assert (body["storyboard"], body["chapters"], body["captions"]) == ("", "", [])
     assert body["credentials"] is False  # path tokens: no cookies to send
@@ -200,7 +213,7 @@ def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-u
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
         "captions", "chapters", "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster",
-        "provisional", "region", "regions", "steering", "storyboard",
+        "provisional", "region", "regions", "steering", "storyboard", "view_id", "view_token",
     ]  # fmt: skip
     assert sorted(schema["components"]["schemas"]["PlaybackDrm"]["properties"]) == [
         "expires_at", "headers", "hls_key_url", "key_ids", "provider", "scheme", "servers"
