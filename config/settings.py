@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 from config.storage_regions import django_storage_for, storage_regions_from_env
+from outbound.addresses import parse_networks as _parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -384,6 +385,14 @@ LTI_TOOL_TITLE = env_str("LTI_TOOL_TITLE", "Lessons")
 # superuser activates it in the admin (LTI platforms).
 LTI_REGISTRATION_APPROVAL = env_bool("LTI_REGISTRATION_APPROVAL", False)
 LTI_HTTP_TIMEOUT_SECONDS = env_int("LTI_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
+# Requests the server makes on a platform's behalf (outbound/client.py) reach only public addresses.
+# For development, list the networks it may reach besides (e.g. "127.0.0.1/32" for a local Moodle);
+# plain http is accepted only to these. Never list private ranges in production.
+OUTBOUND_HTTP_ALLOW = env_list("OUTBOUND_HTTP_ALLOW", [])
+try:
+    OUTBOUND_HTTP_ALLOW_NETWORKS = _parse_networks(OUTBOUND_HTTP_ALLOW)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"OUTBOUND_HTTP_ALLOW: {_exc}") from _exc
 LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
 LTI_LOGIN_STATE_SECONDS = env_int("LTI_LOGIN_STATE_SECONDS", 600, minimum=30)
 LTI_JWKS_CACHE_SECONDS = env_int("LTI_JWKS_CACHE_SECONDS", 300, minimum=0)

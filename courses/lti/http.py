@@ -1,11 +1,10 @@
-"""Outbound HTTP to platforms: urllib with a timeout on every call, errors sorted into retryable or not."""
+"""Outbound HTTP to platforms, through the one guarded client (outbound/client.py), with its errors
+sorted into retryable or not for the LTI workers."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
-import urllib.request
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -13,8 +12,10 @@ from urllib.parse import urlencode
 from django.conf import settings
 
 from courses.lti.errors import PlatformPermanentError, PlatformTransientError
+from outbound import client
 
 MAX_BODY = 5 * 1024 * 1024  # a roster page or a configuration is far smaller
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,35 +28,27 @@ class Reply:
         try:
             return json.loads(self.body)
         except ValueError as exc:
-            raise PlatformPermanentError(f"the platform answered with something that is not JSON: {exc}") from exc
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A platform endpoint that redirects is misconfigured; following it could carry a bearer token elsewhere.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect())
+            raise PlatformPermanentError("the platform answered with something that is not JSON") from exc
 
 
 def request(method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None) -> Reply:
-    if not url.lower().startswith(("https://", "http://")):
-        raise PlatformPermanentError(f"not an http(s) URL: {url[:100]}")
-    outgoing = urllib.request.Request(
-        url, data=body, method=method, headers={"User-Agent": "lessons-lti/1", **(headers or {})}
-    )
     try:
-        with _opener.open(outgoing, timeout=settings.LTI_HTTP_TIMEOUT_SECONDS) as response:
-            return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read(MAX_BODY))
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(2000).decode(errors="replace")
-        exc.close()
-        if exc.code >= 500 or exc.code in (408, 429):
-            raise PlatformTransientError(f"{method} {url} answered {exc.code}: {detail[:200]}") from exc
-        raise PlatformPermanentError(f"{method} {url} answered {exc.code}: {detail[:200]}") from exc
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        raise PlatformTransientError(f"{method} {url} failed: {exc}") from exc
+        reply = client.request(
+            method,
+            url,
+            headers=headers,
+            body=body,
+            timeout=settings.LTI_HTTP_TIMEOUT_SECONDS,
+            max_bytes=MAX_BODY,
+            allow=settings.OUTBOUND_HTTP_ALLOW_NETWORKS,
+        )
+    except client.OutboundError as exc:
+        if exc.detail:
+            logger.info("platform answer to %s %s: %r", method, url[:200], exc.detail)
+        if exc.transient:
+            raise PlatformTransientError(str(exc)) from exc
+        raise PlatformPermanentError(str(exc)) from exc
+    return Reply(reply.status, reply.headers, reply.body)
 
 
 def get_json(url: str, *, headers: dict[str, str] | None = None) -> Reply:

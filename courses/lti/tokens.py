@@ -3,33 +3,66 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from django.conf import settings
 
-from courses.lti.errors import LtiError
+from courses.lti import http
+from courses.lti.errors import LtiError, PlatformPermanentError, PlatformTransientError
 from courses.lti.models import LtiPlatform
 
-_clients: dict[tuple[str, int, int], jwt.PyJWKClient] = {}
-_clients_lock = threading.Lock()
+
+@dataclass
+class _CachedSet:
+    keys: dict[str, jwt.PyJWK]
+    fetched_at: float
 
 
-def jwks_client(url: str) -> jwt.PyJWKClient:
-    """One cached PyJWKClient per JWKS URL: keys are cached, and an unknown kid refetches the set once."""
-    key = (url, settings.LTI_JWKS_CACHE_SECONDS, settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = jwt.PyJWKClient(
-                url,
-                cache_jwk_set=settings.LTI_JWKS_CACHE_SECONDS > 0,
-                lifespan=max(1, settings.LTI_JWKS_CACHE_SECONDS),
-                timeout=settings.LTI_HTTP_TIMEOUT_SECONDS,
-                cooldown_duration=settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS,
-            )
-            _clients[key] = client
-        return client
+_jwks_cache: dict[str, _CachedSet] = {}
+_jwks_lock = threading.Lock()
+
+
+def jwks_cache_clear() -> None:
+    """Forget every platform's cached keys (tests, and after a platform's keys were replaced)."""
+    with _jwks_lock:
+        _jwks_cache.clear()
+
+
+def _fetch_jwks(url: str) -> dict[str, jwt.PyJWK]:
+    """The platform's signing keys by kid, fetched through the guarded outbound client (SSRF-safe)."""
+    try:
+        document = http.get_json(url).json()
+    except PlatformTransientError as exc:
+        raise LtiError("the platform's public keys could not be fetched; try again", status=502) from exc
+    except PlatformPermanentError as exc:
+        raise LtiError(f"the platform's public keys could not be read ({exc})", status=502) from exc
+    try:
+        key_set = jwt.PyJWKSet.from_dict(document if isinstance(document, dict) else {})
+    except jwt.PyJWKSetError as exc:
+        raise LtiError("the platform publishes no usable public key", status=502) from exc
+    return {key.key_id: key for key in key_set.keys if key.key_id}
+
+
+def signing_key(url: str, kid: str) -> jwt.PyJWK:
+    """The platform's key ``kid``: cached for LTI_JWKS_CACHE_SECONDS; an unknown kid refetches the set,
+    at most once per LTI_JWKS_REFETCH_COOLDOWN_SECONDS (made-up kids must not become requests)."""
+    now = time.monotonic()
+    with _jwks_lock:
+        cached = _jwks_cache.get(url)
+    fresh = cached is not None and now - cached.fetched_at < settings.LTI_JWKS_CACHE_SECONDS
+    if cached is not None and kid in cached.keys and fresh:
+        return cached.keys[kid]
+    cooling = cached is not None and now - cached.fetched_at < settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS
+    if cached is None or not fresh or not cooling:
+        cached = _CachedSet(keys=_fetch_jwks(url), fetched_at=now)
+        with _jwks_lock:
+            _jwks_cache[url] = cached
+    if kid not in cached.keys:
+        raise LtiError("the launch was signed with a key the platform does not publish (kid)", status=403)
+    return cached.keys[kid]
 
 
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -65,16 +98,11 @@ def verify(token: str, *, platform: LtiPlatform, header: dict[str, Any]) -> dict
         raise LtiError("the launch must be signed with RS256")
     if not isinstance(kid, str) or not kid:
         raise LtiError("the launch's JWT header has no key id (kid)")
-    try:
-        signing_key = jwks_client(platform.jwks_url).get_signing_key(kid)
-    except jwt.PyJWKClientConnectionError as exc:
-        raise LtiError("the platform's public keys could not be fetched; try again", status=502) from exc
-    except jwt.PyJWKClientError as exc:
-        raise LtiError("the launch was signed with a key the platform does not publish (kid)", status=403) from exc
+    key = signing_key(platform.jwks_url, kid)
     try:
         return jwt.decode(
             token,
-            signing_key.key,
+            key.key,
             algorithms=["RS256"],
             audience=platform.client_id,
             issuer=platform.issuer,

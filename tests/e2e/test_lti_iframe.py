@@ -29,6 +29,7 @@ from courses.lti.models import LtiContext, LtiUser
 from courses.lti.platforms import platform_register
 from courses.models import Lesson, LessonProgress
 from media_pipeline import services as media_services
+from outbound.addresses import parse_networks
 from tests.courses.lti.conftest import full_launch, start_emulator
 from tests.courses.lti.platform_emulator import PlatformEmulator
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -44,7 +45,8 @@ def lms(live_server, settings) -> PlatformEmulator:  # type: ignore[no-untyped-d
     # What LTI_IFRAME_COOKIES=1 (the default with HTTPS=1) sets.
     settings.SESSION_COOKIE_SAMESITE = settings.CSRF_COOKIE_SAMESITE = "None"
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
-    tokens._clients.clear()
+    settings.OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(["127.0.0.1/32"])
+    tokens.jwks_cache_clear()
     with start_emulator(tool_url=live_server.url, host="127.0.0.1") as emulator:
         platform_register(**emulator.registration_args, deployment_ids=[emulator.deployment_id])
         yield emulator

@@ -15,6 +15,7 @@ from django.test import Client
 from courses.lti import tokens
 from courses.lti.models import LtiPlatform
 from courses.lti.platforms import platform_register
+from outbound.addresses import parse_networks
 from tests.courses.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, PlatformEmulator
 
 
@@ -23,9 +24,11 @@ def _lti_settings(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     settings.SITE_URL = "http://testserver"
     # Tests rotate platform keys within a second of the first fetch.
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
-    tokens._clients.clear()
+    # The emulator runs on loopback over plain http: allowed explicitly, as a developer would.
+    settings.OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(["127.0.0.1/32"])
+    tokens.jwks_cache_clear()
     yield
-    tokens._clients.clear()
+    tokens.jwks_cache_clear()
 
 
 def start_emulator(*, tool_url: str, host: str = "127.0.0.1") -> PlatformEmulator:

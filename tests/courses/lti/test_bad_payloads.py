@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 from django.test import Client
 
+from courses.lti import tokens
 from courses.lti.models import (
     LtiContext,
     LtiLaunchGrant,
@@ -149,10 +150,12 @@ def test_no_kid_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # 
 
 
 def test_unknown_kid_refetches_the_jwks_once_then_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
+    tokens.signing_key(f"{emulator.base}/jwks", "platform-key-1")  # a launch earlier filled the cache
+    assert emulator.recorded.jwks_fetches == 1
     response = launch_with(sign=lambda claims: emulator.sign(claims, kid="platform-key-404"))
     assert response.status_code == 403
     assert b"signed with a key the platform does not publish" in response.content
-    assert emulator.recorded.jwks_fetches == 2  # the first fetch, and one refetch for the unknown kid
+    assert emulator.recorded.jwks_fetches == 2  # the cached set lacked the kid: one refetch, no more
 
 
 def test_forged_signature_with_a_known_kid_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
