@@ -381,9 +381,11 @@ SPECTACULAR_SETTINGS.update(
 # production: LTI_KEY_PASSPHRASE_FILE). Changing it makes the stored keys unreadable: rotate instead.
 LTI_KEY_PASSPHRASE = env_str("LTI_KEY_PASSPHRASE", "") or SECRET_KEY
 LTI_TOOL_TITLE = env_str("LTI_TOOL_TITLE", "Lessons")
-# Dynamic Registration completes by itself; with approval on, a new platform stays inactive until a
-# superuser activates it in the admin (LTI platforms).
-LTI_REGISTRATION_APPROVAL = env_bool("LTI_REGISTRATION_APPROVAL", False)
+# Dynamic Registration needs a one-time link a superuser made (manage.py lti_registration_link), valid
+# this many hours. With approval on (the default) a new platform stays inactive until a superuser
+# approves it in the admin (LTI platforms); endpoints outside the issuer's origin always need that.
+LTI_REGISTRATION_APPROVAL = env_bool("LTI_REGISTRATION_APPROVAL", True)
+LTI_REGISTRATION_LINK_HOURS = env_int("LTI_REGISTRATION_LINK_HOURS", 72, minimum=1)
 LTI_HTTP_TIMEOUT_SECONDS = env_int("LTI_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
 # Requests the server makes on a platform's behalf (outbound/client.py) reach only public addresses.
 # For development, list the networks it may reach besides (e.g. "127.0.0.1/32" for a local Moodle);

@@ -27,6 +27,10 @@ class LtiPlatform(models.Model):
         "The issuer's and the login URL's origins always are.",
     )
     active = models.BooleanField(default=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -36,6 +40,27 @@ class LtiPlatform(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.issuer} ({self.client_id})"
+
+
+class LtiRegistrationLink(models.Model):
+    """A one-time, expiring Dynamic Registration URL a superuser made for one LMS administrator.
+
+    Only the SHA-256 of the link's secret is stored: the URL is shown once, when it is made."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=200, blank=True, help_text="Whom the link is for, e.g. the LMS's name.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    platform = models.ForeignKey(
+        LtiPlatform, on_delete=models.SET_NULL, null=True, blank=True, related_name="registration_links"
+    )
+
+    def __str__(self) -> str:
+        return self.label or f"registration link of {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class LtiDeployment(models.Model):

@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -33,7 +34,11 @@ def platform_register(
     """Create or update the registration for issuer + client id, and add its deployments.
 
     `active=False` registers a new platform switched off (a superuser activates it in the admin);
-    an existing registration keeps its state then."""
+    an existing registration keeps its state then. A client id that another issuer already uses is
+    refused: a second registration must never borrow a known platform's identity (the audience of
+    the client assertions we sign names it)."""
+    if LtiPlatform.objects.filter(client_id=client_id).exclude(issuer=issuer).exists():
+        raise LtiError("this client id is already registered for another LMS (issuer)", status=409)
     defaults = {
         "auth_login_url": auth_login_url,
         "auth_token_url": auth_token_url,
@@ -50,6 +55,11 @@ def platform_register(
     for deployment_id in deployment_ids:
         LtiDeployment.objects.get_or_create(platform=platform, deployment_id=deployment_id)
     return platform
+
+
+def platform_approve(*, platform: LtiPlatform, by: AbstractBaseUser) -> None:
+    """A superuser looked at the platform's endpoints and lets it launch."""
+    LtiPlatform.objects.filter(pk=platform.pk).update(active=True, approved_at=timezone.now(), approved_by=by)
 
 
 def _passphrase() -> bytes:

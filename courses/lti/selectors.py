@@ -30,3 +30,30 @@ def platform_frame_origins() -> list[str]:
         candidates = [platform.issuer, platform.auth_login_url, *platform.frame_origins.split()]
         origins.update(origin for origin in map(origin_of, candidates) if origin)
     return sorted(origins)
+
+
+def platform_foreign_endpoints(
+    *, issuer: str, auth_login_url: str, auth_token_url: str, jwks_url: str, auth_token_audience: str, **_: object
+) -> list[tuple[str, str]]:
+    """Endpoints (and the token audience) outside the issuer's origin, as (label, value) pairs.
+
+    Legitimate for some platforms (Canvas signs in through another host), but these are where the
+    tool sends browsers and signed client assertions: an operator approves them explicitly."""
+    home = origin_of(issuer)
+    named = [
+        ("login (OIDC authorization) endpoint", auth_login_url),
+        ("token endpoint", auth_token_url),
+        ("public keys (JWKS)", jwks_url),
+        ("token audience", auth_token_audience),
+    ]
+    return [(label, value) for label, value in named if value and origin_of(value) != home]
+
+
+def platform_foreign_endpoints_of(platform: LtiPlatform) -> list[tuple[str, str]]:
+    return platform_foreign_endpoints(
+        issuer=platform.issuer,
+        auth_login_url=platform.auth_login_url,
+        auth_token_url=platform.auth_token_url,
+        jwks_url=platform.jwks_url,
+        auth_token_audience=platform.auth_token_audience,
+    )

@@ -11,6 +11,7 @@ urlpatterns = [
     path("jwks/", views.jwks, name="jwks"),
     path("config/", views.tool_config, name="config"),
     path("register/", views.register, name="register"),
+    path("register/<str:token>/", views.register, name="register-link"),
     path("lesson/<uuid:public_id>/", views.lesson, name="lesson"),
     path("handoff/", views.handoff_view, name="handoff"),
     path("deep-link/", views.deep_link, name="deep-link"),

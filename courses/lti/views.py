@@ -216,20 +216,29 @@ def tool_config(request: HttpRequest) -> JsonResponse:
 @xframe_options_exempt
 @never_cache
 @require_GET
-def register(request: HttpRequest) -> HttpResponse:
-    """LTI Dynamic Registration: opened by the LMS with openid_configuration and registration_token.
+def register(request: HttpRequest, token: str = "") -> HttpResponse:
+    """LTI Dynamic Registration through a one-time link (courses/lti/registration.py), opened by the LMS
+    with openid_configuration and registration_token.
 
-    The LMS is not registered yet, so the page may be framed by the origin of its configuration URL."""
-    response = _register(request)
-    framer = messages.origin_of(request.GET.get("openid_configuration", ""))
+    While the link is usable the page may be framed by the origin of the LMS's configuration URL (the
+    LMS is not registered yet); otherwise by this site only."""
+    openid_configuration = request.GET.get("openid_configuration", "")
+    framer = ""
+    if token and registration.registration_link_usable(token=token):
+        framer = messages.origin_of(openid_configuration)
+    if not token:
+        response = _error(request, LtiError(registration.LINK_INVALID, status=403))
+    else:
+        response = _register(request, token=token, openid_configuration=openid_configuration)
     response["Content-Security-Policy"] = f"frame-ancestors 'self' {framer}".strip()
     return response
 
 
-def _register(request: HttpRequest) -> HttpResponse:
+def _register(request: HttpRequest, *, token: str, openid_configuration: str) -> HttpResponse:
     try:
         platform = registration.lti_register(
-            openid_configuration=request.GET.get("openid_configuration", ""),
+            link_token=token,
+            openid_configuration=openid_configuration,
             registration_token=request.GET.get("registration_token", ""),
         )
     except LtiError as error:

@@ -66,6 +66,7 @@ class Recorded:
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     jwks_fetches: int = 0
     registrations: list[dict[str, Any]] = field(default_factory=list)
+    config_fetches: int = 0
     deep_link_responses: list[dict[str, Any]] = field(default_factory=list)
     auth_requests: list[dict[str, str]] = field(default_factory=list)
     storage: dict[str, str] = field(default_factory=dict)
@@ -351,6 +352,7 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
             if url.path == "/lineitems":
                 return self._lineitems_get(query)
             if url.path == "/.well-known/openid-configuration":
+                platform.recorded.config_fetches += 1
                 return self._json(
                     200,
                     {

@@ -1,9 +1,10 @@
-"""Tool keys and JWKS (with rotation), the tool configuration, manual and dynamic registration."""
+"""Tool keys and JWKS (with rotation), the tool configuration, manual registration.
+
+Dynamic Registration: test_registration_links.py."""
 
 from __future__ import annotations
 
 import io
-import json
 from datetime import timedelta
 
 import jwt
@@ -100,75 +101,3 @@ def test_lti_add_platform_registers_and_updates() -> None:
     with pytest.raises(CommandError, match="--jwks-url is not a URL"):
         call_command("lti_add_platform", *args[:-1], "javascript:alert(1)")
     assert LtiPlatform.objects.count() == 1
-
-
-def test_dynamic_registration_registers_the_platform(emulator: PlatformEmulator) -> None:
-    response = Client().get(
-        "/lti/register/",
-        {"openid_configuration": f"{emulator.base}/.well-known/openid-configuration",
-         "registration_token": emulator.registration_token},
-    )  # fmt: skip
-    assert response.status_code == 200
-    platform = LtiPlatform.objects.get()
-    registered = (
-        platform.issuer,
-        platform.client_id,
-        platform.auth_login_url,
-        platform.auth_token_url,
-        platform.jwks_url,
-    )
-    assert registered == (emulator.issuer, emulator.client_id, f"{emulator.base}/auth", f"{emulator.base}/token",
-                          f"{emulator.base}/jwks")  # fmt: skip
-    assert list(platform.deployments.values_list("deployment_id", flat=True)) == [emulator.deployment_id]
-    # What the platform received is a proper LTI client registration.
-    (sent,) = emulator.recorded.registrations
-    assert sent["initiate_login_uri"] == "http://testserver/lti/login/"
-    assert sent["jwks_uri"] == "http://testserver/lti/jwks/"
-    assert sent["grant_types"] == ["implicit", "client_credentials"]
-    assert set(sent["scope"].split()) == {
-        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-        "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
-    }
-    # The page tells the LMS window it is done.
-    assert json.loads(
-        response.content.decode().split('id="lti-close-message" type="application/json">')[1].split("<")[0]
-    ) == {"subject": "org.imsglobal.lti.close"}
-    assert response["Content-Security-Policy"] == f"frame-ancestors 'self' {emulator.base}"
-    # And the newly registered platform can launch at once.
-    assert full_launch(Client(), emulator).status_code == 200
-
-
-def test_dynamic_registration_can_wait_for_approval(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.LTI_REGISTRATION_APPROVAL = True
-    response = Client().get(
-        "/lti/register/",
-        {"openid_configuration": f"{emulator.base}/.well-known/openid-configuration",
-         "registration_token": emulator.registration_token},
-    )  # fmt: skip
-    assert response.status_code == 200 and b"must activate it" in response.content
-    assert LtiPlatform.objects.get().active is False
-    refused = Client().get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
-    assert refused.status_code == 403
-    LtiPlatform.objects.update(active=True)  # a superuser activates it in the admin
-    assert full_launch(Client(), emulator).status_code == 200
-
-
-@pytest.mark.parametrize(
-    ("token", "overrides", "words"),
-    [
-        ("wrong-token", {}, "refused the registration"),
-        (None, {"issuer": "https://elsewhere.example"}, "issuer does not match"),
-        (None, {"registration_endpoint": "ftp://x"}, "no valid registration_endpoint"),
-    ],
-)
-def test_dynamic_registration_refusals_store_nothing(emulator: PlatformEmulator, token, overrides, words) -> None:  # type: ignore[no-untyped-def]
-    emulator.openid_overrides = overrides
-    response = Client().get(
-        "/lti/register/",
-        {"openid_configuration": f"{emulator.base}/.well-known/openid-configuration",
-         "registration_token": token or emulator.registration_token},
-    )  # fmt: skip
-    assert response.status_code in (403, 502)
-    assert words in response.content.decode()
-    assert (LtiPlatform.objects.count(), LtiDeployment.objects.count()) == (0, 0)
