@@ -113,3 +113,9 @@ def test_a_token_issued_in_the_future_counts_from_now() -> None:
 def test_nothing_claimed_leaves_the_clock_where_the_viewing_started() -> None:
     assert _credit([], now=T0 + 5) == progress.Credit(seconds=(), clock=T0)
     assert _credit([700, -1], total=600, now=T0 + 5).seconds == ()  # outside the lesson
+
+
+def test_the_player_speed_menu_is_rendered_from_the_rates_credit_allows_for() -> None:
+    from courses.templatetags.lesson_format import playback_rates
+
+    assert playback_rates() == ["0.75", "1", "1.25", "1.5", "1.75", "2"]
