@@ -150,7 +150,6 @@ def _view_claim(*, view_token: object, user: AbstractBaseUser, lesson: Lesson, n
     return claim
 
 
-@transaction.atomic
 def lesson_progress_record(
     *, user: AbstractBaseUser, lesson: Lesson, ranges: object, view_token: object, now: datetime | None = None
 ) -> LessonProgress:
@@ -170,6 +169,14 @@ def lesson_progress_record(
         raise ProgressUnavailable("the lesson has no duration yet")
     total = progress.total_seconds(duration)
     played = progress.seconds_played(progress.parse_ranges(ranges, duration=duration), total=total)
+    # A refused report never got this far: it cost no query, not even a transaction.
+    with transaction.atomic():
+        return _progress_credit(user=user, lesson=lesson, claim=claim, played=played, total=total, now=now)
+
+
+def _progress_credit(
+    *, user: AbstractBaseUser, lesson: Lesson, claim: ViewClaim, played: set[int], total: int, now: datetime
+) -> LessonProgress:
     LessonProgress.objects.get_or_create(user=user, lesson=lesson)
     # The row lock makes concurrent reports (ten tabs) take turns with one credit clock.
     record = LessonProgress.objects.select_for_update().get(user=user, lesson=lesson)

@@ -7,7 +7,9 @@ import time
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from courses.lti.models import LtiScore
 from courses.models import Lesson, LessonProgress
@@ -155,6 +157,17 @@ def test_a_forged_report_of_the_whole_lesson_sends_no_score(world: World, django
         assert _post(client, world, _report(world, [[0, 6.0]])).json() == {"seconds_watched": 6, "completed": True}
     score = LtiScore.objects.get()
     assert (score.version, score.score_given, score.activity_progress, len(callbacks)) == (1, 100, "Completed", 1)
+
+
+def test_checking_the_token_costs_no_query(world: World) -> None:
+    client = _client(world.learner)
+    client.get("/")  # the session and user are loaded the same way for both requests below
+    with CaptureQueriesContext(connection) as without_token:
+        assert _post(client, world, {"ranges": [[0, 6.0]]}).status_code == 400
+    with CaptureQueriesContext(connection) as forged:
+        assert _post(client, world, {"ranges": [[0, 6.0]], "view_token": _forged(world)}).status_code == 403
+    # Both stop after the entitlement check; the HMAC adds nothing to it.
+    assert len(forged) == len(without_token), [q["sql"] for q in forged.captured_queries]
 
 
 @pytest.mark.parametrize(
