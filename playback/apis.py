@@ -236,9 +236,11 @@ class ProgressApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={200: OutputSerializer, 400: OpenApiResponse(description="Malformed ranges, or no view token"),
-                   403: OpenApiResponse(description="Not logged in, not entitled, or the view token is not valid "
-                                        "for this lesson and user (forged, expired, another lesson's or user's)"),
-                   409: OpenApiResponse(description="Not ready")},
+                   403: OpenApiResponse(PlaybackApi.ErrorSerializer, description="Not logged in, not entitled, or "
+                                        "the view token is not valid for this lesson and user (forged, expired, "
+                                        "another lesson's or user's); nothing is recorded"),
+                   404: OpenApiResponse(PlaybackApi.ErrorSerializer, description="No such lesson"),
+                   409: OpenApiResponse(PlaybackApi.ErrorSerializer, description="Not ready")},
         summary="Record the time ranges of a lesson the viewer actually played",
     )  # fmt: skip
     def post(self, request: Request, public_id: uuid.UUID) -> Response:

@@ -215,3 +215,14 @@ def test_session_posts_need_the_csrf_token(world: World) -> None:
     client.force_login(world.learner)
     assert _post(client, world, _report(world, [[0, 6]])).status_code == 403
     assert LessonProgress.objects.count() == 0
+
+
+def test_openapi_schema_describes_the_view_token(db) -> None:  # type: ignore[no-untyped-def]
+    schema = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/lessons/{public_id}/progress/"]["post"]
+    assert sorted(operation["responses"]) == ["200", "400", "403", "404", "409"]
+    assert "view token" in operation["responses"]["403"]["description"]
+    body = schema["components"]["schemas"]["ProgressInput"]
+    assert sorted(body["required"]) == ["ranges", "view_token"]
+    assert body["properties"]["view_token"]["maxLength"] == 160
+    assert "2x" in body["properties"]["view_token"]["description"]
