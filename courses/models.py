@@ -134,6 +134,9 @@ class LessonProgress(models.Model):
     watched = models.BinaryField(default=b"")
     seconds_watched = models.PositiveIntegerField(default=0)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The credit clock (courses/progress.py credit()): the wall-clock time the credited seconds have
+    # used up at the fastest playback rate, over all of the user's viewings of the lesson.
+    credit_clock = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

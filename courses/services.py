@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import IO
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
@@ -12,6 +14,7 @@ from django.utils import timezone
 
 from courses import progress
 from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonProgress, LessonState
+from courses.view_tokens import ViewClaim, view_token_read
 from media_pipeline import services as media_services
 from media_pipeline import tus, uploads
 from media_pipeline.models import ResumableUpload
@@ -128,25 +131,69 @@ class ProgressUnavailable(Exception):
     """The lesson has no known duration yet, so progress cannot be measured."""
 
 
-@transaction.atomic
-def lesson_progress_record(*, user: AbstractBaseUser, lesson: Lesson, ranges: object) -> LessonProgress:
-    """Merge the time ranges a player reports into the user's watched seconds of the lesson.
+class ProgressRefused(Exception):
+    """The report carries no view token this server issued, for this viewer and lesson, still valid."""
 
-    Raises ValueError for malformed ranges. Completion (the lesson's threshold reached) is recorded
-    once; LTI gradebooks are told through courses.lti.ags after the transaction commits.
+
+def _view_claim(*, view_token: object, user: AbstractBaseUser, lesson: Lesson, now: datetime) -> ViewClaim:
+    # One HMAC, no query: the token names the lesson and the user it was issued for.
+    claim = view_token_read(
+        secret=settings.VIEW_TOKEN_SECRET.encode(),
+        token=view_token,
+        now=int(now.timestamp()),
+        max_age=settings.VIEW_TOKEN_MAX_AGE_SECONDS,
+    )
+    if claim is None:
+        raise ProgressRefused("the view token is not valid or has expired: start a new playback session")
+    if claim.lesson != str(lesson.public_id) or claim.user_id != user.pk:
+        raise ProgressRefused("the view token was issued for another lesson or viewer")
+    return claim
+
+
+def lesson_progress_record(
+    *, user: AbstractBaseUser, lesson: Lesson, ranges: object, view_token: object, now: datetime | None = None
+) -> LessonProgress:
+    """Credit the time ranges a player reports to the user's watched seconds of the lesson.
+
+    The report must carry the view token of a playback session the user started for this lesson
+    (else ProgressRefused, and nothing changes). Newly claimed seconds are credited no faster than
+    wall-clock time at the fastest playback rate, over all the user's viewings (progress.credit());
+    the rest can be claimed again by a later report. Raises ValueError for malformed ranges.
+    Completion (the lesson's threshold of credited seconds reached) is recorded once; LTI gradebooks
+    are told through courses.lti.ags after the transaction commits.
     """
+    now = now or timezone.now()
+    claim = _view_claim(view_token=view_token, user=user, lesson=lesson, now=now)
     duration = lesson.duration_seconds
     if not duration:
         raise ProgressUnavailable("the lesson has no duration yet")
     total = progress.total_seconds(duration)
     played = progress.seconds_played(progress.parse_ranges(ranges, duration=duration), total=total)
+    # A refused report never got this far: it cost no query, not even a transaction.
+    with transaction.atomic():
+        return _progress_credit(user=user, lesson=lesson, claim=claim, played=played, total=total, now=now)
+
+
+def _progress_credit(
+    *, user: AbstractBaseUser, lesson: Lesson, claim: ViewClaim, played: set[int], total: int, now: datetime
+) -> LessonProgress:
     LessonProgress.objects.get_or_create(user=user, lesson=lesson)
+    # The row lock makes concurrent reports (ten tabs) take turns with one credit clock.
     record = LessonProgress.objects.select_for_update().get(user=user, lesson=lesson)
-    record.watched = progress.bitmap_merge(bytes(record.watched), played, total=total)
+    credit = progress.credit(
+        claimed=played,
+        bitmap=bytes(record.watched),
+        total=total,
+        clock=record.credit_clock.timestamp() if record.credit_clock else None,
+        issued_at=claim.issued_at,
+        now=now.timestamp(),
+    )
+    record.credit_clock = datetime.fromtimestamp(credit.clock, tz=UTC)
+    record.watched = progress.bitmap_merge(bytes(record.watched), credit.seconds, total=total)
     record.seconds_watched = progress.bitmap_count(record.watched, total=total)
     share = record.seconds_watched / total
     if record.completed_at is None and share * 100 >= lesson.completion_threshold:
-        record.completed_at = timezone.now()
+        record.completed_at = now
     record.save()
 
     from courses.lti import ags  # the LTI gradebook is one consumer of progress

@@ -16,8 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from courses import progress as course_progress
+from courses import view_tokens
 from courses.selectors import lesson_get
-from courses.services import ProgressUnavailable, lesson_progress_record
+from courses.services import ProgressRefused, ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
 from playback.binding import binding_for
 from playback.services import PlaybackDenied, PlaybackNotReady, PlaybackSession, playback_session_create
@@ -201,7 +202,8 @@ class PlaybackApi(APIView):
 
 
 class ProgressApi(APIView):
-    """Watched time ranges from the player; progress counts only for viewers entitled to the lesson."""
+    """Watched time ranges from the player; progress counts only for viewers entitled to the lesson,
+    with the view token of their playback session, and no faster than the fastest playback rate."""
 
     MAX_BODY_BYTES = 64 * 1024
 
@@ -211,12 +213,21 @@ class ProgressApi(APIView):
             max_length=course_progress.MAX_RANGES,
             help_text="Played [start, end] ranges in seconds (HTMLMediaElement.played)",
         )
+        view_token = serializers.CharField(
+            max_length=view_tokens.MAX_LENGTH,
+            help_text="The view_token of the playback session this viewing started with (POST "
+            "/api/v1/lessons/<uuid>/playback/), for this lesson and this user, at most "
+            f"{settings.VIEW_TOKEN_MAX_AGE_SECONDS} s old. Newly played seconds are credited no faster "
+            f"than wall-clock time at {course_progress.MAX_PLAYBACK_RATE:g}x (the fastest speed the player "
+            "offers) over all of the user's viewings; seconds claimed beyond that are not credited yet "
+            "and count when a later report claims them again",
+        )
 
         class Meta:
             ref_name = "ProgressInput"
 
     class OutputSerializer(serializers.Serializer):
-        seconds_watched = serializers.IntegerField()
+        seconds_watched = serializers.IntegerField(help_text="Credited seconds of the lesson")
         completed = serializers.BooleanField()
 
         class Meta:
@@ -224,8 +235,12 @@ class ProgressApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: OpenApiResponse(description="Malformed ranges"),
-                   403: OpenApiResponse(description="Not entitled"), 409: OpenApiResponse(description="Not ready")},
+        responses={200: OutputSerializer, 400: OpenApiResponse(description="Malformed ranges, or no view token"),
+                   403: OpenApiResponse(PlaybackApi.ErrorSerializer, description="Not logged in, not entitled, or "
+                                        "the view token is not valid for this lesson and user (forged, expired, "
+                                        "another lesson's or user's); nothing is recorded"),
+                   404: OpenApiResponse(PlaybackApi.ErrorSerializer, description="No such lesson"),
+                   409: OpenApiResponse(PlaybackApi.ErrorSerializer, description="Not ready")},
         summary="Record the time ranges of a lesson the viewer actually played",
     )  # fmt: skip
     def post(self, request: Request, public_id: uuid.UUID) -> Response:
@@ -241,7 +256,14 @@ class ProgressApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            record = lesson_progress_record(user=request.user, lesson=lesson, ranges=data.validated_data["ranges"])
+            record = lesson_progress_record(
+                user=request.user,
+                lesson=lesson,
+                ranges=data.validated_data["ranges"],
+                view_token=data.validated_data["view_token"],
+            )
+        except ProgressRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
         except ProgressUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except ValueError as exc:

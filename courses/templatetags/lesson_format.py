@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from courses.progress import PLAYBACK_RATES
+
 register = template.Library()
 
 
@@ -33,3 +35,9 @@ def iso_duration(value: float | int | None) -> str:
     """A duration in seconds for a <time datetime> attribute: 75 -> "PT75S"; "" when unknown."""
     seconds = _whole_seconds(value)
     return "" if seconds is None else f"PT{seconds}S"
+
+
+@register.simple_tag
+def playback_rates() -> list[str]:
+    """The player's speeds as option values ("0.75", "1", ... "2"): the ones progress credit allows for."""
+    return [f"{rate:g}" for rate in PLAYBACK_RATES]

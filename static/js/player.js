@@ -96,23 +96,31 @@
   // --- Watch progress: the ranges actually played (video.played: seeking ahead leaves a gap), sent
   // every 15 s while playing, when playback ends or pauses, and when the page goes away. The server
   // counts distinct seconds; completion of the lesson flows on to an LMS gradebook (LTI AGS).
+  // Each report carries the view token of the session this viewing started with: the server credits
+  // seconds no faster than the fastest speed of the menu since that token was issued, so a renewed
+  // session's token (issued later) would only hold back credit that is due. Once the first token has
+  // expired (a tab left open for a day), the server refuses it and the latest session's is used.
   state.progressSent = 0;
   let lastProgress = "";
+  let viewToken = "";
   function sendProgress(unloading) {
-    if (!video.dataset.progressUrl || !video.played || !video.played.length) return;
+    if (!video.dataset.progressUrl || !viewToken || !video.played || !video.played.length) return;
     const ranges = [];
     for (let i = 0; i < video.played.length && i < 500; i++) {
       ranges.push([Math.round(video.played.start(i) * 100) / 100, Math.round(video.played.end(i) * 100) / 100]);
     }
-    const body = JSON.stringify({ ranges: ranges });
+    const body = JSON.stringify({ ranges: ranges, view_token: viewToken });
     if (body === lastProgress) return;
     lastProgress = body;
     state.progressSent += 1;
     fetch(video.dataset.progressUrl, {
       method: "POST", body: body, keepalive: unloading, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": video.dataset.csrf },
-    }).then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (answer) { if (answer) state.progress = answer; })
+    }).then(function (response) {
+      const latest = state.session && state.session.view_token;
+      if (response.status === 403 && latest && latest !== viewToken) { viewToken = latest; lastProgress = ""; }
+      return response.ok ? response.json() : null;
+    }).then(function (answer) { if (answer) state.progress = answer; })
       .catch(function () { lastProgress = ""; /* try again next time */ });
   }
   state.sendProgress = sendProgress;
@@ -365,6 +373,7 @@
       return;
     }
     state.session = result.body;
+    if (!viewToken) viewToken = result.body.view_token || "";
     if (result.body.poster) video.poster = result.body.poster;
     state.state = "loading";
     // Absolute URLs: Shaka's CMCD rewriting turns a root-relative URL into "http://stream/...".

@@ -73,6 +73,9 @@ def test_pipeline_lesson_plays_in_hls_js_and_shaka_player(
     assert page.evaluate("window.lessonPlayer.instance instanceof Hls")
     assert page.evaluate("window.lessonPlayer.instance.config.enableWorker") is True
     assert page.get_attribute("[data-engine-choice=hls]", "aria-pressed") == "true"
+    # Progress reports carry the session's view token, so what was played is credited.
+    page.evaluate("window.lessonPlayer.sendProgress(false)")
+    page.wait_for_function("(window.lessonPlayer.progress || {}).seconds_watched >= 3", timeout=10_000)
     page.select_option("#player-speed", "1.5")
     assert page.evaluate("document.getElementById('lesson-video').playbackRate") == 1.5
     page.screenshot(path=str(tmp_path / "lesson-hls.png"), full_page=True)

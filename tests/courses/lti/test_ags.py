@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from courses.lti import ags
@@ -16,6 +17,7 @@ from courses.models import Lesson, LessonProgress
 from media_pipeline.models import MediaAsset
 from tests.courses.lti.conftest import full_launch
 from tests.courses.lti.platform_emulator import SCORE_TYPE, PlatformEmulator
+from tests.progress_reports import view_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,9 +49,10 @@ def _learner_in_graded_link(emulator: PlatformEmulator, *, threshold: int = 90) 
 
 
 def _progress(client: Client, lesson: Lesson, ranges: list) -> dict:  # type: ignore[type-arg]
-    response = client.post(
-        f"/api/v1/lessons/{lesson.public_id}/progress/", {"ranges": ranges}, content_type="application/json"
-    )
+    # From a viewing that began a minute ago: time enough, at any speed, to have played the 6 s lesson.
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    body = {"ranges": ranges, "view_token": view_token(user=user, lesson=lesson, ago=60)}
+    response = client.post(f"/api/v1/lessons/{lesson.public_id}/progress/", body, content_type="application/json")
     assert response.status_code == 200, response.content
     return response.json()
 
