@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('courses', '0006_lesson_captions'),
+        ('courses', '0007_lti_registration_links'),
     ]
 
     operations = [
