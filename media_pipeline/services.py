@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,12 +25,9 @@ from django.utils import timezone
 from media_pipeline import content_keys, extras, layout, replication, storage
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
-    ToolFailed,
     cover_poster_command,
     encode_command,
-    last_error_line,
     poster_command,
-    run_tool,
     run_with_progress,
     waveform_poster_command,
 )
@@ -41,6 +37,7 @@ from media_pipeline.models import AssetStatus, AssetTextTrack, ContentKey, Media
 from media_pipeline.packager import Encryption, hls_playlist_for_clearkey, package_command, write_key_flag_file
 from media_pipeline.probe import probe_file
 from media_pipeline.text_tracks import TextTrack, tracks_digest
+from media_pipeline.tools import ToolFailed, run_tool
 
 logger = logging.getLogger(__name__)
 asset_delete = replication.asset_delete
@@ -335,6 +332,7 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
             on_progress=_progress_writer(asset),
             every_seconds=PROGRESS_EVERY_SECONDS,
+            work_dir=work,
         )
         _package_and_upload(asset, prefix, work=work, encoded=encoded, poster_source=source)
 
@@ -391,7 +389,7 @@ def _write_poster(probe: dict, *, rungs: list[Rung], source: Path, target: Path)
     else:
         command = waveform_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target)
     # A waveform decodes the whole recording (about a thousand times real time): a longer limit.
-    run_tool(command, timeout=120 if rungs or probe.get("cover_art") else 600)
+    run_tool(command, timeout=120 if rungs or probe.get("cover_art") else 600, work_dir=target.parent)
 
 
 def _version_meta(asset: MediaAsset) -> dict[str, object]:
@@ -456,14 +454,7 @@ def _content_key_for(asset: MediaAsset, *, version: int) -> content_keys.Content
 
 def _run_in(directory: Path, command: list[str]) -> None:
     # The packager writes relative URIs when it runs inside the output folder.
-    try:
-        completed = subprocess.run(
-            command, cwd=directory, capture_output=True, text=True, timeout=settings.ENCODE_TIMEOUT_SECONDS
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed("packager timed out") from exc
-    if completed.returncode != 0:
-        raise ToolFailed(f"packager failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+    run_tool(command, cwd=directory, timeout=settings.ENCODE_TIMEOUT_SECONDS, label="packager")
 
 
 def _progress_writer(asset: MediaAsset) -> Callable[[int], None]:
