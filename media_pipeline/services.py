@@ -581,8 +581,12 @@ def asset_publish(*, asset_id: int) -> None:
                 asset=asset, version=version, previous_version=asset.published_version
             )
             _text_tracks_catch_up(asset.pk, published_digest=meta.get("text_tracks"))
-            asset_id = asset.pk
-            transaction.on_commit(lambda: _collect_replaced_originals_quietly(asset_id))
+            replaced = ResumableUpload.objects.filter(asset=asset, status=UploadStatus.COMPLETED).exclude(
+                storage_key=asset.source_key
+            )
+            if replaced.exists():
+                asset_id = asset.pk
+                transaction.on_commit(lambda: _collect_replaced_originals_quietly(asset_id))
         elif kid is None and _rebuild_from_original(asset.pk, from_states=[AssetStatus.TRANSCODED], version=version):
             # Packaged in the clear before the lesson was made protected: never served, built again.
             transaction.on_commit(lambda: storage.delete_prefix(prefix))
