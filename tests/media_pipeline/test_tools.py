@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 from media_pipeline import tools
 from media_pipeline.ffmpeg import input_options
@@ -202,3 +203,39 @@ def test_a_sandbox_that_cannot_start_the_tool_is_not_blamed_on_the_upload(settin
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "off"
     with pytest.raises(tools.SandboxFailed, match="cannot run /nonexistent/ffmpeg"):
         run_tool(["/nonexistent/ffmpeg", "-version"], timeout=30, work_dir=tmp_path)
+
+
+@pytest.fixture
+def refusing_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launcher as on a kernel that refuses new namespaces (EPERM from unshare)."""
+    source = tools.SANDBOX.read_text()
+    stub = source.replace(
+        "def _unshare(flags: int) -> None:\n",
+        "def _unshare(flags: int) -> None:\n    raise OSError(1, 'Operation not permitted')\n",
+    )
+    assert stub != source
+    path = tmp_path / "tool_sandbox.py"
+    path.write_text(stub)
+    monkeypatch.setattr(tools, "SANDBOX", path)
+
+
+def test_auto_runs_without_a_namespace_the_kernel_refuses_and_says_so_once(
+    settings, refusing_kernel: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.MEDIA_TOOL_NETWORK_ISOLATION = "auto"
+    with caplog.at_level("WARNING", logger="media_pipeline.tools"):
+        for _ in range(3):
+            assert run_tool([sys.executable, "-c", "print('ran')"], timeout=30, work_dir=tmp_path) == "ran\n"
+    assert [record.getMessage() for record in caplog.records] == [
+        "media tools run WITH network access: the kernel refused a network namespace "
+        "(sandbox: no network namespace: [Errno 1] Operation not permitted)"
+    ]
+    assert tools.NETWORK_ISOLATED._value.get() == 0
+
+
+def test_on_refuses_to_run_a_tool_without_a_namespace(settings, refusing_kernel: None, tmp_path: Path) -> None:
+    settings.MEDIA_TOOL_NETWORK_ISOLATION = "on"
+    marker = tmp_path / "ran"
+    with pytest.raises(ImproperlyConfigured, match="MEDIA_TOOL_NETWORK_ISOLATION=on, but this machine refuses it"):
+        run_tool([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], timeout=30, work_dir=tmp_path)
+    assert not marker.exists()
