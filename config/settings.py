@@ -197,6 +197,19 @@ MEDIA_CHUNK_SECONDS = env_int("MEDIA_CHUNK_SECONDS", 60, minimum=2)
 if MEDIA_CHUNK_SECONDS % 2:
     raise ImproperlyConfigured(f"MEDIA_CHUNK_SECONDS={MEDIA_CHUNK_SECONDS} must be a multiple of the 2-second GOP")
 MEDIA_CHUNK_LEASE_SECONDS = env_int("MEDIA_CHUNK_LEASE_SECONDS", 60, minimum=5)
+# Every media tool run on an upload (media_pipeline/tools.py) gets a minimal environment, these limits,
+# and no network when the kernel allows a network namespace ("auto"; "on" refuses to run tools without
+# one, "off" never tries). The limits are sized for a 2-hour 4K source encoded into the whole ladder:
+# CPU seconds summed over all of a tool's threads (an estimate, not measured: 6-12 CPU-hours for that
+# encode; 48 h leaves room for slow presets and 60 fps); address space (a 4K decode plus four x264
+# encoders stays under 6 GiB); the largest single file a tool writes (the top rung of 2 hours at its
+# 5 Mbit/s cap is under 7 GiB; a joined chunked encode is one file); open files (the packager opens
+# a few per stream).
+MEDIA_TOOL_NETWORK_ISOLATION = env_choice("MEDIA_TOOL_NETWORK_ISOLATION", "auto", ("auto", "on", "off"))
+MEDIA_TOOL_CPU_SECONDS = env_int("MEDIA_TOOL_CPU_SECONDS", 48 * 3600, minimum=1)
+MEDIA_TOOL_MAX_MEMORY_BYTES = env_int("MEDIA_TOOL_MAX_MEMORY_BYTES", 16 * 1024**3, minimum=256 * 1024**2)
+MEDIA_TOOL_MAX_FILE_BYTES = env_int("MEDIA_TOOL_MAX_FILE_BYTES", 32 * 1024**3, minimum=1024**2)
+MEDIA_TOOL_MAX_OPEN_FILES = env_int("MEDIA_TOOL_MAX_OPEN_FILES", 1024, minimum=64)
 
 # --- Playback -----------------------------------------------------------------------------------
 PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY

@@ -16,7 +16,6 @@ over when the lease passes. A chunk whose outputs are missing at join time is en
 from __future__ import annotations
 
 import logging
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,10 +25,11 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from media_pipeline import chunking, services, storage
-from media_pipeline.ffmpeg import AUDIO_FILE, ToolFailed, last_error_line, run_tool, run_with_progress, rung_file
+from media_pipeline.ffmpeg import AUDIO_FILE, run_with_progress, rung_file
 from media_pipeline.ladder import Rung, output_fps
 from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset
 from media_pipeline.probe import run_ffprobe
+from media_pipeline.tools import ToolFailed, run_tool
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
             on_progress=_chunk_progress_writer(chunk),
             every_seconds=services.PROGRESS_EVERY_SECONDS,
+            work_dir=work,
         )
         # A seek that landed late shows as a chunk starting after 0 (or, but for the last, short of frames).
         start, frames = _start_and_frames(encoded / rung_file(rungs[-1]))
@@ -225,13 +226,8 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
 
 def _start_and_frames(path: Path) -> tuple[float, int]:
     command = chunking.frame_count_command(ffprobe=settings.FFPROBE_BIN, path=path)
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed("ffprobe timed out counting frames") from exc
-    if completed.returncode != 0:
-        raise ToolFailed(f"ffprobe failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
-    start, _, frames = completed.stdout.strip().partition(",")
+    stdout = run_tool(command, timeout=120, work_dir=path.parent, label="ffprobe")
+    start, _, frames = stdout.strip().partition(",")
     if not frames.isdigit() or start in ("", "N/A"):
         raise ToolFailed(f"chunk {path.name} has no video frames")
     return float(start), int(frames)
@@ -249,6 +245,7 @@ def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
         timeout=settings.ENCODE_TIMEOUT_SECONDS,
         on_progress=_chunk_progress_writer(chunk),
         every_seconds=services.PROGRESS_EVERY_SECONDS,
+        work_dir=work,
     )
     storage.save_file(key=chunk.build.work_prefix() + AUDIO_FILE, source=encoded / AUDIO_FILE)
 
@@ -371,6 +368,7 @@ def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool
         run_tool(
             chunking.join_command(ffmpeg=settings.FFMPEG_BIN, concat_file=listing, target=encoded / rung_file(rung)),
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            work_dir=work,
         )
     # The poster comes from the largest rung: the source is not downloaded again just for one frame.
     services._package_and_upload(

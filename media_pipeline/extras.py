@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from media_pipeline import layout, storyboard
-from media_pipeline.ffmpeg import run_tool, rung_file
+from media_pipeline.ffmpeg import rung_file
 from media_pipeline.ladder import Rung
 from media_pipeline.text_tracks import (
     CAPTIONS,
@@ -24,6 +24,7 @@ from media_pipeline.text_tracks import (
     hls_subtitles_playlist,
     tracks_digest,
 )
+from media_pipeline.tools import run_tool
 
 
 def media_fingerprint(*, source_key: str, ladder: list[dict[str, Any]], protected: bool) -> str:
@@ -47,6 +48,7 @@ def write_storyboard(*, encoded: Path, out: Path, rungs: list[Rung], duration: f
             board=board,
         ),
         timeout=600,
+        work_dir=out,
     )
     (out / storyboard.TRACK).write_text(storyboard.storyboard_vtt(board, duration=duration))
 

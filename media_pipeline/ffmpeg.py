@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from media_pipeline.ladder import AUDIO_BITRATE_KBPS, Rung, gop_frames, output_fps
 from media_pipeline.probe import FORMAT_WHITELIST
+from media_pipeline.tools import run_tool
 
 
 def rung_file(rung: Rung) -> str:
@@ -156,21 +153,6 @@ def parse_progress_seconds(line: str) -> float | None:
     return None
 
 
-_GLOG_PREFIX = re.compile(r"^[EWIF]\d{4} [\d:.]+\s+\d+ \S+\] ")
-
-
-def last_error_line(stderr: str) -> str:
-    """The last line a tool printed, without log prefixes, short enough to show an educator."""
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return _GLOG_PREFIX.sub("", lines[-1] if lines else "unknown error")[:300]
-
-
-class ToolFailed(Exception):
-    def __init__(self, message: str, stderr: str = "") -> None:
-        super().__init__(message)
-        self.stderr = stderr
-
-
 def run_with_progress(
     command: list[str],
     *,
@@ -178,50 +160,17 @@ def run_with_progress(
     timeout: float,
     on_progress: Callable[[int], None] | None = None,
     every_seconds: float = 2.0,
+    work_dir: Path | None = None,
 ) -> None:
-    """Run ffmpeg, reporting whole percent at most every ``every_seconds``; raise ToolFailed on error.
-
-    stderr goes to a temporary file, not a pipe: a tool that logs more than a pipe holds (64 KiB)
-    while we read its progress from stdout would otherwise block on the write and never finish. A
-    timer kills the tool at ``timeout`` even when it has stopped writing progress altogether.
-    """
+    """Run ffmpeg (in the sandbox of media_pipeline.tools), reporting whole percent at most every
+    ``every_seconds`` from its ``-progress pipe:1`` output; raise ToolFailed on error or timeout."""
     last_report = 0.0
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr_file:
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file, text=True) as process:
-            assert process.stdout is not None
-            timed_out = threading.Event()
 
-            def kill() -> None:
-                timed_out.set()
-                process.kill()
+    def on_line(line: str) -> None:
+        nonlocal last_report
+        seconds = parse_progress_seconds(line)
+        if seconds is not None and on_progress and time.monotonic() - last_report >= every_seconds:
+            last_report = time.monotonic()
+            on_progress(min(99, int(100 * seconds / duration)) if duration > 0 else 0)
 
-            timer = threading.Timer(timeout, kill)
-            timer.start()
-            try:
-                for line in process.stdout:
-                    seconds = parse_progress_seconds(line)
-                    if seconds is not None and on_progress and time.monotonic() - last_report >= every_seconds:
-                        last_report = time.monotonic()
-                        on_progress(min(99, int(100 * seconds / duration)) if duration > 0 else 0)
-                process.wait()
-            finally:
-                timer.cancel()
-        if timed_out.is_set():
-            raise ToolFailed(f"timed out after {timeout:.0f} s")
-        stderr_file.seek(0)
-        stderr = stderr_file.read()
-    if process.returncode != 0:
-        raise ToolFailed(f"ffmpeg failed: {last_error_line(stderr)}", stderr=stderr)
-
-
-def run_tool(command: list[str], *, timeout: float) -> str:
-    """Run a tool to completion; return its stderr; raise ToolFailed on error or timeout."""
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed(f"{Path(command[0]).name} timed out after {timeout:.0f} s") from exc
-    if completed.returncode != 0:
-        raise ToolFailed(
-            f"{Path(command[0]).name} failed: {last_error_line(completed.stderr)}", stderr=completed.stderr
-        )
-    return completed.stderr
+    run_tool(command, timeout=timeout, on_stdout_line=on_line, work_dir=work_dir, label="ffmpeg")

@@ -174,6 +174,7 @@ class UploadStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     TERMINATED = "terminated", "Cancelled by the uploader"
     EXPIRED = "expired", "Expired unfinished"
+    DISCARDED = "discarded", "Replaced by a newer original and deleted"
 
 
 class ResumableUpload(models.Model):

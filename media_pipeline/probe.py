@@ -1,19 +1,20 @@
 """Decide with ffprobe whether a source is a playable lesson (video, or audio only), and describe it.
 
-Pure apart from reading the file's first bytes and running ffprobe; ``parse_probe`` is unit-tested on
-JSON alone. Every reason raised here is shown to the educator (docs/adr: accepted input policy).
+Pure apart from reading the file's first bytes and running ffprobe (through media_pipeline.tools);
+``parse_probe`` is unit-tested on JSON alone. Every reason raised here is shown to the educator
+(docs/adr: accepted input policy).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from media_pipeline.errors import InputRejected
+from media_pipeline.tools import ToolFailed, run_tool
 
 IMAGE_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000", "ppm", "pam", "pgm", "qoi"}
 IMAGE_FORMATS = {
@@ -75,14 +76,14 @@ def run_ffprobe(*, ffprobe: str, path: Path, timeout: float = 60.0) -> dict[str,
     if damage:
         raise InputRejected(damage)
     try:
-        completed = subprocess.run(
-            ffprobe_command(ffprobe=ffprobe, path=path), capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise InputRejected(f"the file could not be read within {timeout:.0f} s") from exc
-    if completed.returncode != 0:
-        raise InputRejected(unreadable_reason(path, completed.stderr))
-    return json.loads(completed.stdout or "{}")
+        stdout = run_tool(ffprobe_command(ffprobe=ffprobe, path=path), timeout=timeout, work_dir=path.parent)
+    except ToolFailed as exc:
+        if exc.timed_out:
+            raise InputRejected(f"the file could not be read within {timeout:.0f} s") from exc
+        if exc.limit:
+            raise InputRejected(f"the file could not be read: {exc}") from exc
+        raise InputRejected(unreadable_reason(path, exc.stderr)) from exc
+    return json.loads(stdout or "{}")
 
 
 # --- Why a file cannot be read ------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,18 +36,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from media_pipeline import extras, layout, replication, services, storage
-from media_pipeline.ffmpeg import (
-    DEINTERLACE,
-    ToolFailed,
-    input_options,
-    last_error_line,
-    poster_command,
-    run_tool,
-    run_with_progress,
-)
+from media_pipeline.ffmpeg import DEINTERLACE, input_options, poster_command, run_with_progress
 from media_pipeline.ladder import AUDIO_BITRATE_KBPS, GOP_SECONDS, Rung, gop_frames, output_fps
 from media_pipeline.models import AssetStatus, MediaAsset
 from media_pipeline.probe import parse_probe, run_ffprobe
+from media_pipeline.tools import ToolFailed, run_tool
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +215,7 @@ def _build(asset: MediaAsset, prefix: str) -> None:
                 max_height=720,
             ),
             timeout=120,
+            work_dir=work,
         )
         try:
             kind = _streams(asset, source=source, encoded=encoded, out=out)
@@ -291,14 +284,7 @@ def _remux(out: Path, *, source: Path, has_audio: bool) -> str | None:
 
 def _package(out: Path, *, video: Path, audio: Path | None) -> None:
     command = package_command(packager=settings.PACKAGER_BIN, video=video, audio=audio)
-    try:
-        completed = subprocess.run(
-            command, cwd=out, capture_output=True, text=True, timeout=settings.ENCODE_TIMEOUT_SECONDS
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed("packager timed out") from exc
-    if completed.returncode != 0:
-        raise ToolFailed(f"packager failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+    run_tool(command, cwd=out, timeout=settings.ENCODE_TIMEOUT_SECONDS, label="packager")
 
 
 def _encode_fast_rung(asset: MediaAsset, source: Path, encoded: Path) -> None:
@@ -323,6 +309,7 @@ def _encode_fast_rung(asset: MediaAsset, source: Path, encoded: Path) -> None:
         timeout=settings.ENCODE_TIMEOUT_SECONDS,
         on_progress=alive,
         every_seconds=30,
+        work_dir=encoded.parent,
     )
 
 

@@ -172,6 +172,14 @@ def replicas_record_published(*, asset: MediaAsset, version: int, previous_versi
     transaction.on_commit(lambda: replicas_enqueue(prefix=prefix))
 
 
+def version_withdraw(*, asset: MediaAsset, version: int) -> None:
+    """Inside a transaction: a version taken out of service (a lesson made protected stops serving its
+    clear version) is deleted in every region now, without the grace period for tokens already given
+    out: those tokens then name objects that are gone (docs/security.md)."""
+    ids = _schedule_deletion(asset=asset, prefixes=[asset.version_prefix(version)], after=timezone.now())
+    transaction.on_commit(lambda: _send_collect(ids))
+
+
 def _schedule_deletion(*, asset: MediaAsset | None, prefixes: list[str], after: datetime) -> list[int]:
     """Mark the prefixes for deletion in every configured region and wherever a row says they are."""
     now = timezone.now()

@@ -40,6 +40,10 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
     """The published version's prefix and file names, or None when nothing is playable yet."""
     if asset is None or asset.published_prefix is None:
         return None
+    if asset.protected and asset.published_kid is None:
+        # Never a clear version of a protected asset (asset_set_protected withdraws one; this holds even
+        # for a row read before that commit).
+        return None
     # Asked twice per playback request (entitlement, then signing): one query per asset instance.
     cached: PlaybackInfo | None = getattr(asset, "_playback_info", None)
     if cached is not None and cached["prefix"] == asset.published_prefix:

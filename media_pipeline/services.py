@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,21 +25,19 @@ from django.utils import timezone
 from media_pipeline import content_keys, extras, layout, replication, storage
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
-    ToolFailed,
     cover_poster_command,
     encode_command,
-    last_error_line,
     poster_command,
-    run_tool,
     run_with_progress,
     waveform_poster_command,
 )
 from media_pipeline.ladder import Rung, plan_ladder
 from media_pipeline.metrics import ASSET_FAILURES
-from media_pipeline.models import AssetStatus, AssetTextTrack, ContentKey, MediaAsset
+from media_pipeline.models import AssetStatus, AssetTextTrack, ContentKey, MediaAsset, ResumableUpload, UploadStatus
 from media_pipeline.packager import Encryption, hls_playlist_for_clearkey, package_command, write_key_flag_file
 from media_pipeline.probe import probe_file
 from media_pipeline.text_tracks import TextTrack, tracks_digest
+from media_pipeline.tools import ToolFailed, run_tool
 
 logger = logging.getLogger(__name__)
 asset_delete = replication.asset_delete
@@ -103,28 +100,49 @@ def asset_attach_source(
     return asset
 
 
+@transaction.atomic
 def asset_set_protected(*, asset: MediaAsset, protected: bool) -> bool:
     """Encrypt (or stop encrypting) the asset's versions; True when a new version is being built for it.
 
-    A published version is immutable, so a change builds the next version from the stored original
-    (the current one keeps playing until then). An asset still in the pipeline picks the flag up when
-    it is packaged, unless packaging already started: then the educator saves again once it is ready.
+    A published version is immutable, so a change builds the next version from the stored original.
+    Made protected, the asset stops serving its clear published version at once (a provisional one
+    too): it is withdrawn and deleted, and the lesson is not playable until the encrypted version is
+    published (docs/security.md). Made unprotected, the encrypted version keeps playing until the clear
+    one replaces it. An asset still in the pipeline picks the flag up when it is packaged; a version
+    packaged in the clear before the switch is never published for a protected asset (asset_publish).
     """
     changed = MediaAsset.objects.filter(pk=asset.pk).exclude(protected=protected).update(protected=protected)
     if not changed:
         return False
-    rebuild = MediaAsset.objects.filter(
-        pk=asset.pk, status__in=[AssetStatus.READY, AssetStatus.FAILED], probe__has_key="duration"
-    ).update(
+    row = MediaAsset.objects.select_for_update().get(pk=asset.pk)
+    rebuild = _rebuild_from_original(asset.pk, from_states=[AssetStatus.READY, AssetStatus.FAILED])
+    if protected and row.published_version is not None and row.published_kid is None:
+        withdrawn = MediaAsset.objects.filter(pk=asset.pk)
+        # READY needs a published version; one that cannot be rebuilt (never probed) waits for an upload.
+        withdrawn.filter(status=AssetStatus.READY).update(
+            status=AssetStatus.FAILED, failure_reason="upload the video again to publish it protected"
+        )
+        withdrawn.update(
+            published_version=None, published_provisional=False, published_extras={}, updated_at=timezone.now()
+        )
+        replication.version_withdraw(asset=row, version=row.published_version)
+    asset.refresh_from_db()
+    return rebuild
+
+
+def _rebuild_from_original(asset_id: int, *, from_states: list[str], version: int | None = None) -> bool:
+    """Build the next version from the stored original (probe and ladder kept); True when started."""
+    rows = MediaAsset.objects.filter(pk=asset_id, status__in=from_states, probe__has_key="duration")
+    if version is not None:
+        rows = rows.filter(building_version=version)
+    rebuild = rows.update(
         status=AssetStatus.PROBED,
         failure_reason="",
         progress=0,
         building_version=F("building_version") + 1,
         updated_at=timezone.now(),
     )
-    asset.refresh_from_db()
     if rebuild:
-        asset_id = asset.pk
         transaction.on_commit(lambda: _enqueue("transcode_asset", asset_id))
     return bool(rebuild)
 
@@ -335,6 +353,7 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
             on_progress=_progress_writer(asset),
             every_seconds=PROGRESS_EVERY_SECONDS,
+            work_dir=work,
         )
         _package_and_upload(asset, prefix, work=work, encoded=encoded, poster_source=source)
 
@@ -391,7 +410,7 @@ def _write_poster(probe: dict, *, rungs: list[Rung], source: Path, target: Path)
     else:
         command = waveform_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target)
     # A waveform decodes the whole recording (about a thousand times real time): a longer limit.
-    run_tool(command, timeout=120 if rungs or probe.get("cover_art") else 600)
+    run_tool(command, timeout=120 if rungs or probe.get("cover_art") else 600, work_dir=target.parent)
 
 
 def _version_meta(asset: MediaAsset) -> dict[str, object]:
@@ -456,14 +475,7 @@ def _content_key_for(asset: MediaAsset, *, version: int) -> content_keys.Content
 
 def _run_in(directory: Path, command: list[str]) -> None:
     # The packager writes relative URIs when it runs inside the output folder.
-    try:
-        completed = subprocess.run(
-            command, cwd=directory, capture_output=True, text=True, timeout=settings.ENCODE_TIMEOUT_SECONDS
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed("packager timed out") from exc
-    if completed.returncode != 0:
-        raise ToolFailed(f"packager failed: {last_error_line(completed.stderr)}", stderr=completed.stderr)
+    run_tool(command, cwd=directory, timeout=settings.ENCODE_TIMEOUT_SECONDS, label="packager")
 
 
 def _progress_writer(asset: MediaAsset) -> Callable[[int], None]:
@@ -552,7 +564,9 @@ def asset_publish(*, asset_id: int) -> None:
     meta = _read_meta(prefix)
     with transaction.atomic():
         current = MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.TRANSCODED, building_version=version)
-        flipped = current.update(
+        # A clear version is published only while the asset is not protected: the condition is part of
+        # the flip, so a switch to protected committed a moment earlier wins (asset_set_protected).
+        flipped = (current if kid is not None else current.filter(protected=False)).update(
             status=AssetStatus.READY,
             published_version=version,
             published_provisional=False,
@@ -567,6 +581,51 @@ def asset_publish(*, asset_id: int) -> None:
                 asset=asset, version=version, previous_version=asset.published_version
             )
             _text_tracks_catch_up(asset.pk, published_digest=meta.get("text_tracks"))
+            replaced = ResumableUpload.objects.filter(asset=asset, status=UploadStatus.COMPLETED).exclude(
+                storage_key=asset.source_key
+            )
+            if replaced.exists():
+                asset_id = asset.pk
+                transaction.on_commit(lambda: _collect_replaced_originals_quietly(asset_id))
+        elif kid is None and _rebuild_from_original(asset.pk, from_states=[AssetStatus.TRANSCODED], version=version):
+            # Packaged in the clear before the lesson was made protected: never served, built again.
+            transaction.on_commit(lambda: storage.delete_prefix(prefix))
+
+
+def asset_collect_replaced_originals(*, asset_id: int) -> int:
+    """Delete the originals a newer upload replaced, once nothing can need them; returns how many.
+
+    That is when the asset is READY with the version built last published: every build of a replaced
+    original has ended (a new upload starts a new build and leaves READY), and what a later rebuild
+    reads (protection, captions) is the current original. Originals live in the primary region only.
+    The row lock keeps a new upload from making another original current meanwhile. Only originals
+    recorded as uploads are collected; the rest go with the video (asset_delete).
+    """
+    with transaction.atomic():
+        asset = MediaAsset.objects.select_for_update().filter(pk=asset_id, status=AssetStatus.READY).first()
+        if asset is None or asset.published_version != asset.building_version or not asset.source_key:
+            return 0
+        replaced = list(
+            ResumableUpload.objects.filter(asset=asset, status=UploadStatus.COMPLETED).exclude(
+                storage_key=asset.source_key
+            )
+        )
+        for upload in replaced:
+            # Deleted before the row says so: a failure leaves the original counted, never uncounted.
+            storage.delete_prefix(upload.storage_key)
+        ResumableUpload.objects.filter(pk__in=[upload.pk for upload in replaced]).update(
+            status=UploadStatus.DISCARDED, updated_at=timezone.now()
+        )
+    if replaced:
+        logger.info("asset %s: deleted %s replaced original(s)", asset_id, len(replaced))
+    return len(replaced)
+
+
+def _collect_replaced_originals_quietly(asset_id: int) -> None:
+    try:
+        asset_collect_replaced_originals(asset_id=asset_id)
+    except Exception:  # noqa: BLE001 - publishing succeeded; uploads_sweep tries again
+        logger.exception("asset %s: could not delete its replaced originals", asset_id)
 
 
 def _text_tracks_catch_up(asset_id: int, *, published_digest: object) -> None:

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from media_pipeline import layout, storage
 from media_pipeline import services as media_services
-from media_pipeline.models import MediaAsset, ResumableUpload, UploadQuota, UploadStatus
+from media_pipeline.models import AssetStatus, MediaAsset, ResumableUpload, UploadQuota, UploadStatus
 from media_pipeline.tus import Checksum
 
 logger = logging.getLogger(__name__)
@@ -93,11 +93,14 @@ def quota_bytes(*, user: AbstractBaseUser) -> int:
 
 
 def quota_used(*, user: AbstractBaseUser) -> int:
-    """Bytes the user holds: unfinished uploads (their whole length is reserved) and finished ones
-    that are still the current original of a live asset."""
-    held = ResumableUpload.objects.filter(owner_id=user.pk, asset__isnull=False).filter(
-        Q(status__in=[UploadStatus.ACTIVE, UploadStatus.COMPLETING])
-        | Q(status=UploadStatus.COMPLETED, asset__source_key=F("storage_key"))
+    """Bytes of originals the user holds in storage: unfinished uploads (their whole length is reserved)
+    and every finished one still kept: the current original of each video and the originals it replaced,
+    until services.asset_collect_replaced_originals deletes those (DISCARDED) or the video is deleted
+    (its uploads lose their asset). Counting only current originals let a user re-upload without limit."""
+    held = ResumableUpload.objects.filter(
+        owner_id=user.pk,
+        asset__isnull=False,
+        status__in=[UploadStatus.ACTIVE, UploadStatus.COMPLETING, UploadStatus.COMPLETED],
     )
     return held.aggregate(total=Sum("length"))["total"] or 0
 
@@ -291,9 +294,9 @@ def upload_terminate(*, upload: ResumableUpload) -> None:
 
 
 def uploads_sweep() -> dict[str, int]:
-    """Abort unfinished uploads that expired (or whose asset is gone) and finish uploads whose web
-    process died while assembling them. Run from cron (``manage.py uploads_sweep``, also part of
-    ``pipeline_resume``); always safe."""
+    """Abort unfinished uploads that expired (or whose asset is gone), finish uploads whose web
+    process died while assembling them, and delete replaced originals nothing needs any more. Run
+    from cron (``manage.py uploads_sweep``, also part of ``pipeline_resume``); always safe."""
     now = timezone.now()
     lapsed = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     expired = 0
@@ -318,7 +321,20 @@ def uploads_sweep() -> dict[str, int]:
             finished += 1
         except Exception:  # noqa: BLE001 - one bad upload must not stop the sweep; logged, retried next run
             logger.exception("upload %s: could not finish", upload.public_id)
-    return {"expired": expired, "finished": finished}
+    # Replaced originals whose collection after publishing did not run (a crash, storage down).
+    replaced = (
+        ResumableUpload.objects.filter(status=UploadStatus.COMPLETED, asset__status=AssetStatus.READY)
+        .exclude(storage_key=F("asset__source_key"))
+        .values_list("asset_id", flat=True)
+        .distinct()
+    )
+    collected = 0
+    for asset_id in list(replaced):
+        try:
+            collected += media_services.asset_collect_replaced_originals(asset_id=asset_id)
+        except Exception:  # noqa: BLE001 - as above: logged, tried again next run
+            logger.exception("asset %s: could not delete its replaced originals", asset_id)
+    return {"expired": expired, "finished": finished, "collected": collected}
 
 
 # --- Lease ------------------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ from pathlib import Path
 from media_pipeline.ffmpeg import (
     cover_poster_command,
     encode_command,
-    last_error_line,
     parse_progress_seconds,
     poster_command,
     waveform_poster_command,
 )
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.packager import package_command
+from media_pipeline.tools import last_error_line
 
 
 def _option_values(command: list[str], option: str) -> list[str]:

@@ -209,3 +209,31 @@ def test_a_rerun_of_a_protected_version_reuses_its_key_and_unprotecting_builds_a
     with django_capture_on_commit_callbacks() as callbacks:
         assert services.asset_set_protected(asset=asset, protected=True) is False
     assert callbacks == [] and MediaAsset.objects.get(pk=asset.pk).protected is True
+
+
+@pytest.mark.django_db
+def test_a_version_packaged_in_the_clear_before_the_lesson_was_made_protected_is_never_published(
+    settings, key_prefix: str, tmp_path: Path, demo_clip: Path, django_capture_on_commit_callbacks, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_WORK_DIR = str(tmp_path)
+    settings.MEDIA_PROVISIONAL = False
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: sent.append((name, asset_id)))
+    asset = services.asset_create(key_prefix=key_prefix)
+    with demo_clip.open("rb") as stream:
+        services.asset_upload_source(asset=asset, stream=stream, source_name="clip.mp4")
+    services.asset_probe(asset_id=asset.pk)
+    services.asset_transcode(asset_id=asset.pk)  # packaged in the clear: the lesson was not protected
+    assert MediaAsset.objects.get(pk=asset.pk).status == AssetStatus.TRANSCODED
+    assert storage.list_keys(f"{key_prefix}/v1/") != []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.asset_set_protected(asset=asset, protected=True) is False  # in the pipeline
+        services.asset_publish(asset_id=asset.pk)
+
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.status, asset.building_version) == (None, AssetStatus.PROBED, 2)
+    assert asset_playback_info(asset=asset) is None
+    assert sent == [("transcode_asset", asset.pk)]  # built again, encrypted
+    assert storage.list_keys(f"{key_prefix}/v1/") == []
+    storage.delete_prefix(f"sources/{asset.public_id}/")

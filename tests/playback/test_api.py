@@ -7,12 +7,15 @@ from datetime import datetime
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from courses.services import lesson_set_protected
 from courses.view_tokens import view_token_read
-from media_pipeline.models import MediaAsset
+from media_pipeline import replication, services, storage
+from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
 from playback.tokens import TokenResult, token_verify
 from tests.playback.conftest import World
 
@@ -294,3 +297,48 @@ def test_a_provisional_stream_is_served_while_the_full_ladder_is_built_in_two_qu
     body = response.json()
     assert body["provisional"] is True
     assert body["hls"].endswith(f"/{world.prefix}master.m3u8")
+
+
+def test_a_lesson_switched_to_protected_stops_serving_its_clear_quick_first_stream(
+    world: World, django_capture_on_commit_callbacks, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Issue 13, finding 6: the clear provisional version published before the switch.
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: sent.append((name, asset_id)))
+    monkeypatch.setattr(replication, "_send_collect", lambda ids, delay_ms=None: None)
+    world.asset.published_provisional = True
+    world.asset.probe = {"duration": 6.0, "has_audio": True}
+    world.asset.save()
+    before = _post(world, world.learner).json()
+    assert before["provisional"] is True
+    old_segment = before["hls"].removesuffix("master.m3u8") + "video_360p/1.m4s"
+    assert Client().get(old_segment).status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lesson_set_protected(lesson=world.lesson, protected=True) is True
+
+    asset = MediaAsset.objects.get(pk=world.asset.pk)
+    assert (asset.protected, asset.published_version, asset.published_provisional) == (True, None, False)
+    assert (asset.status, asset.building_version) == (AssetStatus.PROBED, 2)
+    assert sent == [("transcode_asset", asset.pk)]  # the encrypted version is built from the original
+    # No new session gets any URL until the encrypted version is published.
+    response = _post(world, world.learner)
+    assert response.status_code == 409
+    assert response.json() == {"detail": "the video is still being processed"}
+    # The clear version is deleted now, not after the token lifetime: an old, still valid token
+    # names objects that are gone.
+    rows = VersionReplica.objects.filter(prefix=world.prefix)
+    assert [row.state for row in rows] == [ReplicaState.DELETING]
+    for row in rows:
+        replication.replica_collect(replica_id=row.pk)
+    assert storage.list_keys(world.prefix) == []
+    assert Client().get(old_segment).status_code == 404
+    assert Client().get(before["hls"]).status_code == 404
+
+
+def test_a_clear_version_is_never_issued_for_a_protected_lesson(world: World) -> None:
+    # Whatever the row says was published: protected and no key id means no URL (asset_playback_info).
+    MediaAsset.objects.filter(pk=world.asset.pk).update(protected=True, published_kid=None)
+    response = _post(world, world.learner)
+    assert response.status_code == 409
+    assert "hls" not in response.json()

@@ -14,4 +14,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         counts = uploads.uploads_sweep()
-        self.stdout.write(f"expired {counts['expired']} upload(s), finished {counts['finished']} upload(s)")
+        collected = f", collected {counts['collected']} replaced original(s)" if counts["collected"] else ""
+        self.stdout.write(f"expired {counts['expired']} upload(s), finished {counts['finished']} upload(s){collected}")
