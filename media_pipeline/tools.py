@@ -15,6 +15,7 @@ worker is threaded, and ``preexec_fn`` is not safe there. See docs/security.md (
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import os
@@ -98,6 +99,9 @@ def tool_environment(*, work_dir: Path) -> dict[str, str]:
     }
 
 
+PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
+
+
 @functools.cache
 def network_isolation() -> bool:
     """Whether tools run without network: MEDIA_TOOL_NETWORK_ISOLATION, tried once per process.
@@ -129,6 +133,20 @@ def network_isolation() -> bool:
     return False
 
 
+@functools.cache
+def worker_unreadable() -> bool:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0), once, before its first tool runs.
+
+    A tool that an upload took over runs as the worker's user; without this it could read the worker's
+    secrets from /proc/<worker>/environ and /proc/<worker>/mem. The kernel then allows those only to a
+    process with CAP_SYS_PTRACE over the worker (root): run workers as a dedicated non-root user."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        return False
+
+
 def sandboxed_command(command: list[str], *, limits: ToolLimits, isolate_network: bool) -> list[str]:
     return [
         sys.executable, "-I", "-S", str(SANDBOX),
@@ -158,6 +176,7 @@ def run_tool(
     ``cwd``, else MEDIA_WORK_DIR or the system's temporary folder).
     """
     label = label or Path(command[0]).name
+    worker_unreadable()
     limits = ToolLimits.from_settings()
     home = work_dir or cwd or Path(settings.MEDIA_WORK_DIR or tempfile.gettempdir())
     full = sandboxed_command(command, limits=limits, isolate_network=network_isolation())

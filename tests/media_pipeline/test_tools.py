@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -239,3 +241,49 @@ def test_on_refuses_to_run_a_tool_without_a_namespace(settings, refusing_kernel:
     with pytest.raises(ImproperlyConfigured, match="MEDIA_TOOL_NETWORK_ISOLATION=on, but this machine refuses it"):
         run_tool([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], timeout=30, work_dir=tmp_path)
     assert not marker.exists()
+
+
+def _as_other_process(code: str, **env: str) -> subprocess.Popen:
+    # As root, both processes run as "nobody" (what a worker run as a dedicated user looks like), with
+    # Debian's Python: the project's interpreter may sit in a folder only root can enter.
+    root = os.geteuid() == 0
+    drop = {"user": "nobody", "group": "nogroup", "extra_groups": []} if root else {}
+    return subprocess.Popen(
+        ["/usr/bin/python3" if root else sys.executable, "-I", "-c", code],
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **drop,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("protected", [False, True])
+def test_a_worker_that_runs_tools_hides_its_environment_from_other_processes_of_its_user(protected: bool) -> None:
+    """A tool an upload took over runs as the worker's user: it must not read the worker's secrets
+    from /proc/<worker>/environ. The unprotected case shows the test can fail. The worker runs the
+    real `tools.worker_unreadable` (its source), without Django."""
+    function = inspect.getsource(tools.worker_unreadable.__wrapped__)
+    worker_code = (
+        "import ctypes, functools, time\n"
+        f"PR_SET_DUMPABLE = {tools.PR_SET_DUMPABLE}\n"
+        f"{function}\n"
+        f"assert worker_unreadable() if {protected} else True\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    worker = _as_other_process(worker_code, WORKER_SECRET="s3cret-database-password")
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready", worker.stderr
+        reader = _as_other_process(
+            "try:\n"
+            f"    print('read' if b's3cret' in open('/proc/{worker.pid}/environ', 'rb').read() else 'absent')\n"
+            "except OSError as exc:\n"
+            "    print('denied', type(exc).__name__)\n"
+        )
+        out, err = reader.communicate(timeout=30)
+        assert out.split()[0] == ("denied" if protected else "read"), (out, err)
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
