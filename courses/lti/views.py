@@ -98,6 +98,21 @@ def login(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def posted_by_our_page(request: HttpRequest) -> bool:
+    """Whether the browser says this POST came from a page of this site (Fetch metadata, else Origin).
+
+    A browser sets both headers itself; another site cannot make a victim's browser send them with our
+    origin. A request carrying neither (not a current browser) does not count as ours."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin", "")
+    return bool(origin) and origin.lower() in {
+        messages.origin_of(settings.SITE_URL),
+        messages.origin_of(request.build_absolute_uri("/")),
+    }
+
+
 @csrf_exempt
 @never_cache
 @frameable
@@ -105,12 +120,21 @@ def login(request: HttpRequest) -> HttpResponse:
 def launch_view(request: HttpRequest) -> HttpResponse:
     """The platform form-posts the signed id_token here."""
     id_token, state = request.POST.get("id_token", ""), request.POST.get("state", "")
+    storage_state = request.POST.get("lti_storage_state")
     try:
+        if storage_state is not None and not posted_by_our_page(request):
+            # The storage check's verdict is only worth something when our own launch-check page, which
+            # read the state from the platform's storage, posts it. Anything else could be a login
+            # CSRF: another site posting an id_token and state that it obtained in its own browser.
+            raise LtiError(
+                "this launch did not come from the tool's own check page; open it again from the course",
+                status=403,
+            )
         validated = launch.lti_launch_validate(
             id_token=id_token,
             state=state,
             cookie_state=request.COOKIES.get(state_cookie_name(state)) if state else None,
-            storage_state=request.POST.get("lti_storage_state"),
+            storage_state=storage_state,
         )
         if validated.needs_storage_check:
             config = {

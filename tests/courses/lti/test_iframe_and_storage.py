@@ -22,6 +22,8 @@ from tests.courses.lti.conftest import authorize, register
 from tests.courses.lti.platform_emulator import PlatformEmulator
 
 pytestmark = pytest.mark.django_db
+# What a browser sends when our launch-check page posts the form back to /lti/launch/.
+OURS = {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}
 ROOT = Path(__file__).resolve().parents[3]
 SHOW = (
     "from django.conf import settings as s; import json; print(json.dumps([s.SESSION_COOKIE_SAMESITE, "
@@ -79,16 +81,51 @@ def test_without_the_cookie_the_state_is_checked_in_platform_storage(emulator: P
     check = browser.post("/lti/launch/", form)
     assert check.status_code == 200 and b'id="lti-launch-check"' in check.content
     assert (LtiUser.objects.count(), LtiNonce.objects.count()) == (0, 0)
-    wrong = browser.post("/lti/launch/", {**form, "lti_storage_state": "what-another-login-stored"})
+    wrong = browser.post("/lti/launch/", {**form, "lti_storage_state": "what-another-login-stored"}, headers=OURS)
     assert wrong.status_code == 200 and b'id="lti-launch-check"' in wrong.content
     assert (LtiUser.objects.count(), LtiNonce.objects.count()) == (0, 0)
-    done = browser.post("/lti/launch/", {**form, "lti_storage_state": config["state"]})
+    done = browser.post("/lti/launch/", {**form, "lti_storage_state": config["state"]}, headers=OURS)
     assert done.status_code == 200 and b"No lesson is linked here yet" in done.content
     assert LtiUser.objects.count() == 1
     # Without a storage target at login, a launch without the cookie is simply refused.
     plain = Client().get("/lti/login/", emulator.login_params(login_hint="learner-2", message_hint="m"))
     refused = Client().post("/lti/launch/", {**authorize(plain["Location"]), "lti_storage_state": "x"})
     assert refused.status_code == 403 and LtiUser.objects.count() == 1
+
+
+def _storage_login(emulator: PlatformEmulator, user: str) -> tuple[dict[str, str], str]:
+    """A framed login with platform storage in one browser: the form the platform posts, and the state."""
+    params = {**emulator.login_params(login_hint=user, message_hint="m"), "lti_storage_target": "_parent"}
+    page = Client().get("/lti/login/", params).content.decode()
+    config = json.loads(page.split('id="lti-login-config" type="application/json">')[1].split("</script>")[0])
+    return authorize(config["redirectUrl"]), config["state"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://attacker.example"},
+        {"Origin": "https://attacker.example"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver"},
+        {},  # no browser metadata at all
+    ],
+)
+def test_a_storage_verdict_posted_from_another_site_is_refused(emulator: PlatformEmulator, headers: dict) -> None:  # type: ignore[type-arg]
+    """Login CSRF: the attacker starts a login in their own browser, keeps the id_token and state the
+    platform posts, and makes the victim's browser post them with lti_storage_state=state."""
+    register(emulator)
+    form, state = _storage_login(emulator, "learner-1")
+    victim = Client()
+    refused = victim.post("/lti/launch/", {**form, "lti_storage_state": state}, headers=headers)
+    assert refused.status_code == 403 and b"own check page" in refused.content
+    assert "_auth_user_id" not in victim.session
+    assert (LtiUser.objects.count(), LtiNonce.objects.count(), User.objects.count()) == (0, 0, 0)
+    assert LtiLoginState.objects.get(state=state).used_at is None
+    # Without the verdict, the victim's browser only gets the check page; its script asks the
+    # platform's storage of *this* browser, which never held the attacker's state (tests/e2e).
+    check = victim.post("/lti/launch/", form, headers=headers)
+    assert check.status_code == 200 and b'id="lti-launch-check"' in check.content
+    assert "_auth_user_id" not in victim.session and LtiUser.objects.count() == 0
 
 
 def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
