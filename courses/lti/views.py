@@ -186,11 +186,19 @@ def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 def handoff_view(request: HttpRequest) -> HttpResponse:
-    """First-party continuation of a launch whose iframe could not keep cookies."""
+    """First-party continuation of a launch whose iframe could not keep cookies.
+
+    GET only shows a button: a link or an image must not change who the browser is signed in as.
+    The button POSTs the token back with Django's CSRF token, and only that POST signs in."""
+    if request.method == "GET":
+        token = request.GET.get("token", "")
+        if handoff.handoff_token_peek(token=token) is None:
+            return _error(request, LtiError("this link is not valid or has expired", status=403))
+        return render(request, "lti/handoff.html", {"token": token})
     try:
-        user, public_id = handoff.handoff_token_consume(token=request.GET.get("token", ""))
+        user, public_id = handoff.handoff_token_consume(token=request.POST.get("token", ""))
     except LtiError as error:
         return _error(request, error)
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
