@@ -20,6 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from courses import entitlement
 from courses import selectors as course_selectors
 from courses.lti import claims, deep_linking, handoff, launch, messages, platforms, registration
 from courses.lti.errors import LtiError
@@ -170,16 +171,20 @@ def launch_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     """The lesson player sized for an LMS iframe."""
-    found = course_selectors.lesson_get(public_id=public_id)
+    found = course_selectors.lesson_get(public_id=public_id, viewer=request.user)
     if found is None:
         raise Http404("No such lesson")
     if not request.user.is_authenticated:
         token = request.GET.get("handoff", "")
         if token and handoff.handoff_token_peek(token=token) == str(public_id):
-            # The iframe did not keep our session cookie: carry on in a new window.
+            # The iframe did not keep our session cookie: carry on in a new window. Nothing about the
+            # lesson is shown here: whoever holds the link is not known yet.
             url = f"{reverse('lti:handoff')}?{urlencode({'token': token})}"
-            return render(request, "lti/new_window.html", {"url": url, "lesson": found}, status=200)
+            return render(request, "lti/new_window.html", {"url": url}, status=200)
         return _error(request, LtiError("open this lesson from your course in the LMS", status=403))
+    if not entitlement.lesson_entitled(user=request.user, lesson=found):
+        # A draft, or a course this user has no place in: not even the title (playback/access.py decides).
+        return _error(request, LtiError("this lesson is not available to you", status=403))
     engine = request.GET.get("engine", "hls")
     context = {"lesson": found, "engine": engine if engine in ("hls", "shaka") else "hls"}
     return render(request, "lti/lesson.html", context)

@@ -218,3 +218,25 @@ def test_time_skew_is_tolerated_within_a_minute(emulator: PlatformEmulator) -> N
     emulator.claim_overrides = {"iat": int(time.time()) + 45}
     assert full_launch(Client(), emulator).status_code == 200  # no lesson linked, but launched
     assert LtiUser.objects.count() == 1
+
+
+def test_the_lti_lesson_page_shows_a_draft_only_to_whom_playback_access_allows(emulator: PlatformEmulator) -> None:
+    register(emulator)
+    teacher = Client()
+    full_launch(teacher, emulator, user="teacher-1", launch="none")
+    course = LtiContext.objects.get().course
+    draft = _lesson(course=course)
+    Lesson.objects.filter(pk=draft.pk).update(title="Unannounced exam answers", state="draft")
+    draft.refresh_from_db()
+    emulator.launches["launch-1"] = {"custom": {"lesson": str(draft.public_id)}}
+    learner = Client()
+    launched = full_launch(learner, emulator, user="learner-1", launch="launch-1")
+    assert launched.status_code == 302 and launched["Location"].startswith(f"/lti/lesson/{draft.public_id}/")
+    assert can_watch(user=User.objects.get(lti_identities__sub="learner-sub-1"), lesson=draft).verdict is Verdict.DENIED
+    for client in (learner, Client()):  # the launched learner, and a stranger holding the handoff link
+        page = client.get(launched["Location"])
+        assert b"Unannounced exam answers" not in page.content and b"Refraction" not in page.content
+    assert learner.get(launched["Location"]).status_code == 403
+    # The course's instructor sees the draft (playback/access.py: educators see their drafts).
+    shown = teacher.get(f"/lti/lesson/{draft.public_id}/")
+    assert shown.status_code == 200 and b"Unannounced exam answers" in shown.content
