@@ -346,3 +346,25 @@ def test_status_of_a_chunked_encode_counts_the_chunks_done(educator: User, cours
     response = _client(educator).get(f"/admin/courses/lesson/{lesson.pk}/status/")
     assert response.json()["text"] == "Encoding and packaging (46%, 2 of 5 chunks)"
     assert response.json()["progress"] == 46
+
+
+def test_the_lesson_course_filter_lists_only_the_courses_an_educator_teaches(
+    educator: User, courses: tuple[Course, Course]
+) -> None:
+    mine, theirs = courses
+    also_mine = Course.objects.create(slug="also-mine", title="Also mine")
+    also_mine.educators.add(educator)
+    Lesson.objects.create(course=theirs, title="Theirs 1", position=0)
+    Lesson.objects.create(course=mine, title="Mine 1", position=0)
+    page = _client(educator).get("/admin/courses/lesson/")
+    assert page.status_code == 200
+    course_filter = next(f for f in page.context["cl"].filter_specs if f.field_path == "course")
+    assert course_filter.lookup_choices == [(also_mine.pk, "Also mine"), (mine.pk, "Mine")]
+    assert b"Theirs" not in page.content
+    # Asking for the other course's lessons by URL shows nothing of it.
+    other = _client(educator).get(f"/admin/courses/lesson/?course__id__exact={theirs.pk}")
+    assert b"Theirs" not in other.content
+    root = User.objects.create_superuser("root", password="pw-root-12345")
+    root_page = _client(root).get("/admin/courses/lesson/")
+    root_filter = next(f for f in root_page.context["cl"].filter_specs if f.field_path == "course")
+    assert root_filter.lookup_choices == [(also_mine.pk, "Also mine"), (mine.pk, "Mine"), (theirs.pk, "Theirs")]
