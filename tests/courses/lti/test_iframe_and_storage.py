@@ -45,11 +45,16 @@ def _settings(tmp_path: Path, **variables: str) -> list:  # type: ignore[type-ar
 def test_iframe_cookie_settings_follow_https_and_can_be_turned_off(tmp_path: Path) -> None:
     passphrase = tmp_path / "lti-passphrase"
     passphrase.write_text("from-a-mounted-file\n")
-    assert _settings(tmp_path) == ["Lax", False, "Lax", False, "k" * 50]
-    assert _settings(tmp_path, HTTPS="1", LTI_KEY_PASSPHRASE_FILE=str(passphrase)) == [
+    shown = _settings(tmp_path)
+    embedded = (tmp_path / "lti_key_passphrase").read_text().strip()
+    assert shown == ["Lax", False, "Lax", False, embedded] and embedded != "k" * 50
+    production = {"HTTPS": "1", "CONTENT_KEY_SECRET": "c" * 40}
+    assert _settings(tmp_path, **production, LTI_KEY_PASSPHRASE_FILE=str(passphrase)) == [
         "None", True, "None", True, "from-a-mounted-file",
     ]  # fmt: skip
-    assert _settings(tmp_path, HTTPS="1", LTI_IFRAME_COOKIES="0") == ["Lax", True, "Lax", True, "k" * 50]
+    assert _settings(tmp_path, **production, LTI_IFRAME_COOKIES="0", LTI_KEY_PASSPHRASE="p" * 40) == [
+        "Lax", True, "Lax", True, "p" * 40,
+    ]  # fmt: skip
 
 
 def test_a_framed_login_answers_with_a_page_that_checks_the_cookie(emulator: PlatformEmulator) -> None:
