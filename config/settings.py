@@ -431,14 +431,13 @@ LTI_JWKS_REFETCH_COOLDOWN_SECONDS = env_int("LTI_JWKS_REFETCH_COOLDOWN_SECONDS",
 LTI_TOKEN_LIFETIME_SECONDS = env_int("LTI_TOKEN_LIFETIME_SECONDS", 300, minimum=30)
 # A rotated-out key stays in /lti/jwks/ this long: longer than our tokens live and than platforms cache JWKS.
 LTI_KEY_RETENTION_SECONDS = env_int("LTI_KEY_RETENTION_SECONDS", 86_400, minimum=LTI_TOKEN_LIFETIME_SECONDS)
-# Inside an LMS iframe our site is third-party: the session and CSRF cookies must be SameSite=None
-# (which browsers accept only with Secure, i.e. over HTTPS) and Partitioned (CHIPS) to survive
-# third-party-cookie blocking. On by default with HTTPS=1.
+# Session and CSRF cookies are SameSite=Lax. Inside an LMS iframe our site is third-party, so pages
+# loaded in an iframe send them as SameSite=None; Secure (which browsers accept only over HTTPS) and
+# Partitioned (CHIPS, to survive third-party-cookie blocking): courses/lti/middleware.py. Only there:
+# the rest of the site keeps Lax. On by default with HTTPS=1.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 LTI_IFRAME_COOKIES = env_bool("LTI_IFRAME_COOKIES", HTTPS)
 LTI_PARTITIONED_COOKIES = env_bool("LTI_PARTITIONED_COOKIES", True)
-if LTI_IFRAME_COOKIES:
-    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
-    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # Shared by every web and worker process: platform access tokens (until they expire).

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
+from courses.lti.middleware import in_lms_iframe
 from courses.lti.models import LtiLoginState, LtiNonce, LtiUser
 from tests.courses.lti.conftest import authorize, register
 from tests.courses.lti.platform_emulator import PlatformEmulator
@@ -27,7 +28,8 @@ OURS = {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}
 ROOT = Path(__file__).resolve().parents[3]
 SHOW = (
     "from django.conf import settings as s; import json; print(json.dumps([s.SESSION_COOKIE_SAMESITE, "
-    "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SAMESITE, s.CSRF_COOKIE_SECURE, s.LTI_KEY_PASSPHRASE]))"
+    "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SAMESITE, s.CSRF_COOKIE_SECURE, s.LTI_IFRAME_COOKIES, "
+    "s.LTI_KEY_PASSPHRASE]))"
 )
 
 
@@ -47,13 +49,14 @@ def test_iframe_cookie_settings_follow_https_and_can_be_turned_off(tmp_path: Pat
     passphrase.write_text("from-a-mounted-file\n")
     shown = _settings(tmp_path)
     embedded = (tmp_path / "lti_key_passphrase").read_text().strip()
-    assert shown == ["Lax", False, "Lax", False, embedded] and embedded != "k" * 50
+    assert shown == ["Lax", False, "Lax", False, False, embedded] and embedded != "k" * 50
+    # The site's cookies stay Lax in production too; only iframe pages upgrade them (middleware).
     production = {"HTTPS": "1", "CONTENT_KEY_SECRET": "c" * 40}
     assert _settings(tmp_path, **production, LTI_KEY_PASSPHRASE_FILE=str(passphrase)) == [
-        "None", True, "None", True, "from-a-mounted-file",
+        "Lax", True, "Lax", True, True, "from-a-mounted-file",
     ]  # fmt: skip
     assert _settings(tmp_path, **production, LTI_IFRAME_COOKIES="0", LTI_KEY_PASSPHRASE="p" * 40) == [
-        "Lax", True, "Lax", True, "p" * 40,
+        "Lax", True, "Lax", True, False, "p" * 40,
     ]  # fmt: skip
 
 
@@ -134,12 +137,11 @@ def test_a_storage_verdict_posted_from_another_site_is_refused(emulator: Platfor
 
 
 def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.SESSION_COOKIE_SAMESITE = "None"
-    settings.SESSION_COOKIE_SECURE = True
+    settings.LTI_IFRAME_COOKIES = True
     register(emulator)
     client = Client()
     login = client.get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
-    response = client.post("/lti/launch/", authorize(login["Location"]))
+    response = client.post("/lti/launch/", authorize(login["Location"]), headers={"Sec-Fetch-Dest": "iframe"})
     session = response.cookies["sessionid"]
     assert (session["samesite"], session["secure"], session["httponly"]) == ("None; Partitioned", True, True)
     assert "SameSite=None; Partitioned" in session.output()
@@ -150,6 +152,45 @@ def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: Plat
         .cookies.popitem()[1]["samesite"]
         == "None"
     )
+
+
+def _session_and_csrf_cookies(response) -> dict[str, tuple[str, bool]]:  # type: ignore[no-untyped-def]
+    return {
+        name: (str(m["samesite"]), bool(m["secure"]))
+        for name, m in response.cookies.items()
+        if name in ("sessionid", "csrftoken")
+    }
+
+
+def test_only_pages_in_an_lms_iframe_get_samesite_none_cookies(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LTI_IFRAME_COOKIES = True
+    register(emulator)
+    User.objects.create_user("site-user", password="pw-site-user-1", is_staff=True)
+    # A first-party login on the site itself: Lax, whatever LTI_IFRAME_COOKIES says.
+    site = Client()
+    assert _session_and_csrf_cookies(site.get("/admin/login/"))["csrftoken"][0] == "Lax"
+    first_party = site.post("/admin/login/", {"username": "site-user", "password": "pw-site-user-1", "next": "/"})
+    assert _session_and_csrf_cookies(first_party)["sessionid"][0] == "Lax"
+    # The LMS opens the tool in a new window (a top-level document): a first-party launch, Lax.
+    window = Client()
+    login = window.get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
+    top = window.post("/lti/launch/", authorize(login["Location"]), headers={"Sec-Fetch-Dest": "document"})
+    assert _session_and_csrf_cookies(top)["sessionid"] == ("Lax", False)
+    # The same launch inside the LMS's iframe: None; Secure; Partitioned.
+    framed = Client()
+    login = framed.get("/lti/login/", emulator.login_params(login_hint="learner-1", message_hint="m"))
+    inside = framed.post("/lti/launch/", authorize(login["Location"]), headers={"Sec-Fetch-Dest": "iframe"})
+    assert _session_and_csrf_cookies(inside)["sessionid"] == ("None; Partitioned", True)
+    # Without Fetch metadata (older browsers): LTI pages count as framed, except the first-party handoff.
+    factory = RequestFactory()
+    paths = ("/lti/lesson/x/", "/lti/handoff/", "/courses/", "/api/v1/")
+    assert [in_lms_iframe(factory.get(path)) for path in paths] == [True, False, False, False]
+    assert in_lms_iframe(factory.get("/lti/handoff/", headers={"Sec-Fetch-Dest": "iframe"})) is True
+    settings.LTI_IFRAME_COOKIES = False
+    framed_off = Client()
+    login = framed_off.get("/lti/login/", emulator.login_params(login_hint="learner-2", message_hint="m"))
+    off = framed_off.post("/lti/launch/", authorize(login["Location"]), headers={"Sec-Fetch-Dest": "iframe"})
+    assert _session_and_csrf_cookies(off)["sessionid"] == ("Lax", False)
 
 
 def test_lti_admin_is_for_superusers_only(emulator: PlatformEmulator) -> None:
