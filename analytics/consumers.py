@@ -12,8 +12,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from analytics.live import GROUP
+from analytics.live import GROUP, snapshot_for_lessons
 from analytics.selectors import live_snapshot
+from courses import selectors as course_selectors
 
 PIPELINE_INTERVAL_SECONDS = 1.0
 CLOSE_FORBIDDEN = 4403
@@ -25,6 +26,9 @@ class LiveDashboardConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_staff:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        # Superusers see every lesson; an educator the lessons of the courses they teach (refreshed
+        # with the pipeline state, so a lesson created meanwhile appears within a second).
+        self._lessons: set[str] | None = None if user.is_superuser else await self._lessons_taught()
         await self.channel_layer.group_add(GROUP, self.channel_name)
         await self.accept()
         self._pusher = asyncio.create_task(self._push_pipeline_state())
@@ -40,9 +44,14 @@ class LiveDashboardConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def qoe_snapshot(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["snapshot"])
+        await self.send_json(snapshot_for_lessons(event["snapshot"], lessons=self._lessons))
+
+    async def _lessons_taught(self) -> set[str]:
+        return set(await database_sync_to_async(course_selectors.lesson_ids_taught_by)(user=self.scope["user"]))
 
     async def _push_pipeline_state(self) -> None:
         while True:
+            if self._lessons is not None:
+                self._lessons = await self._lessons_taught()
             await self.send_json(await database_sync_to_async(live_snapshot)())
             await asyncio.sleep(PIPELINE_INTERVAL_SECONDS)

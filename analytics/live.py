@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 from analytics.beacons import Batch
@@ -160,6 +161,21 @@ def snapshot(client: Any, *, now: float | None = None) -> dict[str, Any]:
         windows[name] = figures
     errors = [json.loads(item) for item in client.lrange(ERROR_FEED, 0, 19)]
     return {"type": "qoe", "at": now, "windows": windows, "errors": errors}
+
+
+def snapshot_for_lessons(snapshot: dict[str, Any], *, lessons: Collection[str] | None) -> dict[str, Any]:
+    """The part of a snapshot one viewer may see (pure): ``lessons`` None is everything (superusers);
+    otherwise the per-lesson split and the error feed keep only those lessons. Site-wide totals and the
+    pathway and region splits name no lesson and stay, so an educator can tell a CDN problem from theirs."""
+    if lessons is None:
+        return snapshot
+    allowed = set(lessons)
+    windows = {
+        name: {**figures, "by_lesson": {k: v for k, v in figures["by_lesson"].items() if k in allowed}}
+        for name, figures in snapshot["windows"].items()
+    }
+    errors = [error for error in snapshot["errors"] if error.get("lesson") in allowed]
+    return {**snapshot, "windows": windows, "errors": errors}
 
 
 def _split(totals: dict[str, float]) -> dict[str, Any]:

@@ -33,6 +33,41 @@ def _embedded_secret_key() -> str:
 
 
 SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
+# Production is HTTPS=1 (see Security below): there, the secrets that protect data at rest must be set
+# on their own, never derived from SECRET_KEY or generated per machine.
+_PRODUCTION = env_bool("HTTPS", False)
+
+
+def _derived_secret(label: str) -> str:
+    """A secret of its own for one use, derived from SECRET_KEY with HKDF and a distinct label, so a
+    token of one kind never verifies as another and none of them is SECRET_KEY itself."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"lessons derived secrets", info=label.encode())
+    return hkdf.derive(SECRET_KEY.encode()).hex()
+
+
+def _secret_at_rest(name: str) -> tuple[str, list[str]]:
+    """(current, older) for a secret that seals data in the database, with rotation: the current one
+    seals, every one opens. NAME (or NAME_FILE) is required in production; the embedded default keeps
+    a random file of its own under VAR_DIR. NAME_OLD holds retired secrets, comma- or line-separated;
+    the embedded default also reads what SECRET_KEY sealed before these secrets had files of their own."""
+    current = env_str(name, "")
+    older = [item.strip() for item in env_str(f"{name}_OLD", "").replace("\n", ",").split(",") if item.strip()]
+    if current:
+        return current, older
+    if _PRODUCTION:
+        raise ImproperlyConfigured(
+            f"{name} (or {name}_FILE) must be set with HTTPS=1: a random secret of its own, not SECRET_KEY"
+        )
+    path = VAR_DIR / name.lower()
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip(), [*older, SECRET_KEY]
+
+
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -212,11 +247,11 @@ MEDIA_TOOL_MAX_FILE_BYTES = env_int("MEDIA_TOOL_MAX_FILE_BYTES", 32 * 1024**3, m
 MEDIA_TOOL_MAX_OPEN_FILES = env_int("MEDIA_TOOL_MAX_OPEN_FILES", 1024, minimum=64)
 
 # --- Playback -----------------------------------------------------------------------------------
-PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or SECRET_KEY
+PLAYBACK_TOKEN_SECRET = env_str("PLAYBACK_TOKEN_SECRET", "") or _derived_secret("playback token v1")
 PLAYBACK_TOKEN_TTL_SECONDS = env_int("PLAYBACK_TOKEN_TTL_SECONDS", 4 * 3600, minimum=60)
 # Signs the view token each playback session carries (courses/view_tokens.py): progress reports and QoE
 # beacons count only with one. A token is accepted for VIEW_TOKEN_MAX_AGE_SECONDS after it was issued.
-VIEW_TOKEN_SECRET = env_str("VIEW_TOKEN_SECRET", "") or f"view-token:{SECRET_KEY}"
+VIEW_TOKEN_SECRET = env_str("VIEW_TOKEN_SECRET", "") or _derived_secret("view token v1")
 VIEW_TOKEN_MAX_AGE_SECONDS = env_int("VIEW_TOKEN_MAX_AGE_SECONDS", 24 * 3600, minimum=300)
 # Who checks playback credentials (playback/signers): "origin" (this Django app), "nginx"
 # (deploy/nginx/lessons-edge.conf at PLAYBACK_EDGE_URL, sharing PLAYBACK_NGINX_SECRET), "cloudfront"
@@ -285,12 +320,13 @@ PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT",
 
 # --- Content protection (docs/adr/0008, README "Content protection") ---------------------------
 # Content keys of protected lessons are stored encrypted (AES-256-GCM) with a key derived from this
-# secret; give it as a file in production (CONTENT_KEY_SECRET_FILE). Changing it makes every stored
-# content key unreadable, so protected lessons would have to be packaged again.
-CONTENT_KEY_SECRET = env_str("CONTENT_KEY_SECRET", "") or SECRET_KEY
+# secret; required in production, best as a file (CONTENT_KEY_SECRET_FILE). To rotate: put the old
+# value in CONTENT_KEY_SECRET_OLD, the new one in CONTENT_KEY_SECRET, run `manage.py
+# content_keys_reseal`, then drop the old one.
+CONTENT_KEY_SECRET, CONTENT_KEY_SECRETS_OLD = _secret_at_rest("CONTENT_KEY_SECRET")
 # Signs the short-lived license tokens a playback session hands to the player (ClearKey license
 # server and HLS key endpoint).
-DRM_LICENSE_TOKEN_SECRET = env_str("DRM_LICENSE_TOKEN_SECRET", "") or SECRET_KEY
+DRM_LICENSE_TOKEN_SECRET = env_str("DRM_LICENSE_TOKEN_SECRET", "") or _derived_secret("drm license token v1")
 DRM_LICENSE_TOKEN_TTL_SECONDS = env_int("DRM_LICENSE_TOKEN_TTL_SECONDS", 600, minimum=30)
 # Which license service the player is pointed at: "clearkey" (this site's W3C ClearKey license server)
 # or "axinom" (Axinom DRM: Widevine, PlayReady, FairPlay; needs the communication key below).
@@ -390,9 +426,10 @@ SPECTACULAR_SETTINGS.update(
 )
 
 # --- LTI 1.3 (courses/lti, README "LTI 1.3") ----------------------------------------------------
-# Our tool keys' private halves are stored encrypted with this passphrase (give it as a file in
-# production: LTI_KEY_PASSPHRASE_FILE). Changing it makes the stored keys unreadable: rotate instead.
-LTI_KEY_PASSPHRASE = env_str("LTI_KEY_PASSPHRASE", "") or SECRET_KEY
+# Our tool keys' private halves are stored encrypted with this passphrase; required in production,
+# best as a file (LTI_KEY_PASSPHRASE_FILE). To rotate: old value in LTI_KEY_PASSPHRASE_OLD, new one in
+# LTI_KEY_PASSPHRASE, `manage.py lti_keys_reencrypt`, then drop the old one.
+LTI_KEY_PASSPHRASE, LTI_KEY_PASSPHRASES_OLD = _secret_at_rest("LTI_KEY_PASSPHRASE")
 LTI_TOOL_TITLE = env_str("LTI_TOOL_TITLE", "Lessons")
 # Dynamic Registration needs a one-time link a superuser made (manage.py lti_registration_link), valid
 # this many hours. With approval on (the default) a new platform stays inactive until a superuser
@@ -418,14 +455,13 @@ LTI_JWKS_REFETCH_COOLDOWN_SECONDS = env_int("LTI_JWKS_REFETCH_COOLDOWN_SECONDS",
 LTI_TOKEN_LIFETIME_SECONDS = env_int("LTI_TOKEN_LIFETIME_SECONDS", 300, minimum=30)
 # A rotated-out key stays in /lti/jwks/ this long: longer than our tokens live and than platforms cache JWKS.
 LTI_KEY_RETENTION_SECONDS = env_int("LTI_KEY_RETENTION_SECONDS", 86_400, minimum=LTI_TOKEN_LIFETIME_SECONDS)
-# Inside an LMS iframe our site is third-party: the session and CSRF cookies must be SameSite=None
-# (which browsers accept only with Secure, i.e. over HTTPS) and Partitioned (CHIPS) to survive
-# third-party-cookie blocking. On by default with HTTPS=1.
+# Session and CSRF cookies are SameSite=Lax. Inside an LMS iframe our site is third-party, so pages
+# loaded in an iframe send them as SameSite=None; Secure (which browsers accept only over HTTPS) and
+# Partitioned (CHIPS, to survive third-party-cookie blocking): courses/lti/middleware.py. Only there:
+# the rest of the site keeps Lax. On by default with HTTPS=1.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 LTI_IFRAME_COOKIES = env_bool("LTI_IFRAME_COOKIES", HTTPS)
 LTI_PARTITIONED_COOKIES = env_bool("LTI_PARTITIONED_COOKIES", True)
-if LTI_IFRAME_COOKIES:
-    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
-    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     # Shared by every web and worker process: platform access tokens (until they expire).

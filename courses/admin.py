@@ -71,6 +71,16 @@ class EducatorScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class TaughtCourseFilter(admin.RelatedFieldListFilter):
+    """The course filter offers only the courses the educator teaches (superusers: every course):
+    Django's own filter lists every course's title to every staff user."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        courses = Course.objects.all() if request.user.is_superuser else model_admin.scoped_courses(request)
+        ordering = self.field_admin_ordering(field, request, model_admin) or ("title",)
+        return [(course.pk, str(course)) for course in courses.order_by(*ordering)]
+
+
 class EducatorInline(admin.TabularInline):
     """An inline educators may edit: the parent admin (EducatorScopedAdmin) already limits which
     courses and lessons an educator can open."""
@@ -241,7 +251,7 @@ class LessonCaptionInline(EducatorInline):
 class LessonAdmin(EducatorScopedAdmin):
     form = LessonAdminForm
     list_display = ("title", "course", "position", "state", "public", "media_status")
-    list_filter = ("state", "public", "course")
+    list_filter = ("state", "public", ("course", TaughtCourseFilter))
     search_fields = ("title", "course__title")
     readonly_fields = ("public_id", "processing_state", "failure_reason", "duration", "storage_regions")
     list_select_related = ("course", "asset")
@@ -396,4 +406,5 @@ class EnrollmentAdmin(admin.ModelAdmin):
     autocomplete_fields = ("user",)
 
 
+from courses import admin_tokens  # noqa: E402, F401  (replaces DRF's token admin)
 from courses.lti import admin as lti_admin  # noqa: E402, F401  (registers the LTI models)

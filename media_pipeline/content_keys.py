@@ -4,6 +4,10 @@ A protected version is encrypted with one random 128-bit content key under a ran
 The key is stored only sealed: AES-256-GCM under a key derived (HKDF-SHA256) from the configured
 secret, with the version's identity (asset, version, KID) as associated data, so a sealed key copied
 onto another row does not open. Stored form: ``"v1." + base64url(nonce || ciphertext+tag)``.
+
+Rotation: keys are always sealed with the current secret and opened with any configured one (the
+current first, then the retired ones), and `open_sealed_any` says which opened it so a re-seal can
+move every row onto the current secret.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -76,3 +81,15 @@ def open_sealed(sealed: str, *, kid: uuid.UUID, secret: bytes, asset_id: int, ve
     if len(key) != 16:
         raise KeyUnreadable("the content key has the wrong length")
     return ContentKeyMaterial(kid=kid, key=key)
+
+
+def open_sealed_any(
+    sealed: str, *, kid: uuid.UUID, secrets: Sequence[bytes], asset_id: int, version: int
+) -> tuple[ContentKeyMaterial, int]:
+    """Open with the first of ``secrets`` that works (current first); returns the key and that index."""
+    for index, secret in enumerate(secrets):
+        try:
+            return open_sealed(sealed, kid=kid, secret=secret, asset_id=asset_id, version=version), index
+        except KeyUnreadable:
+            continue
+    raise KeyUnreadable("the content key opens with no configured secret (CONTENT_KEY_SECRET or _OLD)")

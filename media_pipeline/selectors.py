@@ -126,9 +126,16 @@ def content_key_get(*, asset: MediaAsset, version: int, kid: str) -> content_key
     row = ContentKey.objects.filter(asset=asset, version=version, kid=kid_value).first()
     if row is None:
         return None
-    return content_keys.open_sealed(
-        row.key_sealed, kid=row.kid, secret=settings.CONTENT_KEY_SECRET.encode(), asset_id=asset.pk, version=version
+    material, _ = content_keys.open_sealed_any(
+        row.key_sealed, kid=row.kid, secrets=content_key_secrets(), asset_id=asset.pk, version=version
     )
+    return material
+
+
+def content_key_secrets() -> list[bytes]:
+    """The secrets content keys open with: CONTENT_KEY_SECRET (the one that seals) first, then the
+    retired ones (CONTENT_KEY_SECRET_OLD)."""
+    return [secret.encode() for secret in (settings.CONTENT_KEY_SECRET, *settings.CONTENT_KEY_SECRETS_OLD)]
 
 
 def asset_chunks_done(*, asset: MediaAsset) -> tuple[int, int] | None:

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from media_pipeline import content_keys, extras, layout, replication, storage
+from media_pipeline import selectors as media_selectors
 from media_pipeline.errors import InputRejected, PermanentError
 from media_pipeline.ffmpeg import (
     cover_poster_command,
@@ -460,17 +461,42 @@ def _derive_version(asset: MediaAsset, *, source_prefix: str, prefix: str) -> No
 def _content_key_for(asset: MediaAsset, *, version: int) -> content_keys.ContentKeyMaterial:
     """The version's content key, made on first use: a rerun of the same version reuses it, so segments
     packaged by an interrupted attempt and by the rerun share one key."""
-    secret = settings.CONTENT_KEY_SECRET.encode()
+    secrets = media_selectors.content_key_secrets()
     fresh = content_keys.generate()
     row, _ = ContentKey.objects.get_or_create(
         asset=asset,
         version=version,
         defaults={
             "kid": fresh.kid,
-            "key_sealed": content_keys.seal(fresh, secret=secret, asset_id=asset.pk, version=version),
+            "key_sealed": content_keys.seal(fresh, secret=secrets[0], asset_id=asset.pk, version=version),
         },
     )
-    return content_keys.open_sealed(row.key_sealed, kid=row.kid, secret=secret, asset_id=asset.pk, version=version)
+    material, _ = content_keys.open_sealed_any(
+        row.key_sealed, kid=row.kid, secrets=secrets, asset_id=asset.pk, version=version
+    )
+    return material
+
+
+def content_keys_reseal() -> tuple[int, int]:
+    """Seal every stored content key with the current CONTENT_KEY_SECRET (`manage.py
+    content_keys_reseal`); returns (keys checked, keys re-sealed). Raises KeyUnreadable, before changing
+    anything, when a key opens with no configured secret. Compare-and-set per row: a rerun, or a key
+    written meanwhile, is left as it is."""
+    secrets = media_selectors.content_key_secrets()
+    resealed: list[tuple[int, str, str]] = []
+    rows = list(ContentKey.objects.order_by("pk").values_list("pk", "asset_id", "version", "kid", "key_sealed"))
+    for pk, asset_id, version, kid, sealed in rows:
+        material, index = content_keys.open_sealed_any(
+            sealed, kid=kid, secrets=secrets, asset_id=asset_id, version=version
+        )
+        if index:
+            resealed.append(
+                (pk, sealed, content_keys.seal(material, secret=secrets[0], asset_id=asset_id, version=version))
+            )
+    changed = 0
+    for pk, old, new in resealed:
+        changed += ContentKey.objects.filter(pk=pk, key_sealed=old).update(key_sealed=new)
+    return len(rows), changed
 
 
 def _run_in(directory: Path, command: list[str]) -> None:

@@ -72,6 +72,12 @@ def can_watch(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> Acce
     return _ready(lesson)
 
 
+def lesson_visible(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> bool:
+    """May this user see the lesson's page (title, description), even before its video is ready?
+    Registered with courses.entitlement, so pages in courses follow this module's decision."""
+    return can_watch(user=user, lesson=lesson).verdict is not Verdict.DENIED
+
+
 def _ready(lesson: Lesson) -> AccessDecision:
     if asset_playback_info(asset=lesson.asset) is None:
         return AccessDecision(Verdict.NOT_READY, NOT_READY_REASON)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from courses.lti.errors import LtiError
 
@@ -128,6 +130,28 @@ def check_times(claims: dict[str, Any], *, now: float, skew: int) -> None:
         raise LtiError("the launch's issue time is after its expiry")
 
 
+def is_loopback_host(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_return_url(url: str) -> None:
+    """The deep-link return URL becomes our page's form action: https only (http for loopback, in dev
+    and tests), so a `javascript:` or `data:` URL from a platform never runs in our origin."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise LtiError("the deep linking return URL is malformed") from exc
+    if not host or (parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(host))):
+        raise LtiError("the deep linking return URL must be an https URL")
+
+
 def validate_launch(
     claims: dict[str, Any], *, issuer: str, client_id: str, deployment_ids: Collection[str], now: float, skew: int
 ) -> LaunchMessage:
@@ -162,6 +186,7 @@ def validate_launch(
         settings = claims.get(DL_SETTINGS)
         if not isinstance(settings, dict) or not isinstance(settings.get("deep_link_return_url"), str):
             raise LtiError("the deep linking request has no return URL")
+        check_return_url(settings["deep_link_return_url"])
     for name in (CONTEXT, CUSTOM, AGS_ENDPOINT, NRPS):
         if name in claims and not isinstance(claims[name], dict):
             raise LtiError(f"the launch's {name.rsplit('/', 1)[-1]} claim is malformed")

@@ -2,6 +2,8 @@
 
 The private key is kept as encrypted PKCS#8 PEM (AES-256 via BestAvailableEncryption), so a database
 dump alone does not give it away; the passphrase comes from the environment (LTI_KEY_PASSPHRASE).
+Rotation: a key opens with any configured passphrase (current first) and `reencrypt` moves it onto
+the current one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,15 +41,19 @@ def thumbprint(public_key: rsa.RSAPublicKey) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
-def generate(*, passphrase: bytes) -> KeyPair:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
-    kid = thumbprint(private.public_key())
-    pem = private.private_bytes(
+def encrypt_private(private: rsa.RSAPrivateKey, *, passphrase: bytes) -> str:
+    return private.private_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.BestAvailableEncryption(passphrase),
-    )
-    return KeyPair(kid=kid, public_jwk=public_jwk(private.public_key(), kid=kid), private_key_encrypted=pem.decode())
+    ).decode()
+
+
+def generate(*, passphrase: bytes) -> KeyPair:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+    kid = thumbprint(private.public_key())
+    pem = encrypt_private(private, passphrase=passphrase)
+    return KeyPair(kid=kid, public_jwk=public_jwk(private.public_key(), kid=kid), private_key_encrypted=pem)
 
 
 def load_private(encrypted_pem: str, *, passphrase: bytes) -> rsa.RSAPrivateKey:
@@ -54,3 +61,13 @@ def load_private(encrypted_pem: str, *, passphrase: bytes) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("the LTI tool key is not an RSA key")
     return key
+
+
+def load_private_any(encrypted_pem: str, *, passphrases: Sequence[bytes]) -> tuple[rsa.RSAPrivateKey, int]:
+    """The key, opened with the first of ``passphrases`` that works (current first), and that index."""
+    for index, passphrase in enumerate(passphrases):
+        try:
+            return load_private(encrypted_pem, passphrase=passphrase), index
+        except (ValueError, TypeError):
+            continue
+    raise ValueError("the LTI tool key opens with no configured passphrase (LTI_KEY_PASSPHRASE or _OLD)")

@@ -66,6 +66,11 @@ def _passphrase() -> bytes:
     return settings.LTI_KEY_PASSPHRASE.encode()
 
 
+def _passphrases() -> list[bytes]:
+    """LTI_KEY_PASSPHRASE (the one that encrypts) first, then the retired ones (LTI_KEY_PASSPHRASE_OLD)."""
+    return [value.encode() for value in (settings.LTI_KEY_PASSPHRASE, *settings.LTI_KEY_PASSPHRASES_OLD)]
+
+
 def tool_key_active() -> LtiToolKey:
     """The key we sign with; the first call on a fresh install makes one."""
     key = LtiToolKey.objects.filter(active=True).first()
@@ -103,10 +108,27 @@ def tool_sign(payload: dict[str, Any]) -> str:
     """An RS256 JWT signed with the active key, its kid in the header."""
     key = tool_key_active()
     try:
-        private = keys.load_private(key.private_key_encrypted, passphrase=_passphrase())
+        private, _ = keys.load_private_any(key.private_key_encrypted, passphrases=_passphrases())
     except (ValueError, TypeError) as exc:
         raise LtiError("the tool's signing key cannot be read (LTI_KEY_PASSPHRASE changed?)", status=500) from exc
     return jwt.encode(payload, private, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
+
+
+def tool_keys_reencrypt() -> tuple[int, int]:
+    """Encrypt every stored tool key with the current LTI_KEY_PASSPHRASE (`manage.py lti_keys_reencrypt`);
+    returns (keys checked, keys re-encrypted). Raises ValueError, before changing anything, when a key
+    opens with no configured passphrase. Compare-and-set per row, so a rerun changes nothing."""
+    passphrases = _passphrases()
+    rows = list(LtiToolKey.objects.order_by("pk").values_list("pk", "private_key_encrypted"))
+    moved: list[tuple[int, str, str]] = []
+    for pk, pem in rows:
+        private, index = keys.load_private_any(pem, passphrases=passphrases)
+        if index:
+            moved.append((pk, pem, keys.encrypt_private(private, passphrase=passphrases[0])))
+    changed = 0
+    for pk, old, new in moved:
+        changed += LtiToolKey.objects.filter(pk=pk, private_key_encrypted=old).update(private_key_encrypted=new)
+    return len(rows), changed
 
 
 def now() -> int:

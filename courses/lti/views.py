@@ -20,6 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from courses import entitlement
 from courses import selectors as course_selectors
 from courses.lti import claims, deep_linking, handoff, launch, messages, platforms, registration
 from courses.lti.errors import LtiError
@@ -98,6 +99,21 @@ def login(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def posted_by_our_page(request: HttpRequest) -> bool:
+    """Whether the browser says this POST came from a page of this site (Fetch metadata, else Origin).
+
+    A browser sets both headers itself; another site cannot make a victim's browser send them with our
+    origin. A request carrying neither (not a current browser) does not count as ours."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin", "")
+    return bool(origin) and origin.lower() in {
+        messages.origin_of(settings.SITE_URL),
+        messages.origin_of(request.build_absolute_uri("/")),
+    }
+
+
 @csrf_exempt
 @never_cache
 @frameable
@@ -105,12 +121,21 @@ def login(request: HttpRequest) -> HttpResponse:
 def launch_view(request: HttpRequest) -> HttpResponse:
     """The platform form-posts the signed id_token here."""
     id_token, state = request.POST.get("id_token", ""), request.POST.get("state", "")
+    storage_state = request.POST.get("lti_storage_state")
     try:
+        if storage_state is not None and not posted_by_our_page(request):
+            # The storage check's verdict is only worth something when our own launch-check page, which
+            # read the state from the platform's storage, posts it. Anything else could be a login
+            # CSRF: another site posting an id_token and state that it obtained in its own browser.
+            raise LtiError(
+                "this launch did not come from the tool's own check page; open it again from the course",
+                status=403,
+            )
         validated = launch.lti_launch_validate(
             id_token=id_token,
             state=state,
             cookie_state=request.COOKIES.get(state_cookie_name(state)) if state else None,
-            storage_state=request.POST.get("lti_storage_state"),
+            storage_state=storage_state,
         )
         if validated.needs_storage_check:
             config = {
@@ -146,27 +171,39 @@ def launch_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     """The lesson player sized for an LMS iframe."""
-    found = course_selectors.lesson_get(public_id=public_id)
+    found = course_selectors.lesson_get(public_id=public_id, viewer=request.user)
     if found is None:
         raise Http404("No such lesson")
     if not request.user.is_authenticated:
         token = request.GET.get("handoff", "")
         if token and handoff.handoff_token_peek(token=token) == str(public_id):
-            # The iframe did not keep our session cookie: carry on in a new window.
+            # The iframe did not keep our session cookie: carry on in a new window. Nothing about the
+            # lesson is shown here: whoever holds the link is not known yet.
             url = f"{reverse('lti:handoff')}?{urlencode({'token': token})}"
-            return render(request, "lti/new_window.html", {"url": url, "lesson": found}, status=200)
+            return render(request, "lti/new_window.html", {"url": url}, status=200)
         return _error(request, LtiError("open this lesson from your course in the LMS", status=403))
+    if not entitlement.lesson_entitled(user=request.user, lesson=found):
+        # A draft, or a course this user has no place in: not even the title (playback/access.py decides).
+        return _error(request, LtiError("this lesson is not available to you", status=403))
     engine = request.GET.get("engine", "hls")
     context = {"lesson": found, "engine": engine if engine in ("hls", "shaka") else "hls"}
     return render(request, "lti/lesson.html", context)
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 def handoff_view(request: HttpRequest) -> HttpResponse:
-    """First-party continuation of a launch whose iframe could not keep cookies."""
+    """First-party continuation of a launch whose iframe could not keep cookies.
+
+    GET only shows a button: a link or an image must not change who the browser is signed in as.
+    The button POSTs the token back with Django's CSRF token, and only that POST signs in."""
+    if request.method == "GET":
+        token = request.GET.get("token", "")
+        if handoff.handoff_token_peek(token=token) is None:
+            return _error(request, LtiError("this link is not valid or has expired", status=403))
+        return render(request, "lti/handoff.html", {"token": token})
     try:
-        user, public_id = handoff.handoff_token_consume(token=request.GET.get("token", ""))
+        user, public_id = handoff.handoff_token_consume(token=request.POST.get("token", ""))
     except LtiError as error:
         return _error(request, error)
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")

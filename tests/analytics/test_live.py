@@ -131,3 +131,48 @@ def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings) -
         return connected
 
     assert asyncio.run(scenario()) is accepted
+
+
+def _qoe_snapshot(*lessons: str) -> dict:  # type: ignore[type-arg]
+    split = {"plays": 1, "failures": 1, "failure_pct": 100.0, "rebuffers": 0}
+    window = {"plays": len(lessons), "by_pathway": {"origin": split}, "by_lesson": dict.fromkeys(lessons, split)}
+    errors = [{"at": 1.0, "lesson": lesson, "pathway": "origin", "code": "E"} for lesson in lessons]
+    return {"type": "qoe", "at": 1.0, "windows": {"10s": window, "1m": window}, "errors": errors}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_educator_sees_only_the_lessons_they_teach_on_the_live_dashboard() -> None:
+    from channels.layers import get_channel_layer
+
+    from analytics.live import GROUP
+    from courses.models import Course, Lesson
+
+    teacher = User.objects.create_user("teacher", password="pw-teacher-1", is_staff=True)
+    root = User.objects.create_superuser("root", password="pw-root-12345")
+    mine = Course.objects.create(slug="mine", title="Mine")
+    mine.educators.add(teacher)
+    my_lesson = str(Lesson.objects.create(course=mine, title="Mine 1").public_id)
+    their_lesson = str(Lesson.objects.create(course=Course.objects.create(slug="t", title="T"), title="T1").public_id)
+
+    async def scenario(user: User) -> dict:  # type: ignore[type-arg]
+        communicator = _communicator(user)
+        connected, _ = await communicator.connect()
+        assert connected
+        await get_channel_layer().group_send(
+            GROUP, {"type": "qoe.snapshot", "snapshot": _qoe_snapshot(my_lesson, their_lesson)}
+        )
+        while True:
+            message = await communicator.receive_json_from(timeout=2)
+            if message["type"] == "qoe":
+                break
+        await communicator.disconnect()
+        return message
+
+    seen = asyncio.run(scenario(teacher))
+    assert [list(w["by_lesson"]) for w in seen["windows"].values()] == [[my_lesson], [my_lesson]]
+    assert [error["lesson"] for error in seen["errors"]] == [my_lesson]
+    assert seen["windows"]["10s"]["by_pathway"] == {
+        "origin": _qoe_snapshot("x")["windows"]["10s"]["by_pathway"]["origin"]
+    }
+    everything = asyncio.run(scenario(root))
+    assert everything == _qoe_snapshot(my_lesson, their_lesson)

@@ -156,6 +156,9 @@ def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
         "ALLOWED_HOSTS": "example.org",
         "CSRF_TRUSTED_ORIGINS": "https://example.org",
         "VAR_DIR": str(tmp_path),
+        # Secrets that seal data at rest are required on their own in production (tests/config/test_secrets.py).
+        "CONTENT_KEY_SECRET": "production-content-key-secret-0123456789abcdef",
+        "LTI_KEY_PASSPHRASE": "production-lti-key-passphrase-0123456789abcdef",
     }
     completed = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -347,3 +347,55 @@ def test_status_of_a_chunked_encode_counts_the_chunks_done(educator: User, cours
     response = _client(educator).get(f"/admin/courses/lesson/{lesson.pk}/status/")
     assert response.json()["text"] == "Encoding and packaging (46%, 2 of 5 chunks)"
     assert response.json()["progress"] == 46
+
+
+def test_the_lesson_course_filter_lists_only_the_courses_an_educator_teaches(
+    educator: User, courses: tuple[Course, Course]
+) -> None:
+    mine, theirs = courses
+    also_mine = Course.objects.create(slug="also-mine", title="Also mine")
+    also_mine.educators.add(educator)
+    Lesson.objects.create(course=theirs, title="Theirs 1", position=0)
+    Lesson.objects.create(course=mine, title="Mine 1", position=0)
+    page = _client(educator).get("/admin/courses/lesson/")
+    assert page.status_code == 200
+    course_filter = next(f for f in page.context["cl"].filter_specs if f.field_path == "course")
+    assert course_filter.lookup_choices == [(also_mine.pk, "Also mine"), (mine.pk, "Mine")]
+    assert b"Theirs" not in page.content
+    # Asking for the other course's lessons by URL shows nothing of it.
+    other = _client(educator).get(f"/admin/courses/lesson/?course__id__exact={theirs.pk}")
+    assert b"Theirs" not in other.content
+    root = User.objects.create_superuser("root", password="pw-root-12345")
+    root_page = _client(root).get("/admin/courses/lesson/")
+    root_filter = next(f for f in root_page.context["cl"].filter_specs if f.field_path == "course")
+    assert root_filter.lookup_choices == [(also_mine.pk, "Also mine"), (mine.pk, "Mine"), (theirs.pk, "Theirs")]
+
+
+def test_an_educator_with_token_permissions_mints_tokens_only_for_themselves(
+    educator: User, other_educator: User
+) -> None:
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+
+    educator.user_permissions.add(*Permission.objects.filter(content_type__app_label="authtoken"))
+    root = User.objects.create_superuser("root", password="pw-root-12345")
+    theirs = Token.objects.create(user=other_educator)
+    client = _client(educator)
+    # Another user (a superuser, even) is not on offer, and posting their id anyway creates nothing.
+    form = client.get("/admin/authtoken/tokenproxy/add/")
+    assert form.status_code == 200 and f'value="{root.pk}"'.encode() not in form.content
+    for victim in (root, other_educator):
+        refused = client.post("/admin/authtoken/tokenproxy/add/", {"user": victim.pk})
+        assert refused.status_code == 200 and b"errorlist" in refused.content
+    assert list(Token.objects.values_list("user__username", flat=True)) == ["other"]
+    # Their own token: yes. The list and the other user's token page show only theirs.
+    assert client.post("/admin/authtoken/tokenproxy/add/", {"user": educator.pk}).status_code == 302
+    listed = client.get("/admin/authtoken/tokenproxy/")
+    assert [t.user_id for t in listed.context["cl"].queryset] == [educator.pk]
+    assert theirs.key.encode() not in listed.content
+    assert client.get(f"/admin/authtoken/tokenproxy/{other_educator.pk}/change/").status_code == 302
+    assert client.post(f"/admin/authtoken/tokenproxy/{other_educator.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert Token.objects.filter(pk=theirs.pk).exists()
+    # A superuser manages everyone's.
+    assert _client(root).post("/admin/authtoken/tokenproxy/add/", {"user": root.pk}).status_code == 302
+    assert Token.objects.count() == 3

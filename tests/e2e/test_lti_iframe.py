@@ -42,9 +42,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def lms(live_server, settings) -> PlatformEmulator:  # type: ignore[no-untyped-def]
     settings.SITE_URL = live_server.url
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
-    # What LTI_IFRAME_COOKIES=1 (the default with HTTPS=1) sets.
-    settings.SESSION_COOKIE_SAMESITE = settings.CSRF_COOKIE_SAMESITE = "None"
-    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    # The default with HTTPS=1: pages loaded in the LMS's iframe send SameSite=None; Secure; Partitioned
+    # session and CSRF cookies (courses/lti/middleware.py); the rest of the site keeps Lax.
+    settings.LTI_IFRAME_COOKIES = True
     settings.OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(["127.0.0.1/32"])
     tokens.jwks_cache_clear()
     with start_emulator(tool_url=live_server.url, host="127.0.0.1") as emulator:
@@ -133,6 +133,10 @@ def test_learner_launches_in_the_lms_iframe_watches_and_the_gradebook_gets_the_s
     assert LessonProgress.objects.get(user=user, lesson=lesson).seconds_watched == 6
     # The state cookie did the binding: the LMS's storage was never needed.
     assert page.evaluate("window.ltiStorageLog") == []
+    # The iframe's sign-in lives only in the LMS's partition: opened directly, the tool knows nobody.
+    direct = context.new_page()
+    assert direct.goto(f"{live_server.url}/lti/lesson/{lesson.public_id}/").status == 403
+    direct.close()
     # Cookies the tool set in the iframe are partitioned under the LMS's site.
     tool_cookies = {c["name"]: c for c in page.context.cookies(live_server.url)}
     assert tool_cookies["sessionid"]["sameSite"] == "None" and tool_cookies["sessionid"]["secure"] is True
@@ -162,6 +166,8 @@ def test_without_third_party_cookies_the_launch_uses_lms_storage_and_a_new_windo
         with page.expect_popup() as popup_info:
             offer.locator("#lti-open-new-window").click()
         popup = popup_info.value
+        # The new window signs in only when the learner presses its button (a POST with CSRF).
+        popup.locator("#lti-handoff-continue").click()
         popup.wait_for_url(f"{live_server.url}/lti/lesson/{lesson.public_id}/", timeout=15_000)
         _watch_to_the_end(popup.main_frame)
         _wait_for_scores(lms, 1)

@@ -5,6 +5,7 @@ authentic token is audited, bad input changes nothing, and all three endpoints a
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 import uuid
@@ -343,3 +344,42 @@ def test_a_protected_session_costs_no_extra_query(world: World, protected) -> No
         secret=_secret(), token=response.json()["drm"]["headers"]["Authorization"][7:], now=int(time.time())
     )
     assert claims.session == ""
+
+
+def _released_key(world: World, material: content_keys.ContentKeyMaterial) -> bytes:
+    client, body = _viewer(world)
+    response = _license(client, _request(material), body["drm"]["headers"]["Authorization"])
+    assert response.status_code == 200, response.content
+    return base64.urlsafe_b64decode(response.json()["keys"][0]["k"] + "==")
+
+
+def test_content_key_secret_rotation_end_to_end(world: World, protected, settings) -> None:  # type: ignore[no-untyped-def]
+    """Sealed with the old secret; the new one configured with the old kept for reading; re-sealed by
+    the command; the old one removed: the license server still releases the same key."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    old = settings.CONTENT_KEY_SECRET
+    sealed_with_old = ContentKey.objects.get().key_sealed
+    settings.CONTENT_KEY_SECRET, settings.CONTENT_KEY_SECRETS_OLD = "the-new-content-key-secret", [old]
+    assert _released_key(world, protected) == protected.key  # read with the old secret meanwhile
+    out = io.StringIO()
+    call_command("content_keys_reseal", stdout=out)
+    assert out.getvalue().strip() == "checked 1 content key(s), re-sealed 1 with the current secret"
+    resealed = ContentKey.objects.get().key_sealed
+    assert resealed != sealed_with_old
+    assert (
+        content_keys.open_sealed(
+            resealed, kid=protected.kid, secret=b"the-new-content-key-secret", asset_id=world.asset.pk, version=1
+        )
+        == protected
+    )
+    settings.CONTENT_KEY_SECRETS_OLD = []
+    assert _released_key(world, protected) == protected.key
+    call_command("content_keys_reseal", stdout=io.StringIO())  # a rerun changes nothing
+    assert ContentKey.objects.get().key_sealed == resealed
+    # A key that opens with no configured secret stops the command before anything changes.
+    settings.CONTENT_KEY_SECRET = "yet-another-secret"
+    with pytest.raises(CommandError, match=r"opens with no configured secret .*; nothing was changed"):
+        call_command("content_keys_reseal", stdout=io.StringIO())
+    assert ContentKey.objects.get().key_sealed == resealed

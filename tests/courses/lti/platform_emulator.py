@@ -235,7 +235,7 @@ class PlatformEmulator:
                 }
         else:
             claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] = {
-                "deep_link_return_url": f"{self.base}/deep_link_return",
+                "deep_link_return_url": launch.get("return_url", f"{self.base}/deep_link_return"),
                 "accept_types": ["ltiResourceLink"],
                 "accept_presentation_document_targets": ["iframe", "window"],
                 "accept_multiple": launch.get("accept_multiple", True),

@@ -126,3 +126,18 @@ def test_learners_cannot_deep_link_and_instructors_only_offer_their_lessons(live
     two = teacher.post("/lti/deep-link/", {"lesson": [str(lessons[0].public_id), str(lessons[1].public_id)]})
     assert two.status_code == 400 and b"only one lesson" in two.content
     assert emulator.recorded.deep_link_responses == []
+
+
+def test_a_return_url_that_is_not_https_refuses_the_launch(live_emulator: PlatformEmulator) -> None:
+    emulator = live_emulator
+    teacher, _ = _teacher_with_lessons(emulator)
+    emulator.launches["dl"] = {
+        "message_type": "LtiDeepLinkingRequest",
+        "return_url": "javascript:alert(document.domain)",
+    }
+    before = (LtiUser.objects.count(), LtiContext.objects.count())
+    response = full_launch(teacher, emulator, user="teacher-1", launch="dl")
+    assert response.status_code == 400 and b"return URL must be an https URL" in response.content
+    assert "lti_deep_link" not in teacher.session
+    assert teacher.get("/lti/deep-link/").status_code == 403  # no picker, so no form with that action
+    assert (LtiUser.objects.count(), LtiContext.objects.count()) == before

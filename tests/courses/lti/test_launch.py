@@ -194,12 +194,23 @@ def test_lesson_page_refuses_strangers_and_offers_a_new_window_to_cookieless_ifr
     offer = stranger.get(handoff_url)
     assert offer.status_code == 200 and b"Open the lesson in a new window" in offer.content
     new_window_url = offer.content.decode().split('id="lti-open-new-window" class="button" href="')[1].split('"')[0]
-    window = Client()
-    landed = window.get(new_window_url.replace("&amp;", "&"))
+    new_window_url = new_window_url.replace("&amp;", "&")
+    token = parse_qs(urlsplit(new_window_url).query)["token"][0]
+    window = Client(enforce_csrf_checks=True)
+    # A plain GET (a link someone sent, an <img>) signs nobody in: it only shows a button.
+    shown = window.get(new_window_url)
+    assert shown.status_code == 200 and b'id="lti-handoff-continue"' in shown.content
+    assert "_auth_user_id" not in window.session and LtiNonce.objects.filter(issuer="handoff").count() == 0
+    # A POST without the page's CSRF token (another site's form) is refused and consumes nothing.
+    assert window.post("/lti/handoff/", {"token": token}).status_code == 403
+    assert "_auth_user_id" not in window.session and LtiNonce.objects.filter(issuer="handoff").count() == 0
+    csrf = shown.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    landed = window.post("/lti/handoff/", {"token": token, "csrfmiddlewaretoken": csrf})
     assert landed.status_code == 302 and landed["Location"] == f"/lti/lesson/{lesson.public_id}/"
     assert window.get(landed["Location"]).status_code == 200
     # ...once.
-    assert Client().get(new_window_url.replace("&amp;", "&")).status_code == 403
+    assert Client().post("/lti/handoff/", {"token": token}).status_code == 403
+    assert Client().get("/lti/handoff/", {"token": "forged"}).status_code == 403
 
 
 def test_time_skew_is_tolerated_within_a_minute(emulator: PlatformEmulator) -> None:
@@ -207,3 +218,25 @@ def test_time_skew_is_tolerated_within_a_minute(emulator: PlatformEmulator) -> N
     emulator.claim_overrides = {"iat": int(time.time()) + 45}
     assert full_launch(Client(), emulator).status_code == 200  # no lesson linked, but launched
     assert LtiUser.objects.count() == 1
+
+
+def test_the_lti_lesson_page_shows_a_draft_only_to_whom_playback_access_allows(emulator: PlatformEmulator) -> None:
+    register(emulator)
+    teacher = Client()
+    full_launch(teacher, emulator, user="teacher-1", launch="none")
+    course = LtiContext.objects.get().course
+    draft = _lesson(course=course)
+    Lesson.objects.filter(pk=draft.pk).update(title="Unannounced exam answers", state="draft")
+    draft.refresh_from_db()
+    emulator.launches["launch-1"] = {"custom": {"lesson": str(draft.public_id)}}
+    learner = Client()
+    launched = full_launch(learner, emulator, user="learner-1", launch="launch-1")
+    assert launched.status_code == 302 and launched["Location"].startswith(f"/lti/lesson/{draft.public_id}/")
+    assert can_watch(user=User.objects.get(lti_identities__sub="learner-sub-1"), lesson=draft).verdict is Verdict.DENIED
+    for client in (learner, Client()):  # the launched learner, and a stranger holding the handoff link
+        page = client.get(launched["Location"])
+        assert b"Unannounced exam answers" not in page.content and b"Refraction" not in page.content
+    assert learner.get(launched["Location"]).status_code == 403
+    # The course's instructor sees the draft (playback/access.py: educators see their drafts).
+    shown = teacher.get(f"/lti/lesson/{draft.public_id}/")
+    assert shown.status_code == 200 and b"Unannounced exam answers" in shown.content

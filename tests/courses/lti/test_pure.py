@@ -54,6 +54,33 @@ def test_rules(changes: dict, words: str) -> None:  # type: ignore[type-arg]
         _validate(_claims(**changes))
 
 
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://lms.example/deep_link_return?x=1", True),
+        ("http://127.0.0.1:8123/deep_link_return", True),
+        ("http://[::1]/return", True),
+        ("http://lms.localhost/return", True),
+        ("javascript:alert(document.cookie)", False),
+        ("JavaScript://lms.example/%0aalert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("http://lms.example/return", False),
+        ("//lms.example/return", False),
+        ("/relative", False),
+        ("https://", False),
+        ("https://[::1/", False),
+    ],
+)
+def test_deep_link_return_url_must_be_https_or_loopback_http(url: str, allowed: bool) -> None:
+    dl = {claims.MESSAGE_TYPE: "LtiDeepLinkingRequest", claims.RESOURCE_LINK: None}
+    value = _claims(**dl, **{claims.DL_SETTINGS: {"deep_link_return_url": url}})
+    if allowed:
+        assert _validate(value).deep_linking_settings["deep_link_return_url"] == url
+    else:
+        with pytest.raises(LtiError, match="return URL"):
+            _validate(value)
+
+
 def test_skew_is_tolerated() -> None:
     _validate(_claims(exp=NOW - 59, iat=NOW - 120))
     _validate(_claims(iat=NOW + 59, exp=NOW + 120))
