@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.client_address import parse_networks
 from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 from config.storage_regions import django_storage_for, storage_regions_from_env
 
@@ -250,9 +251,22 @@ if PLAYBACK_TOKEN_BINDING == "session" and PLAYBACK_SIGNER != "origin":
     raise ImproperlyConfigured(
         "PLAYBACK_TOKEN_BINDING=session needs PLAYBACK_SIGNER=origin (edges cannot see sessions)"
     )
-# The header a trusted proxy puts the viewer's address in (X-Forwarded-For: its last entry; X-Real-IP;
-# CloudFront-Viewer-Address: "ip:port"); empty = the connection's peer.
-PLAYBACK_CLIENT_IP_HEADER = env_str("PLAYBACK_CLIENT_IP_HEADER", "")
+# The viewer's address (config/client_address.py: rate limits, throttles, IP binding): the connection's
+# peer, unless the peer is in TRUSTED_PROXIES (CIDRs of the load balancers and CDNs in front of us), whose
+# CLIENT_IP_HEADER is then believed (X-Forwarded-For read right to left past trusted hops; X-Real-IP;
+# CloudFront-Viewer-Address "ip:port"). Empty TRUSTED_PROXIES: no header is believed.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    _trusted_networks = parse_networks(TRUSTED_PROXIES)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
+# PLAYBACK_CLIENT_IP_HEADER is the old name; it believed the header from anyone, so it now needs the proxies.
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "") or env_str("PLAYBACK_CLIENT_IP_HEADER", "") or "X-Forwarded-For"
+if env_str("PLAYBACK_CLIENT_IP_HEADER", "") and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "PLAYBACK_CLIENT_IP_HEADER is now CLIENT_IP_HEADER and is believed only from TRUSTED_PROXIES: "
+        "set TRUSTED_PROXIES to the networks of your proxies"
+    )
 # Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
 EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
 # A superseded version stays in storage until every token that could name it has expired.
@@ -311,6 +325,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's get_ident believes X-Forwarded-For as sent unless told otherwise: our throttles ask
+    # config/client_address.py instead, and any other DRF throttle sees the peer only.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lessons streaming API",
