@@ -282,6 +282,9 @@ PLAYBACK_STEERING_TTL_SECONDS = env_int("PLAYBACK_STEERING_TTL_SECONDS", 60, min
 PLAYBACK_HEALTH_CHECK_SECONDS = env_int("PLAYBACK_HEALTH_CHECK_SECONDS", 15, minimum=1)
 PLAYBACK_EDGE_HEALTH_PATH = env_str("PLAYBACK_EDGE_HEALTH_PATH", "/edge-health")
 PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT", 5, minimum=0)
+# ...and only when that many distinct reporters (signed-in users; anonymous viewers by network) saw
+# the failures: one session, or one person with many tabs, never moves everyone (docs/adr/0017).
+PLAYBACK_STEERING_MIN_REPORTERS = env_int("PLAYBACK_STEERING_MIN_REPORTERS", 3, minimum=1)
 
 # --- Content protection (docs/adr/0008, README "Content protection") ---------------------------
 # Content keys of protected lessons are stored encrypted (AES-256-GCM) with a key derived from this
@@ -426,8 +429,16 @@ CACHES = {
 }
 
 # --- Analytics ----------------------------------------------------------------------------------
-# Beacon batches one client (IP) may send per 10 seconds; a player sends about one.
+# Beacon batches one client address (config/client_address.py) may send per 10 seconds; a player sends
+# about one, so 50 lets a school's NAT through while one machine cannot flood.
 QOE_RATE_LIMIT_BATCHES = env_int("QOE_RATE_LIMIT_BATCHES", 50, minimum=1)
+# What one view (one playback session's view token) may send over the token's life: a player sends a
+# batch every 10 s while playing (5.5 hours = 2,000), with a handful of events in each.
+QOE_VIEW_MAX_BATCHES = env_int("QOE_VIEW_MAX_BATCHES", 2_000, minimum=1)
+QOE_VIEW_MAX_EVENTS = env_int("QOE_VIEW_MAX_EVENTS", 40_000, minimum=1)
+# The ingest stream's cap in bytes, for the worst case (every batch the largest we store, 64 KiB): it
+# buffers a drain outage. Redis's maxmemory must leave room for it, the live counters and the task queue.
+QOE_STREAM_MAX_BYTES = env_int("QOE_STREAM_MAX_BYTES", 512 * 1024**2, minimum=1024**2)
 # CDN pathway names used as Prometheus labels; any other value a player reports counts as "other".
 QOE_PATHWAYS = env_list("QOE_PATHWAYS", ["origin"])
 # The CDN header carrying the viewer's country (e.g. CloudFront-Viewer-Country); empty = unknown.
