@@ -13,7 +13,10 @@
   window.lessonPlayer = state;
 
   // --- Quality of experience: one view per play attempt, batched beacons (see analytics/beacons.py).
-  const viewId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now());
+  // The view is the server's: the first playback session's view_id, with the view_token every beacon
+  // must carry (docs/adr/0017). Events wait in `pending` until it arrives; a renewed session keeps the
+  // view (its token outlives any lecture). Without a session (refused, failed) nothing is sent.
+  let viewId = null, viewToken = null, playRequested = false;
   const origin = performance.now();
   const pending = [];
   let started = false, stalled = false, seeking = false, ended = false;
@@ -41,9 +44,9 @@
     return "other";
   }
   function flush(unloading) {
-    if (!pending.length || !video.dataset.qoeUrl) return;
+    if (!pending.length || !video.dataset.qoeUrl || !viewToken) return;
     const body = JSON.stringify({
-      view_id: viewId, lesson: video.dataset.lesson, pathway: state.pathway || "origin",
+      view_id: viewId, view_token: viewToken, lesson: video.dataset.lesson, pathway: state.pathway || "origin",
       browser: browserName(), device: deviceClass(), events: pending.splice(0, pending.length),
     });
     state.beaconsSent = (state.beaconsSent || 0) + 1;
@@ -68,7 +71,11 @@
     if (quality) extra.dropped = quality.droppedVideoFrames;
     report("heartbeat", Object.assign(extra, state.rendition || {}));
   }
-  state.viewId = viewId;
+  function adoptView(session) {
+    if (viewToken || !session.view_id || !session.view_token) return;
+    viewId = state.viewId = session.view_id;
+    viewToken = session.view_token;
+  }
   // Every flush carries a heartbeat, so the time since the last event is accounted for.
   state.flush = function () { heartbeat(); flush(false); };
   video.addEventListener("playing", function () {
@@ -343,7 +350,8 @@
   }
 
   async function start() {
-    report("play_request"); // startup time counts from here, including our own API call
+    // Startup time counts from the first request, including our own API call (and any wait while processing).
+    if (!playRequested) { playRequested = true; report("play_request"); }
     say("Loading…");
     const result = await requestSession();
     if (result.status === 409) {
@@ -365,6 +373,7 @@
       return;
     }
     state.session = result.body;
+    adoptView(result.body);
     if (result.body.poster) video.poster = result.body.poster;
     state.state = "loading";
     // Absolute URLs: Shaka's CMCD rewriting turns a root-relative URL into "http://stream/...".
