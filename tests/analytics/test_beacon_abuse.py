@@ -5,7 +5,9 @@ without touching the task queue."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -205,3 +207,58 @@ def test_the_asgi_app_says_when_to_retry() -> None:
         client.config_set("maxmemory", maxmemory)
     assert response["status"] == 503
     assert (b"retry-after", b"10") in response["headers"]
+
+
+def _fat_batch(view: str, lesson: str, *, token: bool = True) -> bytes:
+    """A large batch (~48 KB): the most events a batch may hold, each with every field at its longest."""
+    event = {
+        "type": "rebuffer_start", "t": 86_399_999.123456, "bitrate_kbps": 999_999.123456, "height": 8191,
+        "fatal": False, "code": "x" * 40, "position": 86_399.123456789, "buffer": 3599.12345678, "dropped": 9_999_999.5,
+    }  # fmt: skip
+    payload = body(
+        view_id=view, lesson=lesson, events=[event] * 200, view_token=signed(view, lesson) if token else None
+    )
+    assert 45_000 < len(payload) <= 65_536
+    return payload
+
+
+@pytest.mark.slow
+def test_a_beacon_flood_while_a_lesson_encodes(dramatiq_worker, canaries: list[str], settings, demo_clip) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+
+    from courses.models import Course, Lesson
+    from media_pipeline.models import AssetStatus
+
+    settings.QOE_STREAM_MAX_BYTES = 4 * 1024**2  # small, so the flood outgrows it many times over
+    settings.QOE_RATE_LIMIT_BATCHES = 1_000_000  # the flood comes from a handful of addresses here
+    Course.objects.create(slug="flood", title="Flood", published=True)
+    call_command("ingest", str(demo_clip), "--course", "flood", "--title", "Under fire", stdout=io.StringIO())
+    lesson = str(Lesson.objects.get(title="Under fire").public_id)
+
+    # While the worker probes, encodes, packages and publishes (each step a queued task), 300 signed
+    # batches of ~48 KB from 30 views (14 MB, over three times the stream's cap) and 100 unsigned ones.
+    async def flood() -> list[int]:
+        statuses = []
+        for n in range(400):
+            view = str(uuid.uuid4()) if n >= 300 else str(uuid.UUID(int=n // 10 + 1))
+            payload = _fat_batch(view, lesson, token=n < 300)
+            communicator = HttpCommunicator(application, "POST", PATH, body=payload)
+            communicator.scope["client"] = (f"198.51.100.{n % 7}", 50000)
+            statuses.append((await communicator.get_response(timeout=10))["status"])
+        return statuses
+
+    statuses = asyncio.run(flood())
+    assert (statuses.count(202), statuses.count(403)) == (300, 100)
+
+    client = ingest.client()
+    info = client.info("memory")
+    assert info["maxmemory_policy"] == "noeviction"
+    assert info["used_memory"] < info["maxmemory"]
+    assert client.memory_usage(ingest.STREAM, samples=0) <= settings.QOE_STREAM_MAX_BYTES
+    assert client.xlen(ingest.STREAM) <= ingest.stream_max_len() == 63
+
+    deadline = time.monotonic() + 240
+    while Lesson.objects.select_related("asset").get(public_id=lesson).asset.status != AssetStatus.READY:
+        assert time.monotonic() < deadline, "the encode did not finish"
+        time.sleep(0.5)
+    assert _queued(canaries) == canaries  # every queued task survived the flood
