@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from analytics.qoe import EVENT_TYPES
@@ -55,6 +55,9 @@ class Batch:
     region: str = "unknown"
     # Checked (batch_claim), never stored: the stream keeps the batch without it.
     view_token: str = field(default="", repr=False, compare=False)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(Batch) if f.name != "view_token")
 
 
 def _uuid(value: Any, name: str) -> str:
@@ -162,9 +165,8 @@ def batch_claim(batch: Batch, *, secret: bytes, now: int, max_age: int) -> ViewC
 
 def batch_record(batch: Batch) -> str:
     """The batch as stored in the ingest stream (JSON, without the token); refused when too large."""
-    data = asdict(batch)
-    del data["view_token"]
-    record = json.dumps(data, separators=(",", ":"))
+    # Not dataclasses.asdict: its deep copy of every event cost more than the rest of a request.
+    record = json.dumps({name: getattr(batch, name) for name in _RECORD_FIELDS}, separators=(",", ":"))
     if len(record) > MAX_STORED_BYTES:
         raise BatchRejected(f"batch larger than {MAX_STORED_BYTES} bytes once normalised")
     return record
