@@ -89,3 +89,46 @@ def test_the_asgi_scope_and_the_django_request_agree(settings, rf) -> None:  # t
     assert scope_client_address(scope) == "203.0.113.9"
     settings.TRUSTED_PROXIES = []
     assert scope_client_address({"client": ("10.0.0.1", 1), "headers": scope["headers"]}) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"TRUSTED_PROXIES": "10.0.0.0/8,lb.internal"},
+            "TRUSTED_PROXIES: 'lb.internal' is not an IP address or network",
+        ),
+        # The old name believed the header from anyone: it must now say whom to believe.
+        ({"PLAYBACK_CLIENT_IP_HEADER": "X-Real-IP"}, "PLAYBACK_CLIENT_IP_HEADER is now CLIENT_IP_HEADER"),
+    ],
+    ids=["bad-network", "old-header-alone"],
+)
+def test_bad_proxy_settings_stop_start_up(variables: dict[str, str], message: str) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**{k: v for k, v in os.environ.items() if k != "TRUSTED_PROXIES"}, **variables}
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode != 0
+    assert message in completed.stderr
+
+
+def test_the_old_header_setting_names_the_header_once_proxies_are_given() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PLAYBACK_CLIENT_IP_HEADER": "X-Real-IP", "TRUSTED_PROXIES": "10.0.0.0/8"}
+    env.pop("CLIENT_IP_HEADER", None)
+    code = "from django.conf import settings; print(settings.CLIENT_IP_HEADER, settings.TRUSTED_PROXIES)"
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completed.stdout.strip().splitlines()[-1] == "X-Real-IP ['10.0.0.0/8']", completed.stderr
