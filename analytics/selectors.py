@@ -6,13 +6,16 @@ The foundation shows the state of the media pipeline; quality-of-experience aggr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count
 from django.utils import timezone
 
 from courses.models import Course, Lesson, LessonState
 from media_pipeline.models import AssetStatus, MediaAsset
+
+if TYPE_CHECKING:
+    from analytics.live import PathwayReports
 
 
 def live_snapshot() -> dict[str, object]:
@@ -79,7 +82,7 @@ def lesson_engagement(*, lesson_public_id: str, duration_seconds: float | None) 
 _pathway_cache: dict[str, Any] = {"at": 0.0, "value": {}}
 
 
-def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, Any]:
+def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, PathwayReports]:
     """live.PathwayReports per delivery pathway in the last minute of signed beacons; {} if Redis is down.
 
     Cached in the process for a few seconds: every player asks the steering server regularly.
