@@ -1,8 +1,10 @@
-"""`POST /api/v1/qoe/events/`: player beacons. Anonymous, capped, rate-limited, never waits on the database."""
+"""`POST /api/v1/qoe/events/`: player beacons. Signed by the playback session's view token, capped per view and
+per client address, never waits on the database. analytics/asgi_ingest.py answers the same path in production
+with the same rules; this view serves WSGI deployments and the OpenAPI schema."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -15,7 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import ingest, metrics
-from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch, region_from_header
+from analytics.beacons import MAX_BODY_BYTES, BatchRejected, BatchUnauthorised
+from config.client_address import request_client_address
 
 BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
 EVENTS = Counter("qoe_beacon_events_total", "Beacon events accepted")
@@ -27,8 +30,12 @@ class RawParser(BaseParser):
     media_type = "*/*"
 
 
-def _client_key(request: Request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+# The answer for each refusal after parsing: (status, detail, metric outcome).
+REFUSALS = {
+    "rate_limited": (429, "too many batches; slow down", "rate_limited"),
+    "view_full": (429, "this view has sent all the beacons it may", "view_full"),
+    "unavailable": (503, "beacons cannot be stored now; nothing was stored", "unavailable"),
+}
 
 
 class QoeEventsApi(APIView):
@@ -42,6 +49,7 @@ class QoeEventsApi(APIView):
             {
                 "view_id": serializers.UUIDField(),
                 "lesson": serializers.UUIDField(),
+                "view_token": serializers.CharField(help_text="the playback session's view_token"),
                 "pathway": serializers.CharField(required=False),
                 "browser": serializers.CharField(required=False),
                 "device": serializers.ChoiceField(choices=["desktop", "mobile", "tablet", "tv", "other"]),
@@ -51,8 +59,10 @@ class QoeEventsApi(APIView):
         responses={
             202: inline_serializer("QoeAccepted", {"accepted": serializers.IntegerField()}),
             400: OpenApiResponse(description="The batch does not match the schema; nothing was stored"),
+            403: OpenApiResponse(description="No valid view token for this view and lesson; nothing was stored"),
             413: OpenApiResponse(description="The batch is larger than 64 KiB"),
-            429: OpenApiResponse(description="Too many batches from this client"),
+            429: OpenApiResponse(description="Too many batches from this client address, or from this view"),
+            503: OpenApiResponse(description="Beacon storage is full or unreachable; nothing was stored"),
         },
         summary="Player QoE beacons (batched; sent with sendBeacon)",
     )
@@ -61,21 +71,31 @@ class QoeEventsApi(APIView):
         if length > MAX_BODY_BYTES:
             BATCHES.labels("too_large").inc()
             return Response({"detail": f"batch larger than {MAX_BODY_BYTES} bytes"}, status=413)
-        allowed = ingest.rate_limit_allow(
-            key=_client_key(request), limit=settings.QOE_RATE_LIMIT_BATCHES, window_seconds=10
-        )
-        if not allowed:
-            BATCHES.labels("rate_limited").inc()
-            return Response({"detail": "too many batches; slow down"}, status=429)
         try:
-            batch = parse_batch(request.body)
+            beacon = ingest.beacon_prepare(
+                body=request.body,
+                client=request_client_address(request),
+                region_header=request.headers.get(settings.QOE_REGION_HEADER) if settings.QOE_REGION_HEADER else None,
+                now=time.time(),
+            )
         except BatchRejected as exc:
             BATCHES.labels("rejected").inc()
             return Response({"detail": str(exc)}, status=400)
-        if settings.QOE_REGION_HEADER:
-            batch = replace(batch, region=region_from_header(request.headers.get(settings.QOE_REGION_HEADER)))
-        ingest.batch_enqueue(batch=batch)
-        metrics.observe_batch(batch)
+        except BatchUnauthorised as exc:
+            BATCHES.labels("unauthorised").inc()
+            return Response({"detail": str(exc)}, status=403)
+        try:
+            refusal = ingest.beacon_accept(beacon=beacon)
+        except ingest.UNAVAILABLE:
+            refusal = "unavailable"
+        if refusal:
+            status, detail, outcome = REFUSALS[refusal]
+            BATCHES.labels(outcome).inc()
+            response = Response({"detail": detail}, status=status)
+            if status == 503:
+                response["Retry-After"] = "10"
+            return response
+        metrics.observe_batch(beacon.batch)
         BATCHES.labels("accepted").inc()
-        EVENTS.inc(len(batch.events))
-        return Response({"accepted": len(batch.events)}, status=202)
+        EVENTS.inc(len(beacon.batch.events))
+        return Response({"accepted": len(beacon.batch.events)}, status=202)

@@ -4,7 +4,8 @@ Django's request path (middleware, a thread hop for sync code, DRF) tops out at 
 requests a second on two cores. Beacons need none of it: no session, no CSRF, no database. This
 app answers `POST /api/v1/qoe/events/` itself with an asyncio Redis client and hands every other
 request to Django. The rules are the same as the DRF view's (which WSGI deployments and the
-OpenAPI schema use): the same parser, live counters, metrics and limits.
+OpenAPI schema use): the same parser, view-token check, live counters, metrics and limits
+(analytics/ingest.py), and the same client address (config/client_address.py).
 """
 
 from __future__ import annotations
@@ -12,19 +13,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
 from typing import Any
 
 import redis.asyncio as aredis
 from django.conf import settings
 
-from analytics import live, metrics
-from analytics.apis import BATCHES, EVENTS
-from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch, region_from_header
-from analytics.ingest import STREAM, STREAM_MAX_LEN
+from analytics import ingest, metrics
+from analytics.apis import BATCHES, EVENTS, REFUSALS
+from analytics.beacons import MAX_BODY_BYTES, BatchRejected, BatchUnauthorised
+from config.client_address import scope_client_address
 
 PATH = "/api/v1/qoe/events/"
-RATE_WINDOW_SECONDS = 10
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
@@ -50,28 +49,24 @@ class BeaconIngestApp:
             return
         status, payload = await self._handle(scope, receive)
         body = json.dumps(payload).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store")],
-            }
-        )  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"cache-control", b"no-store")]  # fmt: skip
+        if status == 503:
+            headers.append((b"retry-after", b"10"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope: dict, receive: Callable) -> tuple[int, dict[str, Any]]:
         if scope["method"] != "POST":
             return 405, {"detail": f'Method "{scope["method"]}" not allowed.'}
         headers = dict(scope.get("headers") or [])
-        declared = int(headers.get(b"content-length", b"0") or 0)
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            return 400, {"detail": "bad Content-Length"}
         if declared > MAX_BODY_BYTES:
             BATCHES.labels("too_large").inc()
             return 413, {"detail": f"batch larger than {MAX_BODY_BYTES} bytes"}
-        client = (scope.get("client") or ("unknown", 0))[0]
-        if not await self._allow(client):
-            BATCHES.labels("rate_limited").inc()
-            return 429, {"detail": "too many batches; slow down"}
         body = bytearray()
         while True:
             message = await receive()
@@ -81,33 +76,41 @@ class BeaconIngestApp:
                 return 413, {"detail": f"batch larger than {MAX_BODY_BYTES} bytes"}
             if not message.get("more_body"):
                 break
+        now = time.time()
+        region_header = None
+        if settings.QOE_REGION_HEADER:
+            region_header = headers.get(settings.QOE_REGION_HEADER.lower().encode(), b"").decode("latin-1")
         try:
-            batch = parse_batch(bytes(body))
+            beacon = ingest.beacon_prepare(
+                body=bytes(body), client=scope_client_address(scope), region_header=region_header, now=now
+            )
         except BatchRejected as exc:
             BATCHES.labels("rejected").inc()
             return 400, {"detail": str(exc)}
-        if settings.QOE_REGION_HEADER:
-            header = headers.get(settings.QOE_REGION_HEADER.lower().encode(), b"").decode("latin-1")
-            batch = replace(batch, region=region_from_header(header))
-        now = time.time()
-        pipe = self._redis().pipeline(transaction=False)
-        pipe.xadd(
-            STREAM,
-            {"b": json.dumps(asdict(batch), separators=(",", ":")), "at": f"{now:.3f}"},
-            maxlen=STREAM_MAX_LEN,
-            approximate=True,
-        )
-        live.record_batch(pipe, batch=batch, now=now)
-        await pipe.execute()
-        metrics.observe_batch(batch)
+        except BatchUnauthorised as exc:
+            BATCHES.labels("unauthorised").inc()
+            return 403, {"detail": str(exc)}
+        try:
+            refusal = await self._accept(beacon, now)
+        except ingest.UNAVAILABLE:
+            refusal = "unavailable"
+        if refusal:
+            status, detail, outcome = REFUSALS[refusal]
+            BATCHES.labels(outcome).inc()
+            return status, {"detail": detail}
+        metrics.observe_batch(beacon.batch)
         BATCHES.labels("accepted").inc()
-        EVENTS.inc(len(batch.events))
-        return 202, {"accepted": len(batch.events)}
+        EVENTS.inc(len(beacon.batch.events))
+        return 202, {"accepted": len(beacon.batch.events)}
 
-    async def _allow(self, client: str) -> bool:
-        bucket = f"qoe:rl:{client}:{int(time.time()) // RATE_WINDOW_SECONDS}"
+    async def _accept(self, beacon: ingest.Beacon, now: float) -> str | None:
+        # The same two round trips as ingest.beacon_accept, on the asyncio client.
         pipe = self._redis().pipeline(transaction=False)
-        pipe.incr(bucket)
-        pipe.expire(bucket, RATE_WINDOW_SECONDS * 2)
-        count, _ = await pipe.execute()
-        return int(count) <= settings.QOE_RATE_LIMIT_BATCHES
+        ingest.admission_commands(pipe, beacon=beacon, now=now)
+        refusal = ingest.admission_refusal(await pipe.execute())
+        if refusal:
+            return refusal
+        pipe = self._redis().pipeline(transaction=False)
+        ingest.write_commands(pipe, beacon=beacon, now=now)
+        await pipe.execute()
+        return None

@@ -3,22 +3,31 @@
 A batch is what the player sends with ``navigator.sendBeacon`` when the page hides, or every
 few seconds while playing::
 
-    {"view_id": "<uuid>", "lesson": "<uuid>", "pathway": "cdn-a", "browser": "Chrome",
-     "device": "desktop", "events": [{"type": "play_request", "t": 0}, ...]}
+    {"view_id": "<uuid>", "lesson": "<uuid>", "view_token": "v1....", "pathway": "cdn-a",
+     "browser": "Chrome", "device": "desktop", "events": [{"type": "play_request", "t": 0}, ...]}
 
-Anything outside the schema is refused whole, with a reason; nothing is partly accepted.
+Anything outside the schema is refused whole, with a reason; nothing is partly accepted. The view id
+and token are the playback session's (courses/view_tokens.py): `batch_claim` checks that the token is
+authentic, unexpired and names this view and lesson (one HMAC, no database), so only viewings the
+server started count for the live dashboard and for content steering (docs/adr/0020).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from analytics.qoe import EVENT_TYPES
+from courses.view_tokens import MAX_LENGTH as VIEW_TOKEN_MAX_LENGTH
+from courses.view_tokens import ViewClaim, view_token_read
 
 MAX_BODY_BYTES = 64 * 1024
+# A batch as stored in the ingest stream (normalised JSON) is never larger than this, so the stream's
+# entry count bounds its bytes (analytics/ingest.py stream_max_len).
+MAX_STORED_BYTES = MAX_BODY_BYTES
 MAX_EVENTS = 200
 MAX_T_MS = 24 * 3600 * 1000
 MAX_LABEL = 40
@@ -28,6 +37,10 @@ _EVENT_FIELDS = {"type", "t", "bitrate_kbps", "height", "fatal", "code", "positi
 
 class BatchRejected(ValueError):
     pass
+
+
+class BatchUnauthorised(ValueError):
+    """The batch is well formed but carries no valid view token for its view and lesson."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,11 @@ class Batch:
     events: list[dict[str, Any]]
     # Set by the server from the CDN's viewer-country header, never by the player.
     region: str = "unknown"
+    # Checked (batch_claim), never stored: the stream keeps the batch without it.
+    view_token: str = field(default="", repr=False, compare=False)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(Batch) if f.name != "view_token")
 
 
 def _uuid(value: Any, name: str) -> str:
@@ -121,4 +139,51 @@ def parse_batch(body: bytes) -> Batch:
         browser=_label(data.get("browser"), "browser", "other"),
         device=device,
         events=[_event(raw, i) for i, raw in enumerate(events)],
+        view_token=_token(data.get("view_token")),
     )
+
+
+def _token(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > VIEW_TOKEN_MAX_LENGTH:
+        raise BatchRejected("view_token must be the token of the playback session")
+    return value
+
+
+def batch_claim(batch: Batch, *, secret: bytes, now: int, max_age: int) -> ViewClaim:
+    """The view claim of the batch's token, which must name the batch's view and lesson."""
+    claim = view_token_read(secret=secret, token=batch.view_token, now=now, max_age=max_age)
+    if claim is None:
+        raise BatchUnauthorised("a valid view_token from the playback session is required")
+    if claim.view_id != batch.view_id:
+        raise BatchUnauthorised("the view_token is for another view_id")
+    if claim.lesson != batch.lesson:
+        raise BatchUnauthorised("the view_token is for another lesson")
+    return claim
+
+
+def batch_record(batch: Batch) -> str:
+    """The batch as stored in the ingest stream (JSON, without the token); refused when too large."""
+    # Not dataclasses.asdict: its deep copy of every event cost more than the rest of a request.
+    record = json.dumps({name: getattr(batch, name) for name in _RECORD_FIELDS}, separators=(",", ":"))
+    if len(record) > MAX_STORED_BYTES:
+        raise BatchRejected(f"batch larger than {MAX_STORED_BYTES} bytes once normalised")
+    return record
+
+
+def reporter_of(claim: ViewClaim, *, client_address: str) -> str:
+    """Who stands behind a batch, for steering's count of distinct reporters.
+
+    A signed-in viewer is their user, however many sessions they open. An anonymous viewer of a
+    public lesson can mint a playback session (a view) a second from one address, so views prove
+    nothing: they count as their network (IPv4 /24, IPv6 /48), where an attacker cannot cheaply be many.
+    """
+    if claim.user_id:
+        return f"u:{claim.user_id}"
+    try:
+        address = ipaddress.ip_address(client_address)
+    except ValueError:
+        return "n:unknown"
+    prefix = 24 if address.version == 4 else 48
+    return f"n:{ipaddress.ip_network(f'{address}/{prefix}', strict=False)}"

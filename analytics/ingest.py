@@ -1,7 +1,14 @@
 """Beacon ingest: accept a validated batch into a Redis stream at once; drain it to the database later.
 
-The web request never waits on the database (one XADD per batch), so a burst of viewers closing
-their tabs costs Redis appends only. `qoe_drain` moves batches into `QoeEvent` rows in bulk.
+The web request never waits on the database: it costs two round trips to Redis, one for the
+admission counters (per client address, per view) and one for the stream append and the live
+counters, so a burst of viewers closing their tabs costs Redis appends only. `qoe_drain` moves
+batches into `QoeEvent` rows in bulk and deletes them from the stream.
+
+Memory is bounded (docs/adr/0020): the stream is capped (MAXLEN ~ on every XADD) at
+QOE_STREAM_MAX_BYTES worth of the largest batch we store, each view may send QOE_VIEW_MAX_BATCHES
+batches and QOE_VIEW_MAX_EVENTS events, and Redis runs with maxmemory and `noeviction`, so a flood
+that still reached the limit would be refused (503) rather than evict a queued task.
 """
 
 from __future__ import annotations
@@ -10,22 +17,36 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import transaction
 
 from analytics import live
-from analytics.beacons import Batch
+from analytics.beacons import (
+    MAX_STORED_BYTES,
+    Batch,
+    batch_claim,
+    batch_record,
+    parse_batch,
+    region_from_header,
+    reporter_of,
+)
 from analytics.models import QoeEvent
 from analytics.rollups import rollup_batches
 
 STREAM = "qoe:batches"
 GROUP = "qoe-drain"
-STREAM_MAX_LEN = 1_000_000
+RATE_WINDOW_SECONDS = 10
+# What one stream entry costs Redis besides the batch's JSON: the "at" field, field names, the entry
+# header and, for a large entry, a stream node of its own (stream-node-max-bytes is 4 KiB by default).
+STREAM_ENTRY_OVERHEAD = 1024
+# Redis errors that mean "nothing was stored, try later": full (noeviction), or unreachable.
+UNAVAILABLE = (redis.exceptions.OutOfMemoryError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @cache
@@ -37,24 +58,80 @@ def client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-def rate_limit_allow(*, key: str, limit: int, window_seconds: int) -> bool:
-    """A fixed-window counter per client: at most ``limit`` batches per window."""
-    bucket = f"qoe:rl:{key}:{int(time.time()) // window_seconds}"
-    pipe = client().pipeline()
+def stream_max_len() -> int:
+    """The stream's MAXLEN: the worst case (every entry as large as we store) fits QOE_STREAM_MAX_BYTES."""
+    return max(1, settings.QOE_STREAM_MAX_BYTES // (MAX_STORED_BYTES + STREAM_ENTRY_OVERHEAD))
+
+
+@dataclass(frozen=True)
+class Beacon:
+    """A batch that passed every check that needs no Redis: schema, view token, size once stored."""
+
+    batch: Batch
+    record: str  # the stream entry's JSON
+    client: str  # the sender's address (config/client_address.py)
+    reporter: str  # who stands behind it, for steering (beacons.reporter_of)
+    expires_at: int  # when its view token expires: the per-view counters go with it
+
+
+def beacon_prepare(*, body: bytes, client: str, region_header: str | None, now: float) -> Beacon:
+    """Parse and authenticate one batch (pure CPU: one HMAC). Raises BatchRejected or BatchUnauthorised."""
+    batch = parse_batch(body)
+    claim = batch_claim(
+        batch, secret=settings.VIEW_TOKEN_SECRET.encode(), now=int(now), max_age=settings.VIEW_TOKEN_MAX_AGE_SECONDS
+    )
+    if settings.QOE_REGION_HEADER:
+        batch = replace(batch, region=region_from_header(region_header))
+    return Beacon(
+        batch=batch,
+        record=batch_record(batch),
+        client=client,
+        reporter=reporter_of(claim, client_address=client),
+        expires_at=claim.issued_at + settings.VIEW_TOKEN_MAX_AGE_SECONDS + 60,
+    )
+
+
+def admission_commands(pipe: Any, *, beacon: Beacon, now: float) -> None:
+    """Count the batch against its sender's window and its view's allowance (the caller executes)."""
+    bucket = f"qoe:rl:{beacon.client}:{int(now) // RATE_WINDOW_SECONDS}"
     pipe.incr(bucket)
-    pipe.expire(bucket, window_seconds * 2)
-    count, _ = pipe.execute()
-    return int(count) <= limit
+    pipe.expire(bucket, RATE_WINDOW_SECONDS * 2)
+    view = f"qoe:view:{beacon.batch.view_id}"
+    pipe.hincrby(view, "batches", 1)
+    pipe.hincrby(view, "events", len(beacon.batch.events))
+    pipe.expireat(view, beacon.expires_at)
 
 
-def batch_enqueue(*, batch: Batch) -> None:
-    """Queue the batch for the database and add it to the live counters: one round trip to Redis."""
+def admission_refusal(results: list) -> str | None:
+    """None when the counters allow the batch; else why not ("rate_limited" or "view_full")."""
+    sent, _, batches, events, _ = results
+    if int(sent) > settings.QOE_RATE_LIMIT_BATCHES:
+        return "rate_limited"
+    if int(batches) > settings.QOE_VIEW_MAX_BATCHES or int(events) > settings.QOE_VIEW_MAX_EVENTS:
+        return "view_full"
+    return None
+
+
+def write_commands(pipe: Any, *, beacon: Beacon, now: float) -> None:
+    """Queue the batch for the database and add it to the live and steering counters."""
+    pipe.xadd(STREAM, {"b": beacon.record, "at": f"{now:.3f}"}, maxlen=stream_max_len(), approximate=True)
+    live.record_batch(pipe, batch=beacon.batch, now=now, reporter=beacon.reporter)
+
+
+def beacon_accept(*, beacon: Beacon) -> str | None:
+    """Admit and queue a prepared batch: two round trips. None when queued, else the refusal.
+
+    Raises one of UNAVAILABLE when Redis refuses the write (full) or cannot be reached."""
     now = time.time()
-    payload = {"b": json.dumps(asdict(batch), separators=(",", ":")), "at": f"{now:.3f}"}
     pipe = client().pipeline(transaction=False)
-    pipe.xadd(STREAM, payload, maxlen=STREAM_MAX_LEN, approximate=True)
-    live.record_batch(pipe, batch=batch, now=now)
+    admission_commands(pipe, beacon=beacon, now=now)
+    refusal = admission_refusal(pipe.execute())
+    if refusal:
+        return refusal
+    pipe = client().pipeline(transaction=False)
+    write_commands(pipe, beacon=beacon, now=now)
     pipe.execute()
+    return None
 
 
 def _ensure_group() -> None:
@@ -111,5 +188,11 @@ def _store(entries: list) -> int:
     with transaction.atomic():
         QoeEvent.objects.bulk_create(rows, batch_size=1000)
         rollup_batches(drained)
-    client().xack(STREAM, GROUP, *[entry_id for entry_id, _ in entries])
+    ids = [entry_id for entry_id, _ in entries]
+    # Deleted once stored: the stream holds only what is not in the database yet, so its cap is a
+    # buffer for a drain outage, not a copy of the last QOE_STREAM_MAX_BYTES of history.
+    pipe = client().pipeline(transaction=True)
+    pipe.xack(STREAM, GROUP, *ids)
+    pipe.xdel(STREAM, *ids)
+    pipe.execute()
     return len(rows)

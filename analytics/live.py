@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from analytics.beacons import Batch
@@ -24,6 +25,9 @@ BUCKET_TTL = 600
 ERROR_FEED = "qoe:live:errors"
 ERROR_FEED_LENGTH = 50
 GROUP = "analytics.live"
+# Steering's evidence (who saw which pathway fail) is kept in 10-second buckets, read over the last minute.
+STEER_BUCKET_SECONDS = 10
+STEER_TTL = 180
 
 
 def _bucket(second: int) -> str:
@@ -82,8 +86,15 @@ def batch_contributions(batch: Batch) -> dict[str, float]:
     return counts
 
 
-def record_batch(pipe: Any, *, batch: Batch, now: float) -> None:
-    """Queue the batch's live contributions on a Redis pipeline (the caller executes it)."""
+def _steer_key(bucket: int, kind: str, pathway: str = "") -> str:
+    return f"qoe:steer:{bucket}:{kind}" + (f":{pathway}" if pathway else "")
+
+
+def record_batch(pipe: Any, *, batch: Batch, now: float, reporter: str = "") -> None:
+    """Queue the batch's live contributions on a Redis pipeline (the caller executes it).
+
+    With a ``reporter`` (beacons.reporter_of: the batch's view token was checked), the batch is
+    also evidence for content steering: its view was on its pathway, and saw it fail or not."""
     second = int(now)
     key = _bucket(second)
     counts = batch_contributions(batch)
@@ -106,6 +117,17 @@ def record_batch(pipe: Any, *, batch: Batch, now: float) -> None:
             feed = {"at": now, "lesson": batch.lesson, "pathway": batch.pathway, "code": event.get("code", "")}
             pipe.lpush(ERROR_FEED, json.dumps(feed))
             pipe.ltrim(ERROR_FEED, 0, ERROR_FEED_LENGTH - 1)
+    if reporter:
+        bucket = second // STEER_BUCKET_SECONDS
+        keys = [_steer_key(bucket, "pathways"), _steer_key(bucket, "views", batch.pathway)]
+        pipe.sadd(keys[0], batch.pathway)
+        pipe.pfadd(keys[1], batch.view_id)
+        if counts.get("failures"):
+            keys += [_steer_key(bucket, "failed", batch.pathway), _steer_key(bucket, "reporters", batch.pathway)]
+            pipe.sadd(keys[2], batch.view_id)
+            pipe.sadd(keys[3], reporter)
+        for key in keys:
+            pipe.expire(key, STEER_TTL)
 
 
 def _window_figures(totals: dict[str, float], startups: list[float], viewers: int, seconds: int) -> dict[str, Any]:
@@ -188,17 +210,34 @@ def _split(totals: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def pathway_counts(client: Any, *, seconds: int = 60, now: float | None = None) -> dict[str, tuple[int, int]]:
-    """Plays and failed plays per pathway over the last ``seconds``, for content steering."""
+@dataclass(frozen=True)
+class PathwayReports:
+    """What signed beacons said about one pathway over the last minute (each view and reporter once)."""
+
+    views: int  # distinct views that sent a batch from it (HyperLogLog: within about 1 %)
+    failed_views: int  # distinct views that reported a fatal error on it (exact)
+    reporters: int  # distinct users / anonymous networks behind those failures (exact)
+
+
+def pathway_reports(client: Any, *, seconds: int = 60, now: float | None = None) -> dict[str, PathwayReports]:
+    """Views, failed views and distinct failure reporters per pathway in the last ``seconds``, for steering."""
     current = int(time.time() if now is None else now)
+    buckets = range((current - seconds + 1) // STEER_BUCKET_SECONDS, current // STEER_BUCKET_SECONDS + 1)
     pipe = client.pipeline()
-    for second in range(current - seconds + 1, current + 1):
-        pipe.hgetall(_bucket(second))
-    counts: dict[str, list[int]] = {}
-    for bucket in pipe.execute():
-        for raw_field, raw_value in bucket.items():
-            field = raw_field.decode()
-            for metric, slot in (("plays|p=", 0), ("failures|p=", 1)):
-                if field.startswith(metric):
-                    counts.setdefault(field[len(metric) :], [0, 0])[slot] += int(float(raw_value))
-    return {pathway: (plays, failures) for pathway, (plays, failures) in counts.items()}
+    for bucket in buckets:
+        pipe.smembers(_steer_key(bucket, "pathways"))
+    pathways = sorted({raw.decode() for members in pipe.execute() for raw in members})
+    if not pathways:
+        return {}
+    pipe = client.pipeline()
+    for pathway in pathways:
+        pipe.pfcount(*[_steer_key(bucket, "views", pathway) for bucket in buckets])
+        pipe.sunion([_steer_key(bucket, "failed", pathway) for bucket in buckets])
+        pipe.sunion([_steer_key(bucket, "reporters", pathway) for bucket in buckets])
+    results = pipe.execute()
+    return {
+        pathway: PathwayReports(
+            views=int(results[3 * i]), failed_views=len(results[3 * i + 1]), reporters=len(results[3 * i + 2])
+        )
+        for i, pathway in enumerate(pathways)
+    }

@@ -6,13 +6,16 @@ The foundation shows the state of the media pipeline; quality-of-experience aggr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count
 from django.utils import timezone
 
 from courses.models import Course, Lesson, LessonState
 from media_pipeline.models import AssetStatus, MediaAsset
+
+if TYPE_CHECKING:
+    from analytics.live import PathwayReports
 
 
 def live_snapshot() -> dict[str, object]:
@@ -79,8 +82,8 @@ def lesson_engagement(*, lesson_public_id: str, duration_seconds: float | None) 
 _pathway_cache: dict[str, Any] = {"at": 0.0, "value": {}}
 
 
-def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, tuple[int, int]]:
-    """(plays, failed plays) per delivery pathway in the last minute of beacons; {} if Redis is down.
+def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, PathwayReports]:
+    """live.PathwayReports per delivery pathway in the last minute of signed beacons; {} if Redis is down.
 
     Cached in the process for a few seconds: every player asks the steering server regularly.
     """
@@ -92,7 +95,7 @@ def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, tuple[int, int]]
     if now - _pathway_cache["at"] < max_age:
         return _pathway_cache["value"]
     try:
-        value = live.pathway_counts(ingest.client())
+        value = live.pathway_reports(ingest.client())
     except Exception:  # noqa: BLE001 - steering works without QoE; it only loses one signal
         value = {}
     _pathway_cache.update(at=now, value=value)

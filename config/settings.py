@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.client_address import parse_networks
 from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 from config.storage_regions import django_storage_for, storage_regions_from_env
 from outbound.addresses import parse_networks as _parse_networks
@@ -299,9 +300,22 @@ if PLAYBACK_TOKEN_BINDING == "session" and PLAYBACK_SIGNER != "origin":
     raise ImproperlyConfigured(
         "PLAYBACK_TOKEN_BINDING=session needs PLAYBACK_SIGNER=origin (edges cannot see sessions)"
     )
-# The header a trusted proxy puts the viewer's address in (X-Forwarded-For: its last entry; X-Real-IP;
-# CloudFront-Viewer-Address: "ip:port"); empty = the connection's peer.
-PLAYBACK_CLIENT_IP_HEADER = env_str("PLAYBACK_CLIENT_IP_HEADER", "")
+# The viewer's address (config/client_address.py: rate limits, throttles, IP binding): the connection's
+# peer, unless the peer is in TRUSTED_PROXIES (CIDRs of the load balancers and CDNs in front of us), whose
+# CLIENT_IP_HEADER is then believed (X-Forwarded-For read right to left past trusted hops; X-Real-IP;
+# CloudFront-Viewer-Address "ip:port"). Empty TRUSTED_PROXIES: no header is believed.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    _trusted_networks = parse_networks(TRUSTED_PROXIES)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
+# PLAYBACK_CLIENT_IP_HEADER is the old name; it believed the header from anyone, so it now needs the proxies.
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "") or env_str("PLAYBACK_CLIENT_IP_HEADER", "") or "X-Forwarded-For"
+if env_str("PLAYBACK_CLIENT_IP_HEADER", "") and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "PLAYBACK_CLIENT_IP_HEADER is now CLIENT_IP_HEADER and is believed only from TRUSTED_PROXIES: "
+        "set TRUSTED_PROXIES to the networks of your proxies"
+    )
 # Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
 EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
 # A superseded version stays in storage until every token that could name it has expired.
@@ -317,6 +331,9 @@ PLAYBACK_STEERING_TTL_SECONDS = env_int("PLAYBACK_STEERING_TTL_SECONDS", 60, min
 PLAYBACK_HEALTH_CHECK_SECONDS = env_int("PLAYBACK_HEALTH_CHECK_SECONDS", 15, minimum=1)
 PLAYBACK_EDGE_HEALTH_PATH = env_str("PLAYBACK_EDGE_HEALTH_PATH", "/edge-health")
 PLAYBACK_STEERING_MAX_FAILURE_PCT = env_int("PLAYBACK_STEERING_MAX_FAILURE_PCT", 5, minimum=0)
+# ...and only when that many distinct reporters (signed-in users; anonymous viewers by network) saw
+# the failures: one session, or one person with many tabs, never moves everyone (docs/adr/0020).
+PLAYBACK_STEERING_MIN_REPORTERS = env_int("PLAYBACK_STEERING_MIN_REPORTERS", 3, minimum=1)
 
 # --- Content protection (docs/adr/0008, README "Content protection") ---------------------------
 # Content keys of protected lessons are stored encrypted (AES-256-GCM) with a key derived from this
@@ -361,6 +378,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's get_ident believes X-Forwarded-For as sent unless told otherwise: our throttles ask
+    # config/client_address.py instead, and any other DRF throttle sees the peer only.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lessons streaming API",
@@ -469,8 +489,16 @@ CACHES = {
 }
 
 # --- Analytics ----------------------------------------------------------------------------------
-# Beacon batches one client (IP) may send per 10 seconds; a player sends about one.
+# Beacon batches one client address (config/client_address.py) may send per 10 seconds; a player sends
+# about one, so 50 lets a school's NAT through while one machine cannot flood.
 QOE_RATE_LIMIT_BATCHES = env_int("QOE_RATE_LIMIT_BATCHES", 50, minimum=1)
+# What one view (one playback session's view token) may send over the token's life: a player sends a
+# batch every 10 s while playing (5.5 hours = 2,000), with a handful of events in each.
+QOE_VIEW_MAX_BATCHES = env_int("QOE_VIEW_MAX_BATCHES", 2_000, minimum=1)
+QOE_VIEW_MAX_EVENTS = env_int("QOE_VIEW_MAX_EVENTS", 40_000, minimum=1)
+# The ingest stream's cap in bytes, for the worst case (every batch the largest we store, 64 KiB): it
+# buffers a drain outage. Redis's maxmemory must leave room for it, the live counters and the task queue.
+QOE_STREAM_MAX_BYTES = env_int("QOE_STREAM_MAX_BYTES", 512 * 1024**2, minimum=1024**2)
 # CDN pathway names used as Prometheus labels; any other value a player reports counts as "other".
 QOE_PATHWAYS = env_list("QOE_PATHWAYS", ["origin"])
 # The CDN header carrying the viewer's country (e.g. CloudFront-Viewer-Country); empty = unknown.

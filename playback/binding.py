@@ -10,11 +10,12 @@ cannot see our sessions).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
+
+from config.client_address import request_client_address
 
 
 @dataclass(frozen=True)
@@ -35,28 +36,8 @@ UNBOUND = Binding()
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The viewer's address: PLAYBACK_CLIENT_IP_HEADER when a trusted proxy sets it, else the peer."""
-    header = settings.PLAYBACK_CLIENT_IP_HEADER
-    if header:
-        # X-Forwarded-For style lists: the proxy we trust appends the address it saw last.
-        value = _address(request.headers.get(header, "").split(",")[-1].strip(), with_port=header.lower() == PORTED)
-        if value:
-            return value
-    return request.META.get("REMOTE_ADDR", "")
-
-
-# CloudFront's header always ends in ":<port>" (IPv6 too, unbracketed), so the port must go first.
-PORTED = "cloudfront-viewer-address"
-
-
-def _address(value: str, *, with_port: bool) -> str:
-    """The IP address in a header value ("" if there is none)."""
-    if with_port:
-        value = value.rsplit(":", 1)[0].strip("[]")
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return ""
+    """The viewer's address: the peer, or what a proxy in TRUSTED_PROXIES says (config/client_address.py)."""
+    return request_client_address(request)
 
 
 def _session_digest(session_key: str) -> str:

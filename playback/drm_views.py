@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from playback.binding import client_ip
 from playback.drm import clearkey
 from playback.drm.services import KeyRefused, Requester, bearer_token, keys_release
 from playback.throttles import KeyThrottle, LicenseThrottle, throttle_refusal
@@ -18,9 +19,7 @@ _KID_HEX = re.compile(r"[0-9a-f]{32}")
 
 
 def _requester(request: HttpRequest) -> Requester:
-    return Requester(
-        user=request.user, session_key=request.session.session_key, ip=request.META.get("REMOTE_ADDR") or None
-    )
+    return Requester(user=request.user, session_key=request.session.session_key, ip=client_ip(request) or None)
 
 
 def _refusal(text: str, status: int) -> JsonResponse:

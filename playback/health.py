@@ -3,9 +3,12 @@
 A region is probed at most every PLAYBACK_HEALTH_CHECK_SECONDS per process: a HEAD of the version's
 index in its store (with the replication timeouts) and, when an edge serves the region
 (REGION_<NAME>_BASE_URL), a GET of the edge's PLAYBACK_EDGE_HEALTH_PATH (deploy/nginx answers it).
-A pathway whose share of failed plays in the last minute of player beacons exceeds
-PLAYBACK_STEERING_MAX_FAILURE_PCT (with enough plays to judge) is demoted too. Demoted pathways
-stay in the list, last: a fallback is better than none.
+A pathway whose share of failed views in the last minute of signed player beacons exceeds
+PLAYBACK_STEERING_MAX_FAILURE_PCT is demoted too, but only with enough views to judge (MIN_VIEWS)
+and failures reported by at least PLAYBACK_STEERING_MIN_REPORTERS distinct reporters (users, or the
+networks of anonymous viewers: analytics/beacons.py reporter_of), so neither a forged batch (refused:
+no view token) nor one real session claiming many failures moves anyone (docs/adr/0020). Demoted
+pathways stay in the list, last: a fallback is better than none.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from analytics.selectors import pathway_failure_rates
 from media_pipeline.regions import Region, store_for
 
 logger = logging.getLogger(__name__)
-MIN_PLAYS = 20
+MIN_VIEWS = 20
 
 _checked: dict[str, tuple[float, bool]] = {}
 _lock = threading.Lock()
@@ -58,7 +61,11 @@ def health_forget() -> None:
 
 def unhealthy_pathways(*, regions: list[Region], prefix: str) -> set[str]:
     demoted = {region.name for region in regions if not region_healthy(region, probe_key=prefix + "files.json")}
-    for pathway, (plays, failures) in pathway_failure_rates().items():
-        if plays >= MIN_PLAYS and 100 * failures / plays > settings.PLAYBACK_STEERING_MAX_FAILURE_PCT:
+    for pathway, reports in pathway_failure_rates().items():
+        if (
+            reports.views >= MIN_VIEWS
+            and reports.reporters >= settings.PLAYBACK_STEERING_MIN_REPORTERS
+            and 100 * reports.failed_views / reports.views > settings.PLAYBACK_STEERING_MAX_FAILURE_PCT
+        ):
             demoted.add(pathway)
     return demoted

@@ -1,8 +1,8 @@
 """Request throttles for the playback-session, license and key endpoints.
 
-A sliding window per viewer (the user, or the client IP when anonymous): at most N requests in any
-period of the configured length (THROTTLE_* settings, DRF's "N/period" syntax). The counters live in
-Redis so every web process counts together.
+A sliding window per viewer (the user, or the client address when anonymous, from
+config/client_address.py): at most N requests in any period of the configured length (THROTTLE_*
+settings, DRF's "N/period" syntax). The counters live in Redis so every web process counts together.
 
 Why not DRF's SimpleRateThrottle: it reads the request history from the cache and writes it back,
 two round trips to Redis on every playback start, and two concurrent requests can both read the
@@ -23,6 +23,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from rest_framework.throttling import BaseThrottle
 
+from config.client_address import request_client_address
 from config.env import parse_rate
 
 KEY_PREFIX = "throttle:"
@@ -39,6 +40,10 @@ class _ViewerRateThrottle(BaseThrottle):
 
     def __init__(self) -> None:
         self._wait = 0.0
+
+    def get_ident(self, request: HttpRequest) -> str:  # type: ignore[override]
+        # DRF's own reads X-Forwarded-For as sent unless NUM_PROXIES is set: one rule for every address.
+        return request_client_address(request)
 
     def key_for(self, request: HttpRequest) -> str:
         user = getattr(request, "user", None)

@@ -9,6 +9,7 @@ dies on its own, everything stops and the exit code is non-zero.
     python scripts/run.py [--port 8000] [--redis-port 6390] [--no-seed]
 
 Environment: RUN_PORT, RUN_REDIS_PORT, RUN_SEED_DEMO=0 (same as the options), VAR_DIR (./var),
+RUN_REDIS_MAXMEMORY (the embedded Valkey's maxmemory, default 1gb; its policy is noeviction),
 REDIS_URL (use that server instead of starting Valkey), and every setting config/settings.py reads.
 """
 
@@ -237,6 +238,8 @@ def main(argv: Sequence[str]) -> int:
                 "valkey",
                 [str(get_binary_path()), "--bind", "127.0.0.1", "--port", str(args.redis_port),
                  "--dir", str(var_dir / "redis"), "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
+                 # A full Redis refuses writes (beacons answer 503) rather than evict queued tasks.
+                 "--maxmemory", os.environ.get("RUN_REDIS_MAXMEMORY", "1gb"), "--maxmemory-policy", "noeviction",
                  "--logfile", str(var_dir / "redis" / "valkey.log")],
                 env,
                 service=True,

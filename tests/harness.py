@@ -37,6 +37,7 @@ S3_ACCESS_KEY = "harness-access-key"
 S3_SECRET_KEY = "harness-secret-key-0123456789abcdef"
 S3_BUCKET = "lessons-test"
 S3_REGION = "us-east-1"
+REDIS_MAXMEMORY = "256mb"
 REGIONS = 3  # SeaweedFS servers: the default storage and two more regions for replication tests
 # Ports come from below Linux's ephemeral range (32768+), so an outgoing connection never holds one;
 # SeaweedFS also listens on every HTTP port + 10000 (gRPC), which must stay below 32768 as well.
@@ -287,6 +288,8 @@ class Harness:
         self.env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/lessons"
 
     # --- Redis ---------------------------------------------------------------------------------------
+    # As in production (README "Redis"): a memory cap, and `noeviction`, so a full Redis refuses writes
+    # instead of silently dropping queued tasks. Beacon tests fill it up to their own caps under this.
     def start_redis(self) -> None:
         redis_dir = self.root / "redis"
         redis_dir.mkdir()
@@ -295,7 +298,7 @@ class Harness:
         service = _start(
             "redis",
             [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", str(redis_dir)],
+             "--dir", str(redis_dir), "--maxmemory", REDIS_MAXMEMORY, "--maxmemory-policy", "noeviction"],
             log=redis_dir / "redis.log",
         )  # fmt: skip
         self.services.append(service)

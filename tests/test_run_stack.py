@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +124,11 @@ def test_run_serves_the_embedded_stack_stops_cleanly_and_restarts(tmp_path: Path
         names = " ".join(spawned.values())
         assert "valkey-server" in names or "valkey" in names, spawned
         assert "daphne" in names or sum("python" in name for name in spawned.values()) >= 3, spawned
+        # A full Valkey refuses writes rather than evicting queued tasks (docs/adr/0020).
+        valkey = redis.Redis(host="127.0.0.1", port=redis_port)
+        config = valkey.config_get("maxmemory*")
+        assert (config["maxmemory"], config["maxmemory-policy"]) == (str(1024**3), "noeviction")
+        valkey.close()
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]

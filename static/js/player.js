@@ -13,7 +13,10 @@
   window.lessonPlayer = state;
 
   // --- Quality of experience: one view per play attempt, batched beacons (see analytics/beacons.py).
-  const viewId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now());
+  // The view is the server's: the first playback session's view_id, with the view_token every beacon
+  // must carry (docs/adr/0020). Events wait in `pending` until it arrives; a renewed session keeps the
+  // view (its token outlives any lecture). Without a session (refused, failed) nothing is sent.
+  let viewId = null, viewToken = null, playRequested = false;
   const origin = performance.now();
   const pending = [];
   let started = false, stalled = false, seeking = false, ended = false;
@@ -41,9 +44,9 @@
     return "other";
   }
   function flush(unloading) {
-    if (!pending.length || !video.dataset.qoeUrl) return;
+    if (!pending.length || !video.dataset.qoeUrl || !viewToken) return;
     const body = JSON.stringify({
-      view_id: viewId, lesson: video.dataset.lesson, pathway: state.pathway || "origin",
+      view_id: viewId, view_token: viewToken, lesson: video.dataset.lesson, pathway: state.pathway || "origin",
       browser: browserName(), device: deviceClass(), events: pending.splice(0, pending.length),
     });
     state.beaconsSent = (state.beaconsSent || 0) + 1;
@@ -68,7 +71,11 @@
     if (quality) extra.dropped = quality.droppedVideoFrames;
     report("heartbeat", Object.assign(extra, state.rendition || {}));
   }
-  state.viewId = viewId;
+  function adoptView(session) {
+    if (viewToken || !session.view_id || !session.view_token) return;
+    viewId = state.viewId = session.view_id;
+    viewToken = session.view_token;
+  }
   // Every flush carries a heartbeat, so the time since the last event is accounted for.
   state.flush = function () { heartbeat(); flush(false); };
   video.addEventListener("playing", function () {
@@ -102,14 +109,14 @@
   // expired (a tab left open for a day), the server refuses it and the latest session's is used.
   state.progressSent = 0;
   let lastProgress = "";
-  let viewToken = "";
+  let progressToken = "";
   function sendProgress(unloading) {
-    if (!video.dataset.progressUrl || !viewToken || !video.played || !video.played.length) return;
+    if (!video.dataset.progressUrl || !progressToken || !video.played || !video.played.length) return;
     const ranges = [];
     for (let i = 0; i < video.played.length && i < 500; i++) {
       ranges.push([Math.round(video.played.start(i) * 100) / 100, Math.round(video.played.end(i) * 100) / 100]);
     }
-    const body = JSON.stringify({ ranges: ranges, view_token: viewToken });
+    const body = JSON.stringify({ ranges: ranges, view_token: progressToken });
     if (body === lastProgress) return;
     lastProgress = body;
     state.progressSent += 1;
@@ -118,7 +125,7 @@
       headers: { "Content-Type": "application/json", "X-CSRFToken": video.dataset.csrf },
     }).then(function (response) {
       const latest = state.session && state.session.view_token;
-      if (response.status === 403 && latest && latest !== viewToken) { viewToken = latest; lastProgress = ""; }
+      if (response.status === 403 && latest && latest !== progressToken) { progressToken = latest; lastProgress = ""; }
       return response.ok ? response.json() : null;
     }).then(function (answer) { if (answer) state.progress = answer; })
       .catch(function () { lastProgress = ""; /* try again next time */ });
@@ -351,7 +358,8 @@
   }
 
   async function start() {
-    report("play_request"); // startup time counts from here, including our own API call
+    // Startup time counts from the first request, including our own API call (and any wait while processing).
+    if (!playRequested) { playRequested = true; report("play_request"); }
     say("Loading…");
     const result = await requestSession();
     if (result.status === 409) {
@@ -373,7 +381,8 @@
       return;
     }
     state.session = result.body;
-    if (!viewToken) viewToken = result.body.view_token || "";
+    if (!progressToken) progressToken = result.body.view_token || "";
+    adoptView(result.body);
     if (result.body.poster) video.poster = result.body.poster;
     state.state = "loading";
     // Absolute URLs: Shaka's CMCD rewriting turns a root-relative URL into "http://stream/...".

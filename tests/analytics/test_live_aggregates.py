@@ -85,3 +85,26 @@ def test_empty_windows_say_none_not_zero(redis_clean) -> None:  # type: ignore[n
     assert snap["windows"]["10s"]["startup_p95_ms"] is None
     assert snap["errors"] == []
     json.dumps(snap)  # serialisable as sent over the socket
+
+
+def test_steering_evidence_counts_each_view_and_reporter_once_over_the_last_minute(redis_clean) -> None:  # type: ignore[no-untyped-def]
+    client = redis_clean
+    for key in client.scan_iter("qoe:steer:*"):
+        client.delete(key)
+    now = 1_800_000_005.0
+    pipe = client.pipeline()
+    view = str(uuid.uuid4())
+    for seconds_ago in (1, 2, 3):  # one view sending three failing batches: one failed view
+        batch = parse_batch(body(lesson=LESSON, view_id=view, pathway="eu", events=FAILED))
+        live.record_batch(pipe, batch=batch, now=now - seconds_ago, reporter="u:7")
+    batch = parse_batch(body(lesson=LESSON, view_id=str(uuid.uuid4()), pathway="eu", events=FAILED))
+    live.record_batch(pipe, batch=batch, now=now - 30, reporter="u:7")  # the same user, another tab
+    batch = parse_batch(body(lesson=LESSON, view_id=str(uuid.uuid4()), pathway="eu", events=STARTED))
+    live.record_batch(pipe, batch=batch, now=now - 50, reporter="n:203.0.113.0/24")  # played well
+    batch = parse_batch(body(lesson=LESSON, view_id=str(uuid.uuid4()), pathway="ap", events=FAILED))
+    live.record_batch(pipe, batch=batch, now=now - 120, reporter="u:8")  # too old
+    batch = parse_batch(body(lesson=LESSON, view_id=str(uuid.uuid4()), pathway="eu", events=FAILED))
+    live.record_batch(pipe, batch=batch, now=now, reporter="")  # unsigned: no evidence at all
+    pipe.execute()
+    assert live.pathway_reports(client, now=now) == {"eu": live.PathwayReports(views=3, failed_views=2, reporters=1)}
+    assert all(0 < client.ttl(key) <= live.STEER_TTL for key in client.scan_iter("qoe:steer:*"))

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from analytics import ingest
-from analytics.beacons import parse_batch
+from analytics.beacons import batch_record, parse_batch
 from analytics.models import QoeEvent, QoeMinute
 from analytics.rollups import qoe_prune, rollup_batches
 from analytics.selectors import lesson_engagement
@@ -46,7 +46,8 @@ def test_batches_roll_up_by_minute_and_bounded_dimensions(settings) -> None:  # 
 
 def test_drain_writes_raw_events_and_rollups_together() -> None:
     ingest.client().delete(ingest.STREAM)
-    ingest.batch_enqueue(batch=_batch(events=[{"type": "play_request", "t": 0}, {"type": "first_frame", "t": 400}]))
+    batch = _batch(events=[{"type": "play_request", "t": 0}, {"type": "first_frame", "t": 400}])
+    ingest.client().xadd(ingest.STREAM, {"b": batch_record(batch), "at": "1800000000.000"})
     assert ingest.qoe_drain() == 2
     row = QoeMinute.objects.get()
     assert (row.plays, row.starts, row.startup_ms_sum, str(row.lesson)) == (1, 1, 400, LESSON)

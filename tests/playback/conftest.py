@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import storage
-from media_pipeline.models import MediaAsset
+from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
+from media_pipeline.regions import region_get, store_for
+from playback import health
 
 SEGMENT = bytes(range(256)) * 40  # 10,240 bytes
 FILES = {
@@ -68,3 +72,23 @@ def world(db) -> World:  # type: ignore[no-untyped-def]
         educator=educator,
         admin=User.objects.create_superuser("root", password="pw-root-123456"),
     )
+
+
+@pytest.fixture
+def regional_world(world: World, three_regions: list[dict[str, Any]]) -> World:
+    """The world's v1 is complete in eu and ap (whose bucket really holds it) and pending in us."""
+    for region, state in (("eu", ReplicaState.COMPLETE), ("us", ReplicaState.PENDING), ("ap", ReplicaState.COMPLETE)):
+        VersionReplica.objects.create(
+            asset=world.asset, prefix=world.prefix, region=region, state=state, available_at=timezone.now()
+        )
+    ap = store_for(region_get("ap"))  # type: ignore[arg-type]
+    eu = store_for(region_get("eu"))  # type: ignore[arg-type]
+    from tests.playback.test_steering import MASTER, MPD
+
+    files = {**FILES, "master.m3u8": MASTER.encode(), "manifest.mpd": MPD.encode(), "files.json": b"{}"}
+    for name, data in files.items():
+        for store in (eu, ap):
+            store.put(world.prefix + name, io.BytesIO(data), sha256="", content_type="application/octet-stream")
+    health.health_forget()
+    yield world  # type: ignore[misc]
+    ap.delete_prefix(f"{world.asset.key_prefix}/")

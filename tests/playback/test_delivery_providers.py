@@ -104,11 +104,28 @@ def test_cloudfront_session_sets_signed_cookies_for_the_version_prefix(
 
 def test_cloudfront_cookies_bound_to_the_viewer_address(world: World, cloudfront) -> None:  # type: ignore[no-untyped-def]
     cloudfront.PLAYBACK_TOKEN_BINDING = "ip"
-    cloudfront.PLAYBACK_CLIENT_IP_HEADER = "X-Forwarded-For"
-    response = _session(world, HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.77")
+    cloudfront.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    cloudfront.CLIENT_IP_HEADER = "X-Forwarded-For"
+    response = _session(world, HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.77", REMOTE_ADDR="10.0.0.2")
     policy = json.loads(_cf_b64decode(response.cookies["CloudFront-Policy"].value))
     # The last address is the one our trusted proxy saw; the first is whatever the client claimed.
     assert policy["Statement"][0]["Condition"]["IpAddress"] == {"AWS:SourceIp": "203.0.113.77/32"}
+
+
+def test_a_forwarded_header_from_an_untrusted_peer_does_not_change_the_binding(world: World, cloudfront) -> None:  # type: ignore[no-untyped-def]
+    cloudfront.PLAYBACK_TOKEN_BINDING = "ip"
+    cloudfront.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    bound = []
+    for forwarded in ("203.0.113.77", "198.51.100.1, 10.0.0.9", None):
+        extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+        response = _session(world, REMOTE_ADDR="192.0.2.44", **extra)
+        policy = json.loads(_cf_b64decode(response.cookies["CloudFront-Policy"].value))
+        bound.append(policy["Statement"][0]["Condition"]["IpAddress"]["AWS:SourceIp"])
+    assert bound == ["192.0.2.44/32"] * 3  # the peer, whatever it claims
+    cloudfront.TRUSTED_PROXIES = []  # the default: no proxy is trusted, even our own network
+    response = _session(world, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.77")
+    policy = json.loads(_cf_b64decode(response.cookies["CloudFront-Policy"].value))
+    assert policy["Statement"][0]["Condition"]["IpAddress"] == {"AWS:SourceIp": "10.0.0.2/32"}
 
 
 def test_akamai_session_sets_an_edgeauth_token_cookie(world: World, akamai) -> None:  # type: ignore[no-untyped-def]
@@ -236,15 +253,17 @@ def test_origin_tokens_bound_to_the_address(world: World, settings) -> None:  # 
 
 
 def test_client_ip_from_a_trusted_header(rf, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.PLAYBACK_CLIENT_IP_HEADER = ""
+    settings.TRUSTED_PROXIES = []
+    settings.CLIENT_IP_HEADER = "X-Forwarded-For"
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="1.2.3.4", REMOTE_ADDR="10.0.0.1")) == "10.0.0.1"
-    settings.PLAYBACK_CLIENT_IP_HEADER = "X-Forwarded-For"
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="1.2.3.4, 5.6.7.8", REMOTE_ADDR="10.0.0.1")) == "5.6.7.8"
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="garbage", REMOTE_ADDR="10.0.0.1")) == "10.0.0.1"
-    settings.PLAYBACK_CLIENT_IP_HEADER = "CloudFront-Viewer-Address"
-    assert client_ip(rf.get("/", HTTP_CLOUDFRONT_VIEWER_ADDRESS="198.51.100.10:46532")) == "198.51.100.10"
-    assert client_ip(rf.get("/", HTTP_CLOUDFRONT_VIEWER_ADDRESS="2001:db8::1:4653")) == "2001:db8::1"
+    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="1.2.3.4", REMOTE_ADDR="192.0.2.1")) == "192.0.2.1"
+    settings.CLIENT_IP_HEADER = "CloudFront-Viewer-Address"
+    headers = {"REMOTE_ADDR": "10.0.0.1"}
+    assert client_ip(rf.get("/", HTTP_CLOUDFRONT_VIEWER_ADDRESS="198.51.100.10:46532", **headers)) == "198.51.100.10"
+    assert client_ip(rf.get("/", HTTP_CLOUDFRONT_VIEWER_ADDRESS="2001:db8::1:4653", **headers)) == "2001:db8::1"
     settings.PLAYBACK_TOKEN_BINDING = "ip"
-    assert (
-        binding_for(rf.get("/", HTTP_CLOUDFRONT_VIEWER_ADDRESS="198.51.100.10:1")).token_value() == "ip=198.51.100.10"
-    )
+    request = rf.get("/", HTTP_CLOUDFRONT_VIEWER_ADDRESS="198.51.100.10:1", **headers)
+    assert binding_for(request).token_value() == "ip=198.51.100.10"

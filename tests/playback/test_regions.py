@@ -3,39 +3,16 @@ nearest first, and the origin serves each region's own copy."""
 
 from __future__ import annotations
 
-import io
-import time
 from typing import Any
 
 import m3u8
-import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from media_pipeline.models import ReplicaState, VersionReplica
 from media_pipeline.regions import region_get, store_for
 from playback import health
 from playback.tokens import token_issue
-from tests.playback.conftest import FILES, SEGMENT, World
-from tests.playback.test_steering import MASTER, MPD
-
-
-@pytest.fixture
-def regional_world(world: World, three_regions: list[dict[str, Any]]) -> World:
-    """The world's v1 is complete in eu and ap (whose bucket really holds it) and pending in us."""
-    for region, state in (("eu", ReplicaState.COMPLETE), ("us", ReplicaState.PENDING), ("ap", ReplicaState.COMPLETE)):
-        VersionReplica.objects.create(
-            asset=world.asset, prefix=world.prefix, region=region, state=state, available_at=timezone.now()
-        )
-    ap = store_for(region_get("ap"))  # type: ignore[arg-type]
-    eu = store_for(region_get("eu"))  # type: ignore[arg-type]
-    files = {**FILES, "master.m3u8": MASTER.encode(), "manifest.mpd": MPD.encode(), "files.json": b"{}"}
-    for name, data in files.items():
-        for store in (eu, ap):
-            store.put(world.prefix + name, io.BytesIO(data), sha256="", content_type="application/octet-stream")
-    health.health_forget()
-    yield world  # type: ignore[misc]
-    ap.delete_prefix(f"{world.asset.key_prefix}/")
+from tests.playback.conftest import SEGMENT, World
 
 
 def _session(world: World, **headers: str) -> dict[str, Any]:
@@ -148,22 +125,6 @@ def test_steering_puts_the_viewers_region_first_and_unhealthy_ones_last(
     ]
     health.health_forget()
     assert client.get(steering, HTTP_CF_IPCOUNTRY="JP").json()["PATHWAY-PRIORITY"] == ["eu", "ap"]
-
-
-def test_steering_demotes_a_pathway_whose_players_are_failing(regional_world: World, client) -> None:  # type: ignore[no-untyped-def]
-    from analytics import ingest, selectors
-
-    steering = _session(regional_world)["steering"]
-    assert client.get(steering).json()["PATHWAY-PRIORITY"] == ["eu", "ap"]
-    redis = ingest.client()
-    bucket = f"qoe:live:{int(time.time())}"
-    redis.hset(bucket, mapping={"plays|p=eu": 40, "failures|p=eu": 6, "plays|p=ap": 40, "failures|p=ap": 1})
-    try:
-        selectors._pathway_cache["at"] = 0.0
-        assert client.get(steering).json()["PATHWAY-PRIORITY"] == ["ap", "eu"]  # 15 % of eu's plays failed
-    finally:
-        redis.delete(bucket)
-        selectors._pathway_cache["at"] = 0.0
 
 
 def test_steering_urls_carry_the_same_token_checks(regional_world: World, client, settings) -> None:  # type: ignore[no-untyped-def]

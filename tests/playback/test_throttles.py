@@ -71,3 +71,33 @@ def test_refusal_response_says_when_to_retry(settings) -> None:  # type: ignore[
     assert refused is not None and refused.status_code == 429
     assert 1 <= int(refused["Retry-After"]) <= 60 and time.time() - started < 5
     assert refused["Cache-Control"] == "no-store"
+
+
+def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings) -> None:  # type: ignore[no-untyped-def]
+    throttle = throttles.PlaybackSessionThrottle()
+    settings.TRUSTED_PROXIES = []
+    keys = set()
+    for forwarded in ("198.51.100.1", "198.51.100.2", "10.0.0.1, 198.51.100.3"):
+        request = _request("203.0.113.5")
+        request.META["HTTP_X_FORWARDED_FOR"] = forwarded
+        keys.add(throttle.key_for(request))
+    assert keys == {"throttle:playback-session:ip:203.0.113.5"}
+    # Only from a trusted proxy does the header name the viewer (its rightmost untrusted entry).
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    request = _request("203.0.113.5")
+    request.META["HTTP_X_FORWARDED_FOR"] = "198.51.100.1"
+    assert throttle.key_for(request) == "throttle:playback-session:ip:203.0.113.5"
+    request = _request("10.0.0.2")
+    request.META["HTTP_X_FORWARDED_FOR"] = "6.6.6.6, 198.51.100.1"
+    assert throttle.key_for(request) == "throttle:playback-session:ip:198.51.100.1"
+
+
+def test_spoofing_x_forwarded_for_does_not_escape_the_throttle(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.THROTTLE_DRM_KEY = "2/min"
+    throttle = throttles.KeyThrottle()
+    verdicts = []
+    for n in range(4):
+        request = _request("203.0.113.5")
+        request.META["HTTP_X_FORWARDED_FOR"] = f"198.51.100.{n}"
+        verdicts.append(throttle.allow_request(request, None))
+    assert verdicts == [True, True, False, False]
