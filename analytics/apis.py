@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import Counter
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from analytics import ingest, metrics
 from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch, region_from_header
+from config.openapi import error
 
 BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
 EVENTS = Counter("qoe_beacon_events_total", "Beacon events accepted")
@@ -50,9 +51,9 @@ class QoeEventsApi(APIView):
         ),
         responses={
             202: inline_serializer("QoeAccepted", {"accepted": serializers.IntegerField()}),
-            400: OpenApiResponse(description="The batch does not match the schema; nothing was stored"),
-            413: OpenApiResponse(description="The batch is larger than 64 KiB"),
-            429: OpenApiResponse(description="Too many batches from this client"),
+            400: error("The batch does not match the schema; nothing was stored"),
+            413: error("The batch is larger than 64 KiB"),
+            429: error("Too many batches from this client"),
         },
         summary="Player QoE beacons (batched; sent with sendBeacon)",
     )
