@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,8 @@ FILES = {
 
 @dataclass
 class Served:
-    """The running server and the world it serves: ids to fill URL parameters with, and a token per user."""
+    """The running server and the world it serves: ids to fill URL parameters with, a token and a
+    logged-in session per user."""
 
     base: str
     log: Path
@@ -50,8 +52,9 @@ class Served:
     lesson_id: str
     draft_lesson_id: str
     lesson_key_prefix: str
+    open_course_slug: str = ""  # a third published course, for enrolling without changing the others
     tokens: dict[str, str] = field(default_factory=dict)  # principal -> DRF token key
-    passwords: dict[str, str] = field(default_factory=dict)  # principal -> password (usernames = principal)
+    sessions: dict[str, str] = field(default_factory=dict)  # principal -> Django session key (logged in)
     uploads: dict[str, str] = field(default_factory=dict)  # purpose -> tus upload id (the educator's)
 
     def headers(self, principal: str) -> dict[str, str]:
@@ -62,7 +65,22 @@ class Served:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def make_world(tmp: Path) -> dict[str, object]:
+def _session_for(user: Any) -> str:
+    """A logged-in Django session, as the login view would leave it."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return str(session.session_key)
+
+
+def make_world() -> dict[str, object]:
     """Two published courses, a published lesson whose version 1 is on storage, a draft lesson, the
     six principals with API tokens, and two tus uploads of the educator's (one is fuzzed, one is for
     DELETE). Returns what `Served` needs."""
@@ -87,6 +105,7 @@ def make_world(tmp: Path) -> dict[str, object]:
         storage.save_stream(key=f"{asset.key_prefix}/v1/{name}", stream=io.BytesIO(data))
     draft = Lesson.objects.create(course=course, title="Draft lesson", position=1, state=LessonState.DRAFT)
     Lesson.objects.create(course=other, title="Other lesson", position=0)
+    Course.objects.create(slug="open-course", title="Open course", published=True)
 
     users = {
         "stranger": User.objects.create_user("stranger", password="pw-stranger-123"),
@@ -111,8 +130,9 @@ def make_world(tmp: Path) -> dict[str, object]:
         "lesson_id": str(lesson.public_id),
         "draft_lesson_id": str(draft.public_id),
         "lesson_key_prefix": asset.key_prefix,
+        "open_course_slug": "open-course",
         "tokens": {name: Token.objects.create(user=user).key for name, user in users.items()},
-        "passwords": {name: f"pw-{'other' if name == 'other_educator' else name}-123" for name in users},
+        "sessions": {name: _session_for(user) for name, user in users.items()},
         "uploads": uploads,
     }
 
@@ -157,13 +177,13 @@ def served(django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPath
 
     tmp = tmp_path_factory.mktemp("served")
     with django_db_blocker.unblock():
-        world = make_world(tmp)
+        world = make_world()
     port = free_port()
     log = tmp / "daphne.log"
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SETTINGS_MODULE": "tests.security.served_settings",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
         # One client makes every request: lift the per-client limits (their own tests check them).
