@@ -15,7 +15,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import ingest, metrics
-from analytics.beacons import MAX_BODY_BYTES, BatchRejected, parse_batch, region_from_header
+from analytics.beacons import (
+    DEVICE_CLASSES,
+    MAX_BODY_BYTES,
+    MAX_EVENTS,
+    MAX_LABEL,
+    MAX_T_MS,
+    BatchRejected,
+    parse_batch,
+    region_from_header,
+)
+from analytics.qoe import EVENT_TYPES
 from config.openapi import error
 
 BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
@@ -28,6 +38,35 @@ class RawParser(BaseParser):
     media_type = "*/*"
 
 
+class QoeEventInput(serializers.Serializer):
+    """One player event, as analytics/beacons.py accepts it (the schema the fuzzing tests send)."""
+
+    type = serializers.ChoiceField(choices=sorted(EVENT_TYPES))
+    t = serializers.FloatField(min_value=0, max_value=MAX_T_MS, help_text="Milliseconds since the view began")
+    bitrate_kbps = serializers.FloatField(required=False, min_value=0, max_value=1_000_000)
+    height = serializers.IntegerField(required=False, min_value=0, max_value=8192)
+    fatal = serializers.BooleanField(required=False)
+    code = serializers.CharField(required=False, max_length=MAX_LABEL)
+    position = serializers.FloatField(required=False, min_value=0, max_value=MAX_T_MS / 1000)
+    buffer = serializers.FloatField(required=False, min_value=0, max_value=3600)
+    dropped = serializers.FloatField(required=False, min_value=0, max_value=10_000_000)
+
+    class Meta:
+        ref_name = "QoeEvent"
+
+
+class QoeBatchInput(serializers.Serializer):
+    view_id = serializers.UUIDField()
+    lesson = serializers.UUIDField()
+    pathway = serializers.CharField(required=False, max_length=MAX_LABEL)
+    browser = serializers.CharField(required=False, max_length=MAX_LABEL)
+    device = serializers.ChoiceField(choices=sorted(DEVICE_CLASSES), required=False)
+    events = serializers.ListField(child=QoeEventInput(), min_length=1, max_length=MAX_EVENTS)
+
+    class Meta:
+        ref_name = "QoeBatch"
+
+
 def _client_key(request: Request) -> str:
     return request.META.get("REMOTE_ADDR", "unknown")
 
@@ -38,17 +77,8 @@ class QoeEventsApi(APIView):
     parser_classes = [RawParser]
 
     @extend_schema(
-        request=inline_serializer(
-            "QoeBatch",
-            {
-                "view_id": serializers.UUIDField(),
-                "lesson": serializers.UUIDField(),
-                "pathway": serializers.CharField(required=False),
-                "browser": serializers.CharField(required=False),
-                "device": serializers.ChoiceField(choices=["desktop", "mobile", "tablet", "tv", "other"]),
-                "events": serializers.ListField(child=serializers.DictField()),
-            },
-        ),
+        # navigator.sendBeacon posts the same JSON as text/plain; the body is read as JSON whatever its type.
+        request={"application/json": QoeBatchInput},
         responses={
             202: inline_serializer("QoeAccepted", {"accepted": serializers.IntegerField()}),
             400: error("The batch does not match the schema; nothing was stored"),
