@@ -109,6 +109,13 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("admin/courses/course/<path:object_id>/change/", "GET"):     (LOGIN, LOGIN, LOGIN, 302, 200, 200),
     ("admin/courses/course/add/", "GET"):                         (LOGIN, LOGIN, LOGIN, 200, 200, 200),
     ("admin/auth/user/", "GET"):                                  (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/courses/lesson/", "GET"):                             (LOGIN, LOGIN, LOGIN, 200, 200, 200),
+    ("admin/courses/lesson/<path:object_id>/change/", "GET"):     (LOGIN, LOGIN, LOGIN, 302, 200, 200),
+    ("admin/courses/enrollment/", "GET"):                         (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/courses/ltiplatform/", "GET"):                        (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/authtoken/tokenproxy/", "GET"):                       (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/media_pipeline/resumableupload/", "GET"):             (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/django_dramatiq/task/", "GET"):                       (LOGIN, LOGIN, LOGIN, 403, 403, 200),
 }
 # fmt: on
 
@@ -141,12 +148,12 @@ def media(served: Served) -> dict[str, str]:
     return {"token": token, "key": key, "region": region}
 
 
-def fill(route: str, variant: str, served: Served, media: dict[str, str], course_pk: str) -> str:
+def fill(route: str, variant: str, served: Served, media: dict[str, str], pks: dict[str, str]) -> str:
     values = {
         "public_id": served.draft_lesson_id if variant == "draft" else served.lesson_id,
         "slug": served.open_course_slug if route.endswith("/enroll/") else served.course_slug,
         "upload_id": served.uploads["matrix-delete"] if route.startswith("api/v1/uploads/") else "",
-        "object_id": course_pk,
+        "object_id": pks["lesson" if route.startswith("admin/courses/lesson/") else "course"],
         "uidb64": "MQ",
         "kid": "0" * 32,
         "token": media["token"],
@@ -194,11 +201,13 @@ def call(served: Served, principal: str, method: str, path: str, **extra: Any) -
 
 
 @pytest.fixture(scope="module")
-def course_pk(served: Served, django_db_blocker: Any) -> str:
-    from courses.models import Course
+def pks(served: Served, django_db_blocker: Any) -> dict[str, str]:
+    """Primary keys for admin URLs: the course and its published lesson."""
+    from courses.models import Lesson
 
     with django_db_blocker.unblock():
-        return str(Course.objects.get(slug=served.course_slug).pk)
+        lesson = Lesson.objects.select_related("course").get(public_id=served.lesson_id)
+        return {"course": str(lesson.course.pk), "lesson": str(lesson.pk)}
 
 
 def test_every_route_has_an_entry() -> None:
@@ -219,11 +228,11 @@ def outcome(response: requests.Response) -> Expected:
 LOGIN_PAGES = ("/accounts/login/", "/admin/login/")
 
 
-def test_statuses(served: Served, media: dict[str, str], course_pk: str) -> None:
+def test_statuses(served: Served, media: dict[str, str], pks: dict[str, str]) -> None:
     seen: dict[tuple[str, ...], tuple[Expected, ...]] = {}
     for key in MATRIX:
         route, method, variant = (*key, "")[:3]
-        path = fill(route, variant, served, media, course_pk)
+        path = fill(route, variant, served, media, pks)
         seen[key] = tuple(
             outcome(call(served, principal, method, path, **request_for(route, method, served)))
             for principal in PRINCIPALS
@@ -232,6 +241,15 @@ def test_statuses(served: Served, media: dict[str, str], course_pk: str) -> None
     if os.environ.get("MATRIX_PRINT"):
         print("\n" + "\n".join(f"    {key!r}: {got}," for key, got in seen.items()))
     assert wrong == {}, "\n".join(f"{key}: expected {want}, got {got}" for key, (want, got) in wrong.items())
+
+
+def test_an_educators_admin_lists_hold_only_their_courses(served: Served) -> None:
+    """The changelists answer 200 to every educator (MATRIX); the rows are the educator's own."""
+    for principal, sees in (("other_educator", False), ("educator", True), ("superuser", True)):
+        courses = call(served, principal, "GET", "/admin/courses/course/").text
+        lessons = call(served, principal, "GET", "/admin/courses/lesson/").text
+        assert ("Published lesson" in lessons, "Draft lesson" in lessons) == (sees, sees), principal
+        assert ("/admin/courses/course/" in courses and "Proof course" in courses) == sees, principal
 
 
 ADMIN_PARAMETERS = {"object_id": "1", "app_label": "courses", "content_type_id": "1", "id": "1"}
