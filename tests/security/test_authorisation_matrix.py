@@ -67,6 +67,7 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("api/v1/lessons/<uuid:public_id>/playback/", "POST", "draft"): (403, 403, 403, 403, 409, 409),
     ("api/v1/lessons/<uuid:public_id>/progress/", "POST"):        (403, 403, 200, 403, 200, 200),
     ("api/v1/qoe/events/", "POST"):                               (202, 202, 202, 202, 202, 202),
+    ("api/v1/qoe/events/", "GET"):                                (405, 405, 405, 405, 405, 405),
     ("api/v1/uploads/", "OPTIONS"):                               (204, 204, 204, 204, 204, 204),
     ("api/v1/uploads/", "POST"):                                  (403, 404, 404, 404, 201, 201),
     ("api/v1/uploads/<uuid:upload_id>", "OPTIONS"):               (204, 204, 204, 204, 204, 204),
