@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import Counter
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser
@@ -17,8 +17,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import ingest, metrics
-from analytics.beacons import MAX_BODY_BYTES, BatchRejected, BatchUnauthorised
+from analytics.beacons import (
+    DEVICE_CLASSES,
+    MAX_BODY_BYTES,
+    MAX_EVENTS,
+    MAX_LABEL,
+    MAX_T_MS,
+    BatchRejected,
+    BatchUnauthorised,
+)
+from analytics.qoe import EVENT_TYPES
 from config.client_address import request_client_address
+from config.openapi import error
 
 BATCHES = Counter("qoe_beacon_batches_total", "Beacon batches received, by outcome", ["outcome"])
 EVENTS = Counter("qoe_beacon_events_total", "Beacon events accepted")
@@ -38,31 +48,51 @@ REFUSALS = {
 }
 
 
+class QoeEventInput(serializers.Serializer):
+    """One player event, as analytics/beacons.py accepts it (the schema the fuzzing tests send)."""
+
+    type = serializers.ChoiceField(choices=sorted(EVENT_TYPES))
+    t = serializers.FloatField(min_value=0, max_value=MAX_T_MS, help_text="Milliseconds since the view began")
+    bitrate_kbps = serializers.FloatField(required=False, min_value=0, max_value=1_000_000)
+    height = serializers.IntegerField(required=False, min_value=0, max_value=8192)
+    fatal = serializers.BooleanField(required=False)
+    code = serializers.CharField(required=False, max_length=MAX_LABEL)
+    position = serializers.FloatField(required=False, min_value=0, max_value=MAX_T_MS / 1000)
+    buffer = serializers.FloatField(required=False, min_value=0, max_value=3600)
+    dropped = serializers.FloatField(required=False, min_value=0, max_value=10_000_000)
+
+    class Meta:
+        ref_name = "QoeEvent"
+
+
+class QoeBatchInput(serializers.Serializer):
+    view_id = serializers.UUIDField()
+    lesson = serializers.UUIDField()
+    view_token = serializers.CharField(help_text="The playback session's view_token (signed by the server)")
+    pathway = serializers.CharField(required=False, max_length=MAX_LABEL)
+    browser = serializers.CharField(required=False, max_length=MAX_LABEL)
+    device = serializers.ChoiceField(choices=sorted(DEVICE_CLASSES), required=False)
+    events = serializers.ListField(child=QoeEventInput(), min_length=1, max_length=MAX_EVENTS)
+
+    class Meta:
+        ref_name = "QoeBatch"
+
+
 class QoeEventsApi(APIView):
     authentication_classes: list = []  # anonymous viewers send beacons too; no session, no CSRF
     permission_classes = [AllowAny]
     parser_classes = [RawParser]
 
     @extend_schema(
-        request=inline_serializer(
-            "QoeBatch",
-            {
-                "view_id": serializers.UUIDField(),
-                "lesson": serializers.UUIDField(),
-                "view_token": serializers.CharField(help_text="the playback session's view_token"),
-                "pathway": serializers.CharField(required=False),
-                "browser": serializers.CharField(required=False),
-                "device": serializers.ChoiceField(choices=["desktop", "mobile", "tablet", "tv", "other"]),
-                "events": serializers.ListField(child=serializers.DictField()),
-            },
-        ),
+        # navigator.sendBeacon posts the same JSON as text/plain; the body is read as JSON whatever its type.
+        request={"application/json": QoeBatchInput},
         responses={
             202: inline_serializer("QoeAccepted", {"accepted": serializers.IntegerField()}),
-            400: OpenApiResponse(description="The batch does not match the schema; nothing was stored"),
-            403: OpenApiResponse(description="No valid view token for this view and lesson; nothing was stored"),
-            413: OpenApiResponse(description="The batch is larger than 64 KiB"),
-            429: OpenApiResponse(description="Too many batches from this client address, or from this view"),
-            503: OpenApiResponse(description="Beacon storage is full or unreachable; nothing was stored"),
+            400: error("The batch does not match the schema; nothing was stored"),
+            403: error("No valid view token for this view and lesson; nothing was stored"),
+            413: error("The batch is larger than 64 KiB"),
+            429: error("Too many batches from this client address, or from this view"),
+            503: error("Beacon storage is full or unreachable; nothing was stored"),
         },
         summary="Player QoE beacons (batched; sent with sendBeacon)",
     )

@@ -387,6 +387,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Courses, lessons and signed playback for educational video.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Describes HEAD and OPTIONS too for the views that ask (the tus endpoints).
+    "DEFAULT_GENERATOR_CLASS": "config.openapi.Generator",
+    # drf-spectacular maps <slug:...> to any string; a path outside the converter's pattern is not
+    # the API's (Django's HTML 404 answers it), so the schema says what the URL accepts.
+    "PATH_CONVERTER_OVERRIDES": {"slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}},
 }
 
 # --- Auth, i18n, static -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import NOT_LOGGED_IN, error
 from courses import selectors
 from courses.models import LessonState
 
@@ -51,7 +52,10 @@ class CourseListApi(APIView):
 class CourseDetailApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=CourseDetailOutput, summary="A published course and its published lessons")
+    @extend_schema(
+        responses={200: CourseDetailOutput, 404: error("No such published course")},
+        summary="A published course and its published lessons",
+    )
     def get(self, request: Request, slug: str) -> Response:
         course = selectors.course_get_published(slug=slug)
         if course is None:
@@ -62,7 +66,10 @@ class CourseDetailApi(APIView):
 class LessonDetailApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=LessonOutput, summary="A published lesson of a published course")
+    @extend_schema(
+        responses={200: LessonOutput, 404: error("No such published lesson in a published course")},
+        summary="A published lesson of a published course",
+    )
     def get(self, request: Request, public_id: str) -> Response:
         lesson = selectors.lesson_get(public_id=public_id)
         if lesson is None or not lesson.course.published or lesson.state != LessonState.PUBLISHED:
@@ -86,7 +93,14 @@ class LessonReplicasApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=LessonReplicaOutput(many=True), summary="Per-region copy state of a lesson's video")
+    @extend_schema(
+        responses={
+            200: LessonReplicaOutput(many=True),
+            403: error(f"{NOT_LOGGED_IN}, or not an educator of the lesson's course"),
+            404: error("No such lesson"),
+        },
+        summary="Per-region copy state of a lesson's video",
+    )
     def get(self, request: Request, public_id: str) -> Response:
         lesson = selectors.lesson_get(public_id=public_id)
         if lesson is None:

@@ -19,9 +19,12 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from config.openapi import NOT_LOGGED_IN, error
 from courses import selectors, services
 from media_pipeline import tus, uploads
 from media_pipeline.models import ResumableUpload, UploadStatus
@@ -48,8 +51,49 @@ def _expires(upload: ResumableUpload) -> dict[str, str]:
     return {"Upload_Expires": tus.http_date(upload.expires_at)} if upload.status == UploadStatus.ACTIVE else {}
 
 
+# --- The protocol in the OpenAPI schema (docs/adr/0009 has the why) ---------------------------------
+def _header(name: str, description: str, *, required: bool = False, integer: bool = False, **extra: Any) -> Any:
+    return OpenApiParameter(
+        name, {"type": "integer", "minimum": 0} if integer else OpenApiTypes.STR, OpenApiParameter.HEADER,
+        required=required, description=description, **extra,
+    )  # fmt: skip
+
+
+def _text_refusal(description: str) -> OpenApiResponse:
+    return OpenApiResponse(OpenApiTypes.STR, description=description)
+
+
+TUS_RESUMABLE = _header("Tus-Resumable", "The protocol version", required=True, enum=[tus.VERSION])
+# Every answer says which version the server speaks.
+_ANSWERS_TUS = _header("Tus-Resumable", "The protocol version the server speaks", required=True, response=True)
+_REFUSALS: dict[Any, Any] = {
+    (403, "application/json"): error(NOT_LOGGED_IN),
+    (412, "text/plain"): _text_refusal("Tus-Resumable is not 1.0.0"),
+}
+_EXPIRES = _header("Upload-Expires", "When an unfinished upload is discarded (HTTP date)", response=[201, 204, 200])
+
+
+def _options_schema(operation_id: str, *parameters: OpenApiParameter) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        summary="tus capabilities (no authentication)",
+        parameters=[*parameters] + [
+            _header(name, description, required=True, response=[204])
+            for name, description in (
+                ("Tus-Version", "Protocol versions spoken"), ("Tus-Extension", "Extensions supported"),
+                ("Tus-Max-Size", "Largest upload accepted, in bytes"),
+                ("Tus-Checksum-Algorithm", "Algorithms Upload-Checksum may name"),
+                ("Tus-Resumable", "The protocol version the server speaks"),
+            )
+        ],
+        request=None,
+        responses={204: OpenApiResponse(description="The capabilities, in the headers")},
+    )  # fmt: skip
+
+
 class TusApi(APIView):
-    schema = None  # not JSON; described in the README and docs/adr/0009
+    # HEAD carries the offset and OPTIONS the capabilities: both are part of the protocol.
+    openapi_extra_methods = ("HEAD", "OPTIONS")
 
     def get_permissions(self) -> list[Any]:
         # OPTIONS is the unauthenticated capability probe of the protocol.
@@ -68,11 +112,33 @@ class TusApi(APIView):
         response["Cache-Control"] = "no-store"
         return response
 
+
+class UploadCreateApi(TusApi):
+    @_options_schema("uploads_options")
     def options(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         return _options()
 
-
-class UploadCreateApi(TusApi):
+    @extend_schema(
+        operation_id="uploads_create",
+        summary="Start a resumable upload of a lesson's video (tus creation)",
+        parameters=[
+            TUS_RESUMABLE,
+            _header("Upload-Length", "Size of the whole file in bytes", required=True, integer=True),
+            _header("Upload-Metadata", "lesson <base64 uuid>,filename <base64 name>: comma-separated pairs"),
+            _header("Location", "The new upload's URL", required=True, response=[201]),
+            _header("Upload-Offset", "0", required=True, response=[201], integer=True),
+            _EXPIRES,
+            _ANSWERS_TUS,
+        ],
+        request=None,
+        responses={
+            201: OpenApiResponse(description="Created; send the bytes to Location"),
+            (400, "text/plain"): _text_refusal("A malformed Upload-Length or Upload-Metadata, or a bad file name"),
+            **_REFUSALS,
+            (404, "text/plain"): _text_refusal("No such lesson among the ones you teach"),
+            (413, "text/plain"): _text_refusal("Larger than Tus-Max-Size, or over your storage quota"),
+        },
+    )
     def post(self, request: Request) -> HttpResponse:
         try:
             if request.headers.get("Upload-Defer-Length"):
@@ -94,10 +160,36 @@ class UploadCreateApi(TusApi):
         return _text(201, Location=location, Upload_Offset="0", **_expires(upload))
 
 
+_UPLOAD_ID = OpenApiParameter("upload_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
 class UploadApi(TusApi):
+    @_options_schema("upload_options", _UPLOAD_ID)
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        return _options()
+
     def _upload(self, request: Request, upload_id: uuid.UUID) -> ResumableUpload | None:
         return selectors.upload_get_for(user=request.user, public_id=upload_id)
 
+    @extend_schema(
+        operation_id="upload_offset",
+        summary="How much of an upload the server has (tus HEAD)",
+        parameters=[
+            _UPLOAD_ID,
+            TUS_RESUMABLE,
+            _header("Upload-Offset", "Bytes received", required=True, response=[200], integer=True),
+            _header("Upload-Length", "Size of the whole file", required=True, response=[200], integer=True),
+            _EXPIRES,
+            _ANSWERS_TUS,
+        ],
+        request=None,
+        responses={
+            200: OpenApiResponse(description="The offset, in the headers"),
+            **_REFUSALS,
+            (404, "text/plain"): _text_refusal("No such upload of yours"),
+            (410, "text/plain"): _text_refusal("Cancelled or expired"),
+        },
+    )
     def head(self, request: Request, upload_id: uuid.UUID) -> HttpResponse:
         upload = self._upload(request, upload_id)
         if upload is None:
@@ -107,6 +199,34 @@ class UploadApi(TusApi):
         offset = upload.offset if upload.status == UploadStatus.ACTIVE else upload.length
         return _text(200, Upload_Offset=str(offset), Upload_Length=str(upload.length), **_expires(upload))
 
+    @extend_schema(
+        operation_id="upload_append",
+        summary="Append bytes at the server's offset (tus PATCH)",
+        parameters=[
+            _UPLOAD_ID,
+            TUS_RESUMABLE,
+            _header("Upload-Offset", "Where these bytes start: the server's offset", required=True, integer=True),
+            _header("Upload-Checksum", "<algorithm> <base64 digest> of this request's bytes (sha1, sha256, md5)"),
+            _header("Upload-Offset", "Bytes received", required=True, response=[204], integer=True),
+            _EXPIRES,
+            _ANSWERS_TUS,
+        ],
+        request={tus.OFFSET_CONTENT_TYPE: OpenApiTypes.BINARY},
+        responses={
+            204: OpenApiResponse(description="Stored; the new offset is in Upload-Offset"),
+            (400, "text/plain"): _text_refusal("A malformed header, or more bytes than the upload's length"),
+            (403, "application/json"): error(NOT_LOGGED_IN),
+            (403, "text/plain"): _text_refusal("The upload is already complete"),
+            (404, "text/plain"): _text_refusal("No such upload of yours"),
+            (409, "text/plain"): _text_refusal("Upload-Offset is not the server's offset"),
+            (410, "text/plain"): _text_refusal("Cancelled or expired"),
+            (412, "text/plain"): _text_refusal("Tus-Resumable is not 1.0.0"),
+            (413, "text/plain"): _text_refusal("Larger than the upload's length or the chunk limit"),
+            (415, "text/plain"): _text_refusal("Not application/offset+octet-stream"),
+            (423, "text/plain"): _text_refusal("Another request is appending to this upload"),
+            (460, "text/plain"): _text_refusal("Upload-Checksum does not match the bytes; they were discarded"),
+        },
+    )  # fmt: skip
     def patch(self, request: Request, upload_id: uuid.UUID) -> HttpResponse:
         upload = self._upload(request, upload_id)
         if upload is None:
@@ -130,6 +250,20 @@ class UploadApi(TusApi):
         offset = upload.offset if upload.status == UploadStatus.ACTIVE else upload.length
         return _text(204, Upload_Offset=str(offset), **_expires(upload))
 
+    @extend_schema(
+        operation_id="upload_cancel",
+        summary="Cancel an upload and discard its bytes (tus termination)",
+        parameters=[_UPLOAD_ID, TUS_RESUMABLE, _ANSWERS_TUS],
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Cancelled"),
+            **_REFUSALS,
+            (403, "text/plain"): _text_refusal("The upload is already complete"),
+            (404, "text/plain"): _text_refusal("No such upload of yours"),
+            (410, "text/plain"): _text_refusal("Already cancelled or expired"),
+            (423, "text/plain"): _text_refusal("Another request is appending to this upload"),
+        },
+    )
     def delete(self, request: Request, upload_id: uuid.UUID) -> HttpResponse:
         upload = self._upload(request, upload_id)
         if upload is None:

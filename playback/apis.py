@@ -7,14 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import NOT_LOGGED_IN, error
 from courses import progress as course_progress
 from courses import view_tokens
 from courses.selectors import lesson_get
@@ -206,6 +209,9 @@ class ProgressApi(APIView):
     with the view token of their playback session, and no faster than the fastest playback rate."""
 
     MAX_BODY_BYTES = 64 * 1024
+    # The player posts JSON. DRF's default multipart and form parsers would offer bodies that daphne
+    # (Twisted) itself parses first and answers with a bare 400 when malformed (schemathesis found it).
+    parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
         ranges = serializers.ListField(
@@ -235,14 +241,22 @@ class ProgressApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: OpenApiResponse(description="Malformed ranges, or no view token"),
-                   403: OpenApiResponse(PlaybackApi.ErrorSerializer, description="Not logged in, not entitled, or "
-                                        "the view token is not valid for this lesson and user (forged, expired, "
-                                        "another lesson's or user's); nothing is recorded"),
-                   404: OpenApiResponse(PlaybackApi.ErrorSerializer, description="No such lesson"),
-                   409: OpenApiResponse(PlaybackApi.ErrorSerializer, description="Not ready")},
+        responses={
+            200: OutputSerializer,
+            # A field error names its field ({"ranges": [...]}); a body that is not JSON has "detail".
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Malformed ranges, no view token, or a body that is not JSON"
+            ),
+            403: error(
+                f"{NOT_LOGGED_IN}, not entitled to this lesson, or the view token is not valid for this lesson "
+                "and user (forged, expired, another lesson's or user's); nothing is recorded"
+            ),
+            404: error("No such lesson"),
+            409: error("The video is not ready yet"),
+            415: error("The body is not JSON"),
+        },
         summary="Record the time ranges of a lesson the viewer actually played",
-    )  # fmt: skip
+    )
     def post(self, request: Request, public_id: uuid.UUID) -> Response:
         if int(request.headers.get("Content-Length") or 0) > self.MAX_BODY_BYTES:
             return Response({"detail": "too many ranges"}, status=status.HTTP_400_BAD_REQUEST)
