@@ -99,6 +99,13 @@ class TusApi(APIView):
         # OPTIONS is the unauthenticated capability probe of the protocol.
         return [] if self.request.method == "OPTIONS" else super().get_permissions()
 
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        # ... so credentials are not even read for it: a stale token must not turn the probe into a 403.
+        drf_request = super().initialize_request(request, *args, **kwargs)
+        if request.method == "OPTIONS":
+            drf_request.authenticators = ()
+        return drf_request
+
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != tus.VERSION:
             response = _text(412, f"this server speaks tus {tus.VERSION}", Tus_Version=tus.VERSION)

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -126,6 +127,12 @@ def test_options_advertise_version_extensions_max_size_and_checksums(live_server
     assert response.headers["Tus-Extension"] == "creation,termination,checksum,expiration"
     assert response.headers["Tus-Max-Size"] == str(settings.MAX_UPLOAD_BYTES)
     assert response.headers["Tus-Checksum-Algorithm"] == "sha1,sha256,md5"
+    # The probe reads no credentials: a stale or made-up token does not turn it into a 403
+    # (schemathesis found this).
+    stale = requests.options(
+        f"{live_server.url}/api/v1/uploads/{uuid.uuid4()}", headers={"Authorization": "Token stale"}, timeout=30
+    )
+    assert stale.status_code == 204 and stale.headers["Tus-Version"] == "1.0.0"
 
 
 def test_a_chunked_upload_lands_byte_identical_in_s3_and_starts_the_pipeline_once(

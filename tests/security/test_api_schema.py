@@ -60,7 +60,7 @@ def test_the_tus_and_beacon_endpoints_are_described(schema: dict[str, Any]) -> N
     }
     assert set(patch["responses"]["204"]["headers"]) == {"Upload-Offset", "Upload-Expires", "Tus-Resumable"}
     assert set(paths["/api/v1/qoe/events/"]) == {"post"}
-    assert set(paths["/api/v1/qoe/events/"]["post"]["responses"]) == {"202", "400", "413", "429"}
+    assert set(paths["/api/v1/qoe/events/"]["post"]["responses"]) == {"202", "400", "403", "413", "429", "503"}
     # Precise enough that generated batches are accepted: the fuzzing reaches past validation.
     events = schema["components"]["schemas"]["QoeBatch"]["properties"]["events"]
     assert (events["minItems"], events["maxItems"]) == (1, 200)

@@ -65,6 +65,7 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("api/v1/lessons/<uuid:public_id>/replicas/", "GET"):         (403, 403, 403, 403, 200, 200),
     ("api/v1/lessons/<uuid:public_id>/playback/", "POST"):        (403, 403, 200, 403, 200, 200),
     ("api/v1/lessons/<uuid:public_id>/playback/", "POST", "draft"): (403, 403, 403, 403, 409, 409),
+    # with the principal's own view token, from a playback session when it may start one
     ("api/v1/lessons/<uuid:public_id>/progress/", "POST"):        (403, 403, 200, 403, 200, 200),
     ("api/v1/qoe/events/", "POST"):                               (202, 202, 202, 202, 202, 202),
     ("api/v1/qoe/events/", "GET"):                                (405, 405, 405, 405, 405, 405),
@@ -92,12 +93,14 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("lti/launch/", "POST"):                                      (400, 400, 400, 400, 400, 400),
     ("lti/jwks/", "GET"):                                         (200, 200, 200, 200, 200, 200),
     ("lti/config/", "GET"):                                       (200, 200, 200, 200, 200, 200),
-    ("lti/register/", "GET"):                                     (400, 400, 400, 400, 400, 400),
-    # The lows branch (b2f43bb) refuses whom playback/access.py refuses: (403, 403, 200, 403, 200, 200)
-    # and, for the draft, (403, 403, 403, 403, 200, 200).
-    ("lti/lesson/<uuid:public_id>/", "GET"):                      (403, 200, 200, 200, 200, 200),
-    ("lti/lesson/<uuid:public_id>/", "GET", "draft"):             (403, 200, 200, 200, 200, 200),
+    # registration only through a one-time link a superuser made (none here: refused for everyone)
+    ("lti/register/", "GET"):                                     (403, 403, 403, 403, 403, 403),
+    ("lti/register/<str:token>/", "GET"):                         (403, 403, 403, 403, 403, 403),
+    # the LTI lesson page refuses whom playback/access.py refuses
+    ("lti/lesson/<uuid:public_id>/", "GET"):                      (403, 403, 200, 403, 200, 200),
+    ("lti/lesson/<uuid:public_id>/", "GET", "draft"):             (403, 403, 403, 403, 200, 200),
     ("lti/handoff/", "GET"):                                      (403, 403, 403, 403, 403, 403),
+    ("lti/handoff/", "POST"):                                     (403, 403, 403, 403, 403, 403),
     ("lti/deep-link/", "GET"):                                    (403, 403, 403, 403, 403, 403),
     # operations
     ("healthz", "GET"):                                           (200, 200, 200, 200, 200, 200),
@@ -114,6 +117,8 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("admin/courses/lesson/<path:object_id>/change/", "GET"):     (LOGIN, LOGIN, LOGIN, 302, 200, 200),
     ("admin/courses/enrollment/", "GET"):                         (LOGIN, LOGIN, LOGIN, 403, 403, 200),
     ("admin/courses/ltiplatform/", "GET"):                        (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/courses/ltiregistrationlink/", "GET"):                (LOGIN, LOGIN, LOGIN, 403, 403, 200),
+    ("admin/courses/ltiregistrationlink/add/", "GET"):            (LOGIN, LOGIN, LOGIN, 403, 403, 200),
     ("admin/authtoken/tokenproxy/", "GET"):                       (LOGIN, LOGIN, LOGIN, 403, 403, 200),
     ("admin/media_pipeline/resumableupload/", "GET"):             (LOGIN, LOGIN, LOGIN, 403, 403, 200),
     ("admin/django_dramatiq/task/", "GET"):                       (LOGIN, LOGIN, LOGIN, 403, 403, 200),
@@ -170,14 +175,20 @@ def fill(route: str, variant: str, served: Served, media: dict[str, str], pks: d
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, route)
 
 
-def request_for(route: str, method: str, served: Served) -> dict[str, Any]:
+def view_token_of(served: Served, principal: str) -> str:
+    """The view token of a playback session this principal starts, or a forged one if it may not."""
+    started = call(served, principal, "POST", f"/api/v1/lessons/{served.lesson_id}/playback/")
+    return started.json()["view_token"] if started.status_code == 200 else "v1.forged"
+
+
+def request_for(route: str, method: str, served: Served, principal: str) -> dict[str, Any]:
     """Headers and body that make the request well-formed, so the status is the authorisation's."""
     if route == "api/v1/qoe/events/":
         from tests.analytics.test_beacons import body
 
         return {"data": body()}
     if route == "api/v1/lessons/<uuid:public_id>/progress/":
-        return {"json": {"ranges": [[0, 1]]}}
+        return {"json": {"ranges": [[0, 1]], "view_token": view_token_of(served, principal)}}
     if route == "api/v1/uploads/" and method == "POST":
         metadata = "lesson " + base64.b64encode(served.lesson_id.encode()).decode()
         return {"headers": {**TUS, "Upload-Length": "10", "Upload-Metadata": metadata}}
@@ -235,7 +246,7 @@ def test_statuses(served: Served, media: dict[str, str], pks: dict[str, str]) ->
         route, method, variant = (*key, "")[:3]
         path = fill(route, variant, served, media, pks)
         seen[key] = tuple(
-            outcome(call(served, principal, method, path, **request_for(route, method, served)))
+            outcome(call(served, principal, method, path, **request_for(route, method, served, principal)))
             for principal in PRINCIPALS
         )
     wrong = {key: (MATRIX[key], got) for key, got in seen.items() if got != MATRIX[key]}
