@@ -104,13 +104,6 @@ class BeaconIngestApp:
         return 202, {"accepted": len(beacon.batch.events)}
 
     async def _accept(self, beacon: ingest.Beacon, now: float) -> str | None:
-        # The same two round trips as ingest.beacon_accept, on the asyncio client.
-        pipe = self._redis().pipeline(transaction=False)
-        ingest.admission_commands(pipe, beacon=beacon, now=now)
-        refusal = ingest.admission_refusal(await pipe.execute())
-        if refusal:
-            return refusal
-        pipe = self._redis().pipeline(transaction=False)
-        ingest.write_commands(pipe, beacon=beacon, now=now)
-        await pipe.execute()
-        return None
+        # The same single round trip as ingest.beacon_accept, on the asyncio client.
+        keys, args = ingest.admit_and_write_arguments(beacon=beacon, now=now)
+        return ingest.admission_answer(await ingest.admit_and_write_script(self._redis())(keys=keys, args=args))
