@@ -18,25 +18,17 @@ address we could believe (the proxy), so garbage never becomes a key an attacker
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from outbound.addresses import IPNetwork as Network
+from outbound.addresses import parse_networks
+
+__all__ = ["Network", "client_address", "parse_address", "parse_networks"]
 
 # CloudFront's header always ends in ":<port>" (IPv6 too, unbracketed), so the port must go first.
 PORTED = "cloudfront-viewer-address"
 LISTS = frozenset({"x-forwarded-for"})
-
-
-def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
-    """CIDRs (or single addresses) as networks; ValueError names the first bad one."""
-    networks = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not an IP address or network") from exc
-    return tuple(networks)
 
 
 def parse_address(value: str, *, with_port: bool = False) -> str:

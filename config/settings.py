@@ -17,7 +17,6 @@ from django.core.exceptions import ImproperlyConfigured
 from config.client_address import parse_networks
 from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 from config.storage_regions import django_storage_for, storage_regions_from_env
-from outbound.addresses import parse_networks as _parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -467,7 +466,7 @@ LTI_HTTP_TIMEOUT_SECONDS = env_int("LTI_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
 # plain http is accepted only to these. Never list private ranges in production.
 OUTBOUND_HTTP_ALLOW = env_list("OUTBOUND_HTTP_ALLOW", [])
 try:
-    OUTBOUND_HTTP_ALLOW_NETWORKS = _parse_networks(OUTBOUND_HTTP_ALLOW)
+    OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(OUTBOUND_HTTP_ALLOW)
 except ValueError as _exc:
     raise ImproperlyConfigured(f"OUTBOUND_HTTP_ALLOW: {_exc}") from _exc
 LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
