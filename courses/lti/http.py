@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,16 +17,13 @@ MAX_BODY = 5 * 1024 * 1024  # a roster page or a configuration is far smaller
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+class Reply(client.Reply):
+    """The outbound client's reply, whose JSON errors are the platform's (not retried)."""
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body)
-        except ValueError as exc:
+            return super().json()
+        except client.RemoteRefused as exc:
             raise PlatformPermanentError("the platform answered with something that is not JSON") from exc
 
 
