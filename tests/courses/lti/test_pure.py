@@ -205,3 +205,12 @@ def test_auth_redirect_url() -> None:
         "https://lms/auth?x=1&scope=openid&response_type=id_token&response_mode=form_post&prompt=none"
     )
     assert "lti_message_hint" not in url
+
+
+def test_a_platform_answer_that_is_not_json_is_a_permanent_error() -> None:
+    from courses.lti import http
+    from courses.lti.errors import PlatformPermanentError
+
+    assert http.Reply(200, {}, b'{"ok": 1}').json() == {"ok": 1}
+    with pytest.raises(PlatformPermanentError, match="not JSON"):
+        http.Reply(200, {}, b"<html>maintenance</html>").json()
