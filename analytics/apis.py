@@ -4,7 +4,6 @@ with the same rules; this view serves WSGI deployments and the OpenAPI schema.""
 
 from __future__ import annotations
 
-import time
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -101,12 +100,13 @@ class QoeEventsApi(APIView):
         if length > MAX_BODY_BYTES:
             BATCHES.labels("too_large").inc()
             return Response({"detail": f"batch larger than {MAX_BODY_BYTES} bytes"}, status=413)
+        now = ingest.clock()
         try:
             beacon = ingest.beacon_prepare(
                 body=request.body,
                 client=request_client_address(request),
                 region_header=request.headers.get(settings.QOE_REGION_HEADER) if settings.QOE_REGION_HEADER else None,
-                now=time.time(),
+                now=now,
             )
         except BatchRejected as exc:
             BATCHES.labels("rejected").inc()
@@ -115,7 +115,7 @@ class QoeEventsApi(APIView):
             BATCHES.labels("unauthorised").inc()
             return Response({"detail": str(exc)}, status=403)
         try:
-            refusal = ingest.beacon_accept(beacon=beacon)
+            refusal = ingest.beacon_accept(beacon=beacon, now=now)
         except ingest.UNAVAILABLE:
             refusal = "unavailable"
         if refusal:

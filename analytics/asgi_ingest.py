@@ -11,7 +11,6 @@ OpenAPI schema use): the same parser, view-token check, live counters, metrics a
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -76,7 +75,7 @@ class BeaconIngestApp:
                 return 413, {"detail": f"batch larger than {MAX_BODY_BYTES} bytes"}
             if not message.get("more_body"):
                 break
-        now = time.time()
+        now = ingest.clock()
         region_header = None
         if settings.QOE_REGION_HEADER:
             region_header = headers.get(settings.QOE_REGION_HEADER.lower().encode(), b"").decode("latin-1")

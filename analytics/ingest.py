@@ -157,11 +157,16 @@ def admission_answer(answer: Any) -> str | None:
     return answer.decode() if isinstance(answer, bytes) else str(answer)
 
 
-def beacon_accept(*, beacon: Beacon) -> str | None:
+def clock() -> float:
+    """Now, as beacon ingest sees it: one place, so a test can hold it inside one rate window."""
+    return time.time()
+
+
+def beacon_accept(*, beacon: Beacon, now: float) -> str | None:
     """Admit and queue a prepared batch in one round trip. None when queued, else the refusal.
 
     Raises one of UNAVAILABLE when Redis refuses the write (full) or cannot be reached."""
-    keys, args = admit_and_write_arguments(beacon=beacon, now=time.time())
+    keys, args = admit_and_write_arguments(beacon=beacon, now=now)
     return admission_answer(_admit_and_write(client())(keys=keys, args=args))
 
 

@@ -77,6 +77,7 @@ def test_only_post() -> None:
     assert response["status"] == 405
 
 
+@pytest.mark.usefixtures("ingest_clock_held")
 def test_rate_limit_per_client(settings) -> None:  # type: ignore[no-untyped-def]
     settings.QOE_RATE_LIMIT_BATCHES = 2
     statuses = [_call("POST", "/api/v1/qoe/events/", body())["status"] for _ in range(3)]

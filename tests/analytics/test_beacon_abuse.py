@@ -101,6 +101,7 @@ def test_a_view_may_send_only_its_allowance(sender: str, settings) -> None:  # t
     assert send(_view_body(other, lesson))[1] == {"detail": "this view has sent all the beacons it may"}
 
 
+@pytest.mark.usefixtures("ingest_clock_held")
 def test_the_rate_limit_keys_on_the_client_address_not_a_spoofed_header(settings) -> None:  # type: ignore[no-untyped-def]
     settings.QOE_RATE_LIMIT_BATCHES = 2
     lesson = str(uuid.uuid4())

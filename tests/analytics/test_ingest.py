@@ -49,6 +49,7 @@ def test_an_oversized_batch_is_refused_before_it_is_read() -> None:
     assert ingest.client().xlen(ingest.STREAM) == 0
 
 
+@pytest.mark.usefixtures("ingest_clock_held")
 def test_a_flood_from_one_client_is_rate_limited(settings) -> None:  # type: ignore[no-untyped-def]
     settings.QOE_RATE_LIMIT_BATCHES = 3
     codes = [_post(body()).status_code for _ in range(5)]
