@@ -4,7 +4,6 @@ with the same rules; this view serves WSGI deployments and the OpenAPI schema.""
 
 from __future__ import annotations
 
-
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import Counter
