@@ -5,6 +5,7 @@
 #   make run       the whole platform on http://127.0.0.1:8000 with the embedded defaults (no root)
 #   make test      system services (root, apt, only when missing) + the suite against real PostgreSQL,
 #                  Redis and SeaweedFS S3 (tests/harness.py) + lint
+#   make test-unit the tests that need no service, without the harness, in under a minute
 #   make lint      ruff check and ruff format --check; make pytest PYTEST_ARGS="tests/x -x": the suite only
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,10 +23,10 @@ RUN_ARGS ?=
 # unit-tests the alert rules.
 SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus
 
-.PHONY: help install python-deps frontend system-deps collectstatic run test pytest lint clean
+.PHONY: help install python-deps frontend system-deps collectstatic run test test-unit pytest lint clean
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
 
 install: python-deps frontend
 
@@ -88,6 +89,12 @@ pytest: install system-deps
 
 test: pytest
 	$(MAKE) --no-print-directory lint
+
+# The fast loop: every test that needs no service (no database, Redis, S3, browser, worker, encode),
+# without the harness, in under a minute. Redis points at a closed port so a test that needs it and
+# is not marked fails here instead of touching a developer's own Redis (tests/conftest.py).
+test-unit: python-deps
+	TESTS_TIER=unit REDIS_URL=redis://127.0.0.1:9/0 VAR_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: python-deps
 	$(BIN)/ruff check .

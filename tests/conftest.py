@@ -38,6 +38,41 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+# `make test-unit` (TESTS_TIER=unit) runs only what needs no service: no database, Redis, S3,
+# browser, worker or encode. A test needs a service when it asks for one of these fixtures or carries
+# one of these marks; a test that reaches a service some other way (Redis through a module's own
+# client, say) says so with @pytest.mark.services. The unit tier points Redis at a closed port, so a
+# test that forgets the mark fails there rather than passing against a developer's own Redis.
+SERVICE_FIXTURES = frozenset(
+    {
+        "db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+        "live_server", "s3", "key_prefix", "three_regions", "spare_server", "dramatiq_worker",
+        "browser", "page", "demo_clip",
+    }
+)  # fmt: skip
+SERVICE_MARKS = frozenset({"django_db", "e2e", "slow", "services"})
+
+
+def unit_tier() -> bool:
+    return os.environ.get("TESTS_TIER") == "unit"
+
+
+def needs_service(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    marks = {mark.name for mark in item.iter_markers()}
+    return bool(fixtures & SERVICE_FIXTURES or marks & SERVICE_MARKS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not unit_tier():
+        return
+    kept = [item for item in items if not needs_service(item)]
+    deselected = [item for item in items if needs_service(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+    items[:] = kept
+
+
 def under_harness() -> bool:
     return os.environ.get("STORAGE_BACKEND") == "s3" and "S3_ENDPOINT_URL" in os.environ
 
@@ -46,6 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Outside the harness the settings fall back to the embedded defaults, whose broker is
     # `make run`'s Valkey on 127.0.0.1:6390: tests would then feed (and eat) a developer's real
     # queue, and test SQLite and local storage instead of what CI tests. Refuse, with the fix.
+    if unit_tier():
+        return
     if "REDIS_URL" not in os.environ and os.environ.get("TESTS_WITHOUT_HARNESS") != "1":
         raise pytest.UsageError(
             "run the suite against its services: `make pytest PYTEST_ARGS='tests/... -x'` or "

@@ -13,6 +13,8 @@ from analytics.models import QoeEvent
 from config.asgi import application
 from tests.analytics.test_beacons import body
 
+pytestmark = pytest.mark.services  # Redis, through the module's own client
+
 
 @pytest.fixture(autouse=True)
 def clean() -> None:

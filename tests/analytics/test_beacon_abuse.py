@@ -22,6 +22,8 @@ from analytics.beacons import MAX_STORED_BYTES
 from config.asgi import application
 from tests.analytics.test_beacons import body, signed
 
+pytestmark = pytest.mark.services  # Redis, through the module's own client
+
 PATH = "/api/v1/qoe/events/"
 CANARY_QUEUE = "beacon-canary"  # a queue no worker reads: its messages must outlive any flood
 

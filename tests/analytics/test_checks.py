@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from analytics import ingest
 from analytics.checks import redis_never_evicts
+
+pytestmark = pytest.mark.services  # the harness's Redis
 
 
 def test_a_redis_that_refuses_writes_when_full_passes() -> None:

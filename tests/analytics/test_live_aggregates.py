@@ -11,6 +11,8 @@ from analytics import ingest, live
 from analytics.beacons import parse_batch
 from tests.analytics.test_beacons import body
 
+pytestmark = pytest.mark.services  # Redis, through the module's own client
+
 LESSON = str(uuid.uuid4())
 
 

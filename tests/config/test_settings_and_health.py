@@ -147,6 +147,7 @@ def test_metrics_are_exposed_for_prometheus() -> None:
     assert b"django_http_requests_total_by_method_total" in response.content
 
 
+@pytest.mark.services  # the harness's PostgreSQL, Redis and S3 as the production components
 def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},

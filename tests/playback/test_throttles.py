@@ -11,6 +11,8 @@ from django.test import RequestFactory
 
 from playback import throttles
 
+pytestmark = pytest.mark.services  # Redis, through the module's own client
+
 
 @pytest.fixture(autouse=True)
 def _clean():  # type: ignore[no-untyped-def]
