@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -105,7 +106,8 @@ def session_as_json(session: PlaybackSession) -> dict[str, Any]:
 
 class _CaptionSerializer(serializers.Serializer):
     language = serializers.CharField(help_text="BCP 47 language code")
-    label = serializers.CharField()
+    # "label" is the API's field name; DRF's stubs type Field.label (a field's own label) as a str.
+    label = serializers.CharField()  # type: ignore[assignment]
     url = serializers.CharField(help_text="WebVTT file")
 
     class Meta:
@@ -258,6 +260,9 @@ class ProgressApi(APIView):
         summary="Record the time ranges of a lesson the viewer actually played",
     )
     def post(self, request: Request, public_id: uuid.UUID) -> Response:
+        user = request.user
+        if isinstance(user, AnonymousUser):  # IsAuthenticated let no one else in; this tells the type checker
+            raise NotAuthenticated()
         if int(request.headers.get("Content-Length") or 0) > self.MAX_BODY_BYTES:
             return Response({"detail": "too many ranges"}, status=status.HTTP_400_BAD_REQUEST)
         lesson = lesson_get(public_id=public_id, viewer=request.user)
@@ -271,7 +276,7 @@ class ProgressApi(APIView):
         data.is_valid(raise_exception=True)
         try:
             record = lesson_progress_record(
-                user=request.user,
+                user=user,
                 lesson=lesson,
                 ranges=data.validated_data["ranges"],
                 view_token=data.validated_data["view_token"],

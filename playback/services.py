@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -15,6 +16,7 @@ from django.urls import reverse
 
 from courses.models import Lesson
 from courses.view_tokens import view_token_issue
+from media_pipeline.content_keys import ContentKeyMaterial
 from media_pipeline.packager import PROTECTION_SCHEME
 from media_pipeline.regions import Region, regions_all
 from media_pipeline.selectors import PlaybackInfo, asset_playback_info, content_key_get
@@ -175,7 +177,13 @@ def playback_session_create(
 STEERING_NAME = "steering.json"
 
 
-def _extras_urls(*, base: str, extras: dict) -> dict[str, object]:
+class _ExtrasUrls(TypedDict):
+    storyboard_url: str
+    chapters_url: str
+    captions: tuple[CaptionUrl, ...]
+
+
+def _extras_urls(*, base: str, extras: dict) -> _ExtrasUrls:
     return {
         "storyboard_url": base + extras["storyboard"] if extras.get("storyboard") else "",
         "chapters_url": base + extras["chapters"] if extras.get("chapters") else "",
@@ -208,7 +216,7 @@ def _drm_info(
     kid = info["kid"]
     assert kid is not None and lesson.asset is not None
     provider = provider_get()
-    keys = ()
+    keys: tuple[ContentKeyMaterial, ...] = ()
     if provider.needs_keys:
         material = content_key_get(asset=lesson.asset, version=info["version"], kid=kid)
         keys = (material,) if material else ()

@@ -46,8 +46,18 @@ def _quote_ok(value: str) -> str:
 
 def _suffix_groups(line: str, pathway: str) -> str:
     for attr in _GROUP_ATTRS:
-        line = re.sub(rf'(?<![A-Z-]){attr}="([^"]*)"', lambda m, a=attr: f'{a}="{m.group(1)}-{pathway}"', line)
+        line = re.sub(rf'(?<![A-Z-]){attr}="([^"]*)"', rf'{attr}="\1-{_escaped(pathway)}"', line)
     return line
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a literal in a re.sub replacement."""
+    return text.replace("\\", "\\\\")
+
+
+def _rebased(line: str, base: str) -> str:
+    """A tag line with its URI attribute prefixed by ``base``."""
+    return _ATTR_URI.sub(lambda match: f'URI="{base}{match.group(1)}"', line)
 
 
 def steer_hls_master(master: str, *, pathways: list[Pathway], steering_uri: str) -> str:
@@ -73,14 +83,12 @@ def steer_hls_master(master: str, *, pathways: list[Pathway], steering_uri: str)
                 out.append(pathway.base + line)
                 expect_uri = False
             elif line.startswith("#EXT-X-MEDIA:"):
-                line = _ATTR_URI.sub(lambda m, p=pathway: f'URI="{p.base}{m.group(1)}"', line)
-                out.append(_suffix_groups(line, pathway.name))
+                out.append(_suffix_groups(_rebased(line, pathway.base), pathway.name))
             elif line.startswith("#EXT-X-STREAM-INF:"):
                 out.append(_suffix_groups(line, pathway.name) + f',PATHWAY-ID="{pathway.name}"')
                 expect_uri = True
             elif line.startswith("#EXT-X-I-FRAME-STREAM-INF:"):
-                line = _ATTR_URI.sub(lambda m, p=pathway: f'URI="{p.base}{m.group(1)}"', line)
-                out.append(_suffix_groups(line, pathway.name) + f',PATHWAY-ID="{pathway.name}"')
+                out.append(_suffix_groups(_rebased(line, pathway.base), pathway.name) + f',PATHWAY-ID="{pathway.name}"')
             elif line.startswith("#EXT-X-SESSION") and pathway is pathways[0]:
                 out.append(line)
     return "\n".join(out) + "\n"

@@ -22,6 +22,7 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
 
 from config.client_address import request_client_address
 from config.env import parse_rate
@@ -41,7 +42,7 @@ class _ViewerRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self._wait = 0.0
 
-    def get_ident(self, request: HttpRequest) -> str:  # type: ignore[override]
+    def get_ident(self, request: HttpRequest) -> str:
         # DRF's own reads X-Forwarded-For as sent unless NUM_PROXIES is set: one rule for every address.
         return request_client_address(request)
 
@@ -50,7 +51,7 @@ class _ViewerRateThrottle(BaseThrottle):
         ident = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{self.get_ident(request)}"
         return f"{KEY_PREFIX}{self.scope}:{ident}"
 
-    def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def, override]
+    def allow_request(self, request: HttpRequest, view: APIView | None) -> bool:  # plain Django views too
         limit, window = parse_rate(getattr(settings, self.setting_name))
         key = self.key_for(request)
         now = time.time()

@@ -91,9 +91,9 @@ def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) 
     try:
         byte_range = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
-        response = _refusal("range not satisfiable", 416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
+        refusal = _refusal("range not satisfiable", 416)
+        refusal["Content-Range"] = f"bytes */{size}"
+        return refusal
 
     start, end = byte_range if byte_range else (0, size - 1)
     length = end - start + 1
@@ -120,11 +120,15 @@ def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) 
     return response
 
 
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
+
+
 async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     """Yield a blocking iterator's chunks one at a time, each read in a worker thread."""
-    step = sync_to_async(next, thread_sensitive=False)
+    step = sync_to_async(_next_chunk, thread_sensitive=False)
     try:
-        while (chunk := await step(chunks, None)) is not None:
+        while (chunk := await step(chunks)) is not None:
             yield chunk
     finally:
         close = getattr(chunks, "close", None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from courses.selectors import lesson_get
 from media_pipeline.content_keys import ContentKeyMaterial, KeyUnreadable
@@ -101,8 +101,9 @@ def _audit(
         lesson = uuid.UUID(claims.lesson)
     except ValueError:
         lesson = uuid.UUID(int=0)
+    user = requester.user
     KeyRelease.objects.create(
-        user=requester.user if requester.user.is_authenticated else None,
+        user=user if isinstance(user, User) else None,
         lesson_public_id=lesson,
         version=max(0, claims.version),
         kid=uuid.UUID(hex=kid),

@@ -39,8 +39,11 @@ class DrmGrant:
 
 
 class DrmProvider(Protocol):
-    name: str
-    needs_keys: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs_keys(self) -> bool: ...
 
     def grant(self, *, viewer: Viewer, content: ProtectedContent, expires_at: int, now: int) -> DrmGrant:
         """Credentials for ``viewer`` to obtain licenses for ``content`` until ``expires_at``."""
