@@ -5,8 +5,10 @@ Redis commands, in the request); a publisher sums the buckets once a second and 
 snapshot to the Channels group that every dashboard socket listens on. Nothing here touches the
 database, so the dashboard keeps up however slowly history is written.
 
-Live figures are per batch, so a startup time is counted when a batch holds both the play request
-and the first frame (the player's first batch always does).
+What a batch adds, and every figure, are the definitions of analytics/qoe.py. Live figures are per
+batch, so a startup time is counted when a batch holds both the play request and the first frame
+(the player's first batch always does). The windows keep no time-weighted bitrate or rendition mix
+(the rollups do): their average bitrate is the mean of the renditions reported.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from analytics import qoe
 from analytics.beacons import Batch
-from analytics.qoe import percentile
 
 WINDOWS = {"10s": 10, "1m": 60, "5m": 300}
 BUCKET_TTL = 600
@@ -34,58 +36,6 @@ def _bucket(second: int) -> str:
     return f"qoe:live:{second}"
 
 
-def batch_contributions(batch: Batch) -> dict[str, float]:
-    """What one batch adds to the live counters (pure)."""
-    counts: dict[str, float] = {"events": len(batch.events)}
-    first = {e["type"]: e for e in batch.events if e["type"] in ("play_request", "first_frame")}
-    stall_started: float | None = None
-    for event in batch.events:
-        kind = event["type"]
-        if kind == "play_request":
-            counts["plays"] = counts.get("plays", 0) + 1
-        elif kind == "first_frame":
-            counts["starts"] = counts.get("starts", 0) + 1
-        elif kind == "error" and event.get("fatal"):
-            counts["failures"] = counts.get("failures", 0) + 1
-        elif kind == "rebuffer_start":
-            counts["rebuffers"] = counts.get("rebuffers", 0) + 1
-            stall_started = event["t"]
-        elif kind == "rebuffer_end" and stall_started is not None:
-            counts["rebuffer_ms"] = counts.get("rebuffer_ms", 0) + event["t"] - stall_started
-            stall_started = None
-        elif kind == "rendition" and "bitrate_kbps" in event:
-            counts["bitrate_sum"] = counts.get("bitrate_sum", 0) + event["bitrate_kbps"]
-            counts["bitrate_n"] = counts.get("bitrate_n", 0) + 1
-    if "play_request" in first and "first_frame" in first:
-        counts["startup_ms"] = first["first_frame"]["t"] - first["play_request"]["t"]
-    # Time-weighted bitrate and rendition mix: an interval that ends at a heartbeat or a rendition
-    # switch, and does not start at a pause, seek, stall or the end, was played in the rendition in
-    # effect (the player sends heartbeats only while playing, with the current rendition).
-    current: tuple[float, int] | None = None
-    previous: dict[str, Any] | None = None
-    for event in sorted(batch.events, key=lambda e: e["t"]):
-        if (
-            previous is not None
-            and current is not None
-            and event["type"] in ("heartbeat", "rendition")
-            and previous["type"] not in ("pause", "seeking", "rebuffer_start", "end", "play_request")
-        ):
-            interval = event["t"] - previous["t"]
-            bitrate, height = current
-            counts[f"rendition_ms:{height}"] = counts.get(f"rendition_ms:{height}", 0) + interval
-            counts["bitrate_weighted"] = counts.get("bitrate_weighted", 0) + bitrate * interval
-            counts["bitrate_weighted_ms"] = counts.get("bitrate_weighted_ms", 0) + interval
-        if "height" in event and "bitrate_kbps" in event:
-            current = (event["bitrate_kbps"], event["height"])
-        previous = event
-    kinds = {e["type"] for e in batch.events}
-    if "play_request" in kinds and "end" in kinds and "first_frame" not in kinds and not counts.get("failures"):
-        counts["exits"] = 1  # left before the first frame, without an error
-    times = [e["t"] for e in batch.events]
-    counts["span_ms"] = max(times) - min(times)
-    return counts
-
-
 def _steer_key(bucket: int, kind: str, pathway: str = "") -> str:
     return f"qoe:steer:{bucket}:{kind}" + (f":{pathway}" if pathway else "")
 
@@ -97,7 +47,7 @@ def record_batch(pipe: Any, *, batch: Batch, now: float, reporter: str = "") -> 
     also evidence for content steering: its view was on its pathway, and saw it fail or not."""
     second = int(now)
     key = _bucket(second)
-    counts = batch_contributions(batch)
+    counts = qoe.batch_contributions(batch.events)
     startup = counts.pop("startup_ms", None)
     for field, amount in counts.items():
         if field.startswith(("rendition_ms:", "bitrate_weighted")):
@@ -131,19 +81,13 @@ def record_batch(pipe: Any, *, batch: Batch, now: float, reporter: str = "") -> 
 
 
 def _window_figures(totals: dict[str, float], startups: list[float], viewers: int, seconds: int) -> dict[str, Any]:
-    plays = totals.get("plays", 0)
     return {
         "viewers": viewers,
-        "plays": int(plays),
-        "failures": int(totals.get("failures", 0)),
-        "failure_pct": None if not plays else round(100 * totals.get("failures", 0) / plays, 2),
-        "startup_p50_ms": percentile(startups, 50),
-        "startup_p95_ms": percentile(startups, 95),
-        "rebuffers": int(totals.get("rebuffers", 0)),
+        **_split(totals),
+        "startup_p50_ms": qoe.percentile(startups, 50),
+        "startup_p95_ms": qoe.percentile(startups, 95),
         "rebuffer_ms": totals.get("rebuffer_ms", 0),
-        "average_bitrate_kbps": (
-            None if not totals.get("bitrate_n") else round(totals["bitrate_sum"] / totals["bitrate_n"], 1)
-        ),
+        "average_bitrate_kbps": qoe.rounded(qoe.average_bitrate_kbps(totals), 1),
         "events_per_second": round(totals.get("events", 0) / seconds, 2),
     }
 
@@ -201,11 +145,10 @@ def snapshot_for_lessons(snapshot: dict[str, Any], *, lessons: Collection[str] |
 
 
 def _split(totals: dict[str, float]) -> dict[str, Any]:
-    plays = totals.get("plays", 0)
     return {
-        "plays": int(plays),
+        "plays": int(totals.get("plays", 0)),
         "failures": int(totals.get("failures", 0)),
-        "failure_pct": None if not plays else round(100 * totals.get("failures", 0) / plays, 2),
+        "failure_pct": qoe.rounded(qoe.failure_pct(totals), 2),
         "rebuffers": int(totals.get("rebuffers", 0)),
     }
 

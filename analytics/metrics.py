@@ -1,7 +1,8 @@
 """Prometheus metrics for quality of experience, with bounded label values.
 
 Labels come from beacons, which anyone can send, so every label value is mapped onto a fixed
-set before use: a pathway not in settings.QOE_PATHWAYS becomes "other", and so on.
+set before use: a pathway not in settings.QOE_PATHWAYS becomes "other", and so on. The figures are
+the counters of analytics/qoe.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from django.conf import settings
 from prometheus_client import Counter, Histogram
 
 from analytics.beacons import DEVICE_CLASSES, Batch
-from analytics.live import batch_contributions
+from analytics.qoe import batch_contributions
 
 BROWSERS = frozenset({"Chrome", "Edge", "Firefox", "Safari"})
 STARTUP_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0)
@@ -20,7 +21,9 @@ FAILURES = Counter("qoe_playback_failures_total", "Views that ended in a fatal e
 STARTUP = Histogram("qoe_startup_seconds", "Video startup time", ["pathway"], buckets=STARTUP_BUCKETS)
 REBUFFERS = Counter("qoe_rebuffers_total", "Stalls after the first frame", ["pathway"])
 REBUFFER_SECONDS = Counter("qoe_rebuffer_seconds_total", "Time spent stalled", ["pathway"])
-WATCH_SECONDS = Counter("qoe_watch_seconds_total", "Time covered by beacon batches", ["pathway"])
+WATCH_SECONDS = Counter(
+    "qoe_watch_seconds_total", "Watch time: starting, playing and stalled (not paused or seeking)", ["pathway"]
+)
 
 
 def _labels(batch: Batch) -> tuple[str, str, str]:
@@ -32,7 +35,7 @@ def _labels(batch: Batch) -> tuple[str, str, str]:
 
 def observe_batch(batch: Batch) -> None:
     pathway, device, browser = _labels(batch)
-    counts = batch_contributions(batch)
+    counts = batch_contributions(batch.events)
     if counts.get("plays"):
         VIEWS.labels(pathway, device, browser).inc(counts["plays"])
     if counts.get("failures"):
@@ -43,4 +46,4 @@ def observe_batch(batch: Batch) -> None:
         REBUFFERS.labels(pathway).inc(counts["rebuffers"])
     if counts.get("rebuffer_ms"):
         REBUFFER_SECONDS.labels(pathway).inc(counts["rebuffer_ms"] / 1000)
-    WATCH_SECONDS.labels(pathway).inc(counts["span_ms"] / 1000)
+    WATCH_SECONDS.labels(pathway).inc(counts.get("watch_ms", 0) / 1000)

@@ -6,24 +6,16 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from analytics import qoe
 from analytics.models import QoeMinute
-from analytics.qoe import histogram_quantile
-from analytics.rollups import STARTUP_BOUNDS_MS
+from analytics.rollups import COUNTERS
 from courses.selectors import lesson_course_slugs
 
 DIMENSIONS = ("lesson", "course", "pathway", "region", "browser", "device")
-SUMMED = (
-    "plays", "starts", "failures", "exits", "rebuffers", "rebuffer_ms", "watch_ms", "bitrate_sum", "bitrate_n",
-    "bitrate_weighted", "bitrate_weighted_ms",
-)  # fmt: skip
-
-
-def _pct(part: float, whole: float) -> float | None:
-    return None if not whole else round(100 * part / whole, 2)
 
 
 def qoe_report(*, since: datetime, by: str, lessons: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per value of ``by`` with the QoE metrics of qoe.py's definitions, busiest first.
+    """One row per value of ``by`` with the QoE figures as analytics/qoe.py defines them, busiest first.
 
     Startup percentiles come from the per-minute histograms. Average bitrate and rendition mix are
     weighted by playing time (heartbeats carry the current rendition); a player that sent no
@@ -41,7 +33,7 @@ def qoe_report(*, since: datetime, by: str, lessons: list[str] | None = None) ->
     renditions: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in rows:
         group = courses.get(str(row.lesson), "deleted") if by == "course" else str(getattr(row, by))
-        for field in SUMMED:
+        for field in COUNTERS:
             sums[group][field] += getattr(row, field)
         for bucket, count in row.startup_histogram.items():
             histograms[group][bucket] += count
@@ -53,32 +45,15 @@ def qoe_report(*, since: datetime, by: str, lessons: list[str] | None = None) ->
             {
                 by: group,
                 "views": int(s["plays"]),
-                "failure_pct": _pct(s["failures"], s["plays"]),
-                "exits_before_start_pct": _pct(s["exits"], s["plays"]),
-                "startup_p50_ms": histogram_quantile(0.5, histograms[group], STARTUP_BOUNDS_MS),
-                "startup_p95_ms": histogram_quantile(0.95, histograms[group], STARTUP_BOUNDS_MS),
-                "rebuffer_pct": _pct(s["rebuffer_ms"], s["watch_ms"]),
-                "rebuffers_per_minute": None
-                if not s["watch_ms"]
-                else round(s["rebuffers"] / (s["watch_ms"] / 60_000), 3),
-                "average_bitrate_kbps": _average_bitrate(s),
-                "rendition_mix": _mix(renditions[group]),
+                "failure_pct": qoe.rounded(qoe.failure_pct(s), 2),
+                "exits_before_start_pct": qoe.rounded(qoe.exits_before_start_pct(s), 2),
+                "startup_p50_ms": qoe.histogram_quantile(0.5, histograms[group], qoe.STARTUP_BOUNDS_MS),
+                "startup_p95_ms": qoe.histogram_quantile(0.95, histograms[group], qoe.STARTUP_BOUNDS_MS),
+                "rebuffer_pct": qoe.rounded(qoe.rebuffer_pct(s), 2),
+                "rebuffers_per_minute": qoe.rounded(qoe.rebuffers_per_minute(s), 3),
+                "average_bitrate_kbps": qoe.rounded(qoe.average_bitrate_kbps(s), 1),
+                "rendition_mix": {h: round(pct, 1) for h, pct in qoe.rendition_mix(renditions[group]).items()},
                 "watch_seconds": round(s["watch_ms"] / 1000, 1),
             }
         )
     return sorted(report, key=lambda item: (-item["views"], item[by]))
-
-
-def _average_bitrate(s: dict[str, float]) -> float | None:
-    if s["bitrate_weighted_ms"]:
-        return round(s["bitrate_weighted"] / s["bitrate_weighted_ms"], 1)
-    return None if not s["bitrate_n"] else round(s["bitrate_sum"] / s["bitrate_n"], 1)
-
-
-def _mix(played: dict[str, float]) -> dict[str, float]:
-    total = sum(played.values())
-    return (
-        {height: round(100 * ms / total, 1) for height, ms in sorted(played.items(), key=lambda i: int(i[0]))}
-        if total
-        else {}
-    )

@@ -1,4 +1,5 @@
-"""Per-minute rollups, written as batches are drained, and pruning of raw events."""
+"""Per-minute rollups of the counters of analytics/qoe.py, written as batches are drained, and pruning of
+raw events."""
 
 from __future__ import annotations
 
@@ -11,21 +12,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analytics.beacons import Batch
-from analytics.live import batch_contributions
 from analytics.metrics import BROWSERS
 from analytics.models import QoeEvent, QoeMinute
+from analytics.qoe import batch_contributions, rendition_played_ms, startup_bucket
 
-# Upper bounds (ms) of the startup-time buckets kept per minute; "inf" catches the rest.
-STARTUP_BOUNDS_MS = (250, 500, 1000, 2000, 3000, 4000, 6000, 10000, 20000)
-COUNTERS = {
-    "plays": "plays", "starts": "starts", "failures": "failures", "rebuffers": "rebuffers", "exits": "exits",
-    "rebuffer_ms": "rebuffer_ms", "span_ms": "watch_ms", "bitrate_sum": "bitrate_sum", "bitrate_n": "bitrate_n",
-    "bitrate_weighted": "bitrate_weighted", "bitrate_weighted_ms": "bitrate_weighted_ms",
-}  # fmt: skip
-
-
-def startup_bucket(startup_ms: float) -> str:
-    return next((str(bound) for bound in STARTUP_BOUNDS_MS if startup_ms <= bound), "inf")
+# The counters of analytics/qoe.py kept per minute (QoeMinute fields of the same names).
+COUNTERS = (
+    "plays", "starts", "failures", "rebuffers", "exits", "rebuffer_ms", "watch_ms", "bitrate_sum", "bitrate_n",
+    "bitrate_weighted", "bitrate_weighted_ms",
+)  # fmt: skip
 
 
 def _key(batch: Batch, received: datetime) -> tuple:
@@ -42,16 +37,15 @@ def rollup_batches(batches: list[tuple[Batch, datetime]]) -> None:
     renditions: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for batch, received in batches:
         key = _key(batch, received)
-        counts = batch_contributions(batch)
-        for source, target in COUNTERS.items():
-            totals[key][target] += counts.get(source, 0)
+        counts = batch_contributions(batch.events)
+        for name in COUNTERS:
+            totals[key][name] += counts.get(name, 0)
         if "startup_ms" in counts:
             totals[key]["startup_ms_sum"] += counts["startup_ms"]
             totals[key]["startup_count"] += 1
             histograms[key][startup_bucket(counts["startup_ms"])] += 1
-        for name, value in counts.items():
-            if name.startswith("rendition_ms:"):
-                renditions[key][name.split(":", 1)[1]] += value
+        for height, ms in rendition_played_ms(counts).items():
+            renditions[key][height] += ms
     for key in sorted(totals):
         minute, lesson, pathway, device, browser, region = key
         lookup = {"minute": minute, "lesson": lesson, "pathway": pathway, "device": device, "browser": browser,

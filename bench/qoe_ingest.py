@@ -163,6 +163,8 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
     }
     python = sys.executable
+    # The settings only read the embedded default's secrets: make them, as `make run` does.
+    subprocess.run([python, "-m", "config.secret_files", env["VAR_DIR"]], cwd=ROOT, check=True, timeout=60)
     processes: list[subprocess.Popen] = []
     try:
         processes.append(subprocess.Popen(

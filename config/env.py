@@ -7,9 +7,12 @@ Every secret may also be given as ``NAME_FILE``: the path of a file holding it
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from outbound.addresses import parse_networks
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -46,7 +49,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false, yes/no)")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, multiple_of: int | None = None) -> int:
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -56,6 +59,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from exc
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    if multiple_of is not None and number % multiple_of:
+        raise ImproperlyConfigured(f"{name}={number} must be a multiple of {multiple_of}")
     return number
 
 
@@ -90,4 +95,39 @@ def env_rate(name: str, default: str) -> str:
         parse_rate(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from exc
+    return value
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or networks (CIDR); empty by default."""
+    values = env_list(name, [])
+    try:
+        parse_networks(values)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+    return values
+
+
+def env_hex(name: str, *, what: str) -> str:
+    """A hex string (whole bytes), or "" when unset; ``what`` says where the value comes from."""
+    value = env_str(name, "")
+    if value and not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
+        raise ImproperlyConfigured(f"{name} must be {what}")
+    return value
+
+
+def env_rsa_private_key(name: str, *, why: str) -> str:
+    """An unencrypted PEM RSA private key (best as NAME_FILE), or "" when unset."""
+    value = env_str(name, "")
+    if not value:
+        return value
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(value.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ImproperlyConfigured(f"{name} must be an RSA key ({why})")
     return value

@@ -3,39 +3,58 @@
 Defaults are the embedded, single-machine setup (`make run`): SQLite, an embedded
 Redis-compatible server, media on local disk, Django as the origin. Production
 switches components with environment variables; see the README's "Production" table.
+
+Importing this module only reads: the environment and, for the embedded default's secrets, files
+under VAR_DIR that `python -m config.secret_files` made (`make run` and the test harness run it).
+It writes no file, creates no folder and opens no connection. A value that cannot be read (a bad
+integer, an unknown choice, a malformed key) stops start-up here with ImproperlyConfigured, since
+daphne and the Dramatiq workers run no system checks; whether settings fit together (a CDN signer
+and its keys, storage regions, ...) is a system check in config/checks.py (`manage.py check`).
 """
 
 from __future__ import annotations
 
-import re
-import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.client_address import parse_networks
-from config.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from config.env import (
+    env_bool,
+    env_choice,
+    env_hex,
+    env_int,
+    env_list,
+    env_networks,
+    env_rate,
+    env_rsa_private_key,
+    env_str,
+)
+from config.secret_files import embedded_secret_read
 from config.storage_regions import django_storage_for, storage_regions_from_env
+from outbound.addresses import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A writable data folder: SQLite, local media, static files, the embedded default's secret files.
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _embedded_secret_key() -> str:
-    # Embedded default only: a random key kept under var/ so sessions survive restarts.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
 # Production is HTTPS=1 (see Security below): there, the secrets that protect data at rest must be set
 # on their own, never derived from SECRET_KEY or generated per machine.
-_PRODUCTION = env_bool("HTTPS", False)
+HTTPS = env_bool("HTTPS", False)
+
+
+def _embedded_secret(name: str) -> str:
+    """The embedded default's value of NAME: the file VAR_DIR/<name> made by config/secret_files.py."""
+    value = embedded_secret_read(var_dir=VAR_DIR, name=name.lower())
+    if value is None:
+        raise ImproperlyConfigured(
+            f"{name} is not set and {VAR_DIR / name.lower()} does not exist: set {name} (or {name}_FILE), "
+            "or make the embedded default's secret files with `python -m config.secret_files` (`make run` does)"
+        )
+    return value
+
+
+SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret("SECRET_KEY")
 
 
 def _derived_secret(label: str) -> str:
@@ -50,22 +69,21 @@ def _derived_secret(label: str) -> str:
 
 def _secret_at_rest(name: str) -> tuple[str, list[str]]:
     """(current, older) for a secret that seals data in the database, with rotation: the current one
-    seals, every one opens. NAME (or NAME_FILE) is required in production; the embedded default keeps
+    seals, every one opens. NAME (or NAME_FILE) is required in production; the embedded default reads
     a random file of its own under VAR_DIR. NAME_OLD holds retired secrets, comma- or line-separated;
-    the embedded default also reads what SECRET_KEY sealed before these secrets had files of their own."""
+    the embedded default also reads what SECRET_KEY sealed before these secrets had files of their own.
+
+    Missing in production, this stops start-up here rather than in a system check: daphne and the
+    workers run no checks, and they would otherwise seal data with no secret of its own."""
     current = env_str(name, "")
     older = [item.strip() for item in env_str(f"{name}_OLD", "").replace("\n", ",").split(",") if item.strip()]
     if current:
         return current, older
-    if _PRODUCTION:
+    if HTTPS:
         raise ImproperlyConfigured(
             f"{name} (or {name}_FILE) must be set with HTTPS=1: a random secret of its own, not SECRET_KEY"
         )
-    path = VAR_DIR / name.lower()
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip(), [*older, SECRET_KEY]
+    return _embedded_secret(name), [*older, SECRET_KEY]
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -90,6 +108,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "django_dramatiq",
     "channels",
+    "config",  # the cross-setting system checks (config/checks.py)
     "courses",
     "media_pipeline",
     "playback",
@@ -130,32 +149,38 @@ TEMPLATES = [
     },
 ]
 
+
 # --- Database -------------------------------------------------------------------------------
-_SQLITE_DEFAULT = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", _SQLITE_DEFAULT), conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0)
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", True):
-    # A connection pool per process (psycopg_pool). Persistent connections (DB_CONN_MAX_AGE) are kept
-    # per thread, and under ASGI every request runs in a thread of its own, so they pile up until
-    # PostgreSQL refuses clients; a pool keeps at most DB_POOL_MAX_SIZE per process and saves the
-    # connect on every request. With PgBouncer in front, set DB_POOL=0.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=1),
-        "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
-    }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web and worker write one file: WAL plus a wait avoids "database is locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-    }
+def _database(url: str) -> dict[str, Any]:
+    try:
+        database: dict[str, Any] = dict(
+            dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
+        )
+    except ValueError as exc:  # the message names the scheme or the fault, never the password
+        raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
+    if database["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", True):
+        # A connection pool per process (psycopg_pool). Persistent connections (DB_CONN_MAX_AGE) are
+        # kept per thread, and under ASGI every request runs in a thread of its own, so they pile up
+        # until PostgreSQL refuses clients; a pool keeps at most DB_POOL_MAX_SIZE per process and saves
+        # the connect on every request. With PgBouncer in front, set DB_POOL=0.
+        database["CONN_MAX_AGE"] = 0
+        database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_int("DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
+        }
+    elif database["ENGINE"] == "django.db.backends.sqlite3":
+        # Web and worker write one file: WAL plus a wait avoids "database is locked".
+        database["CONN_MAX_AGE"] = 0
+        database["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    return database
+
+
+DATABASES = {"default": _database(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Dramatiq broker and Channels layer ----------------------------------------------
@@ -182,10 +207,16 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Shared by every web and worker process: LTI platform access tokens (until they expire).
+    "lti": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lti"},
+}
 
 # --- Storage ----------------------------------------------------------------------------------
 MEDIA_ROOT = VAR_DIR / "media"
 # Regions (config/storage_regions.py): one by default; the primary one is Django's default storage.
+# Whether they fit together (distinct names, the primary among them) is checked by config/checks.py.
 STORAGE_REGIONS = storage_regions_from_env(default_local_path=MEDIA_ROOT)
 STORAGE_BACKEND = STORAGE_REGIONS[0]["backend"]
 _media_storage = django_storage_for(STORAGE_REGIONS[0])
@@ -228,9 +259,7 @@ MEDIA_PROVISIONAL = env_bool("MEDIA_PROVISIONAL", True)
 # 2-second GOPs), one Dramatiq message each, by as many workers as run (docs/adr/0016). A worker holds
 # a chunk for MEDIA_CHUNK_LEASE_SECONDS past its last progress report; then another may take it over.
 MEDIA_CHUNK_MIN_SECONDS = env_int("MEDIA_CHUNK_MIN_SECONDS", 600, minimum=1)
-MEDIA_CHUNK_SECONDS = env_int("MEDIA_CHUNK_SECONDS", 60, minimum=2)
-if MEDIA_CHUNK_SECONDS % 2:
-    raise ImproperlyConfigured(f"MEDIA_CHUNK_SECONDS={MEDIA_CHUNK_SECONDS} must be a multiple of the 2-second GOP")
+MEDIA_CHUNK_SECONDS = env_int("MEDIA_CHUNK_SECONDS", 60, minimum=2, multiple_of=2)  # whole 2-second GOPs
 MEDIA_CHUNK_LEASE_SECONDS = env_int("MEDIA_CHUNK_LEASE_SECONDS", 60, minimum=5)
 # Every media tool run on an upload (media_pipeline/tools.py) gets a minimal environment, these limits,
 # and no network when the kernel allows a network namespace ("auto"; "on" refuses to run tools without
@@ -256,65 +285,39 @@ VIEW_TOKEN_MAX_AGE_SECONDS = env_int("VIEW_TOKEN_MAX_AGE_SECONDS", 24 * 3600, mi
 # Who checks playback credentials (playback/signers): "origin" (this Django app), "nginx"
 # (deploy/nginx/lessons-edge.conf at PLAYBACK_EDGE_URL, sharing PLAYBACK_NGINX_SECRET), "cloudfront"
 # (signed cookies: key group's public key id and the RSA private key, PEM, best as a _FILE secret)
-# or "akamai" (EdgeAuth 2.0 token cookie: the property's hex key).
+# or "akamai" (EdgeAuth 2.0 token cookie: the property's hex key). What each one needs besides is
+# checked by config/checks.py (lessons.E001); only the chosen signer's variables are read.
 PLAYBACK_SIGNER = env_choice("PLAYBACK_SIGNER", "origin", ("origin", "nginx", "cloudfront", "akamai"))
-_EDGE_SIGNER = PLAYBACK_SIGNER != "origin"
-PLAYBACK_EDGE_URL = env_str("PLAYBACK_EDGE_URL", "") if _EDGE_SIGNER else ""
+PLAYBACK_EDGE_URL = env_str("PLAYBACK_EDGE_URL", "") if PLAYBACK_SIGNER != "origin" else ""
 PLAYBACK_NGINX_SECRET = env_str("PLAYBACK_NGINX_SECRET", "") if PLAYBACK_SIGNER == "nginx" else ""
 PLAYBACK_CLOUDFRONT_KEY_PAIR_ID = (
     env_str("PLAYBACK_CLOUDFRONT_KEY_PAIR_ID", "") if PLAYBACK_SIGNER == "cloudfront" else ""
 )
 PLAYBACK_CLOUDFRONT_PRIVATE_KEY = (
-    env_str("PLAYBACK_CLOUDFRONT_PRIVATE_KEY", "") if PLAYBACK_SIGNER == "cloudfront" else ""
+    env_rsa_private_key("PLAYBACK_CLOUDFRONT_PRIVATE_KEY", why="CloudFront signs with RSA-SHA1")
+    if PLAYBACK_SIGNER == "cloudfront"
+    else ""
 )
-PLAYBACK_AKAMAI_KEY = env_str("PLAYBACK_AKAMAI_KEY", "") if PLAYBACK_SIGNER == "akamai" else ""
-_SIGNER_NEEDS = {
-    "nginx": ("PLAYBACK_EDGE_URL", "PLAYBACK_NGINX_SECRET"),
-    "cloudfront": ("PLAYBACK_EDGE_URL", "PLAYBACK_CLOUDFRONT_KEY_PAIR_ID", "PLAYBACK_CLOUDFRONT_PRIVATE_KEY"),
-    "akamai": ("PLAYBACK_EDGE_URL", "PLAYBACK_AKAMAI_KEY"),
-}
-_missing = [name for name in _SIGNER_NEEDS.get(PLAYBACK_SIGNER, ()) if not globals()[name]]
-if _missing:
-    raise ImproperlyConfigured(f"PLAYBACK_SIGNER={PLAYBACK_SIGNER} needs {' and '.join(_missing)}")
-if PLAYBACK_SIGNER == "akamai" and not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", PLAYBACK_AKAMAI_KEY):
-    raise ImproperlyConfigured("PLAYBACK_AKAMAI_KEY must be the hex key shown in Akamai's property manager")
-if PLAYBACK_SIGNER == "cloudfront":
-    from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key as _load_pem
-
-    try:
-        _cloudfront_key = _load_pem(PLAYBACK_CLOUDFRONT_PRIVATE_KEY.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ImproperlyConfigured("PLAYBACK_CLOUDFRONT_PRIVATE_KEY is not an unencrypted PEM private key") from exc
-    if not isinstance(_cloudfront_key, _rsa.RSAPrivateKey):
-        raise ImproperlyConfigured(
-            "PLAYBACK_CLOUDFRONT_PRIVATE_KEY must be an RSA key (CloudFront signs with RSA-SHA1)"
-        )
+PLAYBACK_AKAMAI_KEY = (
+    env_hex("PLAYBACK_AKAMAI_KEY", what="the hex key shown in Akamai's property manager")
+    if PLAYBACK_SIGNER == "akamai"
+    else ""
+)
 # Cookie providers set their cookies on this domain, a parent of the CDN's host and of this site's
 # (".school.edu" for cdn.school.edu and video.school.edu); empty = this site's host only.
 PLAYBACK_COOKIE_DOMAIN = env_str("PLAYBACK_COOKIE_DOMAIN", "")
-# Tie credentials to the viewer (playback/binding.py): "none", "ip" or "session" (origin only).
+# Tie credentials to the viewer (playback/binding.py): "none", "ip" or "session" (origin only:
+# lessons.E002).
 PLAYBACK_TOKEN_BINDING = env_choice("PLAYBACK_TOKEN_BINDING", "none", ("none", "ip", "session"))
-if PLAYBACK_TOKEN_BINDING == "session" and PLAYBACK_SIGNER != "origin":
-    raise ImproperlyConfigured(
-        "PLAYBACK_TOKEN_BINDING=session needs PLAYBACK_SIGNER=origin (edges cannot see sessions)"
-    )
 # The viewer's address (config/client_address.py: rate limits, throttles, IP binding): the connection's
 # peer, unless the peer is in TRUSTED_PROXIES (CIDRs of the load balancers and CDNs in front of us), whose
 # CLIENT_IP_HEADER is then believed (X-Forwarded-For read right to left past trusted hops; X-Real-IP;
 # CloudFront-Viewer-Address "ip:port"). Empty TRUSTED_PROXIES: no header is believed.
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
-try:
-    _trusted_networks = parse_networks(TRUSTED_PROXIES)
-except ValueError as exc:
-    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
-# PLAYBACK_CLIENT_IP_HEADER is the old name; it believed the header from anyone, so it now needs the proxies.
-CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "") or env_str("PLAYBACK_CLIENT_IP_HEADER", "") or "X-Forwarded-For"
-if env_str("PLAYBACK_CLIENT_IP_HEADER", "") and not TRUSTED_PROXIES:
-    raise ImproperlyConfigured(
-        "PLAYBACK_CLIENT_IP_HEADER is now CLIENT_IP_HEADER and is believed only from TRUSTED_PROXIES: "
-        "set TRUSTED_PROXIES to the networks of your proxies"
-    )
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
+# PLAYBACK_CLIENT_IP_HEADER is the old name; it believed the header from anyone, so it now needs the
+# proxies (lessons.E003).
+PLAYBACK_CLIENT_IP_HEADER = env_str("PLAYBACK_CLIENT_IP_HEADER", "")
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER", "") or PLAYBACK_CLIENT_IP_HEADER or "X-Forwarded-For"
 # Shared secret an nginx edge (deploy/nginx) sends to fetch objects from /edge-origin/; empty = off.
 EDGE_ORIGIN_SECRET = env_str("EDGE_ORIGIN_SECRET", "")
 # A superseded version stays in storage until every token that could name it has expired.
@@ -345,7 +348,7 @@ CONTENT_KEY_SECRET, CONTENT_KEY_SECRETS_OLD = _secret_at_rest("CONTENT_KEY_SECRE
 DRM_LICENSE_TOKEN_SECRET = env_str("DRM_LICENSE_TOKEN_SECRET", "") or _derived_secret("drm license token v1")
 DRM_LICENSE_TOKEN_TTL_SECONDS = env_int("DRM_LICENSE_TOKEN_TTL_SECONDS", 600, minimum=30)
 # Which license service the player is pointed at: "clearkey" (this site's W3C ClearKey license server)
-# or "axinom" (Axinom DRM: Widevine, PlayReady, FairPlay; needs the communication key below).
+# or "axinom" (Axinom DRM: Widevine, PlayReady, FairPlay; needs the communication key below: lessons.E004).
 DRM_PROVIDER = env_choice("DRM_PROVIDER", "clearkey", ("clearkey", "axinom"))
 # PSSH boxes Shaka Packager writes: CommonSystem (W3C ClearKey) always; add Widevine,PlayReady for a
 # commercial DRM service.
@@ -359,8 +362,6 @@ AXINOM_LICENSE_URLS = {
     ),
     "com.apple.fps": env_str("AXINOM_FAIRPLAY_URL", "https://drm-fairplay-licensing.axprod.net/AcquireLicense"),
 }
-if DRM_PROVIDER == "axinom" and not (AXINOM_COM_KEY_ID and AXINOM_COM_KEY):
-    raise ImproperlyConfigured("DRM_PROVIDER=axinom needs AXINOM_COM_KEY_ID and AXINOM_COM_KEY")
 # The EXT-X-KEY URI written into protected HLS playlists ({kid}: 32 hex digits). Host-relative, so it
 # names this site's key endpoint (playback/drm_urls.py) wherever the playlist is served from.
 DRM_HLS_KEY_URI = env_str("DRM_HLS_KEY_URI", "/drm/hls/key/{kid}")
@@ -391,6 +392,10 @@ SPECTACULAR_SETTINGS = {
     # drf-spectacular maps <slug:...> to any string; a path outside the converter's pattern is not
     # the API's (Django's HTML 404 answers it), so the schema says what the URL accepts.
     "PATH_CONVERTER_OVERRIDES": {"slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}},
+    # Swagger UI and Redoc served from our own static files, never from a public CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
@@ -414,8 +419,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- Security -----------------------------------------------------------------------------------
-# HTTPS=1 in production behind TLS turns on every transport protection `check --deploy` asks for.
-HTTPS = env_bool("HTTPS", False)
+# HTTPS=1 (read at the top) in production behind TLS turns on every transport protection
+# `check --deploy` asks for.
 SECURE_SSL_REDIRECT = HTTPS and env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
@@ -440,14 +445,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
-SPECTACULAR_SETTINGS.update(
-    {
-        # Swagger UI and Redoc served from our own static files, never from a public CDN.
-        "SWAGGER_UI_DIST": "SIDECAR",
-        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-        "REDOC_DIST": "SIDECAR",
-    }
-)
 
 # --- LTI 1.3 (courses/lti, README "LTI 1.3") ----------------------------------------------------
 # Our tool keys' private halves are stored encrypted with this passphrase; required in production,
@@ -464,11 +461,8 @@ LTI_HTTP_TIMEOUT_SECONDS = env_int("LTI_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
 # Requests the server makes on a platform's behalf (outbound/client.py) reach only public addresses.
 # For development, list the networks it may reach besides (e.g. "127.0.0.1/32" for a local Moodle);
 # plain http is accepted only to these. Never list private ranges in production.
-OUTBOUND_HTTP_ALLOW = env_list("OUTBOUND_HTTP_ALLOW", [])
-try:
-    OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(OUTBOUND_HTTP_ALLOW)
-except ValueError as _exc:
-    raise ImproperlyConfigured(f"OUTBOUND_HTTP_ALLOW: {_exc}") from _exc
+OUTBOUND_HTTP_ALLOW = env_networks("OUTBOUND_HTTP_ALLOW")
+OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(OUTBOUND_HTTP_ALLOW)
 LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
 LTI_LOGIN_STATE_SECONDS = env_int("LTI_LOGIN_STATE_SECONDS", 600, minimum=30)
 LTI_JWKS_CACHE_SECONDS = env_int("LTI_JWKS_CACHE_SECONDS", 300, minimum=0)
@@ -486,11 +480,6 @@ LTI_KEY_RETENTION_SECONDS = env_int("LTI_KEY_RETENTION_SECONDS", 86_400, minimum
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 LTI_IFRAME_COOKIES = env_bool("LTI_IFRAME_COOKIES", HTTPS)
 LTI_PARTITIONED_COOKIES = env_bool("LTI_PARTITIONED_COOKIES", True)
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Shared by every web and worker process: platform access tokens (until they expire).
-    "lti": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lti"},
-}
 
 # --- Analytics ----------------------------------------------------------------------------------
 # Beacon batches one client address (config/client_address.py) may send per 10 seconds; a player sends

@@ -14,7 +14,9 @@ deployment. With ``STORAGE_REGIONS=eu,us,ap`` each region is described by its ow
     COUNTRIES          ISO country codes of viewers this region is nearest to (DE,FR,...)
 
 The primary region (STORAGE_PRIMARY_REGION, the first listed by default) takes every write and
-keeps the originals; it is also Django's default storage.
+keeps the originals; it is also Django's default storage. A malformed value (a bad region name, an
+unknown backend, a missing bucket) raises ImproperlyConfigured here; whether the regions fit together
+is a system check (config/checks.py).
 """
 
 from __future__ import annotations
@@ -71,11 +73,9 @@ def storage_regions_from_env(*, default_local_path: Path) -> list[dict[str, Any]
         region["base_url"] = env_str(f"{prefix}BASE_URL", "").rstrip("/")
         region["countries"] = [code.upper() for code in env_list(f"{prefix}COUNTRIES", [])]
         regions.append(region)
-    if len({region["name"] for region in regions}) != len(regions):
-        raise ImproperlyConfigured("STORAGE_REGIONS names a region twice")
+    # A name given twice, or a primary that is none of them, is reported by config/checks.py
+    # (lessons.E005, lessons.E006): each value here is well-formed, they just do not fit together.
     primary = env_str("STORAGE_PRIMARY_REGION", names[0])
-    if primary not in names:
-        raise ImproperlyConfigured(f"STORAGE_PRIMARY_REGION={primary!r} is not in STORAGE_REGIONS")
     for region in regions:
         region["primary"] = region["name"] == primary
     return sorted(regions, key=lambda region: not region["primary"])

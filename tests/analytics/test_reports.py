@@ -16,9 +16,9 @@ from django.test import Client
 from analytics import ingest
 from analytics.beacons import parse_batch, region_from_header
 from analytics.models import QoeMinute
-from analytics.qoe import histogram_quantile
+from analytics.qoe import STARTUP_BOUNDS_MS, histogram_quantile
 from analytics.reports import qoe_report
-from analytics.rollups import STARTUP_BOUNDS_MS, rollup_batches
+from analytics.rollups import rollup_batches
 from courses.models import Course, Lesson
 from tests.analytics.test_beacons import body
 

@@ -1,5 +1,6 @@
 """Secrets: the ones that seal data at rest are separate and required in production; the embedded
-default keeps random files of its own; the token secrets are derived from SECRET_KEY per use (HKDF)."""
+default reads random files of its own that an explicit step makes (config/secret_files.py, run by
+`make run` and the test harness); the token secrets are derived from SECRET_KEY per use (HKDF)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config.secret_files import embedded_secrets_create
+
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = (
     "SECRET_KEY", "CONTENT_KEY_SECRET", "CONTENT_KEY_SECRETS_OLD", "LTI_KEY_PASSPHRASE", "LTI_KEY_PASSPHRASES_OLD",
@@ -17,31 +20,63 @@ NAMES = (
 SHOW = f"from django.conf import settings as s; import json; print(json.dumps({{n: getattr(s, n) for n in {NAMES!r}}}))"
 
 
-def _run(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+def _env(tmp_path: Path, **variables: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE" and not k.startswith(NAMES)}
-    env = {**keep, "VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 50, "HTTPS": "0", **variables}
+    return {**keep, "VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 50, "HTTPS": "0", **variables}
+
+
+def _run(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=_env(tmp_path, **variables), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
 
-def test_the_embedded_default_keeps_separate_random_secrets_under_var_dir(tmp_path: Path) -> None:
-    first = json.loads(_run(tmp_path).stdout)
-    content, lti = (
-        (tmp_path / "content_key_secret").read_text().strip(),
-        (tmp_path / "lti_key_passphrase").read_text().strip(),
-    )
-    assert (first["CONTENT_KEY_SECRET"], first["LTI_KEY_PASSPHRASE"]) == (content, lti)
-    assert len({content, lti, "k" * 50}) == 3 and len(content) >= 48
-    assert oct((tmp_path / "content_key_secret").stat().st_mode & 0o777) == "0o600"
+def test_the_step_makes_separate_random_secret_files_once_and_the_settings_read_them(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    made = subprocess.run(
+        [sys.executable, "-m", "config.secret_files"],
+        cwd=ROOT, env=_env(var), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    files = {name: (var / name).read_text() for name in ("secret_key", "content_key_secret", "lti_key_passphrase")}
+    assert sorted(p.name for p in var.iterdir()) == sorted(files)
+    assert len(set(files.values())) == 3 and all(len(value) >= 64 for value in files.values())
+    assert {oct(path.stat().st_mode & 0o777) for path in var.iterdir()} == {"0o600"}
+    # A second run keeps every file (sessions and sealed data survive restarts).
+    assert embedded_secrets_create(var_dir=var) == []
+    assert {name: (var / name).read_text() for name in files} == files
+
+    first = json.loads(_run(var).stdout)
+    assert (first["CONTENT_KEY_SECRET"], first["LTI_KEY_PASSPHRASE"]) == (
+        files["content_key_secret"], files["lti_key_passphrase"],
+    )  # fmt: skip
     # What SECRET_KEY sealed before these secrets had files of their own still opens (and is re-sealed
     # by content_keys_reseal / lti_keys_reencrypt).
     assert first["CONTENT_KEY_SECRETS_OLD"] == first["LTI_KEY_PASSPHRASES_OLD"] == ["k" * 50]
-    assert json.loads(_run(tmp_path).stdout) == first  # the files are kept across restarts
+    # Without SECRET_KEY in the environment, the embedded default reads its file.
+    without_key = {k: v for k, v in _env(var).items() if k != "SECRET_KEY"}
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW],
+        cwd=ROOT, env=without_key, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert json.loads(shown.stdout)["SECRET_KEY"] == files["secret_key"]
+
+
+def test_without_the_files_the_settings_say_how_to_make_them_and_make_nothing(tmp_path: Path) -> None:
+    for name, variables in (("SECRET_KEY", {"SECRET_KEY": ""}), ("CONTENT_KEY_SECRET", {})):
+        completed = _run(tmp_path, **variables)
+        assert completed.returncode != 0
+        assert (
+            f"ImproperlyConfigured: {name} is not set and {tmp_path / name.lower()} does not exist: "
+            f"set {name} (or {name}_FILE), or make the embedded default's secret files with "
+            "`python -m config.secret_files`"
+        ) in completed.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_token_secrets_are_derived_per_use_and_none_is_the_secret_key(tmp_path: Path) -> None:
+    embedded_secrets_create(var_dir=tmp_path)
     shown = json.loads(_run(tmp_path).stdout)
     derived = [shown[n] for n in ("PLAYBACK_TOKEN_SECRET", "DRM_LICENSE_TOKEN_SECRET", "VIEW_TOKEN_SECRET")]
     assert len(set(derived)) == 3 and "k" * 50 not in derived and all(len(d) == 64 for d in derived)
@@ -53,6 +88,8 @@ def test_token_secrets_are_derived_per_use_and_none_is_the_secret_key(tmp_path: 
 
 
 def test_production_needs_the_secrets_at_rest_set_and_reads_old_ones_for_rotation(tmp_path: Path) -> None:
+    # The embedded files are there, and still not used: production needs secrets of its own.
+    embedded_secrets_create(var_dir=tmp_path)
     for missing in ("CONTENT_KEY_SECRET", "LTI_KEY_PASSPHRASE"):
         given = {"CONTENT_KEY_SECRET": "c" * 40, "LTI_KEY_PASSPHRASE": "p" * 40}
         del given[missing]

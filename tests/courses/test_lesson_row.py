@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config.secret_files import embedded_secrets_create
 from courses import selectors
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
@@ -143,6 +144,7 @@ def test_the_same_on_sqlite(tmp_path: Path) -> None:
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DJANGO_SETTINGS_MODULE="config.settings",
         VAR_DIR=str(tmp_path), PYTHONPATH=str(ROOT),
     )  # fmt: skip
+    embedded_secrets_create(var_dir=tmp_path)  # what `make run` and the test harness do
     completed = subprocess.run(
         [sys.executable, "-c", SQLITE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
     )

@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
+from config.secret_files import embedded_secrets_create
 from courses.lti.middleware import in_lms_iframe
 from courses.lti.models import LtiLoginState, LtiNonce, LtiUser
 from tests.courses.lti.conftest import authorize, register
@@ -47,6 +48,7 @@ def _settings(tmp_path: Path, **variables: str) -> list:  # type: ignore[type-ar
 def test_iframe_cookie_settings_follow_https_and_can_be_turned_off(tmp_path: Path) -> None:
     passphrase = tmp_path / "lti-passphrase"
     passphrase.write_text("from-a-mounted-file\n")
+    embedded_secrets_create(var_dir=tmp_path)  # what `make run` and the test harness do
     shown = _settings(tmp_path)
     embedded = (tmp_path / "lti_key_passphrase").read_text().strip()
     assert shown == ["Lax", False, "Lax", False, False, embedded] and embedded != "k" * 50
