@@ -75,6 +75,7 @@ system-deps:
 	fi
 
 collectstatic: install
+	$(BIN)/python -m config.secret_files >/dev/null
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 
 run: install
@@ -83,6 +84,7 @@ run: install
 # The suite alone, e.g. `make pytest PYTEST_ARGS="tests/playback -x"`. pytest's exit code 5 (no test
 # collected) fails like any other non-zero code; the harness names it.
 pytest: install system-deps
+	$(BIN)/python -m config.secret_files >/dev/null  # manage.py reads the embedded default's secrets
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null || \
 	  { echo "make test: a model change has no migration (python manage.py makemigrations)" >&2; exit 1; }
 	$(BIN)/python tests/harness.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
