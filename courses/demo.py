@@ -1,15 +1,18 @@
 """The demo lesson's video: lecture-like slides with text changing every few seconds, and a tone.
 
 The ffmpeg in the wheel has no drawtext (nor a PNG decoder), so the slides are drawn with Pillow as BMP and ffmpeg
-stitches them together with a moving progress bar and a sine tone.
+stitches them together with a moving progress bar and a sine tone. ffmpeg runs as every media tool does,
+through media_pipeline.tools (sandbox, minimal environment, timeout).
 """
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from media_pipeline.ffmpeg import ffmpeg_preamble
+from media_pipeline.tools import run_tool
 
 SLIDES: list[tuple[str, list[str]]] = [
     ("Adaptive streaming", ["How a lesson reaches every learner", "in the best quality their network allows"]),
@@ -56,11 +59,11 @@ def render_demo_video(*, ffmpeg: str, target: Path, workdir: Path, timeout: floa
         f"[slides][bar]overlay=x='-W+W*t/{total}':y=H-16:eval=frame,format=yuv420p[v]"
     )
     command = [
-        ffmpeg, "-nostdin", "-y", "-loglevel", "error", *inputs,
+        *ffmpeg_preamble(ffmpeg), *inputs,
         "-filter_complex", graph, "-map", "[v]", "-map", f"{len(SLIDES)}:a",
         "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-t", str(total), "-movflags", "+faststart",
         str(target),
     ]  # fmt: skip
-    subprocess.run(command, check=True, timeout=timeout, capture_output=True)
+    run_tool(command, timeout=timeout, work_dir=workdir, label="ffmpeg")
     return target

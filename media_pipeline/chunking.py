@@ -23,6 +23,7 @@ from media_pipeline.ffmpeg import (
     AUDIO_FILE,
     AUDIO_FILTER,
     DEINTERLACE,
+    ffmpeg_preamble,
     input_options,
     rung_file,
     rung_outputs,
@@ -116,8 +117,7 @@ def chunk_encode_command(
     deinterlace = DEINTERLACE + "," if interlaced else ""
     head = f"[0:V:0]{deinterlace}{chunk_video_filter(chunk=chunk, source_fps=source_fps)}"
     command = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-progress", "pipe:1", "-nostats",
+        *ffmpeg_preamble(ffmpeg, progress=True),
         *input_options(threads=threads), *chunk_input_args(chunk=chunk, source_fps=source_fps, seek=seek),
         "-i", str(source),
         "-filter_complex", split_into_rungs(head, rungs),
@@ -133,8 +133,7 @@ def chunk_encode_command(
 def audio_encode_command(*, ffmpeg: str, source: Path, out_dir: Path, threads: int = 0) -> list[str]:
     """The whole programme's audio rendition, as ``ffmpeg.encode_command`` writes it, in its own process."""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-progress", "pipe:1", "-nostats",
+        *ffmpeg_preamble(ffmpeg, progress=True),
         *input_options(threads=threads), "-i", str(source),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-filter:a", AUDIO_FILTER,
@@ -163,7 +162,7 @@ def concat_list(*, rung: Rung, chunks: list[Chunk], fps: float) -> str:
 def join_command(*, ffmpeg: str, concat_file: Path, target: Path) -> list[str]:
     """One rung's chunks into one stream with continuous timestamps, without re-encoding."""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *ffmpeg_preamble(ffmpeg),
         "-protocol_whitelist", "file",
         "-f", "concat", "-i", str(concat_file),
         "-map", "0:v:0", "-c", "copy", "-map_metadata", "-1", "-movflags", "+faststart",

@@ -24,6 +24,15 @@ AUDIO_FILTER = f"aformat=channel_layouts=stereo,{LOUDNORM},aresample=48000"
 DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=all"
 
 
+def ffmpeg_preamble(ffmpeg: str, *, progress: bool = False) -> list[str]:
+    """How every ffmpeg command starts: never read stdin, no banner, errors only, overwrite outputs.
+
+    ``progress``: machine-readable progress on stdout (``-progress pipe:1``, read by
+    ``run_with_progress``) instead of the interactive stats line."""
+    head = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    return head + ["-progress", "pipe:1", "-nostats"] if progress else head
+
+
 def input_options(*, threads: int) -> list[str]:
     """Options every ffmpeg run on an upload takes before ``-i``: the upload is the only file it may open
     (protocol and demuxer whitelists, see probe.ACCEPTED_FORMATS) and decoding uses bounded threads."""
@@ -47,8 +56,7 @@ def encode_command(
     No rungs means a sound-only lesson: only the audio rendition is encoded.
     """
     command = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-progress", "pipe:1", "-nostats",
+        *ffmpeg_preamble(ffmpeg, progress=True),
         *input_options(threads=threads), "-i", str(source),
     ]  # fmt: skip
     if rungs:
@@ -111,7 +119,7 @@ def poster_command(
     """One frame of the video, never upscaled."""
     deinterlace = DEINTERLACE + "," if interlaced else ""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *ffmpeg_preamble(ffmpeg),
         *input_options(threads=1), "-ss", f"{at_seconds:.3f}", "-i", str(source),
         "-map", "0:V:0", "-frames:v", "1",
         "-vf", f"{deinterlace}scale=-2:'min({max_height},ih)':flags=lanczos,setsar=1,format=yuvj420p",
@@ -122,7 +130,7 @@ def poster_command(
 def cover_poster_command(*, ffmpeg: str, source: Path, target: Path, max_height: int) -> list[str]:
     """A sound-only lesson's attached picture (album art) as its poster, never upscaled."""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *ffmpeg_preamble(ffmpeg),
         *input_options(threads=1), "-i", str(source),
         "-map", "0:v:0", "-frames:v", "1",
         "-vf", f"scale=-2:'min({max_height},ih)':flags=lanczos,setsar=1,format=yuvj420p",
@@ -136,7 +144,7 @@ WAVEFORM_SIZE = "1280x720"
 def waveform_poster_command(*, ffmpeg: str, source: Path, target: Path) -> list[str]:
     """A sound-only lesson without a picture: its waveform, so the player and pages still show something."""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *ffmpeg_preamble(ffmpeg),
         *input_options(threads=1), "-i", str(source),
         "-filter_complex",
         f"[0:a:0]aformat=channel_layouts=mono,showwavespic=s={WAVEFORM_SIZE}:colors=0x4f8fd6,format=yuvj420p[pic]",

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.leases import lapsed, lease_release, lease_renew, lease_take
 from media_pipeline import storage
 from media_pipeline.errors import PermanentError
 from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
@@ -31,7 +32,7 @@ from media_pipeline.regions import ObjectStore, Region, region_get, regions_all,
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "files.json"
-LEASE = timedelta(minutes=5)
+LEASE_SECONDS = 5 * 60  # a copy renews its claim every 30 s; a dead worker's lapses after this
 INDEX_LIMIT = 16 * 1024 * 1024
 COPYABLE = [ReplicaState.PENDING, ReplicaState.DEGRADED, ReplicaState.COPYING]
 
@@ -228,11 +229,7 @@ def replicas_enqueue(*, prefix: str | None = None) -> int:
     from media_pipeline import actors
 
     now = timezone.now()
-    rows = VersionReplica.objects.filter(
-        Q(state__in=[ReplicaState.PENDING, ReplicaState.DEGRADED])
-        | Q(state=ReplicaState.COPYING, lease_until__lt=now)
-        | Q(state=ReplicaState.COPYING, lease_until__isnull=True)
-    )
+    rows = VersionReplica.objects.filter(_copyable(now))
     if prefix is not None:
         rows = rows.filter(prefix=prefix)
     sent = 0
@@ -274,14 +271,22 @@ def replicas_ensure() -> int:
 # --- The copy ----------------------------------------------------------------------------------------
 
 
+def _copyable(now: datetime) -> Q:
+    """Rows a worker may start copying: waiting, or COPYING by a worker whose lease has lapsed."""
+    return Q(state__in=[ReplicaState.PENDING, ReplicaState.DEGRADED]) | (Q(state=ReplicaState.COPYING) & lapsed(now))
+
+
 def _claim(replica_id: int) -> VersionReplica | None:
     now = timezone.now()
-    claimed = VersionReplica.objects.filter(
-        Q(state__in=[ReplicaState.PENDING, ReplicaState.DEGRADED])
-        | Q(state=ReplicaState.COPYING, lease_until__lt=now)
-        | Q(state=ReplicaState.COPYING, lease_until__isnull=True),
-        pk=replica_id,
-    ).update(state=ReplicaState.COPYING, lease_until=now + LEASE, attempts=F("attempts") + 1, updated_at=now)
+    claimed = lease_take(
+        VersionReplica,
+        replica_id,
+        when=_copyable(now),
+        seconds=LEASE_SECONDS,
+        now=now,
+        state=ReplicaState.COPYING,
+        attempts=F("attempts") + 1,
+    )
     return VersionReplica.objects.get(pk=replica_id) if claimed else None
 
 
@@ -318,13 +323,14 @@ def replica_sync(*, replica_id: int) -> None:
 
 
 def _set_state(replica: VersionReplica, state: str, *, error: str) -> None:
-    now = timezone.now()
-    VersionReplica.objects.filter(pk=replica.pk, state=ReplicaState.COPYING).update(
+    """End the copy: the outcome, and the lease given up (only while it is still COPYING)."""
+    lease_release(
+        VersionReplica,
+        replica.pk,
+        when=Q(state=ReplicaState.COPYING),
         state=state,
         last_error=error[:1000],
-        lease_until=None,
-        completed_at=now if state == ReplicaState.COMPLETE else None,
-        updated_at=now,
+        completed_at=timezone.now() if state == ReplicaState.COMPLETE else None,
     )
 
 
@@ -368,9 +374,7 @@ def _copy_missing(
             for future in finished:
                 future.result()  # the first failure ends this attempt; the queued copies are cancelled
             if time.monotonic() - renewed > 30:
-                VersionReplica.objects.filter(pk=replica.pk, state=ReplicaState.COPYING).update(
-                    lease_until=timezone.now() + LEASE
-                )
+                lease_renew(VersionReplica, replica.pk, seconds=LEASE_SECONDS, when=Q(state=ReplicaState.COPYING))
                 renewed = time.monotonic()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

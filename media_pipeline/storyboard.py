@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from media_pipeline.ffmpeg import ffmpeg_preamble
 from media_pipeline.layout import STORYBOARD_SPRITE, STORYBOARD_TRACK
 from media_pipeline.text_tracks import format_time
 
@@ -71,7 +72,7 @@ def storyboard_vtt(board: Storyboard, *, duration: float, sprite: str = SPRITE) 
 def storyboard_command(*, ffmpeg: str, source: Path, target: Path, board: Storyboard) -> list[str]:
     """Decode keyframes only (of the smallest rung: cheap even for hours), one frame per interval, tiled."""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        *ffmpeg_preamble(ffmpeg),
         "-protocol_whitelist", "file", "-threads", "1",
         "-skip_frame", "nokey", "-i", str(source),
         "-an", "-sn", "-dn",

@@ -33,6 +33,7 @@ from django.db.models import F, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from core.leases import lapsed, lease_release, lease_renew, lease_take
 from media_pipeline import layout, storage
 from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus, MediaAsset, ResumableUpload, UploadQuota, UploadStatus
@@ -216,17 +217,14 @@ def upload_append(
         if new_offset == upload.length:
             return _complete(upload, sink, staged, lease)
         fields = sink.stage(upload, staged, new_offset)
-        moved = ResumableUpload.objects.filter(
-            pk=upload.pk, status=UploadStatus.ACTIVE, offset=offset, lease_token=lease.token
-        ).update(
+        # The new offset is committed as the lease is given up, only by its holder, only from ``offset``.
+        moved = lease.release(
+            when=Q(status=UploadStatus.ACTIVE, offset=offset),
             offset=new_offset,
-            lease_token="",
-            lease_until=None,
             expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_EXPIRY_SECONDS),
-            updated_at=timezone.now(),
             **fields,
         )
-        if moved != 1:
+        if not moved:
             sink.unstage(fields)
             raise UploadGone("the upload was cancelled while this chunk arrived")
         sink.committed(upload, fields)
@@ -246,7 +244,7 @@ def _check_appendable(upload: ResumableUpload, offset: int) -> None:
 
 def _complete(upload: ResumableUpload, sink: Sink, staged: Any, lease: _Lease) -> ResumableUpload:
     fields = sink.stage_final(upload, staged)
-    moved = ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE, lease_token=lease.token).update(
+    moved = ResumableUpload.objects.filter(lease.held(), status=UploadStatus.ACTIVE).update(
         status=UploadStatus.COMPLETING, offset=upload.length, updated_at=timezone.now(), **fields
     )
     if moved != 1:
@@ -261,15 +259,16 @@ def upload_finish(*, upload: ResumableUpload) -> ResumableUpload:
     sink = sink_for_storage()
     sink.assemble(upload)
     with transaction.atomic():
-        moved = ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.COMPLETING).update(
+        moved = lease_release(
+            ResumableUpload,
+            upload.pk,
+            when=Q(status=UploadStatus.COMPLETING),
             status=UploadStatus.COMPLETED,
             completed_at=timezone.now(),
             lease_token="",
-            lease_until=None,
-            updated_at=timezone.now(),
         )
         asset = MediaAsset.objects.filter(pk=upload.asset_id).first() if upload.asset_id else None
-        if moved == 1 and asset is not None:
+        if moved and asset is not None:
             media_services.asset_attach_source(
                 asset=asset, key=upload.storage_key, size=upload.length, source_name=upload.filename
             )
@@ -280,10 +279,11 @@ def upload_finish(*, upload: ResumableUpload) -> ResumableUpload:
 
 def upload_terminate(*, upload: ResumableUpload) -> None:
     """Cancel an unfinished upload and free its storage (tus termination)."""
-    moved = ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE).update(
-        status=UploadStatus.TERMINATED, lease_token="", lease_until=None, updated_at=timezone.now()
+    # Whoever holds the lease loses it: its chunk then finds the upload gone and stores nothing.
+    moved = lease_release(
+        ResumableUpload, upload.pk, when=Q(status=UploadStatus.ACTIVE), status=UploadStatus.TERMINATED, lease_token=""
     )
-    if moved != 1:
+    if not moved:
         upload.refresh_from_db()
         if upload.status in (UploadStatus.COMPLETING, UploadStatus.COMPLETED):
             raise UploadFinished("this upload is complete; replace or delete the lesson's video instead")
@@ -298,15 +298,15 @@ def uploads_sweep() -> dict[str, int]:
     process died while assembling them, and delete replaced originals nothing needs any more. Run
     from cron (``manage.py uploads_sweep``, also part of ``pipeline_resume``); always safe."""
     now = timezone.now()
-    lapsed = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     expired = 0
     candidates = ResumableUpload.objects.filter(status=UploadStatus.ACTIVE).filter(
         Q(expires_at__lt=now) | Q(asset__isnull=True)
     )
-    for upload in candidates.filter(lapsed):
+    # Never while a request holds the lease: it is appending right now.
+    for upload in candidates.filter(lapsed(now)):
         if (
             ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE)
-            .filter(lapsed)
+            .filter(lapsed(now))
             .update(status=UploadStatus.EXPIRED, updated_at=now)
         ):
             sink_for_storage().discard_all(
@@ -342,6 +342,8 @@ def uploads_sweep() -> dict[str, int]:
 
 @dataclass
 class _Lease:
+    """One request's lease on an upload (core.leases), known to be its own by a random token."""
+
     pk: int
     token: str
     renewed: float = field(default_factory=time.monotonic)
@@ -349,29 +351,42 @@ class _Lease:
     @classmethod
     def acquire(cls, upload: ResumableUpload, offset: int) -> _Lease:
         token, now = secrets.token_hex(16), timezone.now()
-        taken = (
-            ResumableUpload.objects.filter(pk=upload.pk, status=UploadStatus.ACTIVE, offset=offset)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_token=token, lease_until=now + timedelta(seconds=settings.UPLOAD_LEASE_SECONDS))
+        taken = lease_take(
+            ResumableUpload,
+            upload.pk,
+            when=Q(status=UploadStatus.ACTIVE, offset=offset) & lapsed(now),
+            seconds=settings.UPLOAD_LEASE_SECONDS,
+            now=now,
+            lease_token=token,
         )
-        if taken != 1:
+        if not taken:
             upload.refresh_from_db()
             _check_appendable(upload, offset)
             raise UploadBusy("another request is appending to this upload; retry in a moment")
         return cls(upload.pk, token)
 
+    def held(self) -> Q:
+        """This upload, while this request still holds its lease."""
+        return Q(pk=self.pk, lease_token=self.token)
+
     def renew(self) -> None:
         if time.monotonic() - self.renewed < settings.UPLOAD_LEASE_SECONDS / 4:
             return
-        renewed = ResumableUpload.objects.filter(pk=self.pk, status=UploadStatus.ACTIVE, lease_token=self.token).update(
-            lease_until=timezone.now() + timedelta(seconds=settings.UPLOAD_LEASE_SECONDS)
+        renewed = lease_renew(
+            ResumableUpload,
+            self.pk,
+            seconds=settings.UPLOAD_LEASE_SECONDS,
+            when=Q(status=UploadStatus.ACTIVE, lease_token=self.token),
         )
-        if renewed != 1:
+        if not renewed:
             raise UploadGone("the upload was cancelled while this chunk arrived")
         self.renewed = time.monotonic()
 
-    def release(self) -> None:
-        ResumableUpload.objects.filter(pk=self.pk, lease_token=self.token).update(lease_token="", lease_until=None)
+    def release(self, *, when: Q | None = None, **changes: Any) -> bool:
+        """Give the lease up if this request still holds it (and ``when`` holds), applying ``changes``."""
+        return lease_release(
+            ResumableUpload, self.pk, when=Q(lease_token=self.token) & (when or Q()), lease_token="", **changes
+        )
 
 
 def _read_body(stream: IO[bytes], length: int, received: int) -> bytes:
