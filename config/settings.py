@@ -378,6 +378,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Domain errors (core/errors.py) become HTTP answers here, and nowhere else.
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     # DRF's get_ident believes X-Forwarded-For as sent unless told otherwise: our throttles ask
     # config/client_address.py instead, and any other DRF throttle sees the peer only.
     "NUM_PROXIES": 0,

@@ -25,7 +25,7 @@ from courses.selectors import lesson_get
 from courses.services import ProgressRefused, ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
 from playback.binding import binding_for
-from playback.services import PlaybackDenied, PlaybackNotReady, PlaybackSession, playback_session_create
+from playback.services import PlaybackSession, playback_session_create
 from playback.throttles import PlaybackSessionThrottle
 
 
@@ -177,18 +177,13 @@ class PlaybackApi(APIView):
         lesson = lesson_get(public_id=public_id, viewer=request.user)
         if lesson is None:
             raise NotFound("no such lesson")
-        try:
-            session = playback_session_create(
-                user=request.user,
-                lesson=lesson,
-                country=_viewer_country(request),
-                binding=binding_for(request, issuing=True),
-                session_key=request.session.session_key if hasattr(request, "session") else None,
-            )
-        except PlaybackDenied as denied:
-            return Response({"detail": denied.decision.reason}, status=status.HTTP_403_FORBIDDEN)
-        except PlaybackNotReady as not_ready:
-            return Response({"detail": not_ready.decision.reason}, status=status.HTTP_409_CONFLICT)
+        session = playback_session_create(
+            user=request.user,
+            lesson=lesson,
+            country=_viewer_country(request),
+            binding=binding_for(request, issuing=True),
+            session_key=request.session.session_key if hasattr(request, "session") else None,
+        )
         # The URLs are this viewer's credentials: no shared cache may keep them.
         response = Response(session_as_json(session), headers={"Cache-Control": "no-store"})
         for cookie in session.cookies:

@@ -11,9 +11,9 @@ from typing import TypedDict
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
+from core import errors
 from courses.models import Lesson
 from courses.view_tokens import view_token_issue
 from media_pipeline.content_keys import ContentKeyMaterial
@@ -28,16 +28,16 @@ from playback.signers import SignedCookie, session_cookies, signer_get
 from playback.tokens import token_issue
 
 
-class PlaybackDenied(PermissionDenied):
-    """The viewer is not entitled to this lesson (HTTP 403)."""
+class PlaybackDenied(errors.NotAllowed):
+    """The viewer is not entitled to this lesson."""
 
     def __init__(self, decision: AccessDecision) -> None:
         super().__init__(decision.reason)
         self.decision = decision
 
 
-class PlaybackNotReady(Exception):
-    """The viewer may watch, but no version of the video is published yet (HTTP 409)."""
+class PlaybackNotReady(errors.Conflict):
+    """The viewer may watch, but no version of the video is published yet."""
 
     def __init__(self, decision: AccessDecision) -> None:
         super().__init__(decision.reason)

@@ -5,10 +5,10 @@ from datetime import UTC
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core import errors
 from playback.access import Verdict
 from playback.services import PlaybackDenied, PlaybackNotReady, playback_session_create
 from playback.tokens import TokenResult, token_verify
@@ -49,7 +49,7 @@ def test_a_refused_viewer_gets_permission_denied_and_nothing_is_written(world: W
     user = AnonymousUser() if role == "anonymous" else getattr(world, role)
     with CaptureQueriesContext(connection) as queries, pytest.raises(PlaybackDenied) as refused:
         playback_session_create(user=user, lesson=world.lesson)
-    assert isinstance(refused.value, PermissionDenied)
+    assert isinstance(refused.value, errors.NotAllowed)  # a 403 from the API's one handler
     assert refused.value.decision.verdict is Verdict.DENIED
     assert "/stream/" not in str(refused.value)
     assert [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")] == []
@@ -60,5 +60,5 @@ def test_no_published_version_is_not_ready(world: World) -> None:
     world.asset.save()
     with pytest.raises(PlaybackNotReady) as not_ready:
         playback_session_create(user=world.learner, lesson=world.lesson)
-    assert not isinstance(not_ready.value, PermissionDenied)
+    assert isinstance(not_ready.value, errors.Conflict)  # a 409
     assert str(not_ready.value) == "the video is still being processed"
