@@ -188,7 +188,7 @@ def main() -> int:
     s3, bucket = s3_client(os.environ["S3_ENDPOINT_URL"]), os.environ["S3_BUCKET"]
     port = _free_port()
     daphne = str(Path(sys.executable).with_name("daphne"))
-    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / "bench-daphne.log", "wb")  # noqa: SIM115
+    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / "bench-daphne.log", "wb")
     server = subprocess.Popen(
         [daphne, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], cwd=ROOT, stdout=log, stderr=log
     )

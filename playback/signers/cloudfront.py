@@ -40,7 +40,8 @@ class CloudFrontSigner:
         self._base = base_url.rstrip("/")
 
     def _sign(self, policy: str) -> str:
-        return cloudfront_b64(self._key.sign(policy.encode(), padding.PKCS1v15(), hashes.SHA1()))  # noqa: S303
+        # RSA-SHA1 is what CloudFront's signed URLs and cookies are verified with.
+        return cloudfront_b64(self._key.sign(policy.encode(), padding.PKCS1v15(), hashes.SHA1()))
 
     def sign_prefix(self, *, prefix: str, expires_at: int, binding: Binding = UNBOUND) -> str:
         if binding.session:

@@ -24,7 +24,7 @@ from analytics.qoe import (
 )
 
 
-def E(kind: str, t: float, **kw: object) -> dict[str, Any]:  # noqa: N802 - reads like a table
+def E(kind: str, t: float, **kw: object) -> dict[str, Any]:  # capital E: reads like a table
     return {"type": kind, "t": t, **kw}
 
 
