@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.leases import lapsed, lease_release, lease_renew, lease_take
+from core.tasks import send_now
 from media_pipeline import storage
 from media_pipeline.errors import PermanentError
 from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
@@ -215,30 +216,20 @@ def asset_delete(*, asset_id: int) -> None:
 
 
 def _send_collect(ids: list[int], *, delay_ms: int | None = None) -> None:
-    from media_pipeline import actors
-
     for replica_id in ids:
-        try:
-            actors.collect_replica.send_with_options(args=(replica_id,), delay=delay_ms)
-        except Exception:  # noqa: BLE001 - the row is committed; `replicas sync` re-sends
-            logger.exception("replica %s: could not enqueue its deletion", replica_id)
+        send_now("collect_replica", replica_id, delay_ms=delay_ms)  # if refused, `replicas sync` re-sends
 
 
 def replicas_enqueue(*, prefix: str | None = None) -> int:
     """Send the copy (and due deletion) messages for every row that still needs work."""
-    from media_pipeline import actors
-
     now = timezone.now()
     rows = VersionReplica.objects.filter(_copyable(now))
     if prefix is not None:
         rows = rows.filter(prefix=prefix)
     sent = 0
     for replica_id in rows.values_list("pk", flat=True):
-        try:
-            actors.replicate_version.send(replica_id)
-            sent += 1
-        except Exception:  # noqa: BLE001 - `replicas sync` (or pipeline_resume) sends it again
-            logger.exception("replica %s: could not enqueue", replica_id)
+        # If refused, `replicas sync` (or pipeline_resume) sends it again.
+        sent += send_now("replicate_version", replica_id)
     if prefix is None:
         due_rows = VersionReplica.objects.filter(state=ReplicaState.DELETING, delete_after__lte=now)
         due = list(due_rows.values_list("pk", flat=True))
