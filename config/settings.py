@@ -94,13 +94,14 @@ INSTALLED_APPS = [
     "media_pipeline",
     "playback",
     "analytics",
+    "lti",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "courses.lti.middleware.PartitionedCookieMiddleware",
+    "lti.middleware.PartitionedCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

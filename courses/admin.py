@@ -407,4 +407,3 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 
 from courses import admin_tokens  # noqa: E402, F401  (replaces DRF's token admin)
-from courses.lti import admin as lti_admin  # noqa: E402, F401  (registers the LTI models)
