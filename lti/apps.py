@@ -12,9 +12,11 @@ class LtiConfig(AppConfig):
     verbose_name = "LTI"
 
     def ready(self) -> None:
-        # courses never imports lti: it calls what lti registers here (courses/hooks.py).
+        # Only rundramatiq discovers actors modules: importing ours registers them with the broker in
+        # every process, so core.tasks.send_on_commit finds them by name in the web process too.
+        # courses never imports lti: it calls what lti registers in courses/hooks.py.
         from courses import hooks
-        from lti import ags, selectors
+        from lti import actors, ags, selectors  # noqa: F401  (actors: see above)
 
         hooks.progress_recorded_listen(ags.scores_update)
         hooks.lesson_launch_source_register(sql=selectors.launched_lesson_sql, check=selectors.user_launched_lesson)
