@@ -113,13 +113,14 @@ INSTALLED_APPS = [
     "media_pipeline",
     "playback",
     "analytics",
+    "lti",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "courses.lti.middleware.PartitionedCookieMiddleware",
+    "lti.middleware.PartitionedCookieMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -448,7 +449,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-# --- LTI 1.3 (courses/lti, README "LTI 1.3") ----------------------------------------------------
+# --- LTI 1.3 (lti/, README "LTI 1.3") ----------------------------------------------------
 # Our tool keys' private halves are stored encrypted with this passphrase; required in production,
 # best as a file (LTI_KEY_PASSPHRASE_FILE). To rotate: old value in LTI_KEY_PASSPHRASE_OLD, new one in
 # LTI_KEY_PASSPHRASE, `manage.py lti_keys_reencrypt`, then drop the old one.
@@ -477,7 +478,7 @@ LTI_TOKEN_LIFETIME_SECONDS = env_int("LTI_TOKEN_LIFETIME_SECONDS", 300, minimum=
 LTI_KEY_RETENTION_SECONDS = env_int("LTI_KEY_RETENTION_SECONDS", 86_400, minimum=LTI_TOKEN_LIFETIME_SECONDS)
 # Session and CSRF cookies are SameSite=Lax. Inside an LMS iframe our site is third-party, so pages
 # loaded in an iframe send them as SameSite=None; Secure (which browsers accept only over HTTPS) and
-# Partitioned (CHIPS, to survive third-party-cookie blocking): courses/lti/middleware.py. Only there:
+# Partitioned (CHIPS, to survive third-party-cookie blocking): lti/middleware.py. Only there:
 # the rest of the site keeps Lax. On by default with HTTPS=1.
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 LTI_IFRAME_COOKIES = env_bool("LTI_IFRAME_COOKIES", HTTPS)

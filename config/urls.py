@@ -20,7 +20,7 @@ urlpatterns = [
     path("drm/", include("playback.drm_urls")),
     path("edge-origin/", include("playback.edge_urls")),
     path("analytics/", include("analytics.urls")),
-    path("lti/", include("courses.lti.urls")),
+    path("lti/", include("lti.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("django_prometheus.urls")),

@@ -14,7 +14,6 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -164,17 +163,13 @@ class LessonAdminForm(forms.ModelForm):
         video = self.cleaned_data.get("video")
         if video is None:
             return None
-        if video.size == 0:
-            raise forms.ValidationError("The file is empty.")
-        if video.size > settings.MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(
-                f"The file is {filesizeformat(video.size)}; the limit is {filesizeformat(settings.MAX_UPLOAD_BYTES)}."
-            )
-        if self.uploader is not None:
-            try:
+        try:
+            # The same limits, in the same words, as the resumable upload widget's.
+            uploads.check_size(video.size)
+            if self.uploader is not None:
                 uploads.check_quota(user=self.uploader, length=video.size)
-            except uploads.QuotaExceeded as exc:
-                raise forms.ValidationError(str(exc)) from exc
+        except uploads.UploadError as exc:
+            raise forms.ValidationError(str(exc)) from exc
         return video
 
 
@@ -323,10 +318,10 @@ class LessonAdmin(EducatorScopedAdmin):
         return "-" if seconds is None else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
     def save_model(self, request: HttpRequest, obj: Lesson, form: Any, change: bool) -> None:
-        if not change and obj.position == 0 and obj.course_id and obj.course.lessons.exists():
-            last = obj.course.lessons.order_by("-position").values_list("position", flat=True).first()
-            obj.position = (last or 0) + 1
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+        else:  # placed after the course's last lesson under the course's lock, as lesson_create does
+            services.lesson_add(lesson=obj)
         video = form.cleaned_data.get("video")
         # A new upload takes the lesson's protection with it; otherwise a change rebuilds the video.
         if change and video is None and "protected" in form.changed_data:
@@ -407,4 +402,3 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 
 from courses import admin_tokens  # noqa: E402, F401  (replaces DRF's token admin)
-from courses.lti import admin as lti_admin  # noqa: E402, F401  (registers the LTI models)

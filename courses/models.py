@@ -146,18 +146,3 @@ class LessonProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} on {self.lesson}: {self.seconds_watched} s"
-
-
-# LTI 1.3 tool records live in courses/lti/models.py; importing them here registers them with the app.
-from courses.lti.models import (  # noqa: E402, F401
-    LtiContext,
-    LtiDeployment,
-    LtiLaunchGrant,
-    LtiLoginState,
-    LtiNonce,
-    LtiPlatform,
-    LtiResourceLink,
-    LtiScore,
-    LtiToolKey,
-    LtiUser,
-)

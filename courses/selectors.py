@@ -11,11 +11,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from courses import lesson_row
-from courses.lti.selectors import user_launched_lesson
-from courses.models import Course, Enrollment, Lesson, LessonState
+from courses import hooks, lesson_row
+from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonState
 from media_pipeline import selectors as media_selectors
 from media_pipeline.models import ResumableUpload
+from media_pipeline.text_tracks import TextTrack
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -36,7 +36,11 @@ def lesson_get(*, public_id: uuid.UUID | str, viewer: User | None = None) -> Les
         return None
     viewer_pk = viewer.pk if viewer is not None and viewer.is_authenticated else None
     states_sql, states_params = media_selectors.published_replica_states_sql()
-    facts_sql, facts_params = (_viewer_facts_sql(), [viewer_pk] * 3) if viewer_pk is not None else ("NULL", [])
+    facts: tuple[str, list[Any]] = ("NULL", [])
+    if viewer_pk is not None:
+        launched_sql = hooks.lesson_launched_sql()
+        facts = (_viewer_facts_sql(launched_sql), [viewer_pk] * (2 if launched_sql is None else 3))
+    facts_sql, facts_params = facts
     lesson = lesson_row.lesson_fetch(
         public_id=key, extra={"viewer_facts": (facts_sql, facts_params), "replica_states": (states_sql, states_params)}
     )
@@ -57,23 +61,19 @@ def lesson_get(*, public_id: uuid.UUID | str, viewer: User | None = None) -> Les
 
 
 @functools.cache
-def _viewer_facts_sql() -> str:
-    """1 = teaches the lesson's course, 2 = enrolled in it, 4 = launched it from an active LMS platform.
-    Portable SQL (PostgreSQL and the embedded SQLite); the outer row is the lesson."""
-    from courses.lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink
-
+def _viewer_facts_sql(launched_sql: str | None) -> str:
+    """1 = teaches the lesson's course, 2 = enrolled in it, 4 = launched it from elsewhere (an LMS: the
+    condition lti registers in hooks, with its own %s). Portable SQL (PostgreSQL and the embedded
+    SQLite); the outer row is the lesson."""
     lesson = Lesson._meta.db_table
     educators = Course.educators.through._meta.db_table
+    launched = "" if launched_sql is None else f" + (CASE WHEN {launched_sql} THEN 4 ELSE 0 END)"
     return (
         f'(CASE WHEN EXISTS (SELECT 1 FROM "{educators}" e '
         f'WHERE e.course_id = "{lesson}".course_id AND e.user_id = %s) THEN 1 ELSE 0 END)'
         f' + (CASE WHEN EXISTS (SELECT 1 FROM "{Enrollment._meta.db_table}" n '
         f'WHERE n.course_id = "{lesson}".course_id AND n.user_id = %s) THEN 2 ELSE 0 END)'
-        f' + (CASE WHEN EXISTS (SELECT 1 FROM "{LtiLaunchGrant._meta.db_table}" g'
-        f' JOIN "{LtiResourceLink._meta.db_table}" r ON r.id = g.resource_link_id'
-        f' JOIN "{LtiDeployment._meta.db_table}" d ON d.id = r.deployment_id'
-        f' JOIN "{LtiPlatform._meta.db_table}" p ON p.id = d.platform_id'
-        f' WHERE g.user_id = %s AND r.lesson_id = "{lesson}".id AND p.active) THEN 4 ELSE 0 END)'
+        f"{launched}"
     )
 
 
@@ -154,8 +154,16 @@ def lesson_ids_taught_by(*, user: User) -> list[str]:
 
 
 def user_launched_lesson_from_lms(*, user: User, lesson: Lesson) -> bool:
-    """An LTI launch of a resource link pointing at this lesson (see courses/lti)."""
-    return user_launched_lesson(user=user, lesson=lesson)
+    """The user launched this lesson from an LMS (lti registers how to tell, in hooks)."""
+    return hooks.lesson_launched(user=user, lesson=lesson)
+
+
+def lesson_text_tracks(*, lesson: Lesson) -> list[TextTrack]:
+    """The lesson's captions and chapters as saved, for its video (courses.services hands them over)."""
+    return [
+        TextTrack(kind=row.kind, language=row.language, label=row.label, vtt=row.vtt)
+        for row in LessonCaption.objects.filter(lesson=lesson).order_by("kind", "id")
+    ]
 
 
 def lesson_replicas(*, lesson: Lesson) -> list[dict[str, Any]]:

@@ -12,13 +12,12 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from courses import progress
-from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonProgress, LessonState
+from courses import hooks, progress, selectors
+from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
 from courses.view_tokens import ViewClaim, view_token_read
 from media_pipeline import services as media_services
 from media_pipeline import tus, uploads
 from media_pipeline.models import ResumableUpload
-from media_pipeline.text_tracks import TextTrack
 
 
 def enrollment_create(*, user: AbstractBaseUser, course: Course) -> Enrollment:
@@ -40,7 +39,6 @@ def course_create(
     return course
 
 
-@transaction.atomic
 def lesson_create(
     *,
     course: Course,
@@ -50,13 +48,21 @@ def lesson_create(
     protected: bool = False,
 ) -> Lesson:
     """Append a lesson at the end of its course."""
-    # Lock the course row so two lessons created at once do not take the same position.
-    Course.objects.select_for_update().filter(pk=course.pk).first()
-    last = course.lessons.aggregate(last=Max("position"))["last"]
-    position = 0 if last is None else last + 1
-    return Lesson.objects.create(
-        course=course, title=title, description=description, state=state, position=position, protected=protected
-    )
+    lesson = Lesson(course=course, title=title, description=description, state=state, protected=protected)
+    return lesson_add(lesson=lesson)
+
+
+@transaction.atomic
+def lesson_add(*, lesson: Lesson) -> Lesson:
+    """Save a new lesson (made by lesson_create, or by the admin's form); one without a position (0)
+    goes after the last lesson of its course."""
+    # Lock the course row so two lessons added at once do not take the same position.
+    Course.objects.select_for_update().filter(pk=lesson.course_id).first()
+    if lesson.position == 0:
+        last = Lesson.objects.filter(course_id=lesson.course_id).aggregate(last=Max("position"))["last"]
+        lesson.position = 0 if last is None else last + 1
+    lesson.save()
+    return lesson
 
 
 @transaction.atomic
@@ -84,7 +90,9 @@ def _lesson_with_asset(lesson: Lesson) -> Lesson:
     if lesson.asset is None:
         # The asset starts with the lesson's protection, so every upload path (form, tus) encrypts it.
         lesson.asset = media_services.asset_create(
-            key_prefix=f"lessons/{lesson.public_id}", protected=lesson.protected, text_tracks=_text_tracks(lesson)
+            key_prefix=f"lessons/{lesson.public_id}",
+            protected=lesson.protected,
+            text_tracks=selectors.lesson_text_tracks(lesson=lesson),
         )
         lesson.save(update_fields=["asset"])
     return lesson
@@ -110,13 +118,6 @@ def lesson_set_protected(*, lesson: Lesson, protected: bool) -> bool:
     return media_services.asset_set_protected(asset=lesson.asset, protected=protected)
 
 
-def _text_tracks(lesson: Lesson) -> list[TextTrack]:
-    return [
-        TextTrack(kind=row.kind, language=row.language, label=row.label, vtt=row.vtt)
-        for row in LessonCaption.objects.filter(lesson=lesson).order_by("kind", "id")
-    ]
-
-
 @transaction.atomic
 def lesson_text_tracks_sync(*, lesson: Lesson) -> bool:
     """Hand the lesson's captions and chapters (as saved) to its video; True when a new version is
@@ -124,7 +125,7 @@ def lesson_text_tracks_sync(*, lesson: Lesson) -> bool:
     lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
     if lesson.asset is None:
         return False  # the video, when it comes, starts with them (_lesson_with_asset)
-    return media_services.asset_set_text_tracks(asset=lesson.asset, tracks=_text_tracks(lesson))
+    return media_services.asset_set_text_tracks(asset=lesson.asset, tracks=selectors.lesson_text_tracks(lesson=lesson))
 
 
 class ProgressUnavailable(Exception):
@@ -159,8 +160,8 @@ def lesson_progress_record(
     (else ProgressRefused, and nothing changes). Newly claimed seconds are credited no faster than
     wall-clock time at the fastest playback rate, over all the user's viewings (progress.credit());
     the rest can be claimed again by a later report. Raises ValueError for malformed ranges.
-    Completion (the lesson's threshold of credited seconds reached) is recorded once; LTI gradebooks
-    are told through courses.lti.ags after the transaction commits.
+    Completion (the lesson's threshold of credited seconds reached) is recorded once. After the
+    transaction commits, the listeners of hooks.progress_recorded_listen (LMS gradebooks) are told.
     """
     now = now or timezone.now()
     claim = _view_claim(view_token=view_token, user=user, lesson=lesson, now=now)
@@ -195,10 +196,10 @@ def _progress_credit(
     if record.completed_at is None and share * 100 >= lesson.completion_threshold:
         record.completed_at = now
     record.save()
-
-    from courses.lti import ags  # the LTI gradebook is one consumer of progress
-
-    ags.scores_update(user=user, lesson=lesson, share=share, completed=record.completed_at is not None)
+    completed = record.completed_at is not None
+    transaction.on_commit(
+        lambda: hooks.progress_recorded_notify(user=user, lesson=lesson, share=share, completed=completed)
+    )
     return record
 
 

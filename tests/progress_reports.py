@@ -10,10 +10,10 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from courses.lti import messages
-from courses.lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 from courses.models import Lesson
 from courses.view_tokens import view_token_issue
+from lti import messages
+from lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 
 
 def view_token(*, user: User, lesson: Lesson, issued_at: float | None = None, ago: float = 0) -> str:

@@ -5,6 +5,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from courses import services
 from courses.models import Course, Lesson, LessonCaption
 from media_pipeline import services as media_services
 from media_pipeline import storage, uploads
@@ -114,6 +115,44 @@ def test_empty_upload_is_refused_and_nothing_is_created(educator: User, courses:
     assert "The submitted file is empty." in response.content.decode()
     assert Lesson.objects.count() == 0
     assert MediaAsset.objects.count() == 0
+
+
+def test_a_new_lesson_without_a_position_goes_last_under_the_course_lock(
+    educator: User, courses: tuple[Course, Course], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, _ = courses
+    Lesson.objects.create(course=mine, title="First", position=0)
+    Lesson.objects.create(course=mine, title="Second", position=4)
+    placed: list[str] = []
+    real = services.lesson_add
+    monkeypatch.setattr(services, "lesson_add", lambda *, lesson: placed.append(lesson.title) or real(lesson=lesson))
+    for title, position in (("Third", 0), ("Pinned", 2)):
+        response = _client(educator).post(
+            "/admin/courses/lesson/add/",
+            {"course": mine.pk, "title": title, "description": "", "state": "published", "position": position},
+        )
+        assert response.status_code == 302
+    assert placed == ["Third", "Pinned"]  # the service that locks the course row, as lesson_create does
+    positions = dict(Lesson.objects.filter(course=mine).values_list("title", "position"))
+    assert positions == {"First": 0, "Second": 4, "Third": 5, "Pinned": 2}
+
+
+def test_a_video_over_the_size_limit_is_refused_in_the_upload_widgets_words(
+    educator: User, courses: tuple[Course, Course], settings
+) -> None:  # type: ignore[no-untyped-def]
+    mine, _ = courses
+    settings.MAX_UPLOAD_BYTES = 1000
+    video = SimpleUploadedFile("big.mp4", b"x" * 2048, content_type="video/mp4")
+    response = _client(educator).post(
+        "/admin/courses/lesson/add/",
+        {"course": mine.pk, "title": "Big", "description": "", "state": "published", "position": 0, "video": video},
+    )
+    assert response.status_code == 200
+    with pytest.raises(uploads.UploadTooLarge) as refused:
+        uploads.check_size(2048)
+    assert str(refused.value) == "The file is 2.0 KB; the largest upload allowed is 1000 bytes."
+    assert str(refused.value) in response.content.decode()
+    assert (Lesson.objects.count(), MediaAsset.objects.count()) == (0, 0)
 
 
 def test_status_endpoint_reports_progress_and_failure(educator: User, courses: tuple[Course, Course]) -> None:

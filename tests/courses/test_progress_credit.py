@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from courses import progress, services
-from courses.lti.models import LtiScore
 from courses.models import Course, Lesson, LessonProgress
+from lti.models import LtiScore
 from media_pipeline.models import MediaAsset
 from tests.progress_reports import graded_link, view_token
 
@@ -38,11 +38,16 @@ def _report(lesson: Lesson, user: User, ranges: list, *, token: str, at: float) 
 
 
 @pytest.mark.django_db
-def test_the_whole_lesson_one_second_into_the_session_earns_seconds_not_completion() -> None:
+def test_the_whole_lesson_one_second_into_the_session_earns_seconds_not_completion(
+    django_capture_on_commit_callbacks,
+) -> None:  # type: ignore[no-untyped-def]
     lesson, learner = _lesson_and_learner()
     graded_link(user=learner, lesson=lesson)
     token = view_token(user=learner, lesson=lesson, issued_at=T0)
-    record = _report(lesson, learner, [[0, 120]], token=token, at=1)
+    with django_capture_on_commit_callbacks() as told:
+        record = _report(lesson, learner, [[0, 120]], token=token, at=1)
+    assert len(told) == 1  # once committed, the progress hook tells the gradebook (lti)
+    told[0]()
     assert record.seconds_watched == (1 + SLACK) * RATE == 6
     assert record.completed_at is None
     assert LtiScore.objects.get().activity_progress != "Completed"

@@ -24,16 +24,16 @@ import pytest
 from django.test import Client
 from playwright.sync_api import Browser, Frame, Page
 
-from courses.lti import tokens
-from courses.lti.models import LtiContext, LtiUser
-from courses.lti.platforms import platform_register
 from courses.models import Lesson, LessonProgress
+from lti import tokens
+from lti.models import LtiContext, LtiUser
+from lti.platforms import platform_register
 from media_pipeline import services as media_services
 from outbound.addresses import parse_networks
-from tests.courses.lti.conftest import full_launch, start_emulator
-from tests.courses.lti.platform_emulator import PlatformEmulator
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_player import _encoded_asset
+from tests.lti.conftest import full_launch, start_emulator
+from tests.lti.platform_emulator import PlatformEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +43,7 @@ def lms(live_server, settings) -> PlatformEmulator:  # type: ignore[no-untyped-d
     settings.SITE_URL = live_server.url
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
     # The default with HTTPS=1: pages loaded in the LMS's iframe send SameSite=None; Secure; Partitioned
-    # session and CSRF cookies (courses/lti/middleware.py); the rest of the site keeps Lax.
+    # session and CSRF cookies (lti/middleware.py); the rest of the site keeps Lax.
     settings.LTI_IFRAME_COOKIES = True
     settings.OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(["127.0.0.1/32"])
     tokens.jwks_cache_clear()

@@ -117,8 +117,8 @@ LTI_CASES = {
 def _lti_grant(world: World, situation: str) -> User:
     from django.utils import timezone
 
-    from courses.lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
     from courses.models import Lesson
+    from lti.models import LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 
     platform = LtiPlatform.objects.create(
         issuer="https://lms.example", client_id="c", auth_login_url="https://lms.example/auth",

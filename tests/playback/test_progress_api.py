@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from courses.lti.models import LtiScore
 from courses.models import Lesson, LessonProgress
+from lti.models import LtiScore
 from tests.playback.conftest import World
 from tests.progress_reports import graded_link, view_token
 
@@ -128,7 +128,10 @@ def test_a_report_without_a_valid_view_token_is_refused_and_changes_nothing(
 ) -> None:  # type: ignore[no-untyped-def]
     graded_link(user=world.learner, lesson=world.lesson)
     client = _client(world.learner)
-    assert _post(client, world, _report(world, [[0, 2.0]])).json() == {"seconds_watched": 2, "completed": False}
+    with django_capture_on_commit_callbacks() as told:
+        assert _post(client, world, _report(world, [[0, 2.0]])).json() == {"seconds_watched": 2, "completed": False}
+    assert len(told) == 1
+    told[0]()  # the progress hook, as after the commit: lti records the score
     before = _snapshot()
     assert len(before[1]) == 1  # the gradebook has the 2 s already
 
@@ -153,8 +156,11 @@ def test_a_forged_report_of_the_whole_lesson_sends_no_score(world: World, django
     assert response.json() == {"detail": "the view token is not valid or has expired: start a new playback session"}
     assert (LessonProgress.objects.count(), LtiScore.objects.count(), callbacks) == (0, 0, [])
     # The same report with the real token of a viewing long enough sends full marks, once.
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks() as told:
         assert _post(client, world, _report(world, [[0, 6.0]])).json() == {"seconds_watched": 6, "completed": True}
+    assert len(told) == 1  # the progress hook, run once the report commits
+    with django_capture_on_commit_callbacks() as callbacks:
+        told[0]()
     score = LtiScore.objects.get()
     assert (score.version, score.score_given, score.activity_progress, len(callbacks)) == (1, 100, "Completed", 1)
 

@@ -1,0 +1,21 @@
+"""LTI background work: re-fetch by id, call one service; network and 5xx failures retry with backoff."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from lti import ags, nrps
+from lti.errors import LtiError, PlatformPermanentError
+
+COMMON = {"queue_name": "lti", "max_retries": 8, "min_backoff": 1_000, "max_backoff": 10 * 60_000,
+          "time_limit": 2 * 60_000, "throws": (PlatformPermanentError, LtiError)}  # fmt: skip
+
+
+@dramatiq.actor(**COMMON)
+def ags_post_score(score_id: int) -> None:
+    ags.ags_score_post(score_id=score_id)
+
+
+@dramatiq.actor(**COMMON)
+def nrps_sync_context(context_id: int) -> None:
+    nrps.roster_sync(context_id=context_id)

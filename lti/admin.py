@@ -1,0 +1,216 @@
+"""LTI registrations in the admin: superusers only (a platform registration is a trust decision)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from core.tasks import send_on_commit
+from lti import platforms, registration
+from lti.models import (
+    LtiContext,
+    LtiDeployment,
+    LtiPlatform,
+    LtiRegistrationLink,
+    LtiResourceLink,
+    LtiScore,
+    LtiToolKey,
+)
+from lti.selectors import platform_foreign_endpoints_of
+
+
+class SuperuserOnly(admin.ModelAdmin):
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+
+class DeploymentInline(admin.TabularInline):
+    model = LtiDeployment
+    extra = 1
+    fields = ("deployment_id", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(LtiPlatform)
+class LtiPlatformAdmin(SuperuserOnly):
+    list_display = ("__str__", "issuer", "client_id", "active", "endpoints_elsewhere", "approved_at", "created_at")
+    list_filter = ("active",)
+    search_fields = ("name", "issuer", "client_id")
+    inlines = [DeploymentInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ("endpoints_outside_the_issuer", "approved_at", "approved_by")
+    fieldsets = [
+        (None, {"fields": ("name", "issuer", "client_id", "active", "approved_at", "approved_by")}),
+        (
+            "Endpoints",
+            {
+                "fields": (
+                    "endpoints_outside_the_issuer",
+                    "auth_login_url",
+                    "auth_token_url",
+                    "auth_token_audience",
+                    "jwks_url",
+                )
+            },
+        ),
+        ("Framing", {"fields": ("frame_origins",)}),
+    ]
+    actions = ["approve"]
+
+    @admin.display(description="Endpoints elsewhere")
+    def endpoints_elsewhere(self, platform: LtiPlatform) -> int:
+        return len(platform_foreign_endpoints_of(platform))
+
+    @admin.display(description="Outside the issuer's origin")
+    def endpoints_outside_the_issuer(self, platform: LtiPlatform) -> str:
+        foreign = platform_foreign_endpoints_of(platform)
+        if not foreign:
+            return "none: every endpoint is on the issuer's origin"
+        rows = format_html_join("", "<li>{}: <code>{}</code></li>", foreign)
+        return format_html(
+            "<strong>Check these before approving</strong>: the tool sends browsers and signed client "
+            "assertions there.<ul>{}</ul>",
+            rows,
+        )
+
+    @admin.action(description="Approve: let these platforms launch (check their endpoints first)")
+    def approve(self, request: HttpRequest, queryset: QuerySet[LtiPlatform]) -> None:
+        for platform in queryset:
+            platforms.platform_approve(platform=platform, by=request.user)
+        messages.info(request, f"{queryset.count()} platform(s) approved and active.")
+
+    def save_model(self, request: HttpRequest, obj: LtiPlatform, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.active and "active" in form.changed_data:  # ticking "active" is an approval too
+            platforms.platform_approve(platform=obj, by=request.user)
+
+
+class RegistrationLinkForm(forms.ModelForm):
+    hours = forms.IntegerField(
+        min_value=1, initial=settings.LTI_REGISTRATION_LINK_HOURS, help_text="How long the link can be used."
+    )
+
+    class Meta:
+        model = LtiRegistrationLink
+        fields = ("label",)
+
+
+@admin.register(LtiRegistrationLink)
+class LtiRegistrationLinkAdmin(SuperuserOnly):
+    """Add one to get a one-time Dynamic Registration URL for an LMS administrator (shown once)."""
+
+    list_display = ("__str__", "created_by", "created_at", "expires_at", "used_at", "platform")
+    list_select_related = ("created_by", "platform")
+    readonly_fields = ("created_by", "created_at", "expires_at", "used_at", "platform")
+    actions = ["revoke"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = RegistrationLinkForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("label", "hours") if obj is None else ("label", *self.readonly_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: LtiRegistrationLink, form: Any, change: bool) -> None:
+        made = registration.registration_link_create(
+            created_by=request.user,
+            label=form.cleaned_data["label"],
+            lifetime=timedelta(hours=form.cleaned_data["hours"]),
+        )
+        obj.pk, obj.token_hash, obj.expires_at = made.link.pk, made.link.token_hash, made.link.expires_at
+        obj._state.adding = False
+        messages.warning(
+            request,
+            format_html(
+                "Give this one-time registration link to the LMS administrator (it is shown only now): "
+                "<code id='lti-registration-url'>{}</code>",
+                made.url,
+            ),
+        )
+
+    @admin.action(description="Revoke: these links can no longer be used")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[LtiRegistrationLink]) -> None:
+        for link in queryset.filter(used_at__isnull=True, expires_at__gt=timezone.now()):
+            registration.registration_link_revoke(link=link)
+        messages.info(request, "Revoked.")
+
+
+@admin.register(LtiContext)
+class LtiContextAdmin(SuperuserOnly):
+    list_display = ("__str__", "context_id", "deployment", "course", "roster_synced_at")
+    search_fields = ("title", "label", "context_id")
+    list_select_related = ("deployment__platform", "course")
+    readonly_fields = ("deployment", "context_id", "memberships_url", "roster_synced_at", "created_at")
+    fields = ("deployment", "context_id", "title", "label", "course", "memberships_url", "roster_synced_at")
+    actions = ["sync_roster"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # contexts come from launches
+
+    @admin.action(description="Sync the roster from the LMS (Names and Role Provisioning)")
+    def sync_roster(self, request: HttpRequest, queryset: QuerySet[LtiContext]) -> None:
+        ids = list(queryset.exclude(memberships_url="").filter(course__isnull=False).values_list("pk", flat=True))
+        for context_id in ids:
+            send_on_commit("nrps_sync_context", context_id)
+        messages.info(request, f"Roster sync queued for {len(ids)} course(s).")
+
+
+@admin.register(LtiResourceLink)
+class LtiResourceLinkAdmin(SuperuserOnly):
+    list_display = ("__str__", "resource_link_id", "lesson", "context", "lineitem_url", "grades_blocked_reason")
+    search_fields = ("title", "resource_link_id")
+    list_select_related = ("lesson", "context")
+    readonly_fields = (
+        "deployment", "resource_link_id", "context", "lineitem_url", "lineitems_url", "ags_scopes",
+        "grades_blocked_reason", "created_at",
+    )  # fmt: skip
+
+
+@admin.register(LtiScore)
+class LtiScoreAdmin(SuperuserOnly):
+    list_display = ("resource_link", "lti_user", "score_given", "activity_progress", "version", "posted_version")
+    readonly_fields = [f.name for f in LtiScore._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(LtiToolKey)
+class LtiToolKeyAdmin(SuperuserOnly):
+    list_display = ("kid", "active", "created_at", "retired_at")
+    fields = ("kid", "active", "public_jwk", "created_at", "retired_at")
+    readonly_fields = fields
+    actions = ["rotate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Rotate: make a new signing key (the old one stays published for a while)")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[LtiToolKey]) -> None:
+        key = platforms.tool_key_rotate()
+        messages.info(request, f"New signing key {key.kid}.")

@@ -1,0 +1,116 @@
+"""The gradebook column (AGS line item) of a resource link launched without one.
+
+A resource-link launch may carry only the context's line items service (`lineitems`) and scopes. Then,
+in the worker that posts the first score, the column is looked up by resource link id (every page of
+the container), or, when there is none and the `lineitem` scope was granted, created once: the link
+row stays locked while this runs, so two workers never both create one. A retry after a lost answer
+finds the column the platform did make instead of making a second.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from lti import http, messages, oauth
+from lti.errors import LtiError, PlatformPermanentError, PlatformTransientError
+from lti.models import LtiResourceLink
+
+MAX_PAGES = 100
+
+
+def lineitem_resolve(*, link_id: int) -> str:
+    """The URL of the link's line item: known already, found in the platform's line items service, or created.
+
+    Raises PlatformTransientError (retry), PlatformPermanentError or LtiError (no grades for this link until
+    a new launch or an instructor changes something; the reason is kept on the link).
+    """
+    link = LtiResourceLink.objects.select_related("deployment__platform", "lesson").get(pk=link_id)
+    if link.lineitem_url:
+        return link.lineitem_url
+    platform = link.deployment.platform
+    access = messages.gradebook_access(scopes=link.ags_scopes, lineitem_url="", lineitems_url=link.lineitems_url)
+    try:
+        if not access.mode:
+            raise LtiError(access.reason)
+        if link.lesson is None:
+            raise LtiError("this link points at no lesson")
+        # The token first, outside the lock: the platform checks our assertion against our /lti/jwks/,
+        # which must not wait on a transaction of ours (the signing key may have just been made).
+        grant = oauth.access_grant(platform=platform, scopes=access.token_scopes)
+        if not {messages.SCOPE_LINEITEM, messages.SCOPE_LINEITEM_READONLY} & grant.scopes:
+            raise LtiError("the platform's access token grants neither lineitem scope: no grades are sent")
+        may_create = access.mode == "find_or_create" and messages.SCOPE_LINEITEM in grant.scopes
+        with transaction.atomic():
+            # The lock makes a second worker wait here, then find the column the first one stored.
+            link = LtiResourceLink.objects.select_for_update(of=("self",)).select_related("lesson").get(pk=link_id)
+            if link.lineitem_url:
+                return link.lineitem_url
+            url = _find_or_create(link, token=grant.token, may_create=may_create)
+            link.lineitem_url, link.grades_blocked_reason = url, ""
+            link.save(update_fields=["lineitem_url", "grades_blocked_reason"])
+            return url
+    except PlatformPermanentError as exc:
+        if " answered 401" in str(exc):  # token revoked early: forget it and try again with a new one
+            oauth.access_token_forget(platform=platform, scopes=access.token_scopes)
+            raise PlatformTransientError(str(exc)) from exc
+        _blocked(link_id, f"the platform refused: {exc}")
+        raise
+    except LtiError as exc:
+        _blocked(link_id, exc.reason)
+        raise
+
+
+def _blocked(link_id: int, reason: str) -> None:
+    LtiResourceLink.objects.filter(pk=link_id, lineitem_url="").update(grades_blocked_reason=reason[:300])
+
+
+def _find_or_create(link: LtiResourceLink, *, token: str, may_create: bool) -> str:
+    if link.lesson is None:
+        raise LtiError("this link points at no lesson")
+    auth = {"Authorization": f"Bearer {token}"}
+    found = _find(link, auth, resource_id=str(link.lesson.public_id))
+    if found:
+        return found
+    if not may_create:
+        raise LtiError(
+            "the platform has no gradebook column for this link and grants only read access to its "
+            "columns (lineitem.readonly): no grades are sent until an instructor adds one"
+        )
+    payload = messages.lineitem_payload(
+        score_maximum=link.score_maximum,
+        label=link.lesson.title,
+        resource_id=str(link.lesson.public_id),
+        resource_link_id=link.resource_link_id,
+    )
+    reply = http.post_json(
+        link.lineitems_url,
+        payload,
+        content_type=messages.LINEITEM_MEDIA_TYPE,
+        headers={"Accept": messages.LINEITEM_MEDIA_TYPE, **auth},
+    )
+    created = reply.json()
+    url = created.get("id") if isinstance(created, dict) else None
+    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+        raise PlatformPermanentError("the platform created a line item but answered without its id")
+    return url[:500]
+
+
+def _find(link: LtiResourceLink, auth: dict[str, str], *, resource_id: str) -> str | None:
+    """Every page of the container filtered to this link; None only once all of them were read."""
+    url: str | None = messages.lineitems_query_url(link.lineitems_url, resource_link_id=link.resource_link_id)
+    seen: set[str] = set()
+    while url:
+        if url in seen:
+            raise PlatformPermanentError("the platform's line item pages link in a circle")
+        if len(seen) >= MAX_PAGES:
+            raise PlatformPermanentError(f"the platform's line items run past {MAX_PAGES} pages")
+        seen.add(url)
+        reply = http.get_json(url, headers={"Accept": messages.LINEITEMS_MEDIA_TYPE, **auth})
+        items = reply.json()
+        if not isinstance(items, list):  # not knowing what is there must never lead to a second column
+            raise PlatformPermanentError("the platform's line items page is not a list of line items")
+        found = messages.lineitem_pick(items, resource_link_id=link.resource_link_id, resource_id=resource_id)
+        if found:
+            return found[:500]
+        url = messages.next_page_url(reply.headers.get("link"))
+    return None

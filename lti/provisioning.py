@@ -1,0 +1,156 @@
+"""What a valid launch creates or updates: the user, the course of the context, its educators and
+learners, the resource link and its lesson, and the launch grant that lets the learner watch it."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from courses import services as course_services
+from courses.models import Course, Lesson, LessonState
+from lti import claims, messages
+from lti.errors import LtiError
+from lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """What a completed launch provisioned: the user, and the lesson and link it opens (if any)."""
+
+    user: AbstractBaseUser
+    message: claims.LaunchMessage
+    deployment: LtiDeployment
+    lesson: Lesson | None
+    resource_link: LtiResourceLink | None
+    educator: bool
+
+
+def lti_user_provision(*, issuer: str, sub: str, claims_: dict) -> tuple[LtiUser, AbstractBaseUser]:
+    """The user for issuer + sub (created on first sight, never re-pointed); name and email kept current."""
+    User = get_user_model()
+    identity = LtiUser.objects.select_related("user").filter(issuer=issuer, sub=sub).first()
+    if identity is None:
+        digest = hashlib.sha256(f"{issuer}\n{sub}".encode()).hexdigest()[:24]
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username=f"lti-{digest}", password=None)
+                identity = LtiUser.objects.create(issuer=issuer, sub=sub, user=user)
+        except IntegrityError:  # the same person's first launch in two tabs at once: the other one won
+            identity = LtiUser.objects.select_related("user").get(issuer=issuer, sub=sub)
+    user = identity.user
+    changed = []
+    for field, claim in (("first_name", "given_name"), ("last_name", "family_name"), ("email", "email")):
+        value = claims_.get(claim)
+        if isinstance(value, str) and value and getattr(user, field) != value[:150]:
+            setattr(user, field, value[:150])
+            changed.append(field)
+    if not claims_.get("given_name") and isinstance(claims_.get("name"), str) and not user.first_name:
+        user.first_name = claims_["name"][:150]
+        changed.append("first_name")
+    if changed:
+        user.save(update_fields=changed)
+    return identity, user
+
+
+def lesson_grant_sign(*, platform: LtiPlatform, public_id: str) -> str:
+    """Proof, carried in a deep-linked item's custom parameters, that we offered this lesson to this platform."""
+    return signing.Signer(salt=f"lti-lesson:{platform.issuer}:{platform.client_id}").signature(public_id)
+
+
+def _lesson_from_custom(
+    *, message: claims.LaunchMessage, platform: LtiPlatform, context: LtiContext | None, user: AbstractBaseUser
+) -> Lesson | None:
+    value = message.custom.get("lesson")
+    if not value:
+        return None
+    try:
+        public_id = str(uuid.UUID(str(value)))
+    except ValueError as exc:
+        raise LtiError("the link's lesson parameter is not a lesson id") from exc
+    lesson = Lesson.objects.select_related("course").filter(public_id=public_id).first()
+    if lesson is None:
+        raise LtiError("the lesson this link points to does not exist", status=404)
+    course = lesson.course
+    grant = str(message.custom.get("lesson_grant", ""))
+    allowed = (
+        (course.published and lesson.state == LessonState.PUBLISHED)
+        or (context is not None and context.course_id == course.pk)
+        or (grant and constant_time_compare(grant, lesson_grant_sign(platform=platform, public_id=public_id)))
+        or course.educators.filter(pk=user.pk).exists()
+    )
+    if not allowed:
+        raise LtiError("this lesson is not available to this platform", status=403)
+    return lesson
+
+
+def _context_provision(*, deployment: LtiDeployment, message: claims.LaunchMessage, user: AbstractBaseUser,
+                       educator: bool) -> LtiContext | None:  # fmt: skip
+    data = message.context
+    if not data:
+        return None
+    context, _ = LtiContext.objects.get_or_create(deployment=deployment, context_id=data["id"])
+    # Lock it: two instructors opening a new LMS course at once must end up with one course.
+    context = LtiContext.objects.select_for_update().get(pk=context.pk)
+    context.title = str(data.get("title") or context.title)[:255]
+    context.label = str(data.get("label") or context.label)[:255]
+    memberships = message.nrps.get("context_memberships_url")
+    if isinstance(memberships, str) and memberships:
+        context.memberships_url = memberships[:500]
+    if context.course_id is None and educator:
+        title = context.title or context.label or "LMS course"
+        context.course = course_services.course_create(
+            slug=f"lti-{uuid.uuid4().hex[:12]}", title=title[:200], description="Linked from an LMS.", educators=[user]
+        )
+    context.save()
+    return context
+
+
+def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: claims.LaunchMessage) -> LaunchResult:
+    identity, user = lti_user_provision(issuer=message.issuer, sub=message.sub, claims_=message.claims)
+    educator = claims.is_educator(message.roles)
+    context = _context_provision(deployment=deployment, message=message, user=user, educator=educator)
+    course: Course | None = context.course if context else None
+    if course is not None:
+        if educator:
+            course.educators.add(user)
+        if claims.is_learner(message.roles):
+            course_services.enrollment_create(user=user, course=course)
+    if message.message_type != claims.RESOURCE_LINK_REQUEST:
+        return LaunchResult(user=user, message=message, deployment=deployment, lesson=None, resource_link=None,
+                            educator=educator)  # fmt: skip
+
+    link_claim = message.claims[claims.RESOURCE_LINK]
+    link, _ = LtiResourceLink.objects.get_or_create(deployment=deployment, resource_link_id=link_claim["id"])
+    lesson = _lesson_from_custom(message=message, platform=platform, context=context, user=user)
+    if lesson is not None:
+        link.lesson = lesson
+    link.context = context or link.context
+    link.title = str(link_claim.get("title") or link.title)[:255]
+    ags = message.ags
+    if isinstance(ags.get("lineitem"), str):
+        link.lineitem_url = ags["lineitem"][:500]
+    if isinstance(ags.get("lineitems"), str):
+        link.lineitems_url = ags["lineitems"][:500]
+    if isinstance(ags.get("scope"), list):
+        link.ags_scopes = [str(scope) for scope in ags["scope"]][:10]
+    if ags:
+        # Only what the claim says is decided here; finding or making the column is the workers' job (ags.py).
+        link.grades_blocked_reason = messages.gradebook_access(
+            scopes=link.ags_scopes, lineitem_url=link.lineitem_url, lineitems_url=link.lineitems_url
+        ).reason
+    link.save()
+    LtiLaunchGrant.objects.update_or_create(
+        lti_user=identity,
+        resource_link=link,
+        defaults={"user": user, "learner": not educator, "last_launch_at": timezone.now()},
+    )
+    return LaunchResult(user=user, message=message, deployment=deployment, lesson=link.lesson, resource_link=link,
+                        educator=educator)  # fmt: skip

@@ -1,0 +1,216 @@
+"""The pure LTI modules, without Django's database: claim rules, roles, messages, keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import jwt
+import pytest
+
+from lti import claims, keys, messages
+from lti.errors import LtiError
+
+NOW = 1_800_000_000
+
+
+def _claims(**changes: object) -> dict:  # type: ignore[type-arg]
+    base = {
+        "iss": "https://lms", "aud": "tool", "sub": "u1", "exp": NOW + 60, "iat": NOW, "nonce": "n",
+        claims.VERSION: "1.3.0", claims.MESSAGE_TYPE: "LtiResourceLinkRequest", claims.DEPLOYMENT_ID: "d1",
+        claims.ROLES: [], claims.RESOURCE_LINK: {"id": "r1"},
+    }  # fmt: skip
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def _validate(value: dict) -> claims.LaunchMessage:  # type: ignore[type-arg]
+    return claims.validate_launch(
+        value, issuer="https://lms", client_id="tool", deployment_ids={"d1"}, now=NOW, skew=60
+    )
+
+
+def test_a_valid_launch_with_empty_roles_passes() -> None:
+    message = _validate(_claims())
+    assert (message.sub, message.deployment_id, message.resource_link_id, message.roles) == ("u1", "d1", "r1", ())
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"exp": NOW - 61}, "expired"),
+        ({"iat": NOW + 61}, "future"),
+        ({"iat": NOW + 30, "exp": NOW + 20}, "after its expiry"),
+        ({"aud": ["tool", "x"]}, "authorized party"),
+        ({"aud": ["tool", "x"], "azp": "x"}, "authorized party"),
+        ({"aud": "tool", "azp": "x"}, "authorized party"),
+        ({"nonce": ""}, "no nonce"),
+        ({claims.DEPLOYMENT_ID: "d2"}, "not registered"),
+        ({claims.RESOURCE_LINK: {"id": ""}}, "resource link id"),
+        ({claims.MESSAGE_TYPE: "LtiDeepLinkingRequest"}, "no return URL"),
+    ],
+)
+def test_rules(changes: dict, words: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(LtiError, match=words):
+        _validate(_claims(**changes))
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://lms.example/deep_link_return?x=1", True),
+        ("http://127.0.0.1:8123/deep_link_return", True),
+        ("http://[::1]/return", True),
+        ("http://lms.localhost/return", True),
+        ("javascript:alert(document.cookie)", False),
+        ("JavaScript://lms.example/%0aalert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("http://lms.example/return", False),
+        ("//lms.example/return", False),
+        ("/relative", False),
+        ("https://", False),
+        ("https://[::1/", False),
+    ],
+)
+def test_deep_link_return_url_must_be_https_or_loopback_http(url: str, allowed: bool) -> None:
+    dl = {claims.MESSAGE_TYPE: "LtiDeepLinkingRequest", claims.RESOURCE_LINK: None}
+    value = _claims(**dl, **{claims.DL_SETTINGS: {"deep_link_return_url": url}})
+    if allowed:
+        assert _validate(value).deep_linking_settings["deep_link_return_url"] == url
+    else:
+        with pytest.raises(LtiError, match="return URL"):
+            _validate(value)
+
+
+def test_skew_is_tolerated() -> None:
+    _validate(_claims(exp=NOW - 59, iat=NOW - 120))
+    _validate(_claims(iat=NOW + 59, exp=NOW + 120))
+    _validate(_claims(aud=["tool", "x"], azp="tool"))
+
+
+def test_roles() -> None:
+    full = "http://purl.imsglobal.org/vocab/lis/v2/"
+    assert claims.is_educator([full + "membership#Instructor"])
+    assert claims.is_educator([full + "membership/Instructor#TeachingAssistant"])
+    assert claims.is_educator([full + "membership#ContentDeveloper", full + "membership#Learner"])
+    assert claims.is_educator([full + "membership#Administrator"])
+    assert claims.is_educator(["Instructor"])  # deprecated short form
+    # A school-level role is not a role in this course.
+    assert not claims.is_educator([full + "institution/person#Instructor", full + "institution/person#Administrator"])
+    assert not claims.is_educator([full + "membership#Mentor", full + "membership#Learner"])
+    assert claims.is_learner([full + "membership#Learner"]) and not claims.is_learner([full + "membership#Instructor"])
+
+
+def test_next_page_url_reads_link_headers() -> None:
+    assert (
+        messages.next_page_url('<https://lms/m?p=2>; rel="next", <https://lms/m?p=9>; rel="last"')
+        == "https://lms/m?p=2"
+    )
+    assert messages.next_page_url('<https://lms/m?p=1>; rel="prev"') is None
+    assert messages.next_page_url(None) is None
+    assert messages.next_page_url("<https://lms/m?p=3>; rel=next") == "https://lms/m?p=3"
+
+
+def test_scores_url_keeps_the_line_item_query() -> None:
+    assert messages.scores_url("https://lms/li/7") == "https://lms/li/7/scores"
+    assert messages.scores_url("https://lms/li/7?type_id=1") == "https://lms/li/7/scores?type_id=1"
+
+
+def test_lineitems_query_url_filters_by_resource_link_and_keeps_the_container_query() -> None:
+    assert (
+        messages.lineitems_query_url("https://lms/ags/lineitems", resource_link_id="r 1")
+        == "https://lms/ags/lineitems?resource_link_id=r+1"
+    )
+    assert (
+        messages.lineitems_query_url("https://lms/li.php?type_id=2&resource_link_id=old", resource_link_id="r1")
+        == "https://lms/li.php?type_id=2&resource_link_id=r1"
+    )
+
+
+def test_lineitem_pick_wants_the_link_id_and_prefers_our_resource_id() -> None:
+    items = [
+        {"id": "https://lms/li/1", "resourceLinkId": "other", "resourceId": "lesson-1"},
+        {"id": "https://lms/li/2", "resourceLinkId": "r1", "resourceId": "quiz"},
+        {"id": "https://lms/li/3", "resourceLinkId": "r1", "resourceId": "lesson-1"},
+        {"id": "javascript:alert(1)", "resourceLinkId": "r1", "resourceId": "lesson-1"},
+        "not an item",
+    ]
+    assert messages.lineitem_pick(items, resource_link_id="r1", resource_id="lesson-1") == "https://lms/li/3"
+    assert messages.lineitem_pick(items[:2], resource_link_id="r1", resource_id="lesson-1") == "https://lms/li/2"
+    assert messages.lineitem_pick(items[:1], resource_link_id="r1", resource_id="lesson-1") is None
+    assert messages.lineitem_pick({"items": items}, resource_link_id="r1", resource_id="lesson-1") is None
+
+
+def test_lineitem_payload() -> None:
+    assert messages.lineitem_payload(score_maximum=10, label="Lenses", resource_id="u-1", resource_link_id="r1") == {
+        "scoreMaximum": 10,
+        "label": "Lenses",
+        "resourceId": "u-1",
+        "resourceLinkId": "r1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("scopes", "lineitem", "lineitems", "mode", "reason"),
+    [
+        ([messages.SCOPE_SCORE], "https://lms/li/1", "", "lineitem", ""),
+        ([messages.SCOPE_SCORE, messages.SCOPE_LINEITEM], "", "https://lms/li", "find_or_create", ""),
+        ([messages.SCOPE_SCORE, messages.SCOPE_LINEITEM_READONLY], "", "https://lms/li", "find", ""),
+        ([messages.SCOPE_SCORE], "", "https://lms/li", "", "neither lineitem scope"),
+        ([messages.SCOPE_SCORE, messages.SCOPE_LINEITEM], "", "", "", "neither a line item nor"),
+        ([messages.SCOPE_LINEITEM], "https://lms/li/1", "https://lms/li", "", "score scope"),
+    ],
+)
+def test_gradebook_access(scopes: list[str], lineitem: str, lineitems: str, mode: str, reason: str) -> None:
+    access = messages.gradebook_access(scopes=scopes, lineitem_url=lineitem, lineitems_url=lineitems)
+    assert access.mode == mode
+    assert (reason in access.reason) if reason else access.reason == ""
+    wanted = tuple(scope for scope in scopes if scope != messages.SCOPE_SCORE) if mode.startswith("find") else ()
+    assert access.token_scopes == wanted
+
+
+def test_gradebook_access_asks_a_token_for_the_lineitem_scopes_offered_and_no_more() -> None:
+    both = [messages.SCOPE_LINEITEM_READONLY, messages.SCOPE_SCORE, messages.SCOPE_LINEITEM]
+    access = messages.gradebook_access(scopes=both, lineitem_url="", lineitems_url="https://lms/li")
+    assert (access.mode, access.token_scopes) == (
+        "find_or_create",
+        (messages.SCOPE_LINEITEM, messages.SCOPE_LINEITEM_READONLY),
+    )
+
+
+def test_score_payload_timestamp_is_iso8601_utc() -> None:
+    payload = messages.score_payload(
+        user_id="u", score_given=1, score_maximum=2, activity_progress="Completed", grading_progress="FullyGraded",
+        timestamp=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    )  # fmt: skip
+    assert payload["timestamp"] == "2026-01-02T03:04:05.678Z"
+
+
+def test_keys_sign_and_publish() -> None:
+    pair = keys.generate(passphrase=b"pass")
+    private = keys.load_private(pair.private_key_encrypted, passphrase=b"pass")
+    token = jwt.encode({"a": 1}, private, algorithm="RS256", headers={"kid": pair.kid})
+    public = jwt.PyJWK(pair.public_jwk).key
+    assert jwt.decode(token, public, algorithms=["RS256"]) == {"a": 1}
+    assert pair.public_jwk["kid"] == pair.kid == keys.thumbprint(private.public_key())
+    with pytest.raises((ValueError, TypeError)):
+        keys.load_private(pair.private_key_encrypted, passphrase=b"wrong")
+
+
+def test_auth_redirect_url() -> None:
+    url = messages.auth_redirect_url(
+        auth_login_url="https://lms/auth?x=1", client_id="c", redirect_uri="https://tool/lti/launch/",
+        login_hint="h", lti_message_hint=None, state="s", nonce="n",
+    )  # fmt: skip
+    assert url.startswith(
+        "https://lms/auth?x=1&scope=openid&response_type=id_token&response_mode=form_post&prompt=none"
+    )
+    assert "lti_message_hint" not in url
+
+
+def test_a_platform_answer_that_is_not_json_is_a_permanent_error() -> None:
+    from lti import http
+    from lti.errors import PlatformPermanentError
+
+    assert http.Reply(200, {}, b'{"ok": 1}').json() == {"ok": 1}
+    with pytest.raises(PlatformPermanentError, match="not JSON"):
+        http.Reply(200, {}, b"<html>maintenance</html>").json()
