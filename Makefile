@@ -6,7 +6,7 @@
 #   make test      system services (root, apt, only when missing) + the suite against real PostgreSQL,
 #                  Redis and SeaweedFS S3 (tests/harness.py) + lint
 #   make test-unit the tests that need no service, without the harness, in under a minute
-#   make lint      ruff check and ruff format --check; make pytest PYTEST_ARGS="tests/x -x": the suite only
+#   make lint      ruff check, ruff format --check and mypy; make pytest PYTEST_ARGS="tests/x -x": the suite only
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -101,6 +101,8 @@ test-unit: python-deps
 lint: python-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m config.secret_files >/dev/null  # mypy's Django plugin loads the settings
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) node_modules static/build var
