@@ -24,10 +24,22 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from config.api_errors import status_for
 from config.openapi import NOT_LOGGED_IN, error
 from courses import selectors, services
 from media_pipeline import tus, uploads
 from media_pipeline.models import ResumableUpload, UploadStatus
+
+# The tus protocol's own statuses for three refusals; every other one has its kind's (config/api_errors).
+TUS_STATUS_OF: dict[type[uploads.UploadError], int] = {
+    uploads.UploadBusy: 423,  # Locked: another request is appending
+    uploads.UploadGone: 410,  # Gone: terminated or expired
+    uploads.ChecksumMismatch: 460,  # the checksum extension's "Checksum Mismatch"
+}
+
+
+def _refused(exc: uploads.UploadError) -> HttpResponse:
+    return _text(TUS_STATUS_OF.get(type(exc)) or status_for(exc), str(exc))
 
 
 def _text(status: int, reason: str = "", **headers: str) -> HttpResponse:
@@ -162,7 +174,7 @@ class UploadCreateApi(TusApi):
                 user=request.user, lesson=lesson, length=length, filename=metadata.get("filename", "")
             )
         except uploads.UploadError as exc:
-            return _text(exc.status, str(exc))
+            return _refused(exc)
         location = request.build_absolute_uri(f"/api/v1/uploads/{upload.public_id}")
         return _text(201, Location=location, Upload_Offset="0", **_expires(upload))
 
@@ -253,7 +265,7 @@ class UploadApi(TusApi):
                 upload=upload, offset=offset, stream=request._request, length=length, checksum=checksum
             )
         except uploads.UploadError as exc:
-            return _text(exc.status, str(exc))
+            return _refused(exc)
         offset = upload.offset if upload.status == UploadStatus.ACTIVE else upload.length
         return _text(204, Upload_Offset=str(offset), **_expires(upload))
 
@@ -278,5 +290,5 @@ class UploadApi(TusApi):
         try:
             uploads.upload_terminate(upload=upload)
         except uploads.UploadError as exc:
-            return _text(exc.status, str(exc))
+            return _refused(exc)
         return _text(204)

@@ -33,6 +33,7 @@ from django.db.models import F, Q, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from core import errors
 from core.leases import lapsed, lease_release, lease_renew, lease_take
 from media_pipeline import layout, storage
 from media_pipeline import services as media_services
@@ -47,38 +48,36 @@ MIB = 1024 * 1024
 SPOOL_PREFIX = "uploads/spool/"
 
 
-class UploadError(Exception):
-    """Refused; ``status`` is the HTTP status and the message the reason shown to the uploader."""
-
-    status = 400
+class UploadError(errors.DomainError):
+    """Refused; the message is the reason shown to the uploader. The tus view gives each its status."""
 
 
-class UploadTooLarge(UploadError):
-    status = 413
+class UploadTooLarge(UploadError, errors.TooLarge):
+    pass
 
 
-class QuotaExceeded(UploadError):
-    status = 413
+class QuotaExceeded(UploadError, errors.TooLarge):
+    pass
 
 
-class OffsetConflict(UploadError):
-    status = 409
+class OffsetConflict(UploadError, errors.Conflict):
+    pass
 
 
-class UploadBusy(UploadError):
-    status = 423
+class UploadBusy(UploadError, errors.Conflict):
+    """Another request is appending to this upload right now."""
 
 
-class UploadGone(UploadError):
-    status = 410
+class UploadGone(UploadError, errors.NotFound):
+    """Terminated or expired."""
 
 
-class UploadFinished(UploadError):
-    status = 403
+class UploadFinished(UploadError, errors.NotAllowed):
+    """Complete: nothing more may be appended."""
 
 
-class ChecksumMismatch(UploadError):
-    status = 460
+class ChecksumMismatch(UploadError, errors.Invalid):
+    """The chunk's bytes do not match the checksum the client sent with it."""
 
 
 def _size(n: int) -> str:
