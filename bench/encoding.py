@@ -23,7 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from media_pipeline.ffmpeg import encode_command, run_with_progress  # noqa: E402
 from media_pipeline.ladder import Rung, plan_ladder  # noqa: E402
-from media_pipeline.packager import package_command  # noqa: E402
+from media_pipeline.packager import ladder_inputs, package_command  # noqa: E402
 from media_pipeline.probe import ProbeResult, probe_file  # noqa: E402
 
 ENCODE_TIMEOUT = 3 * 3600
@@ -97,7 +97,8 @@ def run_encode(command: list[str], probe: ProbeResult) -> None:
 def package(t: Tools, encoded: Path, packaged: Path, rungs: list[Rung], probe: ProbeResult) -> None:
     """Shaka Packager run inside the output folder, as the transcode step runs it (relative URIs)."""
     packaged.mkdir(parents=True, exist_ok=True)
-    command = package_command(packager=t.packager, work_dir=encoded, rungs=rungs, has_audio=probe.has_audio)
+    inputs = ladder_inputs(work_dir=encoded, rungs=rungs, has_audio=probe.has_audio)
+    command = package_command(packager=t.packager, inputs=inputs)
     subprocess.run(command, cwd=packaged, check=True, capture_output=True, timeout=ENCODE_TIMEOUT)
 
 

@@ -254,7 +254,7 @@ MEDIA_WORK_DIR = env_str("MEDIA_WORK_DIR", "") or None  # temp files; None = sys
 ENCODE_PRESET = env_str("ENCODE_PRESET", "veryfast")
 ENCODE_THREADS = env_int("ENCODE_THREADS", 0, minimum=0)  # 0 = let ffmpeg decide
 ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
-# Publish a provisional stream of every new upload before the full ladder (media_pipeline/provisional.py).
+# Publish a provisional stream of every new upload before the full ladder (media_pipeline/steps/provisional.py).
 MEDIA_PROVISIONAL = env_bool("MEDIA_PROVISIONAL", True)
 # Sources longer than MEDIA_CHUNK_MIN_SECONDS are encoded in chunks of MEDIA_CHUNK_SECONDS (whole
 # 2-second GOPs), one Dramatiq message each, by as many workers as run (docs/adr/0016). A worker holds

@@ -1,15 +1,17 @@
-"""Dramatiq actors: re-fetch by id, call one service, let the error policy decide.
+"""Dramatiq actors: re-fetch by id, call one step, let the error policy decide.
 
-Permanent errors (the input cannot be processed) are recorded on the asset by the services and
-not retried; anything else (storage, network, a killed worker) is retried with backoff.
+Permanent errors (the input cannot be processed) are recorded on the asset by the steps and
+not retried; anything else (storage, network, a killed worker) is retried with backoff. Services and
+steps send these by name (core.tasks, media_pipeline.workflow.NEXT_STEP), never by importing this module.
 """
 
 from __future__ import annotations
 
 import dramatiq
 
-from media_pipeline import chunk_services, provisional, replication, services
+from media_pipeline import replication
 from media_pipeline.errors import PermanentError
+from media_pipeline.steps import chunked, probe, provisional, publish, transcode
 
 MINUTE_MS = 60_000
 COMMON = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
@@ -18,7 +20,7 @@ COMMON = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_ba
 
 @dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
 def probe_asset(asset_id: int) -> None:
-    services.asset_probe(asset_id=asset_id)
+    probe.asset_probe(asset_id=asset_id)
 
 
 @dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)
@@ -28,12 +30,12 @@ def provisional_asset(asset_id: int) -> None:
 
 @dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)
 def transcode_asset(asset_id: int) -> None:
-    services.asset_transcode(asset_id=asset_id)
+    transcode.asset_transcode(asset_id=asset_id)
 
 
 @dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
 def publish_asset(asset_id: int) -> None:
-    services.asset_publish(asset_id=asset_id)
+    publish.asset_publish(asset_id=asset_id)
 
 
 # Chunks of a long source (docs/adr/0016). A chunk or join held by another worker is retried after its
@@ -44,16 +46,16 @@ CHUNKS = {**COMMON, "max_retries": 50}
 @dramatiq.actor(time_limit=2 * 60 * MINUTE_MS, **CHUNKS)
 def encode_chunk(chunk_id: int) -> None:
     try:
-        chunk_services.chunk_encode(chunk_id=chunk_id)
-    except chunk_services.ChunkBusy as busy:
+        chunked.chunk_encode(chunk_id=chunk_id)
+    except chunked.ChunkBusy as busy:
         raise dramatiq.Retry(str(busy), delay=int(busy.retry_after * 1000)) from busy
 
 
 @dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **CHUNKS)
 def join_chunks(build_id: int) -> None:
     try:
-        chunk_services.chunked_build_join(build_id=build_id)
-    except chunk_services.ChunkBusy as busy:
+        chunked.chunked_build_join(build_id=build_id)
+    except chunked.ChunkBusy as busy:
         raise dramatiq.Retry(str(busy), delay=int(busy.retry_after * 1000)) from busy
 
 

@@ -7,8 +7,8 @@ class MediaPipelineConfig(AppConfig):
     verbose_name = "Media pipeline"
 
     def ready(self) -> None:
-        # Every process declares the actors, so a service can send work by actor name
-        # (core.tasks.send_on_commit); django_dramatiq loads them only in `rundramatiq`.
+        # Registers the actors with the broker in every process (web too, not only `rundramatiq`):
+        # the pipeline sends its steps by name (core.tasks), never by importing this module.
         from media_pipeline import actors  # noqa: F401
         from media_pipeline.metrics import register_collectors
 

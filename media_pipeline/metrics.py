@@ -9,6 +9,9 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from media_pipeline.models import VersionReplica
+from media_pipeline.replication import replication_lag_seconds
+
 ASSET_FAILURES = Counter("media_asset_failures_total", "Assets that ended in the failed state", ["step"])
 
 
@@ -49,9 +52,6 @@ class ReplicationCollector(Collector):
         yield GaugeMetricFamily("media_replicas", "", labels=["region", "state"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from media_pipeline.models import VersionReplica
-        from media_pipeline.replication import replication_lag_seconds
-
         try:
             lag = replication_lag_seconds()
             counts = list(

@@ -1,7 +1,7 @@
 """A media asset: one uploaded source and the adaptive versions built from it.
 
 The pipeline moves an asset through its states with compare-and-set updates
-(see services); nothing here does I/O.
+(see workflow); nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.db import models
 class AssetStatus(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded, waiting to be probed"
     PROBING = "probing", "Probing"
-    # A new upload is made playable at once (media_pipeline/provisional.py, docs/adr): its own bitstream
+    # A new upload is made playable at once (media_pipeline/steps/provisional.py, docs/adr): its own bitstream
     # repackaged, or one fast low rung. Leaves for PROBED whatever happens; never fails the asset.
     PROVISIONAL = "provisional", "Making a quick first stream"
     PROBED = "probed", "Probed, waiting to be encoded"
@@ -265,7 +265,7 @@ class ChunkState(models.TextChoices):
 
 
 class ChunkedBuild(models.Model):
-    """One version of an asset encoded in chunks by many workers (media_pipeline/chunk_services.py,
+    """One version of an asset encoded in chunks by many workers (media_pipeline/steps/chunked.py,
     docs/adr/0016). The join claims the row (compare-and-set ``encoding`` -> ``joining``) so one worker
     joins; a worker that dies while joining loses the claim when ``lease_until`` passes."""
 

@@ -20,6 +20,8 @@ PROTECTION_SCHEME = "cbcs"
 # Packager writes "identity" for a raw key, which hls.js (and Safari) can only use for MPEG-TS.
 CLEARKEY_KEYFORMAT = 'KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"'
 _IDENTITY_KEYFORMAT = re.compile(r'KEYFORMAT="identity"')
+# The provisional stream's video file (single_file_inputs); its audio is AUDIO_FILE, as in a full encode.
+VIDEO_FILE = "video.mp4"
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,17 @@ def hls_playlist_for_clearkey(text: str) -> str:
     )
 
 
-def package_command(
-    *, packager: str, work_dir: Path, rungs: list[Rung], has_audio: bool, encryption: Encryption | None = None
-) -> list[str]:
-    """Run with the output folder as the working directory: every URI in the manifests is relative."""
+@dataclass(frozen=True)
+class PackagerInputs:
+    """The packager's stream descriptors, and whether they write numbered segments (one object per
+    segment) or one fragmented MP4 per stream that players address with byte ranges."""
+
+    streams: tuple[str, ...]
+    segmented: bool
+
+
+def ladder_inputs(*, work_dir: Path, rungs: list[Rung], has_audio: bool) -> PackagerInputs:
+    """The encoded rungs and audio in ``work_dir``, as numbered CMAF segments (a full version)."""
     streams: list[str] = []
     for rung in rungs:
         name = f"video_{rung.name}"
@@ -66,16 +75,35 @@ def package_command(
             "init_segment=audio/init.mp4,segment_template=audio/$Number$.m4s,"
             "playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
         )
+    return PackagerInputs(streams=tuple(streams), segmented=True)
+
+
+def single_file_inputs(*, video: Path, audio: Path | None) -> PackagerInputs:
+    """One fragmented MP4 per stream (``video.mp4``, ``audio.mp4``; fragments at the input's keyframes),
+    HLS with byte ranges and an on-demand MPD: the provisional stream. ``video`` and ``audio`` may be
+    the same file (the source)."""
+    streams = [f"in={video},stream=video,output={VIDEO_FILE},playlist_name=video.m3u8"]
+    if audio is not None:
+        streams.append(
+            f"in={audio},stream=audio,output={AUDIO_FILE},playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
+        )
+    return PackagerInputs(streams=tuple(streams), segmented=False)
+
+
+def package_command(*, packager: str, inputs: PackagerInputs, encryption: Encryption | None = None) -> list[str]:
+    """Run with the output folder as the working directory: every URI in the manifests is relative.
+    Segments are at least GOP_SECONDS long; an HLS master and a static DASH MPD go over them."""
     command = [
         packager,
-        *streams,
+        *inputs.streams,
         "--segment_duration", str(GOP_SECONDS),
         "--hls_playlist_type", "VOD",
         "--hls_master_playlist_output", HLS_MASTER,
         "--mpd_output", DASH_MANIFEST,
-        # With segment templates the packager writes a dynamic MPD unless told this is on-demand.
-        "--generate_static_live_mpd",
     ]  # fmt: skip
+    if inputs.segmented:
+        # With segment templates the packager writes a dynamic MPD unless told this is on-demand.
+        command.append("--generate_static_live_mpd")
     if encryption is not None:
         command += [
             "--enable_raw_key_encryption",

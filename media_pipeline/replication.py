@@ -29,10 +29,10 @@ from media_pipeline import storage
 from media_pipeline.errors import PermanentError
 from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
 from media_pipeline.regions import ObjectStore, Region, region_get, regions_all, store_for
+from media_pipeline.versions import INDEX_NAME
 
 logger = logging.getLogger(__name__)
 
-INDEX_NAME = "files.json"
 LEASE_SECONDS = 5 * 60  # a copy renews its claim every 30 s; a dead worker's lapses after this
 INDEX_LIMIT = 16 * 1024 * 1024
 COPYABLE = [ReplicaState.PENDING, ReplicaState.DEGRADED, ReplicaState.COPYING]

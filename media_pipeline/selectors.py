@@ -9,6 +9,7 @@ from django.conf import settings
 
 from media_pipeline import content_keys, layout
 from media_pipeline.models import (
+    AssetTextTrack,
     ChunkedBuild,
     ChunkState,
     ContentKey,
@@ -18,6 +19,7 @@ from media_pipeline.models import (
     VersionReplica,
 )
 from media_pipeline.regions import regions_all
+from media_pipeline.text_tracks import TextTrack
 
 
 class PlaybackInfo(TypedDict):
@@ -146,3 +148,9 @@ def asset_chunks_done(*, asset: MediaAsset) -> tuple[int, int] | None:
         return None
     video = EncodeChunk.objects.filter(build=build, kind=EncodeChunk.Kind.VIDEO)
     return video.filter(state=ChunkState.DONE).count(), video.count()
+
+
+def asset_text_tracks(*, asset_id: int) -> list[TextTrack]:
+    """The asset's captions and chapters, in their order: what its next version is built with."""
+    rows = AssetTextTrack.objects.filter(asset_id=asset_id).order_by("position")
+    return [TextTrack(kind=r.kind, language=r.language, label=r.label, vtt=r.vtt) for r in rows]

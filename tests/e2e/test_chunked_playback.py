@@ -10,10 +10,12 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page
 
 from courses.models import Course, Enrollment, Lesson
-from media_pipeline import chunk_services, services
+from media_pipeline import services
 from media_pipeline.models import AssetStatus, ChunkedBuild, MediaAsset
+from media_pipeline.steps import chunked
 from tests.conftest import make_clip
 from tests.e2e.conftest import log_in
+from tests.pipeline_steps import record_sends
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pw-learner-123456"
@@ -37,9 +39,7 @@ document.addEventListener('timeupdate', (e) => window.__times.push(e.target.curr
 
 def _chunked_asset(key_prefix: str, clip: Path, monkeypatch) -> MediaAsset:  # type: ignore[no-untyped-def]
     """The real pipeline, chunked, run in this process; messages are delivered by hand, in order."""
-    sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(chunk_services, "_send", lambda name, object_id: sent.append((name, object_id)))
-    monkeypatch.setattr(services, "_enqueue", lambda name, object_id: sent.append((name, object_id)))
+    sent = record_sends(monkeypatch)
     asset = services.asset_create(key_prefix=key_prefix)
     with clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
@@ -48,9 +48,9 @@ def _chunked_asset(key_prefix: str, clip: Path, monkeypatch) -> MediaAsset:  # t
     while sent:
         name, object_id = sent.pop(0)
         if name == "encode_chunk":
-            chunk_services.chunk_encode(chunk_id=object_id)
+            chunked.chunk_encode(chunk_id=object_id)
         elif name == "join_chunks":
-            chunk_services.chunked_build_join(build_id=object_id)
+            chunked.chunked_build_join(build_id=object_id)
         elif name == "publish_asset":
             services.asset_publish(asset_id=object_id)
     asset.refresh_from_db()

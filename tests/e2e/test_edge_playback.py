@@ -14,12 +14,13 @@ from media_pipeline import services
 from tests.conftest import make_clip
 from tests.e2e.conftest import log_in
 from tests.nginx_edge import run_edge
+from tests.pipeline_steps import record_sends
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_players_play_through_the_nginx_edge(live_server, new_page, settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    record_sends(monkeypatch)
     course = Course.objects.create(slug="edge", title="Edge", published=True)
     learner = User.objects.create_user("ada", password="pw-ada-123456")
     Enrollment.objects.create(user=learner, course=course)

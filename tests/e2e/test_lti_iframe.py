@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.test import Client
@@ -28,12 +27,12 @@ from courses.models import Lesson, LessonProgress
 from lti import tokens
 from lti.models import LtiContext, LtiUser
 from lti.platforms import platform_register
-from media_pipeline import services as media_services
 from outbound.addresses import parse_networks
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_player import _encoded_asset
 from tests.lti.conftest import full_launch, start_emulator
 from tests.lti.platform_emulator import PlatformEmulator
+from tests.pipeline_steps import record_sends
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +57,8 @@ def _graded_lesson(lms: PlatformEmulator, clip: Path, key_prefix: str) -> Lesson
     course = LtiContext.objects.get().course
     # The pipeline runs in this process; the test's Dramatiq worker (there for the grade posts) must
     # not take the same steps up from the queue at the same time.
-    with mock.patch.object(media_services, "_enqueue", lambda *args: None):
+    with pytest.MonkeyPatch.context() as patch:
+        record_sends(patch)
         asset = _encoded_asset(clip, key_prefix)
     lesson = Lesson.objects.create(course=course, title="Refraction", asset=asset)
     lms.launches["graded"] = {

@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page
 
 from courses.models import Course, Enrollment, Lesson
-from media_pipeline import provisional
 from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus
+from media_pipeline.steps import provisional
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

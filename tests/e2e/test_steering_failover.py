@@ -19,6 +19,7 @@ from playback import health
 from tests.conftest import _s3_region, make_clip, under_harness
 from tests.e2e.conftest import log_in
 from tests.nginx_edge import run_edge
+from tests.pipeline_steps import record_sends
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +62,7 @@ def test_players_move_to_the_other_cdn_when_theirs_dies(
         pytest.skip("needs the S3 servers of tests/harness.py")
     import os
 
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    record_sends(monkeypatch)
     monkeypatch.setattr(replication, "replicas_enqueue", lambda **kwargs: 0)
     us_endpoint = os.environ["TEST_REGION_ENDPOINTS"].split(",")[0]
     settings.STORAGE_REGIONS = [

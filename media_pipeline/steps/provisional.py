@@ -23,7 +23,6 @@ docs/adr/0015-provisional-stream.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +34,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from media_pipeline import extras, layout, replication, services, storage
-from media_pipeline.ffmpeg import DEINTERLACE, input_options, poster_command, run_with_progress
-from media_pipeline.ladder import AUDIO_BITRATE_KBPS, GOP_SECONDS, Rung, gop_frames, output_fps
+from media_pipeline import extras, layout, replication, storage, versions, workflow
+from media_pipeline import selectors as media_selectors
+from media_pipeline.ffmpeg import AUDIO_FILE, DEINTERLACE, input_options, poster_command, run_with_progress
+from media_pipeline.ladder import AUDIO_BITRATE_KBPS, Rung, gop_frames, output_fps
 from media_pipeline.models import AssetStatus, MediaAsset
+from media_pipeline.packager import VIDEO_FILE, package_command, single_file_inputs
 from media_pipeline.probe import parse_probe, run_ffprobe
 from media_pipeline.tools import ToolFailed, run_tool
 
@@ -53,7 +54,6 @@ PACKAGER_FORMATS = {"mov", "mp4", "mpegts"}
 MAX_SEGMENT_SECONDS = 10
 FAST_RUNG_MAX_SHORT_SIDE = 360
 FAST_PRESET = "superfast"
-VIDEO_FILE, AUDIO_FILE = "video.mp4", "audio.mp4"
 REMUX, FAST_RUNG = "remux", "fast-rung"
 UPLOAD_CONCURRENCY = 8
 
@@ -135,25 +135,6 @@ def fast_rung_command(
     return command
 
 
-def package_command(*, packager: str, video: Path, audio: Path | None) -> list[str]:
-    """Shaka Packager, run inside the output folder: one fragmented MP4 per stream (fragments at the
-    input's keyframes, at least GOP_SECONDS long), HLS media playlists with byte ranges, a master,
-    and a static on-demand MPD. ``video`` and ``audio`` may be the same file (the source)."""
-    streams = [f"in={video},stream=video,output={VIDEO_FILE},playlist_name=video.m3u8"]
-    if audio is not None:
-        streams.append(
-            f"in={audio},stream=audio,output={AUDIO_FILE},playlist_name=audio.m3u8,hls_group_id=audio,hls_name=Audio"
-        )
-    return [
-        packager,
-        *streams,
-        "--segment_duration", str(GOP_SECONDS),
-        "--hls_playlist_type", "VOD",
-        "--hls_master_playlist_output", layout.HLS_MASTER,
-        "--mpd_output", layout.DASH_MANIFEST,
-    ]  # fmt: skip
-
-
 _TARGET_DURATION = re.compile(r"^#EXT-X-TARGETDURATION:(\d+)\s*$", re.MULTILINE)
 
 
@@ -173,7 +154,7 @@ def asset_provisional(*, asset_id: int) -> None:
     Idempotent: a rerun of the same build finds a complete index and only publishes; a build that
     moved on (a newer upload, or this step already done) is left alone.
     """
-    asset = services._claim(asset_id, from_states=[AssetStatus.PROVISIONAL], to_state=AssetStatus.PROVISIONAL)
+    asset = workflow.claim(asset_id, to_state=AssetStatus.PROVISIONAL)
     if asset is None:
         return
     version = asset.building_version
@@ -188,7 +169,7 @@ def asset_provisional(*, asset_id: int) -> None:
 
 def _build_and_publish(asset: MediaAsset, version: int) -> None:
     prefix = asset.version_prefix(version)
-    if not services._index_complete(prefix):
+    if not versions.index_complete(prefix):
         _build(asset, prefix)
     if not _publish(asset, version):
         _discard_unless_published(asset.pk, version)
@@ -197,7 +178,7 @@ def _build_and_publish(asset: MediaAsset, version: int) -> None:
 def _build(asset: MediaAsset, prefix: str) -> None:
     probe = asset.probe
     duration = float(probe["duration"])
-    with services._work_dir() as tmp:
+    with versions.work_dir() as tmp:
         work = Path(tmp)
         source, encoded, out = work / "source", work / "encoded", work / "out"
         encoded.mkdir()
@@ -223,15 +204,15 @@ def _build(asset: MediaAsset, prefix: str) -> None:
         finally:
             poster_task.shutdown(wait=True)
         (work / layout.POSTER).replace(out / layout.POSTER)
-        tracks = services.asset_text_tracks(asset_id=asset.pk)
+        tracks = media_selectors.asset_text_tracks(asset_id=asset.pk)
         extras.write_text_tracks(out=out, tracks=tracks, duration=duration)
-        # A fingerprint no full build has: a provisional version is never reused by _derive_version.
+        # A fingerprint no full build has: a provisional version is never reused by steps.transcode (_derive_version).
         fingerprint = extras.media_fingerprint(
             source_key=asset.source_key, ladder=[{"provisional": kind}], protected=False
         )
         meta = extras.version_meta(fingerprint=fingerprint, tracks=tracks, has_storyboard=False)
         meta["provisional"] = kind
-        _upload(out, prefix, meta=meta)
+        versions.upload_version(out, prefix, meta=meta, concurrency=UPLOAD_CONCURRENCY)
 
 
 def _streams(asset: MediaAsset, *, source: Path, encoded: Path, out: Path) -> str:
@@ -246,25 +227,6 @@ def _streams(asset: MediaAsset, *, source: Path, encoded: Path, out: Path) -> st
     _encode_fast_rung(asset, source, encoded)
     _package(out, video=encoded / VIDEO_FILE, audio=encoded / AUDIO_FILE if has_audio else None)
     return FAST_RUNG
-
-
-def _upload(out: Path, prefix: str, *, meta: dict[str, Any]) -> None:
-    """As services._upload_version (every object, then the index last), several objects at a time."""
-    paths = sorted(p for p in out.rglob("*") if p.is_file())
-    with ThreadPoolExecutor(max_workers=UPLOAD_CONCURRENCY, thread_name_prefix="sha256") as pool:
-        digests = list(pool.map(services._sha256, paths))
-    names = [path.relative_to(out).as_posix() for path in paths]
-    storage.save_files(
-        [(prefix + name, path, digest) for name, path, digest in zip(names, paths, digests, strict=True)],
-        concurrency=UPLOAD_CONCURRENCY,
-    )
-    files = {
-        name: {"size": path.stat().st_size, "sha256": digest}
-        for name, path, digest in zip(names, paths, digests, strict=True)
-    }
-    index = out.parent / services.INDEX_NAME
-    index.write_text(json.dumps({"files": files, "meta": meta}, indent=1, sort_keys=True))
-    storage.save_file(key=prefix + services.INDEX_NAME, source=index, sha256=services._sha256(index))
 
 
 def _remux(out: Path, *, source: Path, has_audio: bool) -> str | None:
@@ -283,7 +245,7 @@ def _remux(out: Path, *, source: Path, has_audio: bool) -> str | None:
 
 
 def _package(out: Path, *, video: Path, audio: Path | None) -> None:
-    command = package_command(packager=settings.PACKAGER_BIN, video=video, audio=audio)
+    command = package_command(packager=settings.PACKAGER_BIN, inputs=single_file_inputs(video=video, audio=audio))
     run_tool(command, cwd=out, timeout=settings.ENCODE_TIMEOUT_SECONDS, label="packager")
 
 
@@ -292,7 +254,7 @@ def _encode_fast_rung(asset: MediaAsset, source: Path, encoded: Path) -> None:
 
     def alive(percent: int) -> None:
         # pipeline_resume re-sends steps idle for a while: a long encode that reports is alive.
-        MediaAsset.objects.filter(pk=asset.pk, status=AssetStatus.PROVISIONAL).update(updated_at=timezone.now())
+        workflow.heartbeat(asset.pk, in_state=AssetStatus.PROVISIONAL)
 
     run_with_progress(
         fast_rung_command(
@@ -316,7 +278,7 @@ def _encode_fast_rung(asset: MediaAsset, source: Path, encoded: Path) -> None:
 def _publish(asset: MediaAsset, version: int) -> bool:
     """The provisional flip: only while this build is still the one in progress and still in the
     provisional step, never over a version at least as new, never for a lesson that became protected."""
-    meta = services._read_meta(asset.version_prefix(version))
+    meta = versions.read_meta(asset.version_prefix(version))
     now = timezone.now()
     with transaction.atomic():
         row = MediaAsset.objects.select_for_update().filter(pk=asset.pk).first()
@@ -359,9 +321,11 @@ def _discard_unless_published(asset_id: int, version: int) -> None:
 
 def _move_on(asset_id: int, version: int) -> None:
     """On to the full ladder, as the next version number (the provisional one is immutable now)."""
-    with transaction.atomic():
-        moved = MediaAsset.objects.filter(pk=asset_id, status=AssetStatus.PROVISIONAL, building_version=version).update(
-            status=AssetStatus.PROBED, building_version=version + 1, progress=0, updated_at=timezone.now()
-        )
-        if moved == 1:
-            transaction.on_commit(lambda: services._enqueue("transcode_asset", asset_id))
+    workflow.advance(
+        asset_id,
+        version=version,
+        from_state=AssetStatus.PROVISIONAL,
+        to_state=AssetStatus.PROBED,
+        building_version=version + 1,
+        progress=0,
+    )

@@ -1,0 +1,48 @@
+"""The probe step: read the upload's streams and plan its ladder (uploaded -> probing -> probed).
+
+A new upload of a lesson that is not protected goes on to the provisional stream first
+(steps.provisional); an input that is not playable media fails the asset with the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from media_pipeline import storage, versions, workflow
+from media_pipeline.errors import InputRejected
+from media_pipeline.ladder import plan_ladder
+from media_pipeline.models import AssetStatus
+from media_pipeline.probe import probe_file
+
+
+def asset_probe(*, asset_id: int) -> None:
+    asset = workflow.claim(asset_id, to_state=AssetStatus.PROBING)
+    if asset is None:
+        return
+    with versions.work_dir() as tmp:
+        source = Path(tmp) / "source"
+        storage.download(key=asset.source_key, target=source)
+        try:
+            result = probe_file(ffprobe=settings.FFPROBE_BIN, path=source)
+        except InputRejected as exc:
+            reason = f"rejected: {exc}"
+            workflow.fail(asset.pk, version=asset.building_version, in_state=AssetStatus.PROBING, reason=reason)
+            return
+    # A sound-only lesson has no video ladder: only its audio rendition is encoded and packaged.
+    rungs = plan_ladder(width=result.width, height=result.height, fps=result.fps) if result.has_video else []
+    # A new upload of a lesson that is not protected plays first as a provisional stream (steps.provisional).
+    # A sound-only lesson needs none: its full version is one audio encode, ready about as soon.
+    provisional_first = settings.MEDIA_PROVISIONAL and not asset.protected and result.has_video
+    workflow.advance(
+        asset.pk,
+        version=asset.building_version,
+        from_state=AssetStatus.PROBING,
+        to_state=AssetStatus.PROVISIONAL if provisional_first else AssetStatus.PROBED,
+        probe=result.as_dict(),
+        ladder=[rung.as_dict() for rung in rungs],
+        duration_seconds=result.duration,
+        width=result.width or None,  # none for a sound-only lesson
+        height=result.height or None,
+    )
