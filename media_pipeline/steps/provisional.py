@@ -36,7 +36,14 @@ from django.utils import timezone
 
 from media_pipeline import extras, layout, replication, storage, versions, workflow
 from media_pipeline import selectors as media_selectors
-from media_pipeline.ffmpeg import AUDIO_FILE, DEINTERLACE, input_options, poster_command, run_with_progress
+from media_pipeline.ffmpeg import (
+    AUDIO_FILE,
+    DEINTERLACE,
+    ffmpeg_preamble,
+    input_options,
+    poster_command,
+    run_with_progress,
+)
 from media_pipeline.ladder import AUDIO_BITRATE_KBPS, Rung, gop_frames, output_fps
 from media_pipeline.models import AssetStatus, MediaAsset
 from media_pipeline.packager import VIDEO_FILE, package_command, single_file_inputs
@@ -113,8 +120,7 @@ def fast_rung_command(
     gop = gop_frames(fps)
     deinterlace = DEINTERLACE + "," if interlaced else ""
     command = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-progress", "pipe:1", "-nostats",
+        *ffmpeg_preamble(ffmpeg, progress=True),
         *input_options(threads=threads), "-i", str(source),
         "-map", "0:V:0", "-an", "-sn", "-dn",
         "-vf", f"{deinterlace}fps={fps},scale={rung.width}:{rung.height}:flags=bilinear,setsar=1,format=yuv420p",
