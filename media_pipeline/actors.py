@@ -7,6 +7,8 @@ steps send these by name (core.tasks, media_pipeline.workflow.NEXT_STEP), never 
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 
 from media_pipeline import replication
@@ -14,7 +16,7 @@ from media_pipeline.errors import PermanentError
 from media_pipeline.steps import chunked, probe, provisional, publish, transcode
 
 MINUTE_MS = 60_000
-COMMON = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
+COMMON: dict[str, Any] = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
           "throws": (PermanentError,)}  # fmt: skip
 
 
@@ -40,7 +42,7 @@ def publish_asset(asset_id: int) -> None:
 
 # Chunks of a long source (docs/adr/0016). A chunk or join held by another worker is retried after its
 # lease, quietly (dramatiq.Retry), as often as it takes that worker to finish or its lease to pass.
-CHUNKS = {**COMMON, "max_retries": 50}
+CHUNKS: dict[str, Any] = {**COMMON, "max_retries": 50}
 
 
 @dramatiq.actor(time_limit=2 * 60 * MINUTE_MS, **CHUNKS)
@@ -61,8 +63,10 @@ def join_chunks(build_id: int) -> None:
 
 # A region that is down is retried for hours with growing pauses; `replicas sync` (run by
 # pipeline_resume at start-up, or from cron) picks up whatever outlives the retries.
-REPLICATION = {"queue_name": "replication", "max_retries": 20, "min_backoff": 2_000, "max_backoff": 15 * MINUTE_MS,
-               "throws": (PermanentError,)}  # fmt: skip
+REPLICATION: dict[str, Any] = {
+    "queue_name": "replication", "max_retries": 20, "min_backoff": 2_000, "max_backoff": 15 * MINUTE_MS,
+    "throws": (PermanentError,),
+}  # fmt: skip
 
 
 @dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **REPLICATION)

@@ -40,7 +40,7 @@ class PlaybackInfo(TypedDict):
 
 def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
     """The published version's prefix and file names, or None when nothing is playable yet."""
-    if asset is None or asset.published_prefix is None:
+    if asset is None or asset.published_prefix is None or asset.published_version is None:
         return None
     if asset.protected and asset.published_kid is None:
         # Never a clear version of a protected asset (asset_set_protected withdraws one; this holds even
@@ -50,6 +50,7 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
     cached: PlaybackInfo | None = getattr(asset, "_playback_info", None)
     if cached is not None and cached["prefix"] == asset.published_prefix:
         return cached
+    # A per-instance cache: the model declares no such field, by design.
     asset._playback_info = PlaybackInfo(  # type: ignore[attr-defined]
         prefix=asset.published_prefix,
         version=asset.published_version,

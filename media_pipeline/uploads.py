@@ -27,7 +27,7 @@ from typing import IO, Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.template.defaultfilters import filesizeformat
@@ -87,12 +87,12 @@ def _size(n: int) -> str:
 # --- Quotas -------------------------------------------------------------------------------------------
 
 
-def quota_bytes(*, user: AbstractBaseUser) -> int:
+def quota_bytes(*, user: User) -> int:
     override = UploadQuota.objects.filter(user_id=user.pk).values_list("quota_bytes", flat=True).first()
     return settings.UPLOAD_QUOTA_BYTES if override is None else override
 
 
-def quota_used(*, user: AbstractBaseUser) -> int:
+def quota_used(*, user: User) -> int:
     """Bytes of originals the user holds in storage: unfinished uploads (their whole length is reserved)
     and every finished one still kept: the current original of each video and the originals it replaced,
     until services.asset_collect_replaced_originals deletes those (DISCARDED) or the video is deleted
@@ -105,7 +105,7 @@ def quota_used(*, user: AbstractBaseUser) -> int:
     return held.aggregate(total=Sum("length"))["total"] or 0
 
 
-def _check_quota(user: AbstractBaseUser, length: int) -> None:
+def _check_quota(user: User, length: int) -> None:
     quota, used = quota_bytes(user=user), quota_used(user=user)
     if used + length > quota:
         raise QuotaExceeded(
@@ -132,7 +132,7 @@ def part_size_for(length: int) -> int:
     return max(settings.UPLOAD_PART_BYTES, math.ceil(needed / MIB) * MIB)
 
 
-def upload_create(*, owner: AbstractBaseUser, asset: MediaAsset, length: int, filename: str) -> ResumableUpload:
+def upload_create(*, owner: User, asset: MediaAsset, length: int, filename: str) -> ResumableUpload:
     """Start a resumable upload of ``length`` bytes as the next original of ``asset``.
 
     Raises UploadTooLarge / QuotaExceeded (413) with a reason the uploader can read.
@@ -163,7 +163,7 @@ def upload_create(*, owner: AbstractBaseUser, asset: MediaAsset, length: int, fi
         raise
 
 
-def upload_record_direct(*, owner: AbstractBaseUser, asset: MediaAsset, filename: str) -> ResumableUpload:
+def upload_record_direct(*, owner: User, asset: MediaAsset, filename: str) -> ResumableUpload:
     """Record a source that arrived whole (a form upload) as a finished upload of ``owner``, so
     that it counts towards their quota like a resumable one."""
     return ResumableUpload.objects.create(
@@ -180,7 +180,7 @@ def upload_record_direct(*, owner: AbstractBaseUser, asset: MediaAsset, filename
     )
 
 
-def check_quota(*, user: AbstractBaseUser, length: int) -> None:
+def check_quota(*, user: User, length: int) -> None:
     """Raise QuotaExceeded (with the reason to show) if ``length`` more bytes would not fit."""
     _check_quota(user, length)
 
@@ -207,7 +207,7 @@ def upload_append(
     try:
         hasher = checksum.hasher() if checksum else None
         received, staged = sink.receive(upload, stream, length, hasher, lease)
-        if checksum is not None and (received < length or hasher.digest() != checksum.digest):
+        if checksum is not None and hasher is not None and (received < length or hasher.digest() != checksum.digest):
             sink.discard(upload, staged)
             if received < length:
                 raise UploadError("the request ended before all its bytes arrived; nothing was stored")

@@ -66,7 +66,7 @@ RETRIED_WHEN_STALE = frozenset(state for state, sources in CLAIMS.items() if sta
 PROGRESS_EVERY_SECONDS = 2.0
 
 # The step named in the failure metric, by the state the asset failed in.
-_STEP_OF_STATE = {S.PROBING: "probe", S.TRANSCODING: "transcode", S.TRANSCODED: "publish"}
+_STEP_OF_STATE: dict[str, str] = {S.PROBING: "probe", S.TRANSCODING: "transcode", S.TRANSCODED: "publish"}
 
 
 class TransitionRefused(ValueError):

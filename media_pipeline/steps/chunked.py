@@ -102,7 +102,9 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
 def _current(build: ChunkedBuild) -> bool:
     """Whether the asset is still building this version (a newer upload or a failure ends it)."""
     asset = MediaAsset.objects.filter(pk=build.asset_id).values("status", "building_version").first()
-    return bool(asset) and asset["status"] == AssetStatus.TRANSCODING and asset["building_version"] == build.version
+    return (
+        asset is not None and asset["status"] == AssetStatus.TRANSCODING and asset["building_version"] == build.version
+    )
 
 
 def chunk_encode(*, chunk_id: int) -> None:
@@ -331,7 +333,7 @@ def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool
     rows = list(build.chunks.order_by("kind", "index"))
     missing = []
     for row in rows:
-        names = (
+        names: list[tuple[str, Path | None]] = (
             [(AUDIO_FILE, encoded / AUDIO_FILE)]
             if row.kind == EncodeChunk.Kind.AUDIO
             else [(chunking.chunk_file(row.index, rung_file(r)), None) for r in rungs]
