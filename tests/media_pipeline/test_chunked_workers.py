@@ -90,7 +90,7 @@ def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerP
     broker.flush_all()
 
 
-def _wait_for(condition, *, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def _wait_for(condition, *, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

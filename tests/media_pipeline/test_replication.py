@@ -18,6 +18,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Q
 from django.utils import timezone
+from pytest_django import Settings
 
 from media_pipeline import replication, services
 from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def work_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def work_dir(settings: Settings, tmp_path: Path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     settings.MEDIA_WORK_DIR = str(path)
@@ -45,7 +46,7 @@ def _publish(key_prefix: str, clip: Path) -> MediaAsset:
 
 
 def _digests(region_name: str, prefix: str) -> dict[str, str]:
-    store = store_for(region_get(region_name))  # type: ignore[arg-type]
+    store = store_for(region_get(region_name))
     digests = {}
     for key in store.list(prefix):
         digest = hashlib.sha256()
@@ -71,7 +72,7 @@ def _wait_complete(asset: MediaAsset, regions: list[str], timeout: float = 90) -
 
 def test_a_published_lesson_ends_up_byte_identical_in_all_three_regions(
     three_regions: list[dict[str, Any]], dramatiq_worker, key_prefix: str, demo_clip: Path, work_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     asset = services.asset_create(key_prefix=key_prefix)
     with demo_clip.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name="clip.mp4")
@@ -81,7 +82,7 @@ def test_a_published_lesson_ends_up_byte_identical_in_all_three_regions(
     _wait_complete(asset, ["eu", "us", "ap"])
     prefix = asset.published_prefix
     primary = _digests("eu", prefix)
-    index = replication.index_read(store_for(region_get("eu")), prefix)  # type: ignore[arg-type]
+    index = replication.index_read(store_for(region_get("eu")), prefix)
     assert index is not None and len(primary) == len(index) > 10
     assert {key: expected.sha256 for key, expected in index.items()} == primary
     assert _digests("us", prefix) == primary
@@ -92,25 +93,29 @@ def test_a_published_lesson_ends_up_byte_identical_in_all_three_regions(
         assert row.bytes_copied == sum(expected.size for expected in index.values())
         assert row.completed_at is not None
         # Each object carries the SHA-256 of the index in its metadata.
-        info = store_for(region_get(region)).head(prefix + "manifest.mpd")  # type: ignore[arg-type]
+        info = store_for(region_get(region)).head(prefix + "manifest.mpd")
         assert info is not None and info.sha256 == index[prefix + "manifest.mpd"].sha256
     assert asset_complete_regions(asset=asset) == ["eu", "us", "ap"]
     assert replication.replication_lag_seconds() == {"eu": 0.0, "us": 0.0, "ap": 0.0}
     # The originals stay in the primary region only, for re-encoding later.
-    assert store_for(region_get("us")).list(f"sources/{asset.public_id}/") == {}  # type: ignore[arg-type]
-    assert len(store_for(region_get("eu")).list(f"sources/{asset.public_id}/")) == 1  # type: ignore[arg-type]
+    assert store_for(region_get("us")).list(f"sources/{asset.public_id}/") == {}
+    assert len(store_for(region_get("eu")).list(f"sources/{asset.public_id}/")) == 1
 
 
 def test_a_rerun_copies_only_what_is_missing_or_wrong(
-    three_regions: list[dict[str, Any]], key_prefix: str, demo_clip: Path, work_dir: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    three_regions: list[dict[str, Any]],
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asset = _publish(key_prefix, demo_clip)
     replication.replica_sync(replica_id=_replica(asset, "us").pk)
-    us = store_for(region_get("us"))  # type: ignore[arg-type]
+    us = store_for(region_get("us"))
     prefix = asset.published_prefix
     keys = sorted(us.list(prefix))
     us.delete(keys[0])
-    us.client.put_object(Bucket=us.bucket, Key=keys[1], Body=b"not the segment")  # type: ignore[attr-defined]
+    us.client.put_object(Bucket=us.bucket, Key=keys[1], Body=b"not the segment")
     VersionReplica.objects.filter(pk=_replica(asset, "us").pk).update(state=ReplicaState.PENDING)
 
     copied: list[str] = []
@@ -128,8 +133,15 @@ def test_a_rerun_copies_only_what_is_missing_or_wrong(
 
 
 def test_a_region_stopped_mid_copy_then_restarted_completes_with_nothing_lost(
-    settings, spare_server, key_prefix: str, demo_clip: Path, work_dir: Path, dramatiq_worker, monkeypatch, client
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings,
+    spare_server,
+    key_prefix: str,
+    demo_clip: Path,
+    work_dir: Path,
+    dramatiq_worker,
+    monkeypatch: pytest.MonkeyPatch,
+    client,
+) -> None:
     settings.STORAGE_REGIONS = [
         {**settings.STORAGE_REGIONS[0], "name": "eu", "primary": True},
         _s3_region("spare", spare_server.endpoint, countries=[]),
@@ -171,7 +183,7 @@ def test_a_region_stopped_mid_copy_then_restarted_completes_with_nothing_lost(
     spare_server.start()
     spare_server.wait_ready()
     # What landed before the crash is still there.
-    spare = store_for(region_get("spare"))  # type: ignore[arg-type]
+    spare = store_for(region_get("spare"))
     assert set(landed[:3]) <= set(spare.list(asset.published_prefix))
 
     # The operator (or pipeline_resume at start-up) re-sends; the real worker finishes the copy.
@@ -186,7 +198,7 @@ def test_a_region_stopped_mid_copy_then_restarted_completes_with_nothing_lost(
     out = io.StringIO()
     call_command("replicas", "verify", stdout=out)
     assert out.getvalue().strip().endswith("checked 1 version(s) in 2 region(s): 0 problem(s), 0 repaired")
-    store_for(region_get("spare")).delete_prefix(key_prefix + "/")  # type: ignore[arg-type]
+    store_for(region_get("spare")).delete_prefix(key_prefix + "/")
 
 
 def test_verify_finds_corrupt_and_missing_objects_and_repair_fixes_them(
@@ -197,13 +209,11 @@ def test_verify_finds_corrupt_and_missing_objects_and_repair_fixes_them(
         replication.replica_sync(replica_id=_replica(asset, region).pk)
     prefix = asset.published_prefix
     good = _digests("eu", prefix)
-    us, ap = (store_for(region_get(name)) for name in ("us", "ap"))  # type: ignore[arg-type]
+    us, ap = (store_for(region_get(name)) for name in ("us", "ap"))
     segment = next(key for key in sorted(good) if key.endswith(".m4s"))
-    size = us.head(segment).size  # type: ignore[union-attr]
+    size = us.head(segment).size
     # Same size, different bytes, checksum metadata copied over: only a full read can tell.
-    us.client.put_object(  # type: ignore[attr-defined]
-        Bucket=us.bucket, Key=segment, Body=b"\0" * size, Metadata={"sha256": good[segment]}
-    )
+    us.client.put_object(Bucket=us.bucket, Key=segment, Body=b"\0" * size, Metadata={"sha256": good[segment]})
     ap.delete(prefix + "master.m3u8")
 
     out = io.StringIO()
@@ -235,10 +245,10 @@ def test_quick_verify_catches_an_object_replaced_by_hand(
     asset = _publish(key_prefix, demo_clip)
     replication.replica_sync(replica_id=_replica(asset, "us").pk)
     replication.replica_sync(replica_id=_replica(asset, "ap").pk)
-    us = store_for(region_get("us"))  # type: ignore[arg-type]
+    us = store_for(region_get("us"))
     key = asset.published_prefix + "poster.jpg"
-    size = us.head(key).size  # type: ignore[union-attr]
-    us.client.put_object(Bucket=us.bucket, Key=key, Body=b"x" * size)  # type: ignore[attr-defined]
+    size = us.head(key).size
+    us.client.put_object(Bucket=us.bucket, Key=key, Body=b"x" * size)
     out = io.StringIO()
     with pytest.raises(CommandError):
         call_command("replicas", "verify", "--quick", stdout=out)
@@ -253,17 +263,17 @@ def test_a_copy_from_a_corrupt_source_is_refused_and_taken_from_a_good_region(
     prefix = asset.published_prefix
     good = _digests("eu", prefix)
     # The primary's copy of one segment rots; ap must still get the good bytes (from us).
-    eu = store_for(region_get("eu"))  # type: ignore[arg-type]
+    eu = store_for(region_get("eu"))
     segment = next(key for key in sorted(good) if key.endswith(".m4s"))
-    size = eu.head(segment).size  # type: ignore[union-attr]
-    eu.client.put_object(Bucket=eu.bucket, Key=segment, Body=b"\1" * size)  # type: ignore[attr-defined]
+    size = eu.head(segment).size
+    eu.client.put_object(Bucket=eu.bucket, Key=segment, Body=b"\1" * size)
     replication.replica_sync(replica_id=_replica(asset, "ap").pk)
     assert _digests("ap", prefix) == good
 
 
 def test_deleting_a_lesson_removes_it_from_every_region_even_one_that_was_down(
-    settings, spare_server, key_prefix: str, demo_clip: Path, work_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, spare_server, key_prefix: str, demo_clip: Path, work_dir: Path
+) -> None:
     from courses.models import Course, Lesson
     from courses.services import lesson_delete
 
@@ -295,7 +305,7 @@ def test_deleting_a_lesson_removes_it_from_every_region_even_one_that_was_down(
             replication.replica_collect(replica_id=row.pk)
         except replication.RegionUnavailable:
             assert row.region == "spare"
-    eu = store_for(region_get("eu"))  # type: ignore[arg-type]
+    eu = store_for(region_get("eu"))
     assert eu.list(f"lessons/{lesson.public_id}/") == {}
     assert eu.list(f"sources/{asset.public_id}/") == {}
     spare_row = VersionReplica.objects.get(prefix=prefix, region="spare")
@@ -303,19 +313,19 @@ def test_deleting_a_lesson_removes_it_from_every_region_even_one_that_was_down(
 
     spare_server.start()
     spare_server.wait_ready()
-    assert store_for(region_get("spare")).list(prefix) != {}  # type: ignore[arg-type]
+    assert store_for(region_get("spare")).list(prefix) != {}
     out = io.StringIO()
     call_command("replicas", "sync", stdout=out)  # re-sends what is due; here we run it in-process
     for row in VersionReplica.objects.filter(state=ReplicaState.DELETING):
         replication.replica_collect(replica_id=row.pk)
-    assert store_for(region_get("spare")).list(f"lessons/{lesson.public_id}/") == {}  # type: ignore[arg-type]
+    assert store_for(region_get("spare")).list(f"lessons/{lesson.public_id}/") == {}
     states = set(mine.values_list("state", flat=True))
     assert states == {ReplicaState.DELETED}
 
 
 def test_an_old_version_is_collected_everywhere_only_after_its_tokens_expired(
-    three_regions: list[dict[str, Any]], settings, key_prefix: str, demo_clip: Path, work_dir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    three_regions: list[dict[str, Any]], settings: Settings, key_prefix: str, demo_clip: Path, work_dir: Path
+) -> None:
     asset = _publish(key_prefix, demo_clip)
     for region in ("us", "ap"):
         replication.replica_sync(replica_id=_replica(asset, region).pk)
@@ -344,12 +354,12 @@ def test_an_old_version_is_collected_everywhere_only_after_its_tokens_expired(
         replication.replica_collect(replica_id=row.pk)
     for region in regions_all():
         assert store_for(region).list(v1) == {}
-    assert store_for(region_get("eu")).list(asset.published_prefix) != {}  # type: ignore[arg-type]
+    assert store_for(region_get("eu")).list(asset.published_prefix) != {}
 
 
 def test_regions_on_the_same_store_copy_server_side(
-    settings, s3, key_prefix: str, demo_clip: Path, work_dir: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, s3, key_prefix: str, demo_clip: Path, work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from media_pipeline.regions import S3Store
 
     s3.create_bucket(Bucket="lessons-same-store")
@@ -367,7 +377,7 @@ def test_regions_on_the_same_store_copy_server_side(
     monkeypatch.undo()
     assert _replica(asset, "eu-backup").state == ReplicaState.COMPLETE
     assert _digests("eu-backup", asset.published_prefix) == _digests("eu", asset.published_prefix)
-    store_for(region_get("eu-backup")).delete_prefix(key_prefix + "/")  # type: ignore[arg-type]
+    store_for(region_get("eu-backup")).delete_prefix(key_prefix + "/")
 
 
 def test_a_copy_held_by_a_live_worker_is_left_alone_and_one_whose_worker_died_is_taken_over(
@@ -397,7 +407,7 @@ def test_a_large_object_crosses_stores_as_a_verified_multipart_upload(
 ) -> None:
     from media_pipeline.regions import PART_SIZE
 
-    eu, us = store_for(region_get("eu")), store_for(region_get("us"))  # type: ignore[arg-type]
+    eu, us = store_for(region_get("eu")), store_for(region_get("us"))
     prefix = key_prefix + "/v1/"
     big = bytes(range(256)) * ((2 * PART_SIZE + 12345) // 256)  # two full parts and a short last one
     small = b"#EXTM3U\n"
@@ -413,7 +423,7 @@ def test_a_large_object_crosses_stores_as_a_verified_multipart_upload(
 
     replication.replica_sync(replica_id=_replica(asset, "us").pk)
     assert _replica(asset, "us").state == ReplicaState.COMPLETE
-    head = us.client.head_object(Bucket=us.bucket, Key=prefix + "video/1.m4s")  # type: ignore[attr-defined]
+    head = us.client.head_object(Bucket=us.bucket, Key=prefix + "video/1.m4s")
     assert head["ETag"].endswith('-3"')  # three parts: streamed in bounded pieces, not one body
     assert head["Metadata"]["sha256"] == files["video/1.m4s"]["sha256"]
     assert _digests("us", prefix) == _digests("eu", prefix)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from pytest_django import Settings
 
 from media_pipeline import tools
 from media_pipeline.ffmpeg import input_options
@@ -42,7 +43,7 @@ def fresh_isolation_check() -> Iterator[None]:
 
 
 @pytest.fixture
-def limits(settings):  # type: ignore[no-untyped-def]
+def limits(settings: Settings):
     settings.MEDIA_TOOL_CPU_SECONDS = 77
     settings.MEDIA_TOOL_MAX_MEMORY_BYTES = 3 * 1024**3
     settings.MEDIA_TOOL_MAX_FILE_BYTES = 5 * 1024**2
@@ -100,7 +101,7 @@ def test_a_tool_sees_only_the_minimal_environment_and_its_limits(
     assert rows["Max core file size"][:2] == ["0", "0"]
 
 
-def test_a_tool_cannot_reach_the_network(settings, listener: socket.socket, tmp_path: Path) -> None:
+def test_a_tool_cannot_reach_the_network(settings: Settings, listener: socket.socket, tmp_path: Path) -> None:
     # As root (CI, and the machines we deploy workers on) a network namespace is always granted, so the
     # proof must run. A developer's machine without root may refuse unprivileged user namespaces; the
     # refusal itself is tested below (auto and on), so only there is this test not applicable.
@@ -115,7 +116,9 @@ def test_a_tool_cannot_reach_the_network(settings, listener: socket.socket, tmp_
     assert tools.NETWORK_ISOLATED._value.get() == 1
 
 
-def test_without_isolation_the_same_tool_does_connect(settings, listener: socket.socket, tmp_path: Path) -> None:
+def test_without_isolation_the_same_tool_does_connect(
+    settings: Settings, listener: socket.socket, tmp_path: Path
+) -> None:
     # The control for the test above: the listener does record a connection when one is made.
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "off"
 
@@ -156,7 +159,7 @@ def test_ffmpeg_past_its_cpu_time_is_stopped_with_the_reason(limits, tmp_path: P
     assert raised.value.limit == "MEDIA_TOOL_CPU_SECONDS"
 
 
-def test_a_real_probe_of_an_upload_runs_in_the_sandbox(settings, tmp_path: Path) -> None:
+def test_a_real_probe_of_an_upload_runs_in_the_sandbox(settings: Settings, tmp_path: Path) -> None:
     # ffprobe still reads a real file with the whitelists, minimal environment and limits in place.
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "auto"
     source = tmp_path / "clip.mp4"
@@ -188,7 +191,7 @@ def test_a_real_probe_of_an_upload_runs_in_the_sandbox(settings, tmp_path: Path)
     assert input_options(threads=1)[:2] == ["-protocol_whitelist", "file"]
 
 
-def test_a_failing_progress_callback_does_not_leave_the_tool_running(settings, tmp_path: Path) -> None:
+def test_a_failing_progress_callback_does_not_leave_the_tool_running(settings: Settings, tmp_path: Path) -> None:
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "off"
     pid_file = tmp_path / "pid"
     script = (
@@ -204,7 +207,7 @@ def test_a_failing_progress_callback_does_not_leave_the_tool_running(settings, t
     assert not Path(f"/proc/{pid_file.read_text()}").exists()
 
 
-def test_a_sandbox_that_cannot_start_the_tool_is_not_blamed_on_the_upload(settings, tmp_path: Path) -> None:
+def test_a_sandbox_that_cannot_start_the_tool_is_not_blamed_on_the_upload(settings: Settings, tmp_path: Path) -> None:
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "off"
     with pytest.raises(tools.SandboxFailed, match="cannot run /nonexistent/ffmpeg"):
         run_tool(["/nonexistent/ffmpeg", "-version"], timeout=30, work_dir=tmp_path)
@@ -225,7 +228,7 @@ def refusing_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_auto_runs_without_a_namespace_the_kernel_refuses_and_says_so_once(
-    settings, refusing_kernel: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    settings: Settings, refusing_kernel: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "auto"
     with caplog.at_level("WARNING", logger="media_pipeline.tools"):
@@ -238,7 +241,9 @@ def test_auto_runs_without_a_namespace_the_kernel_refuses_and_says_so_once(
     assert tools.NETWORK_ISOLATED._value.get() == 0
 
 
-def test_on_refuses_to_run_a_tool_without_a_namespace(settings, refusing_kernel: None, tmp_path: Path) -> None:
+def test_on_refuses_to_run_a_tool_without_a_namespace(
+    settings: Settings, refusing_kernel: None, tmp_path: Path
+) -> None:
     settings.MEDIA_TOOL_NETWORK_ISOLATION = "on"
     marker = tmp_path / "ran"
     with pytest.raises(ImproperlyConfigured, match="MEDIA_TOOL_NETWORK_ISOLATION=on, but this machine refuses it"):
@@ -258,7 +263,7 @@ def _as_other_process(code: str, **env: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **drop,  # type: ignore[arg-type]
+        **drop,
     )
 
 

@@ -41,7 +41,7 @@ def _row(asset: MediaAsset) -> dict[str, Any]:
 
 
 def _failures(step: str) -> float:
-    return ASSET_FAILURES.labels(step)._value.get()  # type: ignore[attr-defined]
+    return ASSET_FAILURES.labels(step)._value.get()
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def test_claims_and_next_steps_agree_with_the_table() -> None:
 @pytest.mark.parametrize("move", MOVES, ids=str)
 def test_an_allowed_transition_happens(
     move: Move, key_prefix: str, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = record_sends(monkeypatch)
     asset = _asset(key_prefix, move.from_state)
     before = _row(asset)
@@ -170,7 +170,7 @@ def test_an_allowed_transition_happens(
 )
 def test_a_transition_outside_the_table_is_refused_and_changes_nothing(
     from_state: str, to_state: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = record_sends(monkeypatch)
     asset = _asset(key_prefix, from_state)
     before = _row(asset)
@@ -213,7 +213,7 @@ def test_a_claim_lost_to_another_worker_does_nothing(key_prefix: str) -> None:
 
 def test_an_advance_from_a_state_the_asset_left_or_of_an_older_version_changes_nothing(
     key_prefix: str, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = record_sends(monkeypatch)
     asset = _asset(key_prefix, S.TRANSCODING, building_version=2)  # a newer upload is being built
     before = _row(asset)
@@ -264,7 +264,7 @@ def test_a_withdrawal_is_not_counted_as_a_failed_step(key_prefix: str) -> None:
 @pytest.mark.parametrize("state", S.values)
 def test_a_new_upload_restarts_from_every_state(
     state: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     sent = record_sends(monkeypatch)
     asset = _asset(key_prefix, state, failure_reason="old", progress=40)
     with django_capture_on_commit_callbacks(execute=True):
@@ -312,9 +312,9 @@ def test_the_next_step_reaches_the_broker_by_actor_name(key_prefix: str) -> None
     asset = _asset(key_prefix, S.PROBING)
     with transaction.atomic():
         assert workflow.advance(asset.pk, version=1, from_state=S.PROBING, to_state=S.PROBED)
-        assert broker.client.llen(f"{broker.namespace}:media") == 0  # type: ignore[attr-defined]
+        assert broker.client.llen(f"{broker.namespace}:media") == 0
     # The Redis broker queues message ids and keeps each message in the queue's ".msgs" hash.
-    client, queue = broker.client, f"{broker.namespace}:media"  # type: ignore[attr-defined]
+    client, queue = broker.client, f"{broker.namespace}:media"
     messages = [json.loads(client.hget(f"{queue}.msgs", message_id)) for message_id in client.lrange(queue, 0, -1)]
     broker.flush_all()
     assert [(message["actor_name"], message["args"]) for message in messages] == [("transcode_asset", [asset.pk])]
