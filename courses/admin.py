@@ -11,8 +11,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.models import User
 from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, JsonResponse
@@ -21,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
+from core.auth import request_user
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson, LessonCaption, TextTrackKind
 from media_pipeline import selectors as media_selectors
@@ -29,14 +29,6 @@ from media_pipeline import text_tracks, uploads
 
 def _is_educator(request: HttpRequest) -> bool:
     return bool(request.user.is_active and request.user.is_staff)
-
-
-def _admin_user(request: HttpRequest) -> User:
-    """The user of an admin request: the admin site lets only logged-in staff in."""
-    user = request.user
-    if isinstance(user, AnonymousUser):
-        raise PermissionDenied
-    return user
 
 
 class EducatorScopedAdmin(admin.ModelAdmin):
@@ -288,7 +280,7 @@ class LessonAdmin(EducatorScopedAdmin):
         form = super().get_form(request, obj, change, **kwargs)
         if not issubclass(form, LessonAdminForm):
             raise TypeError(f"LessonAdmin's form must be a LessonAdminForm, not {form.__name__}")
-        form.uploader = _admin_user(request)
+        form.uploader = request_user(request)
         return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
@@ -350,7 +342,7 @@ class LessonAdmin(EducatorScopedAdmin):
                 messages.info(request, "Protection changed: a new version of the video is being built.")
         if video is not None:
             services.lesson_attach_video(
-                lesson=obj, stream=video, source_name=video.name, uploader=_admin_user(request)
+                lesson=obj, stream=video, source_name=video.name, uploader=request_user(request)
             )
             messages.info(request, "Video received. Processing has started; this page shows its progress.")
 

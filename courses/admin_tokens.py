@@ -9,13 +9,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
+
+from core.auth import request_user
 
 if admin.site.is_registered(TokenProxy):
     admin.site.unregister(TokenProxy)
@@ -30,11 +31,8 @@ class OwnTokenAdmin(TokenAdmin):
     def formfield_for_foreignkey(
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField | None:
-        user = request.user
-        if isinstance(user, AnonymousUser):  # the admin site lets only logged-in staff in
-            raise PermissionDenied
-        if db_field.name == "user" and not user.is_superuser:
-            kwargs["queryset"] = get_user_model().objects.filter(pk=user.pk)
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request_user(request).pk)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _own(self, request: HttpRequest, obj: Any) -> bool:
