@@ -5,12 +5,14 @@ import asyncio
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
+from django.test import Client
+from pytest_django.fixtures import SettingsWrapper
 
 from analytics.consumers import CLOSE_FORBIDDEN, LiveDashboardConsumer
 from media_pipeline.models import MediaAsset
 
 
-def _communicator(user) -> WebsocketCommunicator:  # type: ignore[no-untyped-def]
+def _communicator(user: User | AnonymousUser) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(LiveDashboardConsumer.as_asgi(), "/ws/analytics/live/")
     communicator.scope["user"] = user
     return communicator
@@ -54,7 +56,7 @@ def test_non_staff_are_refused(kind: str) -> None:
     assert code == CLOSE_FORBIDDEN
 
 
-def test_live_page_requires_staff(client, django_user_model) -> None:  # type: ignore[no-untyped-def]
+def test_live_page_requires_staff(client: Client, django_user_model: type[User]) -> None:
     assert client.get("/analytics/live/").status_code == 302
     staff = django_user_model.objects.create_user("ops2", password="pw-ops-12345", is_staff=True)
     client.force_login(staff)
@@ -102,7 +104,7 @@ def test_a_beacon_reaches_the_dashboard_socket_within_a_second() -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("origin", "accepted"), [(b"http://127.0.0.1:8000", True), (b"http://evil.example", False)])
-def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings: SettingsWrapper) -> None:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from pytest_django.fixtures import SettingsWrapper
 
 from courses import services
 from courses.models import Course, Lesson, LessonCaption
@@ -138,8 +139,8 @@ def test_a_new_lesson_without_a_position_goes_last_under_the_course_lock(
 
 
 def test_a_video_over_the_size_limit_is_refused_in_the_upload_widgets_words(
-    educator: User, courses: tuple[Course, Course], settings
-) -> None:  # type: ignore[no-untyped-def]
+    educator: User, courses: tuple[Course, Course], settings: SettingsWrapper
+) -> None:
     mine, _ = courses
     settings.MAX_UPLOAD_BYTES = 1000
     video = SimpleUploadedFile("big.mp4", b"x" * 2048, content_type="video/mp4")
@@ -224,8 +225,8 @@ def test_preview_player_is_on_the_lesson_page_once_playable(educator: User, cour
 
 
 def test_form_uploads_count_towards_the_educators_quota(
-    educator: User, courses: tuple[Course, Course], settings
-) -> None:  # type: ignore[no-untyped-def]
+    educator: User, courses: tuple[Course, Course], settings: SettingsWrapper
+) -> None:
     settings.UPLOAD_QUOTA_BYTES = 6000
     mine, _ = courses
     form = {"course": mine.pk, "description": "", "state": "published", "position": 0}

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from pytest_django.fixtures import SettingsWrapper
 
 from config.secret_files import embedded_secrets_create
 from courses import selectors
@@ -29,7 +30,7 @@ def _fields(instance: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def lesson(db) -> Lesson:  # type: ignore[no-untyped-def]
+def lesson(db: None) -> Lesson:
     course = Course.objects.create(slug="row", title="Row", published=True, description="d")
     asset = MediaAsset.objects.create(
         key_prefix=f"lessons/{uuid.uuid4()}", status="ready", published_version=3, building_version=3,
@@ -64,7 +65,7 @@ def test_a_lesson_without_video_and_unknown_ids(lesson: Lesson) -> None:
     assert selectors.lesson_get(public_id="") is None
 
 
-def test_region_states_come_with_the_lesson(lesson: Lesson, settings) -> None:  # type: ignore[no-untyped-def]
+def test_region_states_come_with_the_lesson(lesson: Lesson, settings: SettingsWrapper) -> None:
     settings.STORAGE_REGIONS = [
         {"name": "eu", "backend": "local", "primary": True},
         {"name": "us", "backend": "local"},

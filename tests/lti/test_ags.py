@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from dramatiq import Worker
 
 from courses.models import Lesson, LessonProgress
 from lti import ags
@@ -57,7 +58,9 @@ def _progress(client: Client, lesson: Lesson, ranges: list) -> dict:  # type: ig
     return response.json()
 
 
-def test_progress_then_completion_are_posted_once_each(live_emulator: PlatformEmulator, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_progress_then_completion_are_posted_once_each(
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_graded_link(emulator)
 
@@ -97,8 +100,8 @@ def test_progress_then_completion_are_posted_once_each(live_emulator: PlatformEm
 
 
 def test_a_platform_that_fails_first_gets_the_score_once_it_recovers(
-    live_emulator: PlatformEmulator, dramatiq_worker
-) -> None:  # type: ignore[no-untyped-def]
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_graded_link(emulator, threshold=50)
     emulator.fail_scores = 2  # two 500s, then it works

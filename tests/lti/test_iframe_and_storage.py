@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.utils import timezone
+from pytest_django.fixtures import SettingsWrapper
 
 from config.secret_files import embedded_secrets_create
 from lti.middleware import in_lms_iframe
@@ -138,7 +140,9 @@ def test_a_storage_verdict_posted_from_another_site_is_refused(emulator: Platfor
     assert "_auth_user_id" not in victim.session and LtiUser.objects.count() == 0
 
 
-def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(
+    emulator: PlatformEmulator, settings: SettingsWrapper
+) -> None:
     settings.LTI_IFRAME_COOKIES = True
     register(emulator)
     client = Client()
@@ -156,7 +160,7 @@ def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: Plat
     )
 
 
-def _session_and_csrf_cookies(response) -> dict[str, tuple[str, bool]]:  # type: ignore[no-untyped-def]
+def _session_and_csrf_cookies(response: HttpResponse) -> dict[str, tuple[str, bool]]:
     return {
         name: (str(m["samesite"]), bool(m["secure"]))
         for name, m in response.cookies.items()
@@ -164,7 +168,9 @@ def _session_and_csrf_cookies(response) -> dict[str, tuple[str, bool]]:  # type:
     }
 
 
-def test_only_pages_in_an_lms_iframe_get_samesite_none_cookies(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_only_pages_in_an_lms_iframe_get_samesite_none_cookies(
+    emulator: PlatformEmulator, settings: SettingsWrapper
+) -> None:
     settings.LTI_IFRAME_COOKIES = True
     register(emulator)
     User.objects.create_user("site-user", password="pw-site-user-1", is_staff=True)

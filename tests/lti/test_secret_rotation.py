@@ -9,6 +9,7 @@ import jwt
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from pytest_django.fixtures import SettingsWrapper
 
 from lti import keys, platforms
 from lti.errors import LtiError
@@ -22,7 +23,7 @@ def _verifies(token: str) -> dict:  # type: ignore[type-arg]
     return jwt.decode(token, public, algorithms=["RS256"])
 
 
-def test_lti_key_passphrase_rotation_end_to_end(settings) -> None:  # type: ignore[no-untyped-def]
+def test_lti_key_passphrase_rotation_end_to_end(settings: SettingsWrapper) -> None:
     settings.LTI_KEY_PASSPHRASE, settings.LTI_KEY_PASSPHRASES_OLD = "old-passphrase", []
     key = platforms.tool_key_active()
     platforms.tool_key_rotate()  # a retired key too

@@ -42,7 +42,7 @@ class World:
 
 
 @pytest.fixture
-def world(db) -> World:  # type: ignore[no-untyped-def]
+def world(db: None) -> World:
     """A published course with one published lesson whose version 1 is on storage."""
     course = Course.objects.create(slug="course", title="Course", published=True)
     lesson = Lesson.objects.create(course=course, title="Lesson", position=0)

@@ -9,6 +9,7 @@ import warnings
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.http.response import HttpResponseBase
 from django.test import AsyncClient, Client
 
 from media_pipeline import storage
@@ -31,7 +32,7 @@ def _url(world: World, name: str, **token_options: object) -> str:
     return f"/stream/{_token(world, **token_options)}/{world.prefix}{name}"  # type: ignore[arg-type]
 
 
-def _body(response) -> bytes:  # type: ignore[no-untyped-def]
+def _body(response: HttpResponseBase) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 

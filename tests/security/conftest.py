@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_django import DjangoDbBlocker
 
 from tests.conftest import _empty_storage_prefix, under_harness
 
@@ -168,7 +169,9 @@ def _clear_beacons() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+def served(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     if not under_harness():
         pytest.skip("needs the harness's PostgreSQL, Redis and S3 (tests/harness.py)")
     from django.core.management import call_command
