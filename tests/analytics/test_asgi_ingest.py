@@ -7,7 +7,7 @@ import json
 
 import pytest
 from channels.testing import HttpCommunicator
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from analytics import ingest, live
 from analytics.models import QoeEvent
@@ -81,7 +81,7 @@ def test_only_post() -> None:
 
 
 @pytest.mark.usefixtures("ingest_clock_held")
-def test_rate_limit_per_client(settings: SettingsWrapper) -> None:
+def test_rate_limit_per_client(settings: Settings) -> None:
     settings.QOE_RATE_LIMIT_BATCHES = 2
     statuses = [_call("POST", "/api/v1/qoe/events/", body())["status"] for _ in range(3)]
     assert statuses == [202, 202, 429]

@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 from django.test import Client
-from pytest_django import DjangoAssertNumQueries
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import DjangoAssertNumQueries, Settings
 
 from analytics import ingest
 from analytics.models import QoeEvent
@@ -54,7 +53,7 @@ def test_an_oversized_batch_is_refused_before_it_is_read() -> None:
 
 
 @pytest.mark.usefixtures("ingest_clock_held")
-def test_a_flood_from_one_client_is_rate_limited(settings: SettingsWrapper) -> None:
+def test_a_flood_from_one_client_is_rate_limited(settings: Settings) -> None:
     settings.QOE_RATE_LIMIT_BATCHES = 3
     codes = [_post(body()).status_code for _ in range(5)]
     assert codes == [202, 202, 202, 429, 429]

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from analytics.consumers import CLOSE_FORBIDDEN, LiveDashboardConsumer
 from media_pipeline.models import MediaAsset
@@ -104,7 +105,7 @@ def test_a_beacon_reaches_the_dashboard_socket_within_a_second() -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("origin", "accepted"), [(b"http://127.0.0.1:8000", True), (b"http://evil.example", False)])
-def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings: SettingsWrapper) -> None:
+def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings: Settings) -> None:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
@@ -135,7 +136,7 @@ def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings: S
     assert asyncio.run(scenario()) is accepted
 
 
-def _qoe_snapshot(*lessons: str) -> dict:  # type: ignore[type-arg]
+def _qoe_snapshot(*lessons: str) -> dict[str, Any]:
     split = {"plays": 1, "failures": 1, "failure_pct": 100.0, "rebuffers": 0}
     window = {"plays": len(lessons), "by_pathway": {"origin": split}, "by_lesson": dict.fromkeys(lessons, split)}
     errors = [{"at": 1.0, "lesson": lesson, "pathway": "origin", "code": "E"} for lesson in lessons]
@@ -156,7 +157,7 @@ def test_an_educator_sees_only_the_lessons_they_teach_on_the_live_dashboard() ->
     my_lesson = str(Lesson.objects.create(course=mine, title="Mine 1").public_id)
     their_lesson = str(Lesson.objects.create(course=Course.objects.create(slug="t", title="T"), title="T1").public_id)
 
-    async def scenario(user: User) -> dict:  # type: ignore[type-arg]
+    async def scenario(user: User) -> dict[str, Any]:
         communicator = _communicator(user)
         connected, _ = await communicator.connect()
         assert connected

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from prometheus_client import REGISTRY
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from analytics import ingest
 from tests.analytics.test_beacons import body
@@ -28,7 +28,7 @@ def _value(name: str, **labels: str) -> float:
 
 
 @pytest.fixture(autouse=True)
-def _clean(settings: SettingsWrapper) -> None:
+def _clean(settings: Settings) -> None:
     settings.QOE_PATHWAYS = ["cdn-a", "origin"]
     for key in ingest.client().scan_iter("qoe:rl:*"):
         ingest.client().delete(key)

@@ -12,7 +12,7 @@ import pytest
 from channels.testing import HttpCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from analytics import ingest
 from analytics.beacons import Batch, parse_batch, region_from_header
@@ -165,7 +165,7 @@ def test_report_endpoint_scopes_educators_to_their_courses(
 
 
 @pytest.mark.django_db
-def test_both_ingest_front_ends_take_the_region_from_the_configured_header(settings: SettingsWrapper) -> None:
+def test_both_ingest_front_ends_take_the_region_from_the_configured_header(settings: Settings) -> None:
     from config.asgi import application
 
     settings.QOE_REGION_HEADER = "CloudFront-Viewer-Country"

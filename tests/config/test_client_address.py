@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import RequestFactory
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from config.client_address import Network, client_address, parse_address, parse_networks
 
@@ -75,7 +75,7 @@ def test_parse_helpers() -> None:
         parse_networks(["10.0.0.0/33"])
 
 
-def test_the_asgi_scope_and_the_django_request_agree(settings: SettingsWrapper, rf: RequestFactory) -> None:
+def test_the_asgi_scope_and_the_django_request_agree(settings: Settings, rf: RequestFactory) -> None:
     from config.client_address import request_client_address, scope_client_address
 
     settings.TRUSTED_PROXIES = ["10.0.0.0/8"]

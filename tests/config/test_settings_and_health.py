@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
 
@@ -83,7 +83,7 @@ def test_readyz_checks_database_broker_and_storage() -> None:
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_the_broker_is_down(settings: SettingsWrapper) -> None:
+def test_readyz_is_503_when_the_broker_is_down(settings: Settings) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

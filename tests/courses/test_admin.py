@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from courses import services
 from courses.models import Course, Lesson, LessonCaption
@@ -139,7 +139,7 @@ def test_a_new_lesson_without_a_position_goes_last_under_the_course_lock(
 
 
 def test_a_video_over_the_size_limit_is_refused_in_the_upload_widgets_words(
-    educator: User, courses: tuple[Course, Course], settings: SettingsWrapper
+    educator: User, courses: tuple[Course, Course], settings: Settings
 ) -> None:
     mine, _ = courses
     settings.MAX_UPLOAD_BYTES = 1000
@@ -225,7 +225,7 @@ def test_preview_player_is_on_the_lesson_page_once_playable(educator: User, cour
 
 
 def test_form_uploads_count_towards_the_educators_quota(
-    educator: User, courses: tuple[Course, Course], settings: SettingsWrapper
+    educator: User, courses: tuple[Course, Course], settings: Settings
 ) -> None:
     settings.UPLOAD_QUOTA_BYTES = 6000
     mine, _ = courses

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
-from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from courses import hooks, selectors, services
 from courses.models import Course, Lesson, LessonProgress
@@ -37,7 +37,7 @@ def _lesson_and_learner() -> tuple[Lesson, User]:
     return Lesson.objects.create(course=course, title="Lenses", asset=asset), User.objects.create_user("learner")
 
 
-def _report(lesson: Lesson, user: User, ranges: list, *, token: str, at: float) -> LessonProgress:  # type: ignore[type-arg]
+def _report(lesson: Lesson, user: User, ranges: list[list[float]], *, token: str, at: float) -> LessonProgress:
     now = datetime.fromtimestamp(T0 + at, tz=UTC)
     return services.lesson_progress_record(user=user, lesson=lesson, ranges=ranges, view_token=token, now=now)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from courses import progress, services
 from courses.models import Course, Lesson, LessonProgress
@@ -34,7 +34,7 @@ def _lesson_and_learner() -> tuple[Lesson, User]:
     return lesson, User.objects.create_user("learner")
 
 
-def _report(lesson: Lesson, user: User, ranges: list, *, token: str, at: float) -> LessonProgress:  # type: ignore[type-arg]
+def _report(lesson: Lesson, user: User, ranges: list[list[float]], *, token: str, at: float) -> LessonProgress:
     return services.lesson_progress_record(user=user, lesson=lesson, ranges=ranges, view_token=token, now=_at(at))
 
 

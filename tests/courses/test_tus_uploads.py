@@ -24,7 +24,7 @@ import requests
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 from rest_framework.authtoken.models import Token
 from tusclient import client as tus_client
@@ -42,7 +42,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @pytest.fixture(autouse=True)
-def _small_parts(settings: SettingsWrapper) -> None:
+def _small_parts(settings: Settings) -> None:
     settings.UPLOAD_PART_BYTES = 5 * MIB  # S3's minimum: several parts from a small file
 
 
@@ -125,7 +125,7 @@ def offset_of(url: str, auth: dict[str, str]) -> int:
 
 
 def test_options_advertise_version_extensions_max_size_and_checksums(
-    live_server: LiveServer, settings: SettingsWrapper
+    live_server: LiveServer, settings: Settings
 ) -> None:
     response = requests.options(f"{live_server.url}/api/v1/uploads/", timeout=30)
     assert response.status_code == 204
@@ -291,7 +291,7 @@ def test_other_users_cannot_create_continue_or_cancel(
 
 
 def test_over_quota_and_over_max_size_are_413_with_a_reason_and_store_nothing(
-    live_server: LiveServer, s3: Any, settings: SettingsWrapper, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+    live_server: LiveServer, s3: Any, settings: Settings, lesson: Lesson, teacher: tuple[User, dict[str, str]]
 ) -> None:
     user, auth = teacher
     settings.MAX_UPLOAD_BYTES = 50 * MIB
@@ -360,7 +360,7 @@ def test_the_sweep_aborts_expired_uploads(
 
 def test_local_storage_appends_to_a_file_and_discards_a_bad_chunk(
     live_server: LiveServer,
-    settings: SettingsWrapper,
+    settings: Settings,
     tmp_path: Path,
     lesson: Lesson,
     teacher: tuple[User, dict[str, str]],
@@ -387,7 +387,7 @@ def test_local_storage_appends_to_a_file_and_discards_a_bad_chunk(
 
 
 def test_tuspy_sees_the_reason_of_a_refusal(
-    live_server: LiveServer, settings: SettingsWrapper, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+    live_server: LiveServer, settings: Settings, lesson: Lesson, teacher: tuple[User, dict[str, str]]
 ) -> None:
     settings.MAX_UPLOAD_BYTES = MIB
     _, auth = teacher

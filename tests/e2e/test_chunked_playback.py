@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
@@ -67,7 +67,7 @@ def test_players_cross_chunk_boundaries_without_stalling(
     new_page: Callable[[], Page],
     key_prefix: str,
     tmp_path: Path,
-    settings: SettingsWrapper,
+    settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.MEDIA_CHUNK_MIN_SECONDS = 8

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from dramatiq import Worker
 from playwright.sync_api import Page, Route
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
@@ -79,7 +79,7 @@ def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
     live_server: LiveServer,
     dramatiq_worker: Worker,
     new_page: Callable[[], Page],
-    settings: SettingsWrapper,
+    settings: Settings,
     tmp_path: Path,
 ) -> None:
     settings.UPLOAD_WIDGET_CHUNK_BYTES = 128 * 1024  # several PATCH requests from a small clip
@@ -118,7 +118,7 @@ def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
 
 
 def test_the_admin_widget_shows_why_an_upload_is_refused(
-    live_server: LiveServer, new_page: Callable[[], Page], settings: SettingsWrapper, tmp_path: Path
+    live_server: LiveServer, new_page: Callable[[], Page], settings: Settings, tmp_path: Path
 ) -> None:
     settings.MAX_UPLOAD_BYTES = 1000
     course = Course.objects.create(slug="geo", title="Geography", published=True)

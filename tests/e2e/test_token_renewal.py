@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 from playwright.sync_api import Response as PlaywrightResponse
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
@@ -26,7 +26,7 @@ TTL = 6
 def test_playback_outlives_its_token(
     live_server: LiveServer,
     new_page: Callable[[], Page],
-    settings: SettingsWrapper,
+    settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.http import HttpResponse
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from lti import tokens
@@ -23,7 +23,7 @@ from tests.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, PlatformE
 
 
 @pytest.fixture(autouse=True)
-def _lti_settings(settings: SettingsWrapper) -> Iterator[None]:
+def _lti_settings(settings: Settings) -> Iterator[None]:
     settings.SITE_URL = "http://testserver"
     # Tests rotate platform keys within a second of the first fetch.
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
@@ -92,7 +92,7 @@ def full_launch(
 
 
 @pytest.fixture
-def live_emulator(live_server: LiveServer, settings: SettingsWrapper) -> Iterator[PlatformEmulator]:
+def live_emulator(live_server: LiveServer, settings: Settings) -> Iterator[PlatformEmulator]:
     """The emulator talking to the tool served by live_server (it fetches our real /lti/jwks/)."""
     settings.SITE_URL = live_server.url
     with start_emulator(tool_url=live_server.url) as running:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -49,7 +50,7 @@ def _learner_in_graded_link(emulator: PlatformEmulator, *, threshold: int = 90) 
     return learner, lesson
 
 
-def _progress(client: Client, lesson: Lesson, ranges: list) -> dict:  # type: ignore[type-arg]
+def _progress(client: Client, lesson: Lesson, ranges: list[list[float]]) -> dict[str, Any]:
     # From a viewing that began a minute ago: time enough, at any speed, to have played the 6 s lesson.
     user = User.objects.get(pk=client.session["_auth_user_id"])
     body = {"ranges": ranges, "view_token": view_token(user=user, lesson=lesson, ago=60)}

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from lti import registration
 from lti.errors import LtiError
@@ -31,8 +31,8 @@ from tests.outbound.test_client import Listener
 pytestmark = pytest.mark.django_db
 
 
-def _link(**kwargs: object) -> str:
-    return registration.registration_link_create(created_by=None, **kwargs).url  # type: ignore[arg-type]
+def _link(*, label: str = "", lifetime: timedelta | None = None) -> str:
+    return registration.registration_link_create(created_by=None, label=label, lifetime=lifetime).url
 
 
 def _register(
@@ -89,7 +89,7 @@ def test_a_link_registers_the_platform_which_waits_for_approval_by_default(emula
 
 
 def test_with_approval_off_a_platform_on_its_own_origin_is_active_at_once(
-    emulator: PlatformEmulator, settings: SettingsWrapper
+    emulator: PlatformEmulator, settings: Settings
 ) -> None:
     settings.LTI_REGISTRATION_APPROVAL = False
     assert _register(_link(), emulator).status_code == 200
@@ -98,7 +98,7 @@ def test_with_approval_off_a_platform_on_its_own_origin_is_active_at_once(
 
 
 def test_endpoints_outside_the_issuer_origin_always_wait_for_an_approval_that_shows_them(
-    emulator: PlatformEmulator, settings: SettingsWrapper
+    emulator: PlatformEmulator, settings: Settings
 ) -> None:
     settings.LTI_REGISTRATION_APPROVAL = False
     elsewhere = "http://127.0.0.1:9/token"  # another origin (port) than the issuer's
@@ -129,7 +129,7 @@ def test_without_a_link_nothing_is_fetched_or_stored(emulator: PlatformEmulator)
     assert _nothing_stored()
 
 
-def test_a_link_works_once(emulator: PlatformEmulator, settings: SettingsWrapper) -> None:
+def test_a_link_works_once(emulator: PlatformEmulator, settings: Settings) -> None:
     url = _link()
     assert _register(url, emulator).status_code == 200
     again = _register(url, emulator)
@@ -183,9 +183,7 @@ def test_a_client_id_registered_for_another_issuer_is_refused(emulator: Platform
         )  # fmt: skip
 
 
-def test_a_registered_platform_cannot_be_re_registered_by_link(
-    emulator: PlatformEmulator, settings: SettingsWrapper
-) -> None:
+def test_a_registered_platform_cannot_be_re_registered_by_link(emulator: PlatformEmulator, settings: Settings) -> None:
     settings.LTI_REGISTRATION_APPROVAL = False
     assert _register(_link(), emulator).status_code == 200
     emulator.openid_overrides = {"token_endpoint": f"{emulator.base}/other-token"}
@@ -194,7 +192,7 @@ def test_a_registered_platform_cannot_be_re_registered_by_link(
     assert LtiPlatform.objects.get().auth_token_url == f"{emulator.base}/token"
 
 
-def test_a_configuration_url_on_loopback_is_never_fetched(settings: SettingsWrapper) -> None:
+def test_a_configuration_url_on_loopback_is_never_fetched(settings: Settings) -> None:
     settings.OUTBOUND_HTTP_ALLOW_NETWORKS = ()  # production: nothing but public addresses
     listener = Listener()
     try:

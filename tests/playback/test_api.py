@@ -11,7 +11,7 @@ from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks, SettingsWrapper
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -36,7 +36,7 @@ def _post(world: World, user: User | None = None, lesson_id: uuid.UUID | str | N
     return client.post(_url(lesson_id or world.lesson.public_id))
 
 
-def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: World, settings: SettingsWrapper) -> None:
+def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: World, settings: Settings) -> None:
     before = int(time.time())
     response = _post(world, world.learner)
     after = int(time.time())

@@ -15,7 +15,7 @@ import jwt
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from courses.models import Enrollment
@@ -30,7 +30,7 @@ LICENSE = "/drm/clearkey/license"
 
 
 @pytest.fixture
-def protected(world: World, settings: SettingsWrapper) -> content_keys.ContentKeyMaterial:
+def protected(world: World, settings: Settings) -> content_keys.ContentKeyMaterial:
     """Version 1 of the world's lesson is encrypted with this key."""
     material = content_keys.generate()
     sealed = content_keys.seal(
@@ -155,6 +155,7 @@ def _forged(world: World, material: content_keys.ContentKeyMaterial, **changes: 
     secret = changes.pop("secret", _secret())
     algorithm = changes.pop("alg", "HS256")
     claims.update(changes)
+    # secret and alg arrive through **changes (object): each test passes a str.
     return "Bearer " + jwt.encode(claims, secret, algorithm=algorithm)  # type: ignore[arg-type]
 
 
@@ -245,7 +246,7 @@ def test_entitlement_is_asked_again_at_release(world: World, protected: content_
 
 
 def test_unreadable_key_is_a_server_error_not_a_release(
-    world: World, protected: content_keys.ContentKeyMaterial, settings: SettingsWrapper
+    world: World, protected: content_keys.ContentKeyMaterial, settings: Settings
 ) -> None:
     client, body = _viewer(world)
     settings.CONTENT_KEY_SECRET = "rotated-without-repackaging"
@@ -279,7 +280,7 @@ def test_token_shapes() -> None:
 
 
 @pytest.fixture
-def low_rates(settings: SettingsWrapper) -> Iterator[None]:
+def low_rates(settings: Settings) -> Iterator[None]:
     settings.THROTTLE_PLAYBACK_SESSION = "3/min"
     settings.THROTTLE_DRM_LICENSE = "3/min"
     settings.THROTTLE_DRM_KEY = "3/min"
@@ -369,7 +370,7 @@ def _released_key(world: World, material: content_keys.ContentKeyMaterial) -> by
 
 
 def test_content_key_secret_rotation_end_to_end(
-    world: World, protected: content_keys.ContentKeyMaterial, settings: SettingsWrapper
+    world: World, protected: content_keys.ContentKeyMaterial, settings: Settings
 ) -> None:
     """Sealed with the old secret; the new one configured with the old kept for reading; re-sealed by
     the command; the old one removed: the license server still releases the same key."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from media_pipeline import storage
@@ -34,7 +34,7 @@ def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.fixture
-def edge(live_server: LiveServer, settings: SettingsWrapper, tmp_path: Path, key_prefix: str) -> Iterator[dict]:
+def edge(live_server: LiveServer, settings: Settings, tmp_path: Path, key_prefix: str) -> Iterator[dict]:
     settings.EDGE_ORIGIN_SECRET = ORIGIN_SECRET
     prefix = f"{key_prefix}/v1/"
     storage.save_stream(key=prefix + "master.m3u8", stream=io.BytesIO(b"#EXTM3U\n"))
@@ -99,7 +99,7 @@ def test_the_origin_serves_the_edge_only(edge: dict) -> None:
 
 
 def test_tokens_bound_to_the_viewer_address_are_checked_at_the_edge(
-    live_server: LiveServer, settings: SettingsWrapper, tmp_path: Path, key_prefix: str
+    live_server: LiveServer, settings: Settings, tmp_path: Path, key_prefix: str
 ) -> None:
     from playback.binding import Binding
 

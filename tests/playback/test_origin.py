@@ -28,8 +28,8 @@ def _token(world: World, *, expires_in: int = 600, prefix: str | None = None) ->
     )
 
 
-def _url(world: World, name: str, **token_options: object) -> str:
-    return f"/stream/{_token(world, **token_options)}/{world.prefix}{name}"  # type: ignore[arg-type]
+def _url(world: World, name: str, *, expires_in: int = 600, prefix: str | None = None) -> str:
+    return f"/stream/{_token(world, expires_in=expires_in, prefix=prefix)}/{world.prefix}{name}"
 
 
 def _body(response: HttpResponseBase) -> bytes:

@@ -7,7 +7,7 @@ from typing import Any
 
 import m3u8
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from media_pipeline.models import ReplicaState, VersionReplica
@@ -43,7 +43,7 @@ def test_playback_never_returns_a_region_whose_copy_is_incomplete(regional_world
     assert [region["name"] for region in _session(regional_world)["regions"]] == ["us", "ap"]
 
 
-def test_the_viewers_nearest_complete_region_comes_first(regional_world: World, settings: SettingsWrapper) -> None:
+def test_the_viewers_nearest_complete_region_comes_first(regional_world: World, settings: Settings) -> None:
     settings.PLAYBACK_COUNTRY_HEADER = "CloudFront-Viewer-Country"
     body = _session(regional_world, HTTP_CLOUDFRONT_VIEWER_COUNTRY="JP")
     assert body["region"] == "ap"
@@ -61,7 +61,9 @@ def test_the_origin_serves_a_regions_own_copy_behind_the_same_token_check(
     assert b"".join(response.streaming_content) == SEGMENT[:100]
     assert response["Content-Range"] == f"bytes 0-99/{len(SEGMENT)}"
     # The object really comes from ap: remove it there and the primary's copy is not used instead.
-    store_for(region_get("ap")).delete(regional_world.prefix + "video_360p/1.m4s")  # type: ignore[arg-type]
+    ap = region_get("ap")
+    assert ap is not None
+    store_for(ap).delete(regional_world.prefix + "video_360p/1.m4s")
     assert client.get(ap_base + "video_360p/1.m4s").status_code == 404
 
     token = ap_base.split("/")[3]
@@ -115,7 +117,7 @@ def test_one_complete_region_means_no_steering(regional_world: World) -> None:
 
 
 def test_steering_puts_the_viewers_region_first_and_unhealthy_ones_last(
-    regional_world: World, client: Client, settings: SettingsWrapper
+    regional_world: World, client: Client, settings: Settings
 ) -> None:
     settings.PLAYBACK_COUNTRY_HEADER = "CF-IPCountry"
     steering = _session(regional_world)["steering"]
@@ -131,9 +133,7 @@ def test_steering_puts_the_viewers_region_first_and_unhealthy_ones_last(
     assert client.get(steering, HTTP_CF_IPCOUNTRY="JP").json()["PATHWAY-PRIORITY"] == ["eu", "ap"]
 
 
-def test_steering_urls_carry_the_same_token_checks(
-    regional_world: World, client: Client, settings: SettingsWrapper
-) -> None:
+def test_steering_urls_carry_the_same_token_checks(regional_world: World, client: Client, settings: Settings) -> None:
     steering = _session(regional_world)["steering"]
     token = steering.split("/")[2]
     forged = steering.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from django.test import RequestFactory
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django import Settings
 
 from playback import throttles
 
@@ -31,7 +31,7 @@ def _request(ip: str = "192.0.2.1") -> HttpRequest:
 
 
 def test_at_most_the_rate_in_any_window_and_refusals_do_not_count(
-    settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.THROTTLE_DRM_KEY = "3/s"
     clock = [1000.0]
@@ -47,7 +47,7 @@ def test_at_most_the_rate_in_any_window_and_refusals_do_not_count(
     assert [throttle.allow_request(_request(), None) for _ in range(4)] == [True, True, True, False]
 
 
-def test_concurrent_requests_never_exceed_the_rate(settings: SettingsWrapper) -> None:
+def test_concurrent_requests_never_exceed_the_rate(settings: Settings) -> None:
     settings.THROTTLE_PLAYBACK_SESSION = "20/min"
     allowed: list[bool] = []
     lock = threading.Lock()
@@ -69,7 +69,7 @@ def test_concurrent_requests_never_exceed_the_rate(settings: SettingsWrapper) ->
     assert sum(allowed) == 20
 
 
-def test_refusal_response_says_when_to_retry(settings: SettingsWrapper) -> None:
+def test_refusal_response_says_when_to_retry(settings: Settings) -> None:
     settings.THROTTLE_DRM_LICENSE = "1/min"
     throttle = throttles.LicenseThrottle()
     assert throttles.throttle_refusal(throttle, _request()) is None
@@ -80,7 +80,7 @@ def test_refusal_response_says_when_to_retry(settings: SettingsWrapper) -> None:
     assert refused["Cache-Control"] == "no-store"
 
 
-def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings: SettingsWrapper) -> None:
+def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings: Settings) -> None:
     throttle = throttles.PlaybackSessionThrottle()
     settings.TRUSTED_PROXIES = []
     keys = set()
@@ -99,7 +99,7 @@ def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings: Se
     assert throttle.key_for(request) == "throttle:playback-session:ip:198.51.100.1"
 
 
-def test_spoofing_x_forwarded_for_does_not_escape_the_throttle(settings: SettingsWrapper) -> None:
+def test_spoofing_x_forwarded_for_does_not_escape_the_throttle(settings: Settings) -> None:
     settings.THROTTLE_DRM_KEY = "2/min"
     throttle = throttles.KeyThrottle()
     verdicts = []

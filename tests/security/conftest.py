@@ -205,7 +205,7 @@ def served(
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(base, process, log)
-        yield Served(base=base, log=log, **world)  # type: ignore[arg-type]
+        yield Served(base=base, log=log, **world)  # type: ignore[arg-type]  # make_world's dict holds Served's other fields
     finally:
         process.send_signal(signal.SIGTERM)
         try:
