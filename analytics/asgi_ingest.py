@@ -11,7 +11,7 @@ OpenAPI schema use): the same parser, view-token check, live counters, metrics a
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aredis
@@ -23,7 +23,10 @@ from analytics.beacons import MAX_BODY_BYTES, BatchRejected, BatchUnauthorised
 from config.client_address import scope_client_address
 
 PATH = "/api/v1/qoe/events/"
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Mapping[str, Any]]], Callable[[Mapping[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
 
 
 class BeaconIngestApp:

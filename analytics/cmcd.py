@@ -22,7 +22,9 @@ class CmcdError(ValueError):
 
 
 def _split(payload: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in payload:
         if char == '"':
             quoted = not quoted

@@ -191,12 +191,14 @@ def qoe_drain(*, max_batches: int = 500, block_ms: int | None = None, reclaim_id
     )
     stored = _store(reclaimed)
     response = client().xreadgroup(GROUP, consumer, {STREAM: ">"}, count=max_batches, block=block_ms)
+    if isinstance(response, dict):  # the RESP3 shape; client() speaks RESP2: a list of [stream, entries]
+        raise TypeError("XREADGROUP answered in RESP3; the drain expects RESP2 connections")
     for _stream, entries in response or []:
         stored += _store(entries)
     return stored
 
 
-def _store(entries: list) -> int:
+def _store(entries: list[Any]) -> int:
     entries = [(entry_id, fields) for entry_id, fields in entries if fields]
     if not entries:
         return 0

@@ -23,10 +23,10 @@ def qoe_report(*, since: datetime, by: str, lessons: list[str] | None = None) ->
     """
     if by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
-    rows = QoeMinute.objects.filter(minute__gte=since)
+    query = QoeMinute.objects.filter(minute__gte=since)
     if lessons is not None:
-        rows = rows.filter(lesson__in=lessons)
-    rows = list(rows)
+        query = query.filter(lesson__in=lessons)
+    rows = list(query)
     courses = lesson_course_slugs(public_ids=sorted({str(r.lesson) for r in rows})) if by == "course" else {}
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -57,8 +57,12 @@ def run_wrk(base: str, paths: list[str], *, seconds: int, connections: int, work
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), server],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    number, unit = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out).groups()  # type: ignore[union-attr]
+    rate_match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    transfer_match = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    if rate_match is None or transfer_match is None:
+        raise RuntimeError(f"wrk printed no rate or transfer:\n{out}")
+    rate = float(rate_match.group(1))
+    number, unit = transfer_match.groups()
     scale = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[unit]
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         raise RuntimeError(f"errors during the run:\n{out}")

@@ -12,6 +12,10 @@ from __future__ import annotations
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "var" / "bench"
@@ -27,7 +31,7 @@ TOPICS = [
 ]
 
 
-def _font(size: int, *, bold: bool = False):  # type: ignore[no-untyped-def]
+def _font(size: int, *, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     from PIL import ImageFont
 
     if bold:

@@ -32,8 +32,16 @@ sys.path.insert(0, str(ROOT))
 from bench.qoe_ingest import free_port, wait_port  # noqa: E402
 
 
+def _found(pattern: str, text: str) -> re.Match[str]:
+    """The first match of ``pattern`` in wrk's output; ValueError if wrk did not print it."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise ValueError(f"no {pattern!r} in:\n{text}")
+    return match
+
+
 def _seconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    number, unit = _found(r"^([\d.]+)(us|ms|s|m)$", text).groups()
     return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
@@ -45,8 +53,8 @@ def run_wrk(url: str, token: str, *, seconds: int, connections: int, workdir: Pa
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _seconds(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
+    rate = float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = _seconds(_found(r"\s99%\s+([\d.]+\w+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rate, p99, int(non2xx.group(1)) if non2xx else 0
 

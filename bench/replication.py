@@ -99,7 +99,10 @@ def main() -> int:
     from media_pipeline.models import MediaAsset, ReplicaState, VersionReplica
     from media_pipeline.regions import region_get, store_for
 
-    source, target = store_for(region_get("source")), store_for(region_get("target"))  # type: ignore[arg-type]
+    source_region, target_region = region_get("source"), region_get("target")
+    if source_region is None or target_region is None:
+        raise RuntimeError("STORAGE_REGIONS must name a source and a target region")
+    source, target = store_for(source_region), store_for(target_region)
     key_prefix = f"lessons/{uuid.uuid4()}"
     prefix = key_prefix + "/v1/"
     started = time.perf_counter()

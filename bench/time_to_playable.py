@@ -41,7 +41,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
+
+if TYPE_CHECKING:
+    import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,7 +117,7 @@ class Timing:
     fetches: list[float] = field(default_factory=list)  # master, media playlist, init, first segment
 
 
-def http_fetch(session, base_url: str, took: list[float] | None = None) -> Fetch:  # type: ignore[no-untyped-def]
+def http_fetch(session: requests.Session, base_url: str, took: list[float] | None = None) -> Fetch:
     def fetch(url: str, byte_range: tuple[int, int] | None) -> bytes:
         headers = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
         started = time.monotonic()

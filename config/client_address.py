@@ -20,9 +20,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from outbound.addresses import IPNetwork as Network
 from outbound.addresses import parse_networks
+
+if TYPE_CHECKING:  # only for the annotations: this module imports neither Django nor DRF
+    from django.http import HttpRequest
+    from rest_framework.request import Request
 
 __all__ = ["Network", "client_address", "parse_address", "parse_networks"]
 
@@ -96,11 +101,11 @@ def configured_client_address(*, peer: str, header_value: str | None) -> str:
     )
 
 
-def request_client_address(request: object) -> str:
+def request_client_address(request: HttpRequest | Request) -> str:
     """The viewer's address for a Django (or DRF) request."""
     from django.conf import settings
 
-    meta = request.META  # type: ignore[attr-defined]
+    meta = request.META
     header = settings.CLIENT_IP_HEADER
     value = meta.get("HTTP_" + header.upper().replace("-", "_")) if header else None
     return configured_client_address(peer=meta.get("REMOTE_ADDR", "") or "", header_value=value)

@@ -33,7 +33,7 @@ class _Enumerator(EndpointEnumerator):
         methods = super().get_allowed_methods(callback)
         view = getattr(callback, "cls", None)
         extra = getattr(view, "openapi_extra_methods", ())
-        handled = view().allowed_methods if extra else []
+        handled = view().allowed_methods if view is not None and extra else []
         return methods + [method for method in extra if method in handled and method not in methods]
 
 

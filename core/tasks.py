@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 import dramatiq
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+
+class ActorOptions(TypedDict, total=False):
+    """The options an app's actors share, spread into ``dramatiq.actor(**options)`` (docs/source/guide.rst
+    of Dramatiq): the queue, how often and how soon a failure retries, the time limit, which errors do not."""
+
+    queue_name: str
+    max_retries: int
+    min_backoff: int  # milliseconds
+    max_backoff: int  # milliseconds
+    time_limit: int  # milliseconds
+    throws: tuple[type[Exception], ...]
 
 
 def send_now(actor_name: str, *args: Any, delay_ms: int | None = None) -> bool:

@@ -11,13 +11,16 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.auth.models import User
+from django.db.models import ForeignKey, QuerySet
+from django.forms import ModelChoiceField
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
+from core.auth import request_user
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson, LessonCaption, TextTrackKind
 from media_pipeline import selectors as media_selectors
@@ -64,7 +67,9 @@ class EducatorScopedAdmin(admin.ModelAdmin):
         lookup = "pk__in" if self.model is Course else f"{self.course_field}__in"
         return queryset.filter(**{lookup: self.scoped_courses(request)})
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
         if db_field.name == self.course_field and not request.user.is_superuser:
             kwargs["queryset"] = self.scoped_courses(request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -75,7 +80,12 @@ class TaughtCourseFilter(admin.RelatedFieldListFilter):
     Django's own filter lists every course's title to every staff user."""
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        courses = Course.objects.all() if request.user.is_superuser else model_admin.scoped_courses(request)
+        if request.user.is_superuser:
+            courses = Course.objects.all()
+        elif isinstance(model_admin, EducatorScopedAdmin):
+            courses = model_admin.scoped_courses(request)
+        else:
+            raise TypeError(f"TaughtCourseFilter is for the educator-scoped admins, not {type(model_admin).__name__}")
         ordering = self.field_admin_ordering(field, request, model_admin) or ("title",)
         return [(course.pk, str(course)) for course in courses.order_by(*ordering)]
 
@@ -148,7 +158,7 @@ class LessonAdminForm(forms.ModelForm):
         model = Lesson
         fields = ("course", "title", "description", "state", "position", "public", "completion_threshold", "protected")
 
-    uploader: Any = None  # the educator posting the form (set by LessonAdmin.get_form), for the quota
+    uploader: User | None = None  # the educator posting the form (set by LessonAdmin.get_form), for the quota
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -194,7 +204,8 @@ class LessonCaptionForm(forms.ModelForm):
         return language
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         upload = data.get("file")
         if upload is None:
             if self.instance.pk is None and "file" not in self.errors:
@@ -267,7 +278,9 @@ class LessonAdmin(EducatorScopedAdmin):
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
-        form.uploader = request.user
+        if not issubclass(form, LessonAdminForm):
+            raise TypeError(f"LessonAdmin's form must be a LessonAdminForm, not {form.__name__}")
+        form.uploader = request_user(request)
         return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
@@ -328,7 +341,9 @@ class LessonAdmin(EducatorScopedAdmin):
             if services.lesson_set_protected(lesson=obj, protected=obj.protected):
                 messages.info(request, "Protection changed: a new version of the video is being built.")
         if video is not None:
-            services.lesson_attach_video(lesson=obj, stream=video, source_name=video.name, uploader=request.user)
+            services.lesson_attach_video(
+                lesson=obj, stream=video, source_name=video.name, uploader=request_user(request)
+            )
             messages.info(request, "Video received. Processing has started; this page shows its progress.")
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:

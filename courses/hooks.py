@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
-    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
     from courses.models import Lesson
 
@@ -35,7 +35,7 @@ def progress_recorded_listen(listener: ProgressRecordedListener) -> ProgressReco
     return listener
 
 
-def progress_recorded_notify(*, user: AbstractBaseUser, lesson: Lesson, share: float, completed: bool) -> None:
+def progress_recorded_notify(*, user: User, lesson: Lesson, share: float, completed: bool) -> None:
     """Tell every listener (courses.services calls this once the progress is committed).
 
     The progress is saved whatever a listener does: a listener that fails is logged, and the others

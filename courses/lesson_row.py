@@ -37,7 +37,8 @@ def _layout() -> tuple[str, str, list[tuple[list[str], list[tuple[Any, list[Conv
             columns.append(f'"{table}"."{field.column}"')
             names.append(field.attname)
             col = field.get_col(table)
-            converters.append((col, connection.ops.get_db_converters(col) + field.get_db_converters(connection)))
+            field_converters = field.get_db_converters(connection)  # type: ignore[attr-defined]  # django-stubs 5.2 lack Field.get_db_converters
+            converters.append((col, connection.ops.get_db_converters(col) + field_converters))
         per_model.append((names, converters))
     lesson, course, asset = (model._meta.db_table for model in _MODELS)
     source = (
@@ -79,8 +80,9 @@ def lesson_fetch(*, public_id: uuid.UUID, extra: dict[str, tuple[str, list[Any]]
         instances.append(model.from_db(connection.alias, attnames, values))
     lesson, course, asset = instances
     assert isinstance(lesson, Lesson) and isinstance(course, Course)
+    assert asset is None or isinstance(asset, MediaAsset)
     lesson.course = course
-    lesson.asset = asset  # type: ignore[assignment]
+    lesson.asset = asset
     setattr(lesson, _EXTRA, dict(zip(names, row[offset:], strict=True)))
     return lesson
 

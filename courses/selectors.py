@@ -50,13 +50,16 @@ def lesson_get(*, public_id: uuid.UUID | str, viewer: User | None = None) -> Les
     if lesson.asset is not None:
         setattr(lesson.asset, media_selectors.PUBLISHED_REPLICA_STATES, extra["replica_states"])
     if viewer_pk is not None:
-        facts = int(extra["viewer_facts"])
-        lesson.viewer_pk = viewer_pk  # type: ignore[attr-defined]
-        lesson.viewer_teaches, lesson.viewer_enrolled, lesson.viewer_launched = (  # type: ignore[attr-defined]
-            bool(facts & 1),
-            bool(facts & 2),
-            bool(facts & 4),
-        )
+        # Per-viewer facts ride on this instance only; viewer_fact() reads them back by name.
+        bits = int(extra["viewer_facts"])
+        facts_of_viewer = {
+            "viewer_pk": viewer_pk,
+            "viewer_teaches": bool(bits & 1),
+            "viewer_enrolled": bool(bits & 2),
+            "viewer_launched": bool(bits & 4),
+        }
+        for name, value in facts_of_viewer.items():
+            setattr(lesson, name, value)
     return lesson
 
 

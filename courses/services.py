@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -17,10 +17,10 @@ from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonSta
 from courses.view_tokens import ViewClaim, view_token_read
 from media_pipeline import services as media_services
 from media_pipeline import tus, uploads
-from media_pipeline.models import ResumableUpload
+from media_pipeline.models import MediaAsset, ResumableUpload
 
 
-def enrollment_create(*, user: AbstractBaseUser, course: Course) -> Enrollment:
+def enrollment_create(*, user: User, course: Course) -> Enrollment:
     """Enrol a user in a course; enrolling twice returns the existing enrolment."""
     enrollment, _ = Enrollment.objects.get_or_create(user=user, course=course)
     return enrollment
@@ -31,7 +31,7 @@ def course_create(
     slug: str,
     title: str,
     description: str = "",
-    educators: Iterable[AbstractBaseUser] = (),
+    educators: Iterable[User] = (),
     published: bool = False,
 ) -> Course:
     course = Course.objects.create(slug=slug, title=title, description=description, published=published)
@@ -66,46 +66,45 @@ def lesson_add(*, lesson: Lesson) -> Lesson:
 
 
 @transaction.atomic
-def lesson_attach_video(
-    *, lesson: Lesson, stream: IO[bytes], source_name: str, uploader: AbstractBaseUser | None = None
-) -> Lesson:
+def lesson_attach_video(*, lesson: Lesson, stream: IO[bytes], source_name: str, uploader: User | None = None) -> Lesson:
     """Store an uploaded video for a lesson and start processing it.
 
     A lesson keeps one media asset for life; a new upload builds a new version of it while
     the version already published keeps playing until the new one is ready. With ``uploader``
     (an educator's form upload) the file counts towards that educator's quota.
     """
-    lesson = _lesson_with_asset(lesson)
+    lesson, asset = _lesson_with_asset(lesson)
     asset = media_services.asset_upload_source(
-        asset=lesson.asset, stream=stream, source_name=source_name, protected=lesson.protected
+        asset=asset, stream=stream, source_name=source_name, protected=lesson.protected
     )
     if uploader is not None:
         uploads.upload_record_direct(owner=uploader, asset=asset, filename=tus.display_name(source_name))
     return lesson
 
 
-def _lesson_with_asset(lesson: Lesson) -> Lesson:
-    """The lesson, locked, with its media asset (made on first use). Inside a transaction."""
+def _lesson_with_asset(lesson: Lesson) -> tuple[Lesson, MediaAsset]:
+    """The lesson, locked, and its media asset (made on first use). Inside a transaction."""
     lesson = Lesson.objects.select_for_update().get(pk=lesson.pk)
-    if lesson.asset is None:
+    asset = lesson.asset
+    if asset is None:
         # The asset starts with the lesson's protection, so every upload path (form, tus) encrypts it.
-        lesson.asset = media_services.asset_create(
+        asset = media_services.asset_create(
             key_prefix=f"lessons/{lesson.public_id}",
             protected=lesson.protected,
             text_tracks=selectors.lesson_text_tracks(lesson=lesson),
         )
+        lesson.asset = asset
         lesson.save(update_fields=["asset"])
-    return lesson
+    return lesson, asset
 
 
-def lesson_upload_start(*, user: AbstractBaseUser, lesson: Lesson, length: int, filename: str) -> ResumableUpload:
+def lesson_upload_start(*, user: User, lesson: Lesson, length: int, filename: str) -> ResumableUpload:
     """Start a resumable (tus) upload of a new video for the lesson; the caller has checked that the
     user may upload to it (selectors.user_may_upload). Raises uploads.UploadError subclasses (413 for
     size and quota) with a reason to show. Completing the upload starts processing, once."""
     with transaction.atomic():
-        lesson = _lesson_with_asset(lesson)
-    assert lesson.asset is not None
-    return uploads.upload_create(owner=user, asset=lesson.asset, length=length, filename=tus.display_name(filename))
+        lesson, asset = _lesson_with_asset(lesson)
+    return uploads.upload_create(owner=user, asset=asset, length=length, filename=tus.display_name(filename))
 
 
 @transaction.atomic
@@ -136,7 +135,7 @@ class ProgressRefused(Exception):
     """The report carries no view token this server issued, for this viewer and lesson, still valid."""
 
 
-def _view_claim(*, view_token: object, user: AbstractBaseUser, lesson: Lesson, now: datetime) -> ViewClaim:
+def _view_claim(*, view_token: object, user: User, lesson: Lesson, now: datetime) -> ViewClaim:
     # One HMAC, no query: the token names the lesson and the user it was issued for.
     claim = view_token_read(
         secret=settings.VIEW_TOKEN_SECRET.encode(),
@@ -152,7 +151,7 @@ def _view_claim(*, view_token: object, user: AbstractBaseUser, lesson: Lesson, n
 
 
 def lesson_progress_record(
-    *, user: AbstractBaseUser, lesson: Lesson, ranges: object, view_token: object, now: datetime | None = None
+    *, user: User, lesson: Lesson, ranges: object, view_token: object, now: datetime | None = None
 ) -> LessonProgress:
     """Credit the time ranges a player reports to the user's watched seconds of the lesson.
 
@@ -176,7 +175,7 @@ def lesson_progress_record(
 
 
 def _progress_credit(
-    *, user: AbstractBaseUser, lesson: Lesson, claim: ViewClaim, played: set[int], total: int, now: datetime
+    *, user: User, lesson: Lesson, claim: ViewClaim, played: set[int], total: int, now: datetime
 ) -> LessonProgress:
     LessonProgress.objects.get_or_create(user=user, lesson=lesson)
     # The row lock makes concurrent reports (ten tabs) take turns with one credit clock.

@@ -15,12 +15,15 @@ call one service; the bytes' path is media_pipeline/uploads.py.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import IO, Any, cast
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -107,7 +110,7 @@ class TusApi(APIView):
     # HEAD carries the offset and OPTIONS the capabilities: both are part of the protocol.
     openapi_extra_methods = ("HEAD", "OPTIONS")
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         # OPTIONS is the unauthenticated capability probe of the protocol.
         return [] if self.request.method == "OPTIONS" else super().get_permissions()
 
@@ -166,12 +169,15 @@ class UploadCreateApi(TusApi):
             metadata = tus.parse_metadata(request.headers.get("Upload-Metadata", ""))
         except tus.ProtocolError as exc:
             return _text(400, str(exc))
+        user = request.user
+        if isinstance(user, AnonymousUser):  # IsAuthenticated let no one else in; this tells the type checker
+            raise NotAuthenticated()
         lesson = selectors.lesson_get(public_id=metadata.get("lesson", ""))
-        if lesson is None or not selectors.user_may_upload(user=request.user, lesson=lesson):
+        if lesson is None or not selectors.user_may_upload(user=user, lesson=lesson):
             return _text(404, "no such lesson among the ones you teach")
         try:
             upload = services.lesson_upload_start(
-                user=request.user, lesson=lesson, length=length, filename=metadata.get("filename", "")
+                user=user, lesson=lesson, length=length, filename=metadata.get("filename", "")
             )
         except uploads.UploadError as exc:
             return _refused(exc)
@@ -260,10 +266,10 @@ class UploadApi(TusApi):
         except tus.ProtocolError as exc:
             return _text(400, str(exc))
         try:
-            # The raw request stream, read as it arrives: DRF never parses this body.
-            upload = uploads.upload_append(
-                upload=upload, offset=offset, stream=request._request, length=length, checksum=checksum
-            )
+            # The raw request stream, read as it arrives: DRF never parses this body. upload_append only
+            # calls read(n), which Django's HttpRequest offers as a file-like object (not a typing.IO).
+            body = cast(IO[bytes], request._request)
+            upload = uploads.upload_append(upload=upload, offset=offset, stream=body, length=length, checksum=checksum)
         except uploads.UploadError as exc:
             return _refused(exc)
         offset = upload.offset if upload.status == UploadStatus.ACTIVE else upload.length

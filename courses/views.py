@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.auth import request_user
 from courses import selectors, services
 from courses.models import LessonState
 
@@ -35,7 +36,7 @@ def enroll(request: HttpRequest, slug: str) -> HttpResponse:
     course = selectors.course_get_published(slug=slug)
     if course is None:
         raise Http404("No such course")
-    services.enrollment_create(user=request.user, course=course)
+    services.enrollment_create(user=request_user(request), course=course)
     return redirect("courses:course", slug=course.slug)
 
 

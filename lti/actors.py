@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dramatiq
 
+from core.tasks import ActorOptions
 from lti import ags, nrps
 from lti.errors import LtiError, PlatformPermanentError
 
-COMMON = {"queue_name": "lti", "max_retries": 8, "min_backoff": 1_000, "max_backoff": 10 * 60_000,
+COMMON: ActorOptions = {"queue_name": "lti", "max_retries": 8, "min_backoff": 1_000, "max_backoff": 10 * 60_000,
           "time_limit": 2 * 60_000, "throws": (PlatformPermanentError, LtiError)}  # fmt: skip
 
 

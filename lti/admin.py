@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from core.auth import request_user
 from core.tasks import send_on_commit
 from lti import platforms, registration
 from lti.models import (
@@ -97,13 +98,13 @@ class LtiPlatformAdmin(SuperuserOnly):
     @admin.action(description="Approve: let these platforms launch (check their endpoints first)")
     def approve(self, request: HttpRequest, queryset: QuerySet[LtiPlatform]) -> None:
         for platform in queryset:
-            platforms.platform_approve(platform=platform, by=request.user)
+            platforms.platform_approve(platform=platform, by=request_user(request))
         messages.info(request, f"{queryset.count()} platform(s) approved and active.")
 
     def save_model(self, request: HttpRequest, obj: LtiPlatform, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if obj.active and "active" in form.changed_data:  # ticking "active" is an approval too
-            platforms.platform_approve(platform=obj, by=request.user)
+            platforms.platform_approve(platform=obj, by=request_user(request))
 
 
 class RegistrationLinkForm(forms.ModelForm):
@@ -138,7 +139,7 @@ class LtiRegistrationLinkAdmin(SuperuserOnly):
 
     def save_model(self, request: HttpRequest, obj: LtiRegistrationLink, form: Any, change: bool) -> None:
         made = registration.registration_link_create(
-            created_by=request.user,
+            created_by=request_user(request),
             label=form.cleaned_data["label"],
             lifetime=timedelta(hours=form.cleaned_data["hours"]),
         )

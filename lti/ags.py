@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -32,7 +32,7 @@ def wanted_score(*, share: float, completed: bool, score_maximum: float) -> tupl
     return round(step * score_maximum, 2), ActivityProgress.IN_PROGRESS, GradingProgress.PENDING
 
 
-def scores_update(*, user: AbstractBaseUser, lesson: Lesson, share: float, completed: bool) -> list[int]:
+def scores_update(*, user: User, lesson: Lesson, share: float, completed: bool) -> list[int]:
     """Record the score this progress is worth in every line item the user launched this lesson from;
     enqueue a post (after commit) for each one that changed. Returns the ids of the changed scores."""
     changed = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from courses import selectors as course_selectors
@@ -54,7 +54,7 @@ def deep_link_request_from_launch(*, result: LaunchResult) -> DeepLinkRequest:
     )
 
 
-def deep_link_lessons(*, user: AbstractBaseUser) -> QuerySet[Lesson]:
+def deep_link_lessons(*, user: User) -> QuerySet[Lesson]:
     """Lessons an instructor may place in their LMS course: published lessons of the courses they teach."""
     return (
         Lesson.objects.filter(course__in=course_selectors.courses_taught_by(user=user), state=LessonState.PUBLISHED)
@@ -63,7 +63,7 @@ def deep_link_lessons(*, user: AbstractBaseUser) -> QuerySet[Lesson]:
     )
 
 
-def deep_link_response(*, user: AbstractBaseUser, request: DeepLinkRequest, lesson_ids: list[str]) -> tuple[str, str]:
+def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list[str]) -> tuple[str, str]:
     """(return URL, signed JWT) for the lessons picked; refuses lessons the user may not offer."""
     if not lesson_ids:
         raise LtiError("pick at least one lesson")

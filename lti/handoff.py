@@ -11,7 +11,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,7 +24,7 @@ HANDOFF_SECONDS = 120
 _SALT = "lti-handoff"
 
 
-def handoff_token_create(*, user: AbstractBaseUser, lesson: Lesson) -> str:
+def handoff_token_create(*, user: User, lesson: Lesson) -> str:
     return signing.dumps({"u": user.pk, "l": str(lesson.public_id), "n": secrets.token_urlsafe(16)}, salt=_SALT)
 
 
@@ -37,7 +37,7 @@ def handoff_token_peek(*, token: str) -> str | None:
 
 
 @transaction.atomic
-def handoff_token_consume(*, token: str) -> tuple[AbstractBaseUser, str]:
+def handoff_token_consume(*, token: str) -> tuple[User, str]:
     try:
         data = signing.loads(token, salt=_SALT, max_age=HANDOFF_SECONDS)
     except signing.SignatureExpired as exc:

@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -57,7 +57,7 @@ def platform_register(
     return platform
 
 
-def platform_approve(*, platform: LtiPlatform, by: AbstractBaseUser) -> None:
+def platform_approve(*, platform: LtiPlatform, by: User) -> None:
     """A superuser looked at the platform's endpoints and lets it launch."""
     LtiPlatform.objects.filter(pk=platform.pk).update(active=True, approved_at=timezone.now(), approved_by=by)
 

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -25,7 +25,7 @@ from lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, L
 class LaunchResult:
     """What a completed launch provisioned: the user, and the lesson and link it opens (if any)."""
 
-    user: AbstractBaseUser
+    user: User
     message: claims.LaunchMessage
     deployment: LtiDeployment
     lesson: Lesson | None
@@ -33,15 +33,15 @@ class LaunchResult:
     educator: bool
 
 
-def lti_user_provision(*, issuer: str, sub: str, claims_: dict) -> tuple[LtiUser, AbstractBaseUser]:
+def lti_user_provision(*, issuer: str, sub: str, claims_: dict) -> tuple[LtiUser, User]:
     """The user for issuer + sub (created on first sight, never re-pointed); name and email kept current."""
-    User = get_user_model()
+    user_model = get_user_model()
     identity = LtiUser.objects.select_related("user").filter(issuer=issuer, sub=sub).first()
     if identity is None:
         digest = hashlib.sha256(f"{issuer}\n{sub}".encode()).hexdigest()[:24]
         try:
             with transaction.atomic():
-                user = User.objects.create_user(username=f"lti-{digest}", password=None)
+                user = user_model.objects.create_user(username=f"lti-{digest}", password=None)
                 identity = LtiUser.objects.create(issuer=issuer, sub=sub, user=user)
         except IntegrityError:  # the same person's first launch in two tabs at once: the other one won
             identity = LtiUser.objects.select_related("user").get(issuer=issuer, sub=sub)
@@ -66,7 +66,7 @@ def lesson_grant_sign(*, platform: LtiPlatform, public_id: str) -> str:
 
 
 def _lesson_from_custom(
-    *, message: claims.LaunchMessage, platform: LtiPlatform, context: LtiContext | None, user: AbstractBaseUser
+    *, message: claims.LaunchMessage, platform: LtiPlatform, context: LtiContext | None, user: User
 ) -> Lesson | None:
     value = message.custom.get("lesson")
     if not value:
@@ -91,7 +91,7 @@ def _lesson_from_custom(
     return lesson
 
 
-def _context_provision(*, deployment: LtiDeployment, message: claims.LaunchMessage, user: AbstractBaseUser,
+def _context_provision(*, deployment: LtiDeployment, message: claims.LaunchMessage, user: User,
                        educator: bool) -> LtiContext | None:  # fmt: skip
     data = message.context
     if not data:

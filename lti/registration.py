@@ -18,9 +18,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypedDict
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -41,13 +42,22 @@ class NewLink:
     url: str  # shown once: only its hash is stored
 
 
+class PlatformFields(TypedDict):
+    """What a registration learns of the platform: its identity and endpoints."""
+
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    jwks_url: str
+    auth_token_audience: str
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def registration_link_create(
-    *, created_by: AbstractBaseUser | None, label: str = "", lifetime: timedelta | None = None
-) -> NewLink:
+def registration_link_create(*, created_by: User | None, label: str = "", lifetime: timedelta | None = None) -> NewLink:
     """A one-time Dynamic Registration URL, valid for ``lifetime`` (LTI_REGISTRATION_LINK_HOURS)."""
     token = secrets.token_urlsafe(32)
     lifetime = lifetime or timedelta(hours=settings.LTI_REGISTRATION_LINK_HOURS)
@@ -111,10 +121,12 @@ def _register(*, openid_configuration: str, registration_token: str) -> LtiPlatf
     if not isinstance(issuer, str) or messages.origin_of(issuer) != messages.origin_of(openid_configuration):
         raise LtiError("the platform's issuer does not match the address of its configuration", status=403)
     needed = ("authorization_endpoint", "token_endpoint", "jwks_uri", "registration_endpoint")
-    endpoints = {name: config.get(name) for name in needed}
-    for name, value in endpoints.items():
+    endpoints: dict[str, str] = {}
+    for name in needed:
+        value = config.get(name)
         if not isinstance(value, str) or not value.lower().startswith(("https://", "http://")):
             raise LtiError(f"the platform's configuration has no valid {name}", status=502)
+        endpoints[name] = value
     supported = config.get("scopes_supported")
     scopes = [s for s in messages.TOOL_SCOPES if not isinstance(supported, list) or s in supported]
     request = messages.registration_request(
@@ -129,14 +141,14 @@ def _register(*, openid_configuration: str, registration_token: str) -> LtiPlatf
         raise LtiError(f"the platform refused the registration: {exc}", status=502) from exc
     answer = reply.json() if reply.body else None
     client_id = answer.get("client_id") if isinstance(answer, dict) else None
-    if not isinstance(client_id, str) or not client_id:
+    if not isinstance(answer, dict) or not isinstance(client_id, str) or not client_id:
         raise LtiError("the platform's registration answer has no client_id", status=502)
     tool_config = answer.get(messages.TOOL_CONFIGURATION) or {}
     deployment_id = tool_config.get("deployment_id") if isinstance(tool_config, dict) else None
     product = config.get(PLATFORM_CONFIGURATION)
     platform_name = product.get("product_family_code", "") if isinstance(product, dict) else ""
     audience = config.get("authorization_server", "")
-    fields = {
+    fields: PlatformFields = {
         "issuer": issuer,
         "client_id": client_id,
         "auth_login_url": endpoints["authorization_endpoint"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -51,7 +51,14 @@ def _error(request: HttpRequest, error: LtiError) -> HttpResponse:
 # The state cookie must reach /lti/launch/ in a cross-site form post: SameSite=None, which browsers
 # accept only with Secure (http://localhost and 127.0.0.1 count as secure contexts too). Not HttpOnly:
 # the login page's script checks whether it stuck before choosing the postMessage-storage path.
-STATE_COOKIE = {"secure": True, "samesite": "None", "httponly": False, "path": "/lti/"}
+class CookieOptions(TypedDict):
+    secure: bool
+    samesite: Literal["Lax", "Strict", "None"]
+    httponly: bool
+    path: str
+
+
+STATE_COOKIE: CookieOptions = {"secure": True, "samesite": "None", "httponly": False, "path": "/lti/"}
 
 
 @csrf_exempt

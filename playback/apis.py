@@ -25,7 +25,7 @@ from courses.selectors import lesson_get
 from courses.services import ProgressRefused, ProgressUnavailable, lesson_progress_record
 from playback.access import can_watch
 from playback.binding import binding_for
-from playback.services import PlaybackSession, playback_session_create
+from playback.services import DrmInfo, PlaybackSession, playback_session_create
 from playback.throttles import PlaybackSessionThrottle
 
 
@@ -61,7 +61,7 @@ class _DrmSerializer(serializers.Serializer):
     class Meta:
         ref_name = "PlaybackDrm"
 
-    def get_expires_at(self, drm) -> str:  # type: ignore[no-untyped-def]
+    def get_expires_at(self, drm: DrmInfo) -> str:
         return _iso(datetime.fromtimestamp(drm.grant.expires_at, tz=UTC))
 
 

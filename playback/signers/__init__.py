@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -27,6 +27,9 @@ from django.urls import reverse
 
 from media_pipeline.regions import Region
 from playback.binding import UNBOUND, Binding
+
+if TYPE_CHECKING:
+    from playback.signers.cloudfront import CloudFrontSigner
 
 
 class Signer(Protocol):
@@ -100,14 +103,14 @@ def session_cookies(*, prefix: str, expires_at: int, binding: Binding, regions: 
 
 
 @functools.lru_cache(maxsize=16)
-def _cloudfront_signer(key_pair_id: str, private_key_pem: str, base_url: str):  # type: ignore[no-untyped-def]
+def _cloudfront_signer(key_pair_id: str, private_key_pem: str, base_url: str) -> CloudFrontSigner:
     from playback.signers.cloudfront import CloudFrontSigner
 
     # Parsing the PEM costs more than signing: keep one signer per key and base.
     return CloudFrontSigner(key_pair_id=key_pair_id, private_key_pem=private_key_pem.encode(), base_url=base_url)
 
 
-def _cloudfront(base_url: str):  # type: ignore[no-untyped-def]
+def _cloudfront(base_url: str) -> CloudFrontSigner:
     return _cloudfront_signer(
         settings.PLAYBACK_CLOUDFRONT_KEY_PAIR_ID, settings.PLAYBACK_CLOUDFRONT_PRIVATE_KEY, base_url
     )

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from channels.testing import HttpCommunicator
+from pytest_django import Settings
 
 from analytics import ingest, live
 from analytics.models import QoeEvent
@@ -26,7 +27,7 @@ def clean() -> None:
     client.delete(ingest.STREAM)
 
 
-def _call(method: str, path: str, payload: bytes = b"", headers: list | None = None, client: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+def _call(method: str, path: str, payload: bytes = b"", headers: list | None = None, client: str = "127.0.0.1") -> dict:
     async def run() -> dict:
         communicator = HttpCommunicator(application, method, path, body=payload, headers=headers or [])
         communicator.scope["client"] = (client, 50000)
@@ -80,7 +81,7 @@ def test_only_post() -> None:
 
 
 @pytest.mark.usefixtures("ingest_clock_held")
-def test_rate_limit_per_client(settings) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit_per_client(settings: Settings) -> None:
     settings.QOE_RATE_LIMIT_BATCHES = 2
     statuses = [_call("POST", "/api/v1/qoe/events/", body())["status"] for _ in range(3)]
     assert statuses == [202, 202, 429]

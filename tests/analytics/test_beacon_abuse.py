@@ -10,12 +10,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import dramatiq
 import pytest
 from channels.testing import HttpCommunicator
 from django.test import Client
-from dramatiq import Message
+from dramatiq import Message, Worker
+from pytest_django import Settings
 
 from analytics import ingest
 from analytics.beacons import MAX_STORED_BYTES
@@ -86,7 +88,7 @@ def test_a_batch_without_a_valid_view_token_is_refused_and_nothing_is_stored(sen
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("sender", SENDERS)
-def test_a_view_may_send_only_its_allowance(sender: str, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_view_may_send_only_its_allowance(sender: str, settings: Settings) -> None:
     settings.QOE_VIEW_MAX_BATCHES = 3
     send = SENDERS[sender]
     view, lesson = str(uuid.uuid4()), str(uuid.uuid4())
@@ -104,7 +106,7 @@ def test_a_view_may_send_only_its_allowance(sender: str, settings) -> None:  # t
 
 
 @pytest.mark.usefixtures("ingest_clock_held")
-def test_the_rate_limit_keys_on_the_client_address_not_a_spoofed_header(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_rate_limit_keys_on_the_client_address_not_a_spoofed_header(settings: Settings) -> None:
     settings.QOE_RATE_LIMIT_BATCHES = 2
     lesson = str(uuid.uuid4())
 
@@ -121,7 +123,7 @@ def test_the_rate_limit_keys_on_the_client_address_not_a_spoofed_header(settings
     assert [send("10.0.0.3", "192.0.2.1") for _ in range(3)] == [202, 202, 429]
 
 
-def test_the_stream_cap_fits_the_worst_case_in_bytes(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_stream_cap_fits_the_worst_case_in_bytes(settings: Settings) -> None:
     settings.QOE_STREAM_MAX_BYTES = 512 * 1024**2
     assert ingest.stream_max_len() == 512 * 1024**2 // (MAX_STORED_BYTES + ingest.STREAM_ENTRY_OVERHEAD) == 8_065
     settings.QOE_STREAM_MAX_BYTES = 1
@@ -226,7 +228,9 @@ def _fat_batch(view: str, lesson: str, *, token: bool = True) -> bytes:
 
 
 @pytest.mark.slow
-def test_a_beacon_flood_while_a_lesson_encodes(dramatiq_worker, canaries: list[str], settings, demo_clip) -> None:  # type: ignore[no-untyped-def]
+def test_a_beacon_flood_while_a_lesson_encodes(
+    dramatiq_worker: Worker, canaries: list[str], settings: Settings, demo_clip: Path
+) -> None:
     from django.core.management import call_command
 
     from courses.models import Course, Lesson

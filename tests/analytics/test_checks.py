@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pytest_django import Settings
 
 from analytics import ingest
 from analytics.checks import redis_never_evicts
@@ -28,6 +29,6 @@ def test_an_evicting_or_unbounded_redis_is_reported() -> None:
     assert redis_never_evicts() == []
 
 
-def test_a_redis_that_cannot_be_asked_is_skipped(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_redis_that_cannot_be_asked_is_skipped(settings: Settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:9/0"
     assert redis_never_evicts() == []

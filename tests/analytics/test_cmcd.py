@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from analytics.cmcd import CmcdError, cmcd_from_url, parse_cmcd
 
@@ -43,7 +44,7 @@ def test_from_a_segment_url_as_hls_js_sends_it() -> None:
     assert cmcd_from_url("http://x/stream/t/lessons/x/v1/master.m3u8") is None
 
 
-def test_the_origin_counts_cmcd_and_ignores_malformed_data(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_origin_counts_cmcd_and_ignores_malformed_data(client: Client) -> None:
     from prometheus_client import REGISTRY
 
     def value(name: str, **labels: str) -> float:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from django.test import Client
+from pytest_django import DjangoAssertNumQueries, Settings
 
 from analytics import ingest
 from analytics.models import QoeEvent
@@ -24,11 +25,13 @@ def clean_stream() -> None:
     ingest.client().delete(ingest.STREAM)
 
 
-def _post(payload: bytes, **extra: str) -> object:  # type: ignore[no-untyped-def]
+def _post(payload: bytes, **extra: str) -> object:
     return Client().post("/api/v1/qoe/events/", payload, content_type="text/plain", **extra)
 
 
-def test_anonymous_beacon_is_accepted_without_touching_the_database(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_beacon_is_accepted_without_touching_the_database(
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
     with django_assert_num_queries(0):
         response = _post(body())
     assert response.status_code == 202
@@ -50,7 +53,7 @@ def test_an_oversized_batch_is_refused_before_it_is_read() -> None:
 
 
 @pytest.mark.usefixtures("ingest_clock_held")
-def test_a_flood_from_one_client_is_rate_limited(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_from_one_client_is_rate_limited(settings: Settings) -> None:
     settings.QOE_RATE_LIMIT_BATCHES = 3
     codes = [_post(body()).status_code for _ in range(5)]
     assert codes == [202, 202, 202, 429, 429]

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
+from django.test import Client
+from pytest_django import Settings
 
 from analytics.consumers import CLOSE_FORBIDDEN, LiveDashboardConsumer
 from media_pipeline.models import MediaAsset
 
 
-def _communicator(user) -> WebsocketCommunicator:  # type: ignore[no-untyped-def]
+def _communicator(user: User | AnonymousUser) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(LiveDashboardConsumer.as_asgi(), "/ws/analytics/live/")
     communicator.scope["user"] = user
     return communicator
@@ -54,7 +57,7 @@ def test_non_staff_are_refused(kind: str) -> None:
     assert code == CLOSE_FORBIDDEN
 
 
-def test_live_page_requires_staff(client, django_user_model) -> None:  # type: ignore[no-untyped-def]
+def test_live_page_requires_staff(client: Client, django_user_model: type[User]) -> None:
     assert client.get("/analytics/live/").status_code == 302
     staff = django_user_model.objects.create_user("ops2", password="pw-ops-12345", is_staff=True)
     client.force_login(staff)
@@ -102,7 +105,7 @@ def test_a_beacon_reaches_the_dashboard_socket_within_a_second() -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("origin", "accepted"), [(b"http://127.0.0.1:8000", True), (b"http://evil.example", False)])
-def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings: Settings) -> None:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
@@ -133,7 +136,7 @@ def test_the_socket_checks_the_origin(origin: bytes, accepted: bool, settings) -
     assert asyncio.run(scenario()) is accepted
 
 
-def _qoe_snapshot(*lessons: str) -> dict:  # type: ignore[type-arg]
+def _qoe_snapshot(*lessons: str) -> dict[str, Any]:
     split = {"plays": 1, "failures": 1, "failure_pct": 100.0, "rebuffers": 0}
     window = {"plays": len(lessons), "by_pathway": {"origin": split}, "by_lesson": dict.fromkeys(lessons, split)}
     errors = [{"at": 1.0, "lesson": lesson, "pathway": "origin", "code": "E"} for lesson in lessons]
@@ -154,7 +157,7 @@ def test_an_educator_sees_only_the_lessons_they_teach_on_the_live_dashboard() ->
     my_lesson = str(Lesson.objects.create(course=mine, title="Mine 1").public_id)
     their_lesson = str(Lesson.objects.create(course=Course.objects.create(slug="t", title="T"), title="T1").public_id)
 
-    async def scenario(user: User) -> dict:  # type: ignore[type-arg]
+    async def scenario(user: User) -> dict[str, Any]:
         communicator = _communicator(user)
         connected, _ = await communicator.connect()
         assert connected

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import redis
 
 from analytics import ingest, live, qoe
-from analytics.beacons import parse_batch
+from analytics.beacons import Batch, parse_batch
 from tests.analytics.test_beacons import body
 
 pytestmark = pytest.mark.services  # Redis, through the module's own client
@@ -17,7 +19,7 @@ LESSON = str(uuid.uuid4())
 
 
 @pytest.fixture
-def redis_clean():  # type: ignore[no-untyped-def]
+def redis_clean() -> Iterator[redis.Redis]:
     client = ingest.client()
     for key in client.scan_iter("qoe:live*"):
         client.delete(key)
@@ -26,7 +28,7 @@ def redis_clean():  # type: ignore[no-untyped-def]
         client.delete(key)
 
 
-def _batch(**overrides: object):  # type: ignore[no-untyped-def]
+def _batch(**overrides: object) -> Batch:
     return parse_batch(body(lesson=LESSON, view_id=str(uuid.uuid4()), **overrides))
 
 
@@ -53,7 +55,7 @@ def test_batch_contributions_are_exact() -> None:
     }  # fmt: skip
 
 
-def test_windows_roll_up_seconds(redis_clean) -> None:  # type: ignore[no-untyped-def]
+def test_windows_roll_up_seconds(redis_clean: redis.Redis) -> None:
     now = 1_800_000_000.0
     pipe = redis_clean.pipeline()
     live.record_batch(pipe, batch=_batch(events=STARTED, pathway="cdn-a"), now=now - 30)  # only in 1m and 5m
@@ -83,7 +85,7 @@ def test_windows_roll_up_seconds(redis_clean) -> None:  # type: ignore[no-untype
     ]  # fmt: skip
 
 
-def test_empty_windows_say_none_not_zero(redis_clean) -> None:  # type: ignore[no-untyped-def]
+def test_empty_windows_say_none_not_zero(redis_clean: redis.Redis) -> None:
     snap = live.snapshot(redis_clean, now=1_800_000_000.0)
     assert snap["windows"]["10s"]["failure_pct"] is None
     assert snap["windows"]["10s"]["startup_p95_ms"] is None
@@ -91,7 +93,7 @@ def test_empty_windows_say_none_not_zero(redis_clean) -> None:  # type: ignore[n
     json.dumps(snap)  # serialisable as sent over the socket
 
 
-def test_steering_evidence_counts_each_view_and_reporter_once_over_the_last_minute(redis_clean) -> None:  # type: ignore[no-untyped-def]
+def test_steering_evidence_counts_each_view_and_reporter_once_over_the_last_minute(redis_clean: redis.Redis) -> None:
     client = redis_clean
     for key in client.scan_iter("qoe:steer:*"):
         client.delete(key)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from prometheus_client import REGISTRY
+from pytest_django import Settings
 
 from analytics import ingest
 from tests.analytics.test_beacons import body
@@ -25,7 +28,7 @@ def _value(name: str, **labels: str) -> float:
 
 
 @pytest.fixture(autouse=True)
-def _clean(settings) -> None:  # type: ignore[no-untyped-def]
+def _clean(settings: Settings) -> None:
     settings.QOE_PATHWAYS = ["cdn-a", "origin"]
     for key in ingest.client().scan_iter("qoe:rl:*"):
         ingest.client().delete(key)
@@ -60,7 +63,7 @@ def test_beacons_feed_qoe_metrics_with_bounded_labels() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_queue_depth_and_encode_failures_are_exported(key_prefix: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_queue_depth_and_encode_failures_are_exported(key_prefix: str, tmp_path: Path) -> None:
     import dramatiq
 
     from media_pipeline import services

@@ -12,9 +12,10 @@ import pytest
 from channels.testing import HttpCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
+from pytest_django import Settings
 
 from analytics import ingest
-from analytics.beacons import parse_batch, region_from_header
+from analytics.beacons import Batch, parse_batch, region_from_header
 from analytics.models import QoeMinute
 from analytics.qoe import STARTUP_BOUNDS_MS, histogram_quantile
 from analytics.reports import qoe_report
@@ -46,7 +47,7 @@ def test_region_from_the_cdn_header(header: str | None, region: str) -> None:
     assert region_from_header(header) == region
 
 
-def _batch(lesson: str, events: list[dict], region: str = "unknown", **kw: object):  # type: ignore[no-untyped-def]
+def _batch(lesson: str, events: list[dict], region: str = "unknown", **kw: object) -> Batch:
     return replace(parse_batch(body(lesson=lesson, view_id=str(uuid.uuid4()), events=events, **kw)), region=region)
 
 
@@ -66,7 +67,7 @@ EXITED = [{"type": "play_request", "t": 0}, {"type": "end", "t": 3000}]
 
 
 @pytest.fixture
-def rollups(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def rollups(db: None) -> dict[str, str]:
     physics = Course.objects.create(slug="physics", title="Physics")
     chemistry = Course.objects.create(slug="chemistry", title="Chemistry")
     waves = Lesson.objects.create(course=physics, title="Waves", position=0)
@@ -144,7 +145,9 @@ def test_report_period_and_lesson_filter(rollups: dict[str, str]) -> None:
         qoe_report(since=AT, by="colour")
 
 
-def test_report_endpoint_scopes_educators_to_their_courses(rollups: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_report_endpoint_scopes_educators_to_their_courses(
+    rollups: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("analytics.views.timezone.now", lambda: AT + timedelta(minutes=5))
     teacher = User.objects.create_user("t", password="pw-t-123456", is_staff=True)
     Course.objects.get(slug="chemistry").educators.add(teacher)
@@ -162,7 +165,7 @@ def test_report_endpoint_scopes_educators_to_their_courses(rollups: dict[str, st
 
 
 @pytest.mark.django_db
-def test_both_ingest_front_ends_take_the_region_from_the_configured_header(settings) -> None:  # type: ignore[no-untyped-def]
+def test_both_ingest_front_ends_take_the_region_from_the_configured_header(settings: Settings) -> None:
     from config.asgi import application
 
     settings.QOE_REGION_HEADER = "CloudFront-Viewer-Country"
@@ -184,7 +187,7 @@ def test_both_ingest_front_ends_take_the_region_from_the_configured_header(setti
     ingest.client().delete(ingest.STREAM)
 
 
-def test_bitrate_and_rendition_mix_are_weighted_by_playing_time(db) -> None:  # type: ignore[no-untyped-def]
+def test_bitrate_and_rendition_mix_are_weighted_by_playing_time(db: None) -> None:
     course = Course.objects.create(slug="bio", title="Bio")
     lesson = str(Lesson.objects.create(course=course, title="Cells", position=0).public_id)
     events = [

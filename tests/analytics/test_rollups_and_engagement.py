@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from pytest_django import Settings
 
 from analytics import ingest
-from analytics.beacons import batch_record, parse_batch
+from analytics.beacons import Batch, batch_record, parse_batch
 from analytics.models import QoeEvent, QoeMinute
 from analytics.rollups import qoe_prune, rollup_batches
 from analytics.selectors import lesson_engagement
@@ -21,11 +22,11 @@ LESSON = str(uuid.uuid4())
 AT = datetime(2026, 11, 25, 10, 15, 30, tzinfo=UTC)
 
 
-def _batch(**kw: object):  # type: ignore[no-untyped-def]
+def _batch(**kw: object) -> Batch:
     return parse_batch(body(lesson=LESSON, view_id=str(uuid.uuid4()), **kw))
 
 
-def test_batches_roll_up_by_minute_and_bounded_dimensions(settings) -> None:  # type: ignore[no-untyped-def]
+def test_batches_roll_up_by_minute_and_bounded_dimensions(settings: Settings) -> None:
     settings.QOE_PATHWAYS = ["cdn-a"]
     started = [{"type": "play_request", "t": 0}, {"type": "first_frame", "t": 700}, {"type": "heartbeat", "t": 10700}]
     failed = [{"type": "play_request", "t": 0}, {"type": "error", "t": 300, "fatal": True}]
@@ -53,7 +54,7 @@ def test_drain_writes_raw_events_and_rollups_together() -> None:
     assert (row.plays, row.starts, row.startup_ms_sum, str(row.lesson)) == (1, 1, 400, LESSON)
 
 
-def test_prune_keeps_rollups_and_recent_events(settings) -> None:  # type: ignore[no-untyped-def]
+def test_prune_keeps_rollups_and_recent_events(settings: Settings) -> None:
     settings.QOE_RAW_RETENTION_DAYS = 30
     common = {"view_id": uuid.uuid4(), "lesson": LESSON, "t_ms": 0, "pathway": "o", "browser": "b", "device": "desktop"}
     QoeEvent.objects.create(type="play_request", received_at=AT - timedelta(days=31), **common)

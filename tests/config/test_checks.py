@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.core.checks import CheckMessage, Error, run_checks
+from pytest_django import Settings
 
 from config.checks import (
     axinom_has_its_key,
@@ -52,8 +53,8 @@ def test_the_defaults_pass_every_check() -> None:
         ("akamai", {"PLAYBACK_AKAMAI_KEY": "0a0b"}, "PLAYBACK_EDGE_URL"),
     ],
 )  # fmt: skip
-def test_a_cdn_signer_without_its_settings_is_an_error(  # type: ignore[no-untyped-def]
-    settings, signer: str, given: dict[str, str], missing: str
+def test_a_cdn_signer_without_its_settings_is_an_error(
+    settings: Settings, signer: str, given: dict[str, str], missing: str
 ) -> None:
     settings.PLAYBACK_SIGNER = signer
     for name in ("PLAYBACK_EDGE_URL", "PLAYBACK_NGINX_SECRET", "PLAYBACK_CLOUDFRONT_KEY_PAIR_ID",
@@ -68,7 +69,7 @@ def test_a_cdn_signer_without_its_settings_is_an_error(  # type: ignore[no-untyp
     assert playback_signer_complete() == []
 
 
-def test_session_binding_needs_the_origin_signer(settings) -> None:  # type: ignore[no-untyped-def]
+def test_session_binding_needs_the_origin_signer(settings: Settings) -> None:
     settings.PLAYBACK_TOKEN_BINDING = "session"
     assert session_binding_at_the_origin() == []  # the origin sees sessions
     settings.PLAYBACK_SIGNER = "akamai"
@@ -79,7 +80,7 @@ def test_session_binding_needs_the_origin_signer(settings) -> None:  # type: ign
     assert session_binding_at_the_origin() == []
 
 
-def test_the_old_client_ip_header_needs_trusted_proxies(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_old_client_ip_header_needs_trusted_proxies(settings: Settings) -> None:
     settings.PLAYBACK_CLIENT_IP_HEADER = "X-Real-IP"
     settings.TRUSTED_PROXIES = []
     assert _ids(client_ip_header_needs_proxies()) == ["lessons.E003"]
@@ -87,7 +88,7 @@ def test_the_old_client_ip_header_needs_trusted_proxies(settings) -> None:  # ty
     assert client_ip_header_needs_proxies() == []
 
 
-def test_axinom_needs_its_communication_key(settings) -> None:  # type: ignore[no-untyped-def]
+def test_axinom_needs_its_communication_key(settings: Settings) -> None:
     settings.DRM_PROVIDER = "axinom"
     settings.AXINOM_COM_KEY_ID, settings.AXINOM_COM_KEY = "a1b2", ""
     [message] = axinom_has_its_key()
@@ -99,7 +100,7 @@ def test_axinom_needs_its_communication_key(settings) -> None:  # type: ignore[n
     assert axinom_has_its_key() == []
 
 
-def test_storage_regions_must_have_distinct_names_and_a_primary(settings) -> None:  # type: ignore[no-untyped-def]
+def test_storage_regions_must_have_distinct_names_and_a_primary(settings: Settings) -> None:
     settings.STORAGE_REGIONS = [_region("eu", primary=True), _region("us", primary=False)]
     assert storage_regions_consistent() == []
     settings.STORAGE_REGIONS = [_region("eu", primary=True), _region("eu", primary=True)]

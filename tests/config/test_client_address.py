@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from django.test import RequestFactory
+from pytest_django import Settings
 
-from config.client_address import client_address, parse_address, parse_networks
+from config.client_address import Network, client_address, parse_address, parse_networks
 
 PROXIES = parse_networks(["10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.10"])
 XFF = "X-Forwarded-For"
 
 
-def _xff(peer: str, value: str | None, trusted=PROXIES) -> str:  # type: ignore[no-untyped-def]
+def _xff(peer: str, value: str | None, trusted: tuple[Network, ...] = PROXIES) -> str:
     return client_address(peer=peer, header_name=XFF, header_value=value, trusted=trusted)
 
 
@@ -73,7 +75,7 @@ def test_parse_helpers() -> None:
         parse_networks(["10.0.0.0/33"])
 
 
-def test_the_asgi_scope_and_the_django_request_agree(settings, rf) -> None:  # type: ignore[no-untyped-def]
+def test_the_asgi_scope_and_the_django_request_agree(settings: Settings, rf: RequestFactory) -> None:
     from config.client_address import request_client_address, scope_client_address
 
     settings.TRUSTED_PROXIES = ["10.0.0.0/8"]

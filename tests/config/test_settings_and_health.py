@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
+from pytest_django import Settings
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_env_helpers_parse_and_fail_loudly(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_env_helpers_parse_and_fail_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("X_BOOL", "yes")
     monkeypatch.setenv("X_INT", "42")
     monkeypatch.setenv("X_LIST", "a.example, b.example,,")
@@ -40,7 +41,7 @@ def test_env_helpers_parse_and_fail_loudly(monkeypatch, tmp_path: Path) -> None:
         env_choice("X_CHOICE", "local", ("local", "s3"))
 
 
-def test_secrets_can_come_from_files(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_can_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s3cr3t-from-a-file\n")
     monkeypatch.setenv("X_SECRET", "ignored")
@@ -82,7 +83,7 @@ def test_readyz_checks_database_broker_and_storage() -> None:
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_the_broker_is_down(settings) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_is_503_when_the_broker_is_down(settings: Settings) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

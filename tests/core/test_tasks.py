@@ -28,7 +28,7 @@ class TestActor:
 
     def queued(self) -> int:
         """Messages waiting, delayed ones included (Redis counts a queue with its delay queue)."""
-        return self.broker.do_qsize(self.queue)  # type: ignore[attr-defined]
+        return self.broker.do_qsize(self.queue)  # type: ignore[attr-defined]  # RedisBroker's (the tests' broker), not Broker's
 
     def take(self, queue: str, *, timeout_ms: int = 2000) -> dramatiq.Message | None:
         """The next message on ``queue`` (this actor's, or its delay queue), acknowledged; None if none."""

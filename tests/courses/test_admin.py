@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from courses import services
 from courses.models import Course, Lesson, LessonCaption
@@ -13,12 +14,12 @@ from media_pipeline.models import AssetStatus, MediaAsset
 
 
 @pytest.fixture
-def educator(db) -> User:
+def educator(db: None) -> User:
     return User.objects.create_user("teacher", password="pw-teacher-1", is_staff=True)
 
 
 @pytest.fixture
-def other_educator(db) -> User:
+def other_educator(db: None) -> User:
     return User.objects.create_user("other", password="pw-other-1", is_staff=True)
 
 
@@ -74,7 +75,7 @@ def test_educator_cannot_move_a_lesson_into_a_course_they_do_not_teach(
 
 
 def test_upload_from_the_lesson_page_stores_the_source_and_schedules_processing(
-    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     mine, _ = courses
     payload = b"\x00\x00\x00\x18ftypmp42" + b"x" * 4096
@@ -138,8 +139,8 @@ def test_a_new_lesson_without_a_position_goes_last_under_the_course_lock(
 
 
 def test_a_video_over_the_size_limit_is_refused_in_the_upload_widgets_words(
-    educator: User, courses: tuple[Course, Course], settings
-) -> None:  # type: ignore[no-untyped-def]
+    educator: User, courses: tuple[Course, Course], settings: Settings
+) -> None:
     mine, _ = courses
     settings.MAX_UPLOAD_BYTES = 1000
     video = SimpleUploadedFile("big.mp4", b"x" * 2048, content_type="video/mp4")
@@ -188,7 +189,7 @@ def test_status_endpoint_says_a_quick_stream_plays_while_the_full_ladder_is_enco
     assert (body["status"], body["progress"], body["playable"], body["provisional"]) == ("transcoding", 40, True, True)
 
 
-def test_non_staff_user_cannot_open_the_admin(db, courses: tuple[Course, Course]) -> None:
+def test_non_staff_user_cannot_open_the_admin(db: None, courses: tuple[Course, Course]) -> None:
     learner = User.objects.create_user("learner", password="pw-learner-1")
     response = _client(learner).get("/admin/courses/course/")
     assert response.status_code == 302
@@ -224,8 +225,8 @@ def test_preview_player_is_on_the_lesson_page_once_playable(educator: User, cour
 
 
 def test_form_uploads_count_towards_the_educators_quota(
-    educator: User, courses: tuple[Course, Course], settings
-) -> None:  # type: ignore[no-untyped-def]
+    educator: User, courses: tuple[Course, Course], settings: Settings
+) -> None:
     settings.UPLOAD_QUOTA_BYTES = 6000
     mine, _ = courses
     form = {"course": mine.pk, "description": "", "state": "published", "position": 0}
@@ -245,7 +246,7 @@ def test_form_uploads_count_towards_the_educators_quota(
 
 
 def test_educator_protects_a_lesson_and_its_video_is_rebuilt_encrypted(
-    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     mine, _ = courses
     video = SimpleUploadedFile("talk.mp4", b"\x00\x00\x00\x18ftypmp42" + b"x" * 512, content_type="video/mp4")
@@ -293,7 +294,7 @@ SRT = b"1\r\n00:00:01,000 --> 00:00:02,500\r\nHello\r\n"
 
 
 def test_educator_adds_captions_and_a_published_video_gets_a_new_version(
-    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks
+    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     mine, _ = courses
     asset = MediaAsset.objects.create(
@@ -335,8 +336,8 @@ def test_educator_adds_captions_and_a_published_video_gets_a_new_version(
     ],
 )
 def test_a_bad_caption_file_is_refused_with_its_reason_and_nothing_changes(
-    educator: User, courses: tuple[Course, Course], django_capture_on_commit_callbacks, name: str, data: bytes,
-    error: str,
+    educator: User, courses: tuple[Course, Course],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks, name: str, data: bytes, error: str,
 ) -> None:  # fmt: skip
     mine, _ = courses
     asset = MediaAsset.objects.create(

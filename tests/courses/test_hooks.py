@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from courses import hooks, selectors, services
 from courses.models import Course, Lesson, LessonProgress
@@ -36,7 +37,7 @@ def _lesson_and_learner() -> tuple[Lesson, User]:
     return Lesson.objects.create(course=course, title="Lenses", asset=asset), User.objects.create_user("learner")
 
 
-def _report(lesson: Lesson, user: User, ranges: list, *, token: str, at: float) -> LessonProgress:  # type: ignore[type-arg]
+def _report(lesson: Lesson, user: User, ranges: list[list[float]], *, token: str, at: float) -> LessonProgress:
     now = datetime.fromtimestamp(T0 + at, tz=UTC)
     return services.lesson_progress_record(user=user, lesson=lesson, ranges=ranges, view_token=token, now=now)
 
@@ -47,8 +48,8 @@ def test_lti_listens_to_progress_from_its_app_config() -> None:
 
 @pytest.mark.django_db
 def test_listeners_hear_of_progress_only_once_it_commits(
-    heard: list[dict[str, Any]], django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+    heard: list[dict[str, Any]], django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     lesson, learner = _lesson_and_learner()
     token = view_token(user=learner, lesson=lesson, issued_at=T0)
     with django_capture_on_commit_callbacks(execute=True):
@@ -61,7 +62,9 @@ def test_listeners_hear_of_progress_only_once_it_commits(
 
 
 @pytest.mark.django_db
-def test_a_refused_report_tells_nobody(heard: list[dict[str, Any]], django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_report_tells_nobody(
+    heard: list[dict[str, Any]], django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     lesson, learner = _lesson_and_learner()
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(services.ProgressRefused):
         _report(lesson, learner, [[0, 4.0]], token="v1.forged", at=2)
@@ -70,8 +73,10 @@ def test_a_refused_report_tells_nobody(heard: list[dict[str, Any]], django_captu
 
 @pytest.mark.django_db
 def test_a_failing_listener_is_logged_and_the_others_are_still_told(
-    heard: list[dict[str, Any]], django_capture_on_commit_callbacks, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+    heard: list[dict[str, Any]],
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("gradebook down")
 

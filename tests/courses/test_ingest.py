@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from dramatiq import Worker
 
 from courses.models import Course, Lesson
 from media_pipeline.models import AssetStatus
@@ -20,7 +21,9 @@ def course() -> Course:
     return Course.objects.create(slug="physics", title="Physics", published=True)
 
 
-def test_ingest_wait_publishes_and_prints_the_public_id_last(course: Course, demo_clip: Path, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_wait_publishes_and_prints_the_public_id_last(
+    course: Course, demo_clip: Path, dramatiq_worker: Worker
+) -> None:
     out = io.StringIO()
     call_command(
         "ingest", str(demo_clip), "--course", "physics", "--title", "Waves", "--wait", "--timeout", "240", stdout=out
@@ -34,7 +37,7 @@ def test_ingest_wait_publishes_and_prints_the_public_id_last(course: Course, dem
     assert lesson.asset.duration_seconds == pytest.approx(6.0, abs=0.2)
 
 
-def test_ingest_wait_rejects_a_file_that_is_not_video(course: Course, tmp_path: Path, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_wait_rejects_a_file_that_is_not_video(course: Course, tmp_path: Path, dramatiq_worker: Worker) -> None:
     bogus = tmp_path / "notes.mp4"
     bogus.write_text("these are lecture notes, not a video\n" * 50)
     with pytest.raises(CommandError) as excinfo:
@@ -61,7 +64,9 @@ def test_ingest_refuses_empty_file(course: Course, tmp_path: Path) -> None:
     assert Lesson.objects.count() == 0
 
 
-def test_ingest_protected_publishes_an_encrypted_version(course: Course, tmp_path: Path, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_protected_publishes_an_encrypted_version(
+    course: Course, tmp_path: Path, dramatiq_worker: Worker
+) -> None:
     from tests.conftest import make_clip
 
     clip = make_clip(tmp_path / "short.mp4", seconds=3, size="320x180")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, models
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from pytest_django import Settings
 
 from config.secret_files import embedded_secrets_create
 from courses import selectors
@@ -24,12 +25,12 @@ from media_pipeline.selectors import asset_complete_regions
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _fields(instance: object) -> dict[str, object]:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}  # type: ignore[attr-defined]
+def _fields(instance: models.Model) -> dict[str, object]:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
 
 
 @pytest.fixture
-def lesson(db) -> Lesson:  # type: ignore[no-untyped-def]
+def lesson(db: None) -> Lesson:
     course = Course.objects.create(slug="row", title="Row", published=True, description="d")
     asset = MediaAsset.objects.create(
         key_prefix=f"lessons/{uuid.uuid4()}", status="ready", published_version=3, building_version=3,
@@ -64,7 +65,7 @@ def test_a_lesson_without_video_and_unknown_ids(lesson: Lesson) -> None:
     assert selectors.lesson_get(public_id="") is None
 
 
-def test_region_states_come_with_the_lesson(lesson: Lesson, settings) -> None:  # type: ignore[no-untyped-def]
+def test_region_states_come_with_the_lesson(lesson: Lesson, settings: Settings) -> None:
     settings.STORAGE_REGIONS = [
         {"name": "eu", "backend": "local", "primary": True},
         {"name": "us", "backend": "local"},
@@ -155,7 +156,8 @@ def test_the_same_on_sqlite(tmp_path: Path) -> None:
 def test_viewer_facts_for_an_enrolled_learner(lesson: Lesson) -> None:
     learner = User.objects.create_user("row-learner")
     fetched = selectors.lesson_get(public_id=lesson.public_id, viewer=learner)
-    assert fetched is not None and not fetched.viewer_enrolled  # type: ignore[attr-defined]
+    assert fetched is not None and not fetched.viewer_enrolled  # type: ignore[attr-defined]  # set by lesson_get on this instance
     Enrollment.objects.create(user=learner, course=lesson.course)
     fetched = selectors.lesson_get(public_id=lesson.public_id, viewer=learner)
+    # lesson_get sets the viewer facts on this instance only: not model fields.
     assert fetched is not None and fetched.viewer_enrolled and not fetched.viewer_teaches  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from courses import progress
@@ -41,7 +43,15 @@ RATE, SLACK = progress.MAX_PLAYBACK_RATE, progress.CREDIT_SLACK_SECONDS
 T0 = 1_800_000_000.0  # when the first view token was issued
 
 
-def _credit(claimed, *, bitmap=b"", total=600, clock=None, issued_at=T0, now):  # type: ignore[no-untyped-def]
+def _credit(
+    claimed: Iterable[int],
+    *,
+    bitmap: bytes = b"",
+    total: int = 600,
+    clock: float | None = None,
+    issued_at: float = T0,
+    now: float,
+) -> progress.Credit:
     return progress.credit(claimed=claimed, bitmap=bitmap, total=total, clock=clock, issued_at=issued_at, now=now)
 
 

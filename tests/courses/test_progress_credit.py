@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from courses import progress, services
 from courses.models import Course, Lesson, LessonProgress
@@ -33,14 +34,14 @@ def _lesson_and_learner() -> tuple[Lesson, User]:
     return lesson, User.objects.create_user("learner")
 
 
-def _report(lesson: Lesson, user: User, ranges: list, *, token: str, at: float) -> LessonProgress:  # type: ignore[type-arg]
+def _report(lesson: Lesson, user: User, ranges: list[list[float]], *, token: str, at: float) -> LessonProgress:
     return services.lesson_progress_record(user=user, lesson=lesson, ranges=ranges, view_token=token, now=_at(at))
 
 
 @pytest.mark.django_db
 def test_the_whole_lesson_one_second_into_the_session_earns_seconds_not_completion(
-    django_capture_on_commit_callbacks,
-) -> None:  # type: ignore[no-untyped-def]
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     lesson, learner = _lesson_and_learner()
     graded_link(user=learner, lesson=lesson)
     token = view_token(user=learner, lesson=lesson, issued_at=T0)

@@ -12,7 +12,7 @@ from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, Version
 
 
 @pytest.fixture
-def lesson(db) -> Lesson:  # type: ignore[no-untyped-def]
+def lesson(db: None) -> Lesson:
     course = Course.objects.create(slug="c", title="C", published=True)
     lesson = Lesson.objects.create(course=course, title="L", position=0)
     lesson.asset = MediaAsset.objects.create(

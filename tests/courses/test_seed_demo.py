@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from pytest_django import Settings
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import storage
@@ -13,7 +14,7 @@ from media_pipeline import storage
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_creates_course_learner_and_lesson_once(settings, tmp_path: Path) -> None:
+def test_seed_demo_creates_course_learner_and_lesson_once(settings: Settings, tmp_path: Path) -> None:
     settings.VAR_DIR = tmp_path
     admin = User.objects.create_superuser("admin", password="pw-admin-123456")
 

@@ -14,6 +14,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,9 +24,12 @@ import requests
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 from rest_framework.authtoken.models import Token
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
+from tusclient.uploader import Uploader
 
 from courses.models import Course, Lesson
 from media_pipeline import storage
@@ -38,7 +42,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 
 @pytest.fixture(autouse=True)
-def _small_parts(settings) -> None:  # type: ignore[no-untyped-def]
+def _small_parts(settings: Settings) -> None:
     settings.UPLOAD_PART_BYTES = 5 * MIB  # S3's minimum: several parts from a small file
 
 
@@ -78,7 +82,7 @@ def teacher(lesson: Lesson) -> tuple[User, dict[str, str]]:
     return educator("grace", lesson.course)
 
 
-def uploader(live_server, auth: dict[str, str], lesson: Lesson, data: bytes, **options: Any):  # type: ignore[no-untyped-def]
+def uploader(live_server: LiveServer, auth: dict[str, str], lesson: Lesson, data: bytes, **options: Any) -> Uploader:
     client = tus_client.TusClient(f"{live_server.url}/api/v1/uploads/", headers=auth)
     return client.uploader(
         file_stream=io.BytesIO(data),
@@ -95,7 +99,7 @@ def stored_bytes(s3: Any, key: str) -> bytes:
     return s3.get_object(Bucket=os.environ["S3_BUCKET"], Key=key)["Body"].read()
 
 
-def create(live_server, auth: dict[str, str], lesson: Lesson, length: int) -> requests.Response:  # type: ignore[no-untyped-def]
+def create(live_server: LiveServer, auth: dict[str, str], lesson: Lesson, length: int) -> requests.Response:
     metadata = f"lesson {base64.b64encode(str(lesson.public_id).encode()).decode()}"
     return requests.post(
         f"{live_server.url}/api/v1/uploads/",
@@ -120,7 +124,9 @@ def offset_of(url: str, auth: dict[str, str]) -> int:
     return int(response.headers["Upload-Offset"])
 
 
-def test_options_advertise_version_extensions_max_size_and_checksums(live_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_options_advertise_version_extensions_max_size_and_checksums(
+    live_server: LiveServer, settings: Settings
+) -> None:
     response = requests.options(f"{live_server.url}/api/v1/uploads/", timeout=30)
     assert response.status_code == 204
     assert response.headers["Tus-Version"] == "1.0.0"
@@ -136,8 +142,8 @@ def test_options_advertise_version_extensions_max_size_and_checksums(live_server
 
 
 def test_a_chunked_upload_lands_byte_identical_in_s3_and_starts_the_pipeline_once(
-    live_server, s3, broker, lesson: Lesson, teacher
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, s3: Any, broker: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     user, auth = teacher
     data = os.urandom(17 * MIB + 12345)  # three whole 5 MiB parts and a short last one
     upload = uploader(live_server, auth, lesson, data, chunk_size=3 * MIB, upload_checksum=True)
@@ -167,8 +173,8 @@ def test_a_chunked_upload_lands_byte_identical_in_s3_and_starts_the_pipeline_onc
 
 
 def test_a_dropped_connection_keeps_what_arrived_and_tuspy_resumes_from_the_servers_offset(
-    live_server, s3, broker, lesson: Lesson, teacher
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, s3: Any, broker: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     data = os.urandom(13 * MIB)
     response = create(live_server, auth, lesson, len(data))
@@ -203,7 +209,9 @@ def test_a_dropped_connection_keeps_what_arrived_and_tuspy_resumes_from_the_serv
     assert queued_actors(broker) == ["probe_asset"]
 
 
-def test_a_checksum_mismatch_is_460_and_the_chunk_is_discarded(live_server, s3, lesson: Lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_a_checksum_mismatch_is_460_and_the_chunk_is_discarded(
+    live_server: LiveServer, s3: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     data = os.urandom(12 * MIB)
     url = create(live_server, auth, lesson, len(data)).headers["Location"]
@@ -228,7 +236,9 @@ def test_a_checksum_mismatch_is_460_and_the_chunk_is_discarded(live_server, s3, 
     assert stored_bytes(s3, row.storage_key) == data  # the refused bytes left no trace
 
 
-def test_a_wrong_offset_is_409_and_changes_nothing(live_server, lesson: Lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_offset_is_409_and_changes_nothing(
+    live_server: LiveServer, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     url = create(live_server, auth, lesson, 1000).headers["Location"]
     assert patch(url, auth, 0, b"a" * 100).status_code == 204
@@ -240,7 +250,9 @@ def test_a_wrong_offset_is_409_and_changes_nothing(live_server, lesson: Lesson, 
     assert offset_of(url, auth) == 100
 
 
-def test_protocol_version_and_content_type_are_checked(live_server, lesson: Lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_protocol_version_and_content_type_are_checked(
+    live_server: LiveServer, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     url = create(live_server, auth, lesson, 1000).headers["Location"]
     old = requests.head(url, headers={**auth, "Tus-Resumable": "0.2.2"}, timeout=30)
@@ -251,7 +263,9 @@ def test_protocol_version_and_content_type_are_checked(live_server, lesson: Less
     assert offset_of(url, auth) == 0
 
 
-def test_other_users_cannot_create_continue_or_cancel(live_server, s3, lesson: Lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_other_users_cannot_create_continue_or_cancel(
+    live_server: LiveServer, s3: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     url = create(live_server, auth, lesson, 1000).headers["Location"]
     assert patch(url, auth, 0, b"a" * 10).status_code == 204
@@ -277,8 +291,8 @@ def test_other_users_cannot_create_continue_or_cancel(live_server, s3, lesson: L
 
 
 def test_over_quota_and_over_max_size_are_413_with_a_reason_and_store_nothing(
-    live_server, s3, settings, lesson: Lesson, teacher
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, s3: Any, settings: Settings, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     user, auth = teacher
     settings.MAX_UPLOAD_BYTES = 50 * MIB
     too_big = create(live_server, auth, lesson, 50 * MIB + 1)
@@ -304,8 +318,8 @@ def test_over_quota_and_over_max_size_are_413_with_a_reason_and_store_nothing(
 
 
 def test_termination_aborts_the_multipart_upload_and_removes_the_spool(
-    live_server, s3, lesson: Lesson, teacher
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, s3: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     data = os.urandom(8 * MIB)
     url = create(live_server, auth, lesson, 20 * MIB).headers["Location"]
@@ -323,7 +337,9 @@ def test_termination_aborts_the_multipart_upload_and_removes_the_spool(
     assert ResumableUpload.objects.get().status == UploadStatus.TERMINATED
 
 
-def test_the_sweep_aborts_expired_uploads(live_server, s3, lesson: Lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweep_aborts_expired_uploads(
+    live_server: LiveServer, s3: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     url = create(live_server, auth, lesson, 20 * MIB).headers["Location"]
     assert patch(url, auth, 0, os.urandom(6 * MIB)).status_code == 204
@@ -343,8 +359,12 @@ def test_the_sweep_aborts_expired_uploads(live_server, s3, lesson: Lesson, teach
 
 
 def test_local_storage_appends_to_a_file_and_discards_a_bad_chunk(
-    live_server, settings, tmp_path, lesson, teacher
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer,
+    settings: Settings,
+    tmp_path: Path,
+    lesson: Lesson,
+    teacher: tuple[User, dict[str, str]],
+) -> None:
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
@@ -366,7 +386,9 @@ def test_local_storage_appends_to_a_file_and_discards_a_bad_chunk(
     assert not part.exists()
 
 
-def test_tuspy_sees_the_reason_of_a_refusal(live_server, settings, lesson: Lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_tuspy_sees_the_reason_of_a_refusal(
+    live_server: LiveServer, settings: Settings, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     settings.MAX_UPLOAD_BYTES = MIB
     _, auth = teacher
     with pytest.raises(TusCommunicationError) as refused:
@@ -377,8 +399,13 @@ def test_tuspy_sees_the_reason_of_a_refusal(live_server, settings, lesson: Lesso
 
 
 def test_the_sweep_finishes_an_upload_whose_web_process_died_while_assembling(
-    live_server, s3, broker, lesson: Lesson, teacher, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer,
+    s3: Any,
+    broker: Any,
+    lesson: Lesson,
+    teacher: tuple[User, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from media_pipeline import uploads
 
     _, auth = teacher
@@ -409,7 +436,9 @@ def test_the_sweep_finishes_an_upload_whose_web_process_died_while_assembling(
     assert queued_actors(broker) == ["probe_asset"]
 
 
-def test_a_second_request_while_one_is_appending_is_423_and_changes_nothing(live_server, lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_request_while_one_is_appending_is_423_and_changes_nothing(
+    live_server: LiveServer, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     _, auth = teacher
     url = create(live_server, auth, lesson, 1000).headers["Location"]
     # Another web process is in the middle of appending (it holds the lease).
@@ -423,7 +452,9 @@ def test_a_second_request_while_one_is_appending_is_423_and_changes_nothing(live
     assert offset_of(url, auth) == 10
 
 
-def test_deleting_the_lesson_leaves_its_unfinished_upload_to_the_sweep(live_server, s3, lesson, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_the_lesson_leaves_its_unfinished_upload_to_the_sweep(
+    live_server: LiveServer, s3: Any, lesson: Lesson, teacher: tuple[User, dict[str, str]]
+) -> None:
     from courses import services as course_services
 
     _, auth = teacher
@@ -441,7 +472,9 @@ def test_deleting_the_lesson_leaves_its_unfinished_upload_to_the_sweep(live_serv
     assert s3.list_objects_v2(Bucket=os.environ["S3_BUCKET"], Prefix=f"uploads/spool/{row.public_id}/")["KeyCount"] == 0
 
 
-def test_a_protected_lessons_first_upload_over_tus_is_packaged_encrypted(live_server, s3, broker, teacher) -> None:  # type: ignore[no-untyped-def]
+def test_a_protected_lessons_first_upload_over_tus_is_packaged_encrypted(
+    live_server: LiveServer, s3: Any, broker: Any, teacher: tuple[User, dict[str, str]]
+) -> None:
     """The asset is created with the lesson's protection, so the tus path (which never passes the
     flag itself) builds an encrypted version just like the form upload."""
     _, auth = teacher

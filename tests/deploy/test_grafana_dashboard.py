@@ -13,7 +13,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "qoe-da
 PROMQL_FUNCTIONS = {"sum", "rate", "increase", "histogram_quantile", "max", "by", "le"}
 
 
-def test_every_panel_queries_an_exported_metric(db) -> None:  # type: ignore[no-untyped-def]
+def test_every_panel_queries_an_exported_metric(db: None) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] == "lessons-qoe"
     exported = Client().get("/metrics").content.decode()
@@ -31,7 +31,7 @@ def test_every_panel_queries_an_exported_metric(db) -> None:  # type: ignore[no-
 
 
 @pytest.fixture(autouse=True)
-def _some_traffic(db) -> None:  # type: ignore[no-untyped-def]
+def _some_traffic(db: None) -> None:
     # Labelled metrics appear on /metrics once observed: send one beacon first.
     from tests.analytics.test_beacons import body
 

@@ -3,11 +3,14 @@ without stalling: the joined stream has no gap a player would wait on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services
@@ -37,7 +40,7 @@ document.addEventListener('timeupdate', (e) => window.__times.push(e.target.curr
 """
 
 
-def _chunked_asset(key_prefix: str, clip: Path, monkeypatch) -> MediaAsset:  # type: ignore[no-untyped-def]
+def _chunked_asset(key_prefix: str, clip: Path, monkeypatch: pytest.MonkeyPatch) -> MediaAsset:
     """The real pipeline, chunked, run in this process; messages are delivered by hand, in order."""
     sent = record_sends(monkeypatch)
     asset = services.asset_create(key_prefix=key_prefix)
@@ -60,8 +63,13 @@ def _chunked_asset(key_prefix: str, clip: Path, monkeypatch) -> MediaAsset:  # t
 
 
 def test_players_cross_chunk_boundaries_without_stalling(
-    live_server, new_page, key_prefix: str, tmp_path: Path, settings, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer,
+    new_page: Callable[[], Page],
+    key_prefix: str,
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings.MEDIA_CHUNK_MIN_SECONDS = 8
     settings.MEDIA_CHUNK_SECONDS = 4
     clip = make_clip(tmp_path / "lecture.mp4", seconds=12, size="426x240")

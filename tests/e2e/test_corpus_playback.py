@@ -5,17 +5,19 @@ play with no video track and show their poster."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline.models import AssetStatus, MediaAsset
 from tests.e2e.conftest import log_in
-from tests.media_corpus import VALID, build_valid
+from tests.media_corpus import VALID, Item, build_valid
 from tests.pipeline_steps import publish_in_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -49,8 +51,13 @@ def _published(path: Path, key_prefix: str) -> MediaAsset:
 
 @pytest.mark.parametrize("item", VALID, ids=[item.name for item in VALID])
 def test_corpus_lesson_plays_upright_in_hls_js_and_shaka_player(
-    item, corpus: dict[str, Path], live_server, new_page, key_prefix: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    item: Item,
+    corpus: dict[str, Path],
+    live_server: LiveServer,
+    new_page: Callable[[], Page],
+    key_prefix: str,
+    tmp_path: Path,
+) -> None:
     course = Course.objects.create(slug="corpus", title="Corpus", published=True)
     learner = User.objects.create_user("grace", password=PASSWORD)
     Enrollment.objects.create(user=learner, course=course)

@@ -4,10 +4,14 @@ the edge checks the token and serves from its cache, and both players play."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import Page
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services
@@ -19,7 +23,13 @@ from tests.pipeline_steps import record_sends
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_players_play_through_the_nginx_edge(live_server, new_page, settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_players_play_through_the_nginx_edge(
+    live_server: LiveServer,
+    new_page: Callable[[], Page],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     record_sends(monkeypatch)
     course = Course.objects.create(slug="edge", title="Edge", published=True)
     learner = User.objects.create_user("ada", password="pw-ada-123456")

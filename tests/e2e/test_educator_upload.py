@@ -4,10 +4,15 @@ previews it, and an enrolled learner plays it. On a lesson's page the upload is 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from dramatiq import Worker
+from playwright.sync_api import Page, Route
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import storage
@@ -19,8 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_educator_uploads_in_the_admin_and_a_learner_watches(
-    live_server, dramatiq_worker, new_page, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, dramatiq_worker: Worker, new_page: Callable[[], Page], tmp_path: Path
+) -> None:
     User.objects.create_superuser("admin", password="pw-admin-123456")
     course = Course.objects.create(slug="chem", title="Chemistry", published=True)
     learner = User.objects.create_user("ada", password="pw-ada-123456")
@@ -59,7 +64,7 @@ def test_educator_uploads_in_the_admin_and_a_learner_watches(
     assert state["h"] > state["w"]  # plays in portrait
 
 
-def _admin_page(new_page, live_server):  # type: ignore[no-untyped-def]
+def _admin_page(new_page: Callable[[], Page], live_server: LiveServer) -> Page:
     User.objects.create_superuser("admin", password="pw-admin-123456")
     page = new_page()
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
@@ -71,8 +76,12 @@ def _admin_page(new_page, live_server):  # type: ignore[no-untyped-def]
 
 
 def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
-    live_server, dramatiq_worker, new_page, settings, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer,
+    dramatiq_worker: Worker,
+    new_page: Callable[[], Page],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
     settings.UPLOAD_WIDGET_CHUNK_BYTES = 128 * 1024  # several PATCH requests from a small clip
     course = Course.objects.create(slug="bio", title="Biology", published=True)
     lesson = Lesson.objects.create(course=course, title="Cells")
@@ -82,7 +91,7 @@ def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
     admin = _admin_page(new_page, live_server)
     patches: list[str] = []
 
-    def drop_the_second_patch(route) -> None:  # type: ignore[no-untyped-def]
+    def drop_the_second_patch(route: Route) -> None:
         if route.request.method == "PATCH":
             patches.append(route.request.headers["upload-offset"])
             if len(patches) == 2:
@@ -108,7 +117,9 @@ def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
     assert (asset.width, asset.height) == (360, 640)
 
 
-def test_the_admin_widget_shows_why_an_upload_is_refused(live_server, new_page, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_widget_shows_why_an_upload_is_refused(
+    live_server: LiveServer, new_page: Callable[[], Page], settings: Settings, tmp_path: Path
+) -> None:
     settings.MAX_UPLOAD_BYTES = 1000
     course = Course.objects.create(slug="geo", title="Geography", published=True)
     lesson = Lesson.objects.create(course=course, title="Rivers")

@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
 from tests.e2e.conftest import log_in
 
@@ -65,7 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         log.close()
 
 
-def _dashboard(new_page, stack: dict):  # type: ignore[no-untyped-def]
+def _dashboard(new_page: Callable[[], Page], stack: dict) -> Page:
     page = new_page()
     page.goto(f"{stack['url']}/admin/login/?next=/analytics/live/")
     page.fill("#id_username", "admin")
@@ -75,7 +76,7 @@ def _dashboard(new_page, stack: dict):  # type: ignore[no-untyped-def]
     return page
 
 
-def test_a_learners_view_reaches_the_dashboard_within_a_second(stack: dict, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_a_learners_view_reaches_the_dashboard_within_a_second(stack: dict, new_page: Callable[[], Page]) -> None:
     dashboard = _dashboard(new_page, stack)
     learner = new_page()
     log_in(learner, stack["url"], "learner", stack["learner"])
@@ -95,7 +96,7 @@ def test_a_learners_view_reaches_the_dashboard_within_a_second(stack: dict, new_
     assert stack["lesson"] in dashboard.inner_text("#by-lesson")
 
 
-def test_a_lesson_with_a_missing_segment_shows_up_as_a_failure(stack: dict, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_a_lesson_with_a_missing_segment_shows_up_as_a_failure(stack: dict, new_page: Callable[[], Page]) -> None:
     # The published version is the newest: `make run` shows a provisional v1 first, then the full ladder.
     versions = (stack["var"] / "media" / "lessons" / stack["lesson"]).glob("v*")
     version = max(versions, key=lambda path: int(path.name.removeprefix("v")))

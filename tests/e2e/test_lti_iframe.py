@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from dramatiq import Worker
 from playwright.sync_api import Browser, Frame, Page
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Lesson, LessonProgress
 from lti import tokens
@@ -38,7 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def lms(live_server, settings) -> PlatformEmulator:  # type: ignore[no-untyped-def]
+def lms(live_server: LiveServer, settings: Settings) -> PlatformEmulator:
     settings.SITE_URL = live_server.url
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
     # The default with HTTPS=1: pages loaded in the LMS's iframe send SameSite=None; Secure; Partitioned
@@ -93,7 +96,7 @@ def _wait_for_scores(lms: PlatformEmulator, count: int) -> None:
 
 
 @pytest.fixture
-def strict_browser(browser) -> Iterator[Browser]:  # type: ignore[no-untyped-def]
+def strict_browser(browser: Browser) -> Iterator[Browser]:
     """Chromium with third-party cookies phased out (Chrome's testing switch)."""
     strict = browser.browser_type.launch(
         executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"]
@@ -105,15 +108,15 @@ def strict_browser(browser) -> Iterator[Browser]:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize("third_party_cookies", ["allowed", "phased out"])
 def test_learner_launches_in_the_lms_iframe_watches_and_the_gradebook_gets_the_score(
     lms: PlatformEmulator,
-    live_server,
-    dramatiq_worker,
-    browser,
-    strict_browser,
+    live_server: LiveServer,
+    dramatiq_worker: Worker,
+    browser: Browser,
+    strict_browser: Browser,
     demo_clip: Path,
     key_prefix: str,
     tmp_path: Path,
     third_party_cookies: str,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     lesson = _graded_lesson(lms, demo_clip, key_prefix)
     context = (browser if third_party_cookies == "allowed" else strict_browser).new_context()
     page: Page = context.new_page()
@@ -144,8 +147,14 @@ def test_learner_launches_in_the_lms_iframe_watches_and_the_gradebook_gets_the_s
 
 
 def test_without_third_party_cookies_the_launch_uses_lms_storage_and_a_new_window(
-    lms: PlatformEmulator, live_server, dramatiq_worker, strict_browser, demo_clip: Path, key_prefix: str, settings
-) -> None:  # type: ignore[no-untyped-def]
+    lms: PlatformEmulator,
+    live_server: LiveServer,
+    dramatiq_worker: Worker,
+    strict_browser: Browser,
+    demo_clip: Path,
+    key_prefix: str,
+    settings: Settings,
+) -> None:
     settings.LTI_PARTITIONED_COOKIES = False  # plain third-party cookies: what the phase-out blocks
     lesson = _graded_lesson(lms, demo_clip, key_prefix)
     context = strict_browser.new_context()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from dramatiq import Worker
 from playwright.sync_api import Page, Route
+from pytest_django.live_server_helper import LiveServer
 
 from analytics.ingest import qoe_drain
 from analytics.models import QoeEvent
@@ -27,7 +30,7 @@ PLAYED_PAST_3S = "document.getElementById('lesson-video').currentTime > 3"
 PASSWORD = "pw-learner-123456"
 
 
-def _player_state(page) -> dict:  # type: ignore[no-untyped-def]
+def _player_state(page: Page) -> dict:
     return page.evaluate(
         "({engine: window.lessonPlayer.engine, state: window.lessonPlayer.state,"
         " fatal: window.lessonPlayer.fatalErrors,"
@@ -53,8 +56,8 @@ def _course_with_learner(*, enrolled: bool = True) -> tuple[Course, User]:
 
 
 def test_pipeline_lesson_plays_in_hls_js_and_shaka_player(
-    live_server, new_page, demo_clip: Path, key_prefix: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, new_page: Callable[[], Page], demo_clip: Path, key_prefix: str, tmp_path: Path
+) -> None:
     course, _ = _course_with_learner()
     asset = _encoded_asset(demo_clip, key_prefix)
     lesson = Lesson.objects.create(
@@ -112,7 +115,9 @@ def test_pipeline_lesson_plays_in_hls_js_and_shaka_player(
     page.screenshot(path=str(tmp_path / "lesson-denied.png"))
 
 
-def test_strangers_and_unfinished_videos_get_a_message_and_no_playback(live_server, new_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_strangers_and_unfinished_videos_get_a_message_and_no_playback(
+    live_server: LiveServer, new_page: Callable[[], Page], tmp_path: Path
+) -> None:
     course, _ = _course_with_learner()
     processing = MediaAsset.objects.create(key_prefix="lessons/e2e-processing", status=AssetStatus.TRANSCODING)
     lesson = Lesson.objects.create(course=course, title="Lenses", asset=processing)
@@ -154,8 +159,8 @@ def test_strangers_and_unfinished_videos_get_a_message_and_no_playback(live_serv
 
 
 def test_demo_lesson_plays_in_hls_js_and_shaka_and_not_for_strangers(
-    live_server, dramatiq_worker, new_page, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, dramatiq_worker: Worker, new_page: Callable[[], Page], tmp_path: Path
+) -> None:
     User.objects.create_superuser("admin", password="pw-admin-123456")
     call_command("seed_demo", "--timeout", "240", stdout=io.StringIO())
     lesson = Lesson.objects.select_related("asset").get(course__slug="welcome")
@@ -212,6 +217,6 @@ def test_demo_lesson_plays_in_hls_js_and_shaka_and_not_for_strangers(
     assert response.json() == {"detail": "enrol in the course to watch this lesson"}
 
 
-def _csrf(page) -> str:  # type: ignore[no-untyped-def]
+def _csrf(page: Page) -> str:
     cookies = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
     return cookies["csrftoken"]

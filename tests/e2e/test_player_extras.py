@@ -5,12 +5,14 @@ bar previews the right storyboard tile; a chapter click seeks."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline.models import AssetStatus, MediaAsset
@@ -56,8 +58,8 @@ def _encoded_asset(clip: Path, key_prefix: str) -> MediaAsset:
 
 
 def test_captions_storyboard_and_chapters_in_hls_js_and_shaka_player(
-    live_server, new_page, demo_clip: Path, key_prefix: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, new_page: Callable[[], Page], demo_clip: Path, key_prefix: str, tmp_path: Path
+) -> None:
     course = Course.objects.create(slug="optics", title="Optics", published=True)
     learner = User.objects.create_user("grace", password=PASSWORD)
     Enrollment.objects.create(user=learner, course=course)

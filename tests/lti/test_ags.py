@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from dramatiq import Worker
 
 from courses.models import Lesson, LessonProgress
 from lti import ags
@@ -48,7 +50,7 @@ def _learner_in_graded_link(emulator: PlatformEmulator, *, threshold: int = 90) 
     return learner, lesson
 
 
-def _progress(client: Client, lesson: Lesson, ranges: list) -> dict:  # type: ignore[type-arg]
+def _progress(client: Client, lesson: Lesson, ranges: list[list[float]]) -> dict[str, Any]:
     # From a viewing that began a minute ago: time enough, at any speed, to have played the 6 s lesson.
     user = User.objects.get(pk=client.session["_auth_user_id"])
     body = {"ranges": ranges, "view_token": view_token(user=user, lesson=lesson, ago=60)}
@@ -57,7 +59,9 @@ def _progress(client: Client, lesson: Lesson, ranges: list) -> dict:  # type: ig
     return response.json()
 
 
-def test_progress_then_completion_are_posted_once_each(live_emulator: PlatformEmulator, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_progress_then_completion_are_posted_once_each(
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_graded_link(emulator)
 
@@ -97,8 +101,8 @@ def test_progress_then_completion_are_posted_once_each(live_emulator: PlatformEm
 
 
 def test_a_platform_that_fails_first_gets_the_score_once_it_recovers(
-    live_emulator: PlatformEmulator, dramatiq_worker
-) -> None:  # type: ignore[no-untyped-def]
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_graded_link(emulator, threshold=50)
     emulator.fail_scores = 2  # two 500s, then it works

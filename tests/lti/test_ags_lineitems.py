@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection
 from django.test import Client
+from dramatiq import Worker
 
 from courses.models import Lesson
 from lti import ags, lineitems, oauth
@@ -57,8 +58,8 @@ def _scores_path(lineitem_url: str) -> str:
 
 
 def test_an_existing_column_on_page_two_is_found_and_gets_the_score(
-    live_emulator: PlatformEmulator, dramatiq_worker
-) -> None:  # type: ignore[no-untyped-def]
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_link(emulator, scopes=[SCOPE_LINEITEM, SCOPE_SCORE])
     # A platform that ignores the filter: page 1 holds another placement of the same lesson and a quiz.
@@ -86,8 +87,8 @@ def test_an_existing_column_on_page_two_is_found_and_gets_the_score(
 
 
 def test_a_missing_column_is_created_once_and_gets_every_score(
-    live_emulator: PlatformEmulator, dramatiq_worker
-) -> None:  # type: ignore[no-untyped-def]
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_link(emulator, scopes=[SCOPE_LINEITEM, SCOPE_SCORE])
     emulator.add_lineitem(resource_link_id="elsewhere", label="Other link")
@@ -156,8 +157,8 @@ def test_two_workers_at_once_make_one_column(live_emulator: PlatformEmulator) ->
 
 
 def test_a_lost_answer_to_the_create_is_found_on_retry_not_made_twice(
-    live_emulator: PlatformEmulator, dramatiq_worker
-) -> None:  # type: ignore[no-untyped-def]
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_link(emulator, scopes=[SCOPE_LINEITEM, SCOPE_SCORE])
     emulator.lose_created_lineitems = 1  # the platform makes the column, then answers 500
@@ -172,7 +173,9 @@ def test_a_lost_answer_to_the_create_is_found_on_retry_not_made_twice(
     assert (score.attempts, score.posted_version, score.last_error) == (1, 1, "")
 
 
-def test_a_failing_platform_is_retried_until_it_recovers(live_emulator: PlatformEmulator, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_platform_is_retried_until_it_recovers(
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
     emulator = live_emulator
     learner, lesson = _learner_in_link(emulator, scopes=[SCOPE_LINEITEM, SCOPE_SCORE])
     emulator.fail_lineitems = 2  # two 500s from the line items service, then it works

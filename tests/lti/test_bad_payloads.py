@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
+from django.http import HttpResponse
 from django.test import Client
 
 from courses.models import Course, Enrollment
@@ -109,10 +110,12 @@ CLAIM_CASES: list[tuple[str, Callable[[dict[str, Any]], None], int, str]] = [
 
 
 @pytest.fixture
-def launch_with(emulator: PlatformEmulator):  # type: ignore[no-untyped-def]
+def launch_with(emulator: PlatformEmulator) -> Callable[..., HttpResponse]:
     register(emulator)
 
-    def launch(change: Callable[[dict[str, Any]], None] | None = None, *, sign: Callable[..., str] | None = None):  # type: ignore[no-untyped-def]
+    def launch(
+        change: Callable[[dict[str, Any]], None] | None = None, *, sign: Callable[..., str] | None = None
+    ) -> HttpResponse:
         client = Client()
         login = start_login(client, emulator)
         claims = emulator.launch_claims(nonce=login.nonce, login_hint="learner-1", message_hint="launch-1")
@@ -130,26 +133,30 @@ def launch_with(emulator: PlatformEmulator):  # type: ignore[no-untyped-def]
     return launch
 
 
-def test_a_good_launch_passes(launch_with) -> None:  # type: ignore[no-untyped-def]
+def test_a_good_launch_passes(launch_with: Callable[..., HttpResponse]) -> None:
     # The baseline the bad ones differ from (and a check that the fixture can fail).
     with pytest.raises(AssertionError, match="must create nothing"):
         launch_with()
 
 
 @pytest.mark.parametrize(("change", "status", "words"), [pytest.param(*case[1:], id=case[0]) for case in CLAIM_CASES])
-def test_bad_claims_are_refused(launch_with, change, status: int, words: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_claims_are_refused(
+    launch_with: Callable[..., HttpResponse], change: Callable[[dict[str, Any]], None], status: int, words: str
+) -> None:
     response = launch_with(change)
     assert response.status_code == status
     assert words in response.content.decode()
 
 
-def test_no_kid_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_no_kid_is_refused(launch_with: Callable[..., HttpResponse], emulator: PlatformEmulator) -> None:
     response = launch_with(sign=lambda claims: emulator.sign(claims, kid=False))
     assert response.status_code == 400
     assert b"has no key id (kid)" in response.content
 
 
-def test_unknown_kid_refetches_the_jwks_once_then_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_kid_refetches_the_jwks_once_then_is_refused(
+    launch_with: Callable[..., HttpResponse], emulator: PlatformEmulator
+) -> None:
     tokens.signing_key(f"{emulator.base}/jwks", "platform-key-1")  # a launch earlier filled the cache
     assert emulator.recorded.jwks_fetches == 1
     response = launch_with(sign=lambda claims: emulator.sign(claims, kid="platform-key-404"))
@@ -158,14 +165,16 @@ def test_unknown_kid_refetches_the_jwks_once_then_is_refused(launch_with, emulat
     assert emulator.recorded.jwks_fetches == 2  # the cached set lacked the kid: one refetch, no more
 
 
-def test_forged_signature_with_a_known_kid_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_forged_signature_with_a_known_kid_is_refused(
+    launch_with: Callable[..., HttpResponse], emulator: PlatformEmulator
+) -> None:
     forger = PlatformKey(kid="platform-key-1", private=rsa.generate_private_key(public_exponent=65537, key_size=2048))
     response = launch_with(sign=lambda claims: emulator.sign(claims, key=forger))
     assert response.status_code == 403
     assert b"signature is not valid" in response.content
 
 
-def test_alg_none_is_refused(launch_with) -> None:  # type: ignore[no-untyped-def]
+def test_alg_none_is_refused(launch_with: Callable[..., HttpResponse]) -> None:
     response = launch_with(
         sign=lambda claims: jwt.encode(claims, None, algorithm="none", headers={"kid": "platform-key-1"})
     )
@@ -173,7 +182,9 @@ def test_alg_none_is_refused(launch_with) -> None:  # type: ignore[no-untyped-de
     assert b"must be signed with RS256" in response.content
 
 
-def test_hs256_with_the_public_key_as_secret_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_hs256_with_the_public_key_as_secret_is_refused(
+    launch_with: Callable[..., HttpResponse], emulator: PlatformEmulator
+) -> None:
     public_pem = (
         emulator.keys[0]
         .private.public_key()
@@ -191,13 +202,13 @@ def test_hs256_with_the_public_key_as_secret_is_refused(launch_with, emulator: P
     assert b"must be signed with RS256" in response.content
 
 
-def test_not_a_jwt_is_refused(launch_with) -> None:  # type: ignore[no-untyped-def]
+def test_not_a_jwt_is_refused(launch_with: Callable[..., HttpResponse]) -> None:
     response = launch_with(sign=lambda claims: "not.a.jwt")
     assert response.status_code == 400
     assert b"not a valid JWT" in response.content
 
 
-def test_a_nonce_already_used_is_refused(launch_with, emulator: PlatformEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_a_nonce_already_used_is_refused(launch_with: Callable[..., HttpResponse], emulator: PlatformEmulator) -> None:
     def sign(claims: dict[str, Any]) -> str:
         LtiNonce.objects.create(issuer=emulator.issuer, value=claims["nonce"], expires_at="2099-01-01T00:00:00Z")
         return emulator.sign(claims)

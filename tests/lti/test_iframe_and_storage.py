@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.utils import timezone
+from pytest_django import Settings
 
 from config.secret_files import embedded_secrets_create
 from lti.middleware import in_lms_iframe
@@ -34,7 +36,7 @@ SHOW = (
 )
 
 
-def _settings(tmp_path: Path, **variables: str) -> list:  # type: ignore[type-arg]
+def _settings(tmp_path: Path, **variables: str) -> list[str]:
     env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}, "VAR_DIR": str(tmp_path),
            "SECRET_KEY": "k" * 50, **variables}  # fmt: skip
     completed = subprocess.run(
@@ -120,7 +122,9 @@ def _storage_login(emulator: PlatformEmulator, user: str) -> tuple[dict[str, str
         {},  # no browser metadata at all
     ],
 )
-def test_a_storage_verdict_posted_from_another_site_is_refused(emulator: PlatformEmulator, headers: dict) -> None:  # type: ignore[type-arg]
+def test_a_storage_verdict_posted_from_another_site_is_refused(
+    emulator: PlatformEmulator, headers: dict[str, str]
+) -> None:
     """Login CSRF: the attacker starts a login in their own browser, keeps the id_token and state the
     platform posts, and makes the victim's browser post them with lti_storage_state=state."""
     register(emulator)
@@ -138,7 +142,9 @@ def test_a_storage_verdict_posted_from_another_site_is_refused(emulator: Platfor
     assert "_auth_user_id" not in victim.session and LtiUser.objects.count() == 0
 
 
-def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(
+    emulator: PlatformEmulator, settings: Settings
+) -> None:
     settings.LTI_IFRAME_COOKIES = True
     register(emulator)
     client = Client()
@@ -156,7 +162,7 @@ def test_session_cookie_is_partitioned_when_iframe_cookies_are_on(emulator: Plat
     )
 
 
-def _session_and_csrf_cookies(response) -> dict[str, tuple[str, bool]]:  # type: ignore[no-untyped-def]
+def _session_and_csrf_cookies(response: HttpResponse) -> dict[str, tuple[str, bool]]:
     return {
         name: (str(m["samesite"]), bool(m["secure"]))
         for name, m in response.cookies.items()
@@ -164,7 +170,7 @@ def _session_and_csrf_cookies(response) -> dict[str, tuple[str, bool]]:  # type:
     }
 
 
-def test_only_pages_in_an_lms_iframe_get_samesite_none_cookies(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_only_pages_in_an_lms_iframe_get_samesite_none_cookies(emulator: PlatformEmulator, settings: Settings) -> None:
     settings.LTI_IFRAME_COOKIES = True
     register(emulator)
     User.objects.create_user("site-user", password="pw-site-user-1", is_staff=True)

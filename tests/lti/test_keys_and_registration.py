@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
+from pytest_django import Settings
 
 from lti import platforms
 from lti.models import LtiDeployment, LtiPlatform, LtiToolKey, LtiUser
@@ -42,7 +43,7 @@ def test_jwks_publishes_one_public_signing_key() -> None:
         serialization.load_pem_private_key(stored.encode(), password=None)
 
 
-def test_rotation_keeps_the_previous_key_published_until_its_tokens_expire(settings) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_keeps_the_previous_key_published_until_its_tokens_expire(settings: Settings) -> None:
     client = Client()
     old_kid = _jwks(client)["keys"][0]["kid"]
     old_token = platforms.tool_sign({"iss": "tool", "aud": "lms", "exp": platforms.now() + 300})
@@ -72,7 +73,7 @@ def test_platform_key_rotation_is_picked_up_by_refetching_its_jwks(emulator: Pla
     assert LtiUser.objects.count() == 2
 
 
-def test_tool_configuration_describes_the_tool(settings) -> None:  # type: ignore[no-untyped-def]
+def test_tool_configuration_describes_the_tool(settings: Settings) -> None:
     settings.SITE_URL = "https://lessons.example.org"
     body = Client().get("/lti/config/").json()
     assert body["initiate_login_uri"] == "https://lessons.example.org/lti/login/"

@@ -7,6 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from dramatiq import Worker
 
 from courses.models import Enrollment
 from lti.actors import nrps_sync_context
@@ -60,7 +61,7 @@ def test_roster_sync_follows_every_page(live_emulator: PlatformEmulator) -> None
     assert token_request["scope"] == "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 
 
-def test_roster_sync_runs_as_an_actor(live_emulator: PlatformEmulator, dramatiq_worker) -> None:  # type: ignore[no-untyped-def]
+def test_roster_sync_runs_as_an_actor(live_emulator: PlatformEmulator, dramatiq_worker: Worker) -> None:
     emulator = live_emulator
     _roster(emulator)
     assert full_launch(Client(), emulator, user="teacher-1", launch="first").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 import pytest
@@ -13,7 +14,7 @@ from lti.errors import LtiError
 NOW = 1_800_000_000
 
 
-def _claims(**changes: object) -> dict:  # type: ignore[type-arg]
+def _claims(**changes: object) -> dict[str, Any]:
     base = {
         "iss": "https://lms", "aud": "tool", "sub": "u1", "exp": NOW + 60, "iat": NOW, "nonce": "n",
         claims.VERSION: "1.3.0", claims.MESSAGE_TYPE: "LtiResourceLinkRequest", claims.DEPLOYMENT_ID: "d1",
@@ -23,7 +24,7 @@ def _claims(**changes: object) -> dict:  # type: ignore[type-arg]
     return {k: v for k, v in base.items() if v is not None}
 
 
-def _validate(value: dict) -> claims.LaunchMessage:  # type: ignore[type-arg]
+def _validate(value: dict[str, Any]) -> claims.LaunchMessage:
     return claims.validate_launch(
         value, issuer="https://lms", client_id="tool", deployment_ids={"d1"}, now=NOW, skew=60
     )
@@ -49,7 +50,7 @@ def test_a_valid_launch_with_empty_roles_passes() -> None:
         ({claims.MESSAGE_TYPE: "LtiDeepLinkingRequest"}, "no return URL"),
     ],
 )
-def test_rules(changes: dict, words: str) -> None:  # type: ignore[type-arg]
+def test_rules(changes: dict[str, Any], words: str) -> None:
     with pytest.raises(LtiError, match=words):
         _validate(_claims(**changes))
 

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
+from pytest_django import Settings
 
 from lti import registration
 from lti.errors import LtiError
@@ -29,11 +31,13 @@ from tests.outbound.test_client import Listener
 pytestmark = pytest.mark.django_db
 
 
-def _link(**kwargs: object) -> str:
-    return registration.registration_link_create(created_by=None, **kwargs).url  # type: ignore[arg-type]
+def _link(*, label: str = "", lifetime: timedelta | None = None) -> str:
+    return registration.registration_link_create(created_by=None, label=label, lifetime=lifetime).url
 
 
-def _register(url: str, emulator: PlatformEmulator, *, token: str | None = None, config: str | None = None):  # type: ignore[no-untyped-def]
+def _register(
+    url: str, emulator: PlatformEmulator, *, token: str | None = None, config: str | None = None
+) -> HttpResponse:
     return Client().get(
         urlsplit(url).path,
         {"openid_configuration": config or f"{emulator.base}/.well-known/openid-configuration",
@@ -84,7 +88,9 @@ def test_a_link_registers_the_platform_which_waits_for_approval_by_default(emula
     assert full_launch(Client(), emulator).status_code == 200
 
 
-def test_with_approval_off_a_platform_on_its_own_origin_is_active_at_once(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_with_approval_off_a_platform_on_its_own_origin_is_active_at_once(
+    emulator: PlatformEmulator, settings: Settings
+) -> None:
     settings.LTI_REGISTRATION_APPROVAL = False
     assert _register(_link(), emulator).status_code == 200
     assert LtiPlatform.objects.get().active is True
@@ -92,8 +98,8 @@ def test_with_approval_off_a_platform_on_its_own_origin_is_active_at_once(emulat
 
 
 def test_endpoints_outside_the_issuer_origin_always_wait_for_an_approval_that_shows_them(
-    emulator: PlatformEmulator, settings
-) -> None:  # type: ignore[no-untyped-def]
+    emulator: PlatformEmulator, settings: Settings
+) -> None:
     settings.LTI_REGISTRATION_APPROVAL = False
     elsewhere = "http://127.0.0.1:9/token"  # another origin (port) than the issuer's
     emulator.openid_overrides = {"token_endpoint": elsewhere, "authorization_server": "https://victim.example/token"}
@@ -123,7 +129,7 @@ def test_without_a_link_nothing_is_fetched_or_stored(emulator: PlatformEmulator)
     assert _nothing_stored()
 
 
-def test_a_link_works_once(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_link_works_once(emulator: PlatformEmulator, settings: Settings) -> None:
     url = _link()
     assert _register(url, emulator).status_code == 200
     again = _register(url, emulator)
@@ -155,7 +161,7 @@ def test_a_failed_registration_stores_nothing_and_leaves_the_link_usable(emulato
     [({"issuer": "https://elsewhere.example"}, "issuer does not match"),
      ({"registration_endpoint": "ftp://x"}, "no valid registration_endpoint")],
 )  # fmt: skip
-def test_bad_configurations_are_refused(emulator: PlatformEmulator, overrides, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_configurations_are_refused(emulator: PlatformEmulator, overrides: dict[str, str], words: str) -> None:
     emulator.openid_overrides = overrides
     response = _register(_link(), emulator)
     assert response.status_code in (403, 502) and words in response.content.decode()
@@ -177,7 +183,7 @@ def test_a_client_id_registered_for_another_issuer_is_refused(emulator: Platform
         )  # fmt: skip
 
 
-def test_a_registered_platform_cannot_be_re_registered_by_link(emulator: PlatformEmulator, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_registered_platform_cannot_be_re_registered_by_link(emulator: PlatformEmulator, settings: Settings) -> None:
     settings.LTI_REGISTRATION_APPROVAL = False
     assert _register(_link(), emulator).status_code == 200
     emulator.openid_overrides = {"token_endpoint": f"{emulator.base}/other-token"}
@@ -186,7 +192,7 @@ def test_a_registered_platform_cannot_be_re_registered_by_link(emulator: Platfor
     assert LtiPlatform.objects.get().auth_token_url == f"{emulator.base}/token"
 
 
-def test_a_configuration_url_on_loopback_is_never_fetched(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_configuration_url_on_loopback_is_never_fetched(settings: Settings) -> None:
     settings.OUTBOUND_HTTP_ALLOW_NETWORKS = ()  # production: nothing but public addresses
     listener = Listener()
     try:

@@ -4,11 +4,13 @@ the new one is configured, `lti_keys_reencrypt` moves them, and the old one can 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import jwt
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from pytest_django import Settings
 
 from lti import keys, platforms
 from lti.errors import LtiError
@@ -17,12 +19,12 @@ from lti.models import LtiToolKey
 pytestmark = pytest.mark.django_db
 
 
-def _verifies(token: str) -> dict:  # type: ignore[type-arg]
+def _verifies(token: str) -> dict[str, Any]:
     public = jwt.PyJWK(platforms.tool_jwks()["keys"][0]).key
     return jwt.decode(token, public, algorithms=["RS256"])
 
 
-def test_lti_key_passphrase_rotation_end_to_end(settings) -> None:  # type: ignore[no-untyped-def]
+def test_lti_key_passphrase_rotation_end_to_end(settings: Settings) -> None:
     settings.LTI_KEY_PASSPHRASE, settings.LTI_KEY_PASSPHRASES_OLD = "old-passphrase", []
     key = platforms.tool_key_active()
     platforms.tool_key_rotate()  # a retired key too

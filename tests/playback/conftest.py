@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ class World:
 
 
 @pytest.fixture
-def world(db) -> World:  # type: ignore[no-untyped-def]
+def world(db: None) -> World:
     """A published course with one published lesson whose version 1 is on storage."""
     course = Course.objects.create(slug="course", title="Course", published=True)
     lesson = Lesson.objects.create(course=course, title="Lesson", position=0)
@@ -75,14 +76,15 @@ def world(db) -> World:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def regional_world(world: World, three_regions: list[dict[str, Any]]) -> World:
+def regional_world(world: World, three_regions: list[dict[str, Any]]) -> Iterator[World]:
     """The world's v1 is complete in eu and ap (whose bucket really holds it) and pending in us."""
     for region, state in (("eu", ReplicaState.COMPLETE), ("us", ReplicaState.PENDING), ("ap", ReplicaState.COMPLETE)):
         VersionReplica.objects.create(
             asset=world.asset, prefix=world.prefix, region=region, state=state, available_at=timezone.now()
         )
-    ap = store_for(region_get("ap"))  # type: ignore[arg-type]
-    eu = store_for(region_get("eu"))  # type: ignore[arg-type]
+    ap_region, eu_region = region_get("ap"), region_get("eu")
+    assert ap_region is not None and eu_region is not None, "three_regions configures ap and eu"
+    ap, eu = store_for(ap_region), store_for(eu_region)
     from tests.playback.test_steering import MASTER, MPD
 
     files = {**FILES, "master.m3u8": MASTER.encode(), "manifest.mpd": MPD.encode(), "files.json": b"{}"}
@@ -90,5 +92,5 @@ def regional_world(world: World, three_regions: list[dict[str, Any]]) -> World:
         for store in (eu, ap):
             store.put(world.prefix + name, io.BytesIO(data), sha256="", content_type="application/octet-stream")
     health.health_forget()
-    yield world  # type: ignore[misc]
+    yield world
     ap.delete_prefix(f"{world.asset.key_prefix}/")

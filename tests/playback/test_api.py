@@ -6,9 +6,12 @@ import uuid
 from datetime import datetime
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -27,14 +30,14 @@ def _url(public_id: object) -> str:
     return f"/api/v1/lessons/{public_id}/playback/"
 
 
-def _post(world: World, user=None, lesson_id=None):  # type: ignore[no-untyped-def]
+def _post(world: World, user: User | None = None, lesson_id: uuid.UUID | str | None = None) -> HttpResponse:
     client = APIClient()
     if user is not None:
         client.force_authenticate(user)
     return client.post(_url(lesson_id or world.lesson.public_id))
 
 
-def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: World, settings: Settings) -> None:
     before = int(time.time())
     response = _post(world, world.learner)
     after = int(time.time())
@@ -208,7 +211,7 @@ def test_only_post_starts_a_session(world: World, method: str) -> None:
     assert response.status_code == 405
 
 
-def test_openapi_schema_describes_the_endpoint(db) -> None:  # type: ignore[no-untyped-def]
+def test_openapi_schema_describes_the_endpoint(db: None) -> None:
     schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     operation = schema["paths"]["/api/v1/lessons/{public_id}/playback/"]["post"]
     assert sorted(operation["responses"]) == ["200", "403", "404", "409", "429"]
@@ -301,8 +304,8 @@ def test_a_provisional_stream_is_served_while_the_full_ladder_is_built_in_two_qu
 
 
 def test_a_lesson_switched_to_protected_stops_serving_its_clear_quick_first_stream(
-    world: World, django_capture_on_commit_callbacks, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Issue 13, finding 6: the clear provisional version published before the switch.
     sent = record_sends(monkeypatch)
     monkeypatch.setattr(replication, "_send_collect", lambda ids, delay_ms=None: None)

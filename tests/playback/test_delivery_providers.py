@@ -9,13 +9,17 @@ import json
 import re
 from datetime import UTC, datetime
 from http.cookies import Morsel
+from typing import Any
 
 import pytest
 from akamai.edgeauth import EdgeAuth
 from botocore.signers import CloudFrontSigner as BotocoreSigner
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from django.test import Client
+from django.contrib.auth.models import User
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from courses.models import Enrollment
@@ -35,7 +39,7 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture
-def cloudfront(settings, rsa_key: rsa.RSAPrivateKey):  # type: ignore[no-untyped-def]
+def cloudfront(settings: Settings, rsa_key: rsa.RSAPrivateKey) -> Settings:
     settings.PLAYBACK_SIGNER = "cloudfront"
     settings.PLAYBACK_EDGE_URL = EDGE
     settings.PLAYBACK_CLOUDFRONT_KEY_PAIR_ID = KEY_PAIR_ID
@@ -47,7 +51,7 @@ def cloudfront(settings, rsa_key: rsa.RSAPrivateKey):  # type: ignore[no-untyped
 
 
 @pytest.fixture
-def akamai(settings):  # type: ignore[no-untyped-def]
+def akamai(settings: Settings) -> Settings:
     settings.PLAYBACK_SIGNER = "akamai"
     settings.PLAYBACK_EDGE_URL = EDGE
     settings.PLAYBACK_AKAMAI_KEY = AKAMAI_KEY
@@ -55,7 +59,7 @@ def akamai(settings):  # type: ignore[no-untyped-def]
     return settings
 
 
-def _session(world: World, user=None, **extra):  # type: ignore[no-untyped-def]
+def _session(world: World, user: User | None = None, **extra: Any) -> HttpResponse:
     client = APIClient()
     client.force_authenticate(user or world.learner)
     return client.post(f"/api/v1/lessons/{world.lesson.public_id}/playback/", **extra)
@@ -65,7 +69,7 @@ def _cf_b64decode(value: str) -> bytes:
     return base64.b64decode(value.replace("-", "+").replace("_", "=").replace("~", "/"))
 
 
-def _expiry(response) -> int:  # type: ignore[no-untyped-def]
+def _expiry(response: HttpResponse) -> int:
     return int(datetime.fromisoformat(response.json()["expires_at"].replace("Z", "+00:00")).timestamp())
 
 
@@ -78,8 +82,8 @@ def _check_cookie_attributes(morsel: Morsel, world: World) -> None:
 
 
 def test_cloudfront_session_sets_signed_cookies_for_the_version_prefix(
-    world: World, cloudfront, rsa_key: rsa.RSAPrivateKey
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, cloudfront: Settings, rsa_key: rsa.RSAPrivateKey
+) -> None:
     response = _session(world)
     assert response.status_code == 200
     body = response.json()
@@ -102,7 +106,7 @@ def test_cloudfront_session_sets_signed_cookies_for_the_version_prefix(
     assert response.cookies["CloudFront-Key-Pair-Id"].value == KEY_PAIR_ID
 
 
-def test_cloudfront_cookies_bound_to_the_viewer_address(world: World, cloudfront) -> None:  # type: ignore[no-untyped-def]
+def test_cloudfront_cookies_bound_to_the_viewer_address(world: World, cloudfront: Settings) -> None:
     cloudfront.PLAYBACK_TOKEN_BINDING = "ip"
     cloudfront.TRUSTED_PROXIES = ["10.0.0.0/8"]
     cloudfront.CLIENT_IP_HEADER = "X-Forwarded-For"
@@ -112,7 +116,9 @@ def test_cloudfront_cookies_bound_to_the_viewer_address(world: World, cloudfront
     assert policy["Statement"][0]["Condition"]["IpAddress"] == {"AWS:SourceIp": "203.0.113.77/32"}
 
 
-def test_a_forwarded_header_from_an_untrusted_peer_does_not_change_the_binding(world: World, cloudfront) -> None:  # type: ignore[no-untyped-def]
+def test_a_forwarded_header_from_an_untrusted_peer_does_not_change_the_binding(
+    world: World, cloudfront: Settings
+) -> None:
     cloudfront.PLAYBACK_TOKEN_BINDING = "ip"
     cloudfront.TRUSTED_PROXIES = ["10.0.0.0/8"]
     bound = []
@@ -128,7 +134,7 @@ def test_a_forwarded_header_from_an_untrusted_peer_does_not_change_the_binding(w
     assert policy["Statement"][0]["Condition"]["IpAddress"] == {"AWS:SourceIp": "10.0.0.2/32"}
 
 
-def test_akamai_session_sets_an_edgeauth_token_cookie(world: World, akamai) -> None:  # type: ignore[no-untyped-def]
+def test_akamai_session_sets_an_edgeauth_token_cookie(world: World, akamai: Settings) -> None:
     akamai.PLAYBACK_TOKEN_BINDING = "ip"
     response = _session(world, REMOTE_ADDR="192.0.2.44")
     assert response.status_code == 200
@@ -146,14 +152,14 @@ def test_akamai_session_sets_an_edgeauth_token_cookie(world: World, akamai) -> N
     assert token == reference.generate_acl_token(f"/{world.prefix}*")
 
 
-def test_refused_viewers_get_no_cookies(world: World, cloudfront) -> None:  # type: ignore[no-untyped-def]
+def test_refused_viewers_get_no_cookies(world: World, cloudfront: Settings) -> None:
     response = _session(world, user=world.stranger)
     assert response.status_code == 403
     assert not response.cookies
     assert "hls" not in response.json()
 
 
-def test_revoking_a_viewer_or_unpublishing_stops_new_credentials(world: World, cloudfront) -> None:  # type: ignore[no-untyped-def]
+def test_revoking_a_viewer_or_unpublishing_stops_new_credentials(world: World, cloudfront: Settings) -> None:
     assert _session(world).status_code == 200
     Enrollment.objects.filter(user=world.learner, course=world.course).delete()
     revoked = _session(world)
@@ -184,7 +190,7 @@ def test_cloudfront_policy_covers_the_prefix_on_every_regions_distribution(rsa_k
     assert json.loads(_cf_b64decode(several["CloudFront-Policy"]))["Statement"][0]["Resource"] == f"http*://*/{prefix}*"
 
 
-def test_cookie_providers_need_one_edge_path_for_all_regions(cloudfront) -> None:  # type: ignore[no-untyped-def]
+def test_cookie_providers_need_one_edge_path_for_all_regions(cloudfront: Settings) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     from media_pipeline.regions import Region
@@ -213,11 +219,11 @@ def test_cookie_providers_need_one_edge_path_for_all_regions(cloudfront) -> None
         )
 
 
-def _stream_url(response) -> str:  # type: ignore[no-untyped-def]
+def _stream_url(response: HttpResponse) -> str:
     return response.json()["hls"]
 
 
-def test_origin_tokens_bound_to_the_session_work_only_with_that_session(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_origin_tokens_bound_to_the_session_work_only_with_that_session(world: World, settings: Settings) -> None:
     settings.PLAYBACK_TOKEN_BINDING = "session"
     mine, theirs = Client(), Client()
     mine.force_login(world.learner)
@@ -228,7 +234,7 @@ def test_origin_tokens_bound_to_the_session_work_only_with_that_session(world: W
     assert Client().get(url).status_code == 403  # no session at all
 
 
-def test_public_lesson_viewers_get_a_session_to_bind_to(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_public_lesson_viewers_get_a_session_to_bind_to(world: World, settings: Settings) -> None:
     settings.PLAYBACK_TOKEN_BINDING = "session"
     world.lesson.public = True
     world.lesson.save()
@@ -240,7 +246,7 @@ def test_public_lesson_viewers_get_a_session_to_bind_to(world: World, settings) 
     assert Client().get(_stream_url(response)).status_code == 403
 
 
-def test_origin_tokens_bound_to_the_address(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_origin_tokens_bound_to_the_address(world: World, settings: Settings) -> None:
     settings.PLAYBACK_TOKEN_BINDING = "ip"
     client = Client(REMOTE_ADDR="203.0.113.5")
     client.force_login(world.learner)
@@ -252,7 +258,7 @@ def test_origin_tokens_bound_to_the_address(world: World, settings) -> None:  # 
     assert client.get(url).status_code == 403
 
 
-def test_client_ip_from_a_trusted_header(rf, settings) -> None:  # type: ignore[no-untyped-def]
+def test_client_ip_from_a_trusted_header(rf: RequestFactory, settings: Settings) -> None:
     settings.TRUSTED_PROXIES = []
     settings.CLIENT_IP_HEADER = "X-Forwarded-For"
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="1.2.3.4", REMOTE_ADDR="10.0.0.1")) == "10.0.0.1"

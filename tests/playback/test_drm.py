@@ -9,10 +9,13 @@ import io
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 import jwt
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from courses.models import Enrollment
@@ -27,7 +30,7 @@ LICENSE = "/drm/clearkey/license"
 
 
 @pytest.fixture
-def protected(world: World, settings) -> content_keys.ContentKeyMaterial:  # type: ignore[no-untyped-def]
+def protected(world: World, settings: Settings) -> content_keys.ContentKeyMaterial:
     """Version 1 of the world's lesson is encrypted with this key."""
     material = content_keys.generate()
     sealed = content_keys.seal(
@@ -45,7 +48,7 @@ def _session(client: Client, world: World) -> dict:
     return response.json()
 
 
-def _viewer(world: World, user=None) -> tuple[Client, dict]:  # type: ignore[no-untyped-def]
+def _viewer(world: World, user: User | None = None) -> tuple[Client, dict]:
     client = Client()
     client.force_login(user or world.learner)
     return client, _session(client, world)
@@ -65,7 +68,9 @@ def _released() -> int:
     return KeyRelease.objects.filter(outcome="released").count()
 
 
-def test_protected_session_carries_license_information_and_no_key(world: World, protected) -> None:  # type: ignore[no-untyped-def]
+def test_protected_session_carries_license_information_and_no_key(
+    world: World, protected: content_keys.ContentKeyMaterial
+) -> None:
     before = int(time.time())
     _, body = _viewer(world)
     drm = body["drm"]
@@ -95,7 +100,9 @@ def _secret() -> bytes:
     return settings.DRM_LICENSE_TOKEN_SECRET.encode()
 
 
-def test_license_server_releases_the_key_as_a_w3c_clearkey_license_and_audits_it(world: World, protected) -> None:  # type: ignore[no-untyped-def]
+def test_license_server_releases_the_key_as_a_w3c_clearkey_license_and_audits_it(
+    world: World, protected: content_keys.ContentKeyMaterial
+) -> None:
     client, body = _viewer(world)
     response = client.post(
         LICENSE,
@@ -122,7 +129,9 @@ def test_license_server_releases_the_key_as_a_w3c_clearkey_license_and_audits_it
     )  # fmt: skip
 
 
-def test_hls_key_endpoint_returns_the_raw_key_with_the_same_checks(world: World, protected) -> None:  # type: ignore[no-untyped-def]
+def test_hls_key_endpoint_returns_the_raw_key_with_the_same_checks(
+    world: World, protected: content_keys.ContentKeyMaterial
+) -> None:
     client, body = _viewer(world)
     auth = body["drm"]["headers"]["Authorization"]
     response = client.get(f"/drm/hls/key/{protected.kid.hex}", HTTP_AUTHORIZATION=auth)
@@ -146,6 +155,7 @@ def _forged(world: World, material: content_keys.ContentKeyMaterial, **changes: 
     secret = changes.pop("secret", _secret())
     algorithm = changes.pop("alg", "HS256")
     claims.update(changes)
+    # secret and alg arrive through **changes (object): each test passes a str.
     return "Bearer " + jwt.encode(claims, secret, algorithm=algorithm)  # type: ignore[arg-type]
 
 
@@ -172,8 +182,8 @@ def _forged(world: World, material: content_keys.ContentKeyMaterial, **changes: 
     ],
 )
 def test_bad_license_requests_are_refused_and_release_nothing(
-    world: World, protected, case: str, expected_status: int, audited: bool
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, protected: content_keys.ContentKeyMaterial, case: str, expected_status: int, audited: bool
+) -> None:
     client, body = _viewer(world)
     good_auth = body["drm"]["headers"]["Authorization"]
     request: object = _request(protected)
@@ -226,7 +236,7 @@ def test_bad_license_requests_are_refused_and_release_nothing(
     assert KeyRelease.objects.filter(outcome="denied").count() == (1 if audited else 0)
 
 
-def test_entitlement_is_asked_again_at_release(world: World, protected) -> None:  # type: ignore[no-untyped-def]
+def test_entitlement_is_asked_again_at_release(world: World, protected: content_keys.ContentKeyMaterial) -> None:
     client, body = _viewer(world)
     Enrollment.objects.filter(user=world.learner).delete()  # unenrolled after the session started
     response = _license(client, _request(protected), body["drm"]["headers"]["Authorization"])
@@ -235,7 +245,9 @@ def test_entitlement_is_asked_again_at_release(world: World, protected) -> None:
     assert (denied.outcome, denied.reason, denied.user) == ("denied", "not entitled to this lesson", world.learner)
 
 
-def test_unreadable_key_is_a_server_error_not_a_release(world: World, protected, settings) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_key_is_a_server_error_not_a_release(
+    world: World, protected: content_keys.ContentKeyMaterial, settings: Settings
+) -> None:
     client, body = _viewer(world)
     settings.CONTENT_KEY_SECRET = "rotated-without-repackaging"
     response = _license(client, _request(protected), body["drm"]["headers"]["Authorization"])
@@ -268,7 +280,7 @@ def test_token_shapes() -> None:
 
 
 @pytest.fixture
-def low_rates(settings):  # type: ignore[no-untyped-def]
+def low_rates(settings: Settings) -> Iterator[None]:
     settings.THROTTLE_PLAYBACK_SESSION = "3/min"
     settings.THROTTLE_DRM_LICENSE = "3/min"
     settings.THROTTLE_DRM_KEY = "3/min"
@@ -277,7 +289,7 @@ def low_rates(settings):  # type: ignore[no-untyped-def]
     throttles_clear()
 
 
-def test_playback_sessions_are_throttled_per_viewer(world: World, low_rates) -> None:  # type: ignore[no-untyped-def]
+def test_playback_sessions_are_throttled_per_viewer(world: World, low_rates: None) -> None:
     client = APIClient()
     client.force_authenticate(world.learner)
     url = f"/api/v1/lessons/{world.lesson.public_id}/playback/"
@@ -290,7 +302,9 @@ def test_playback_sessions_are_throttled_per_viewer(world: World, low_rates) -> 
     assert other.post(url).status_code == 200  # counted per viewer
 
 
-def test_license_and_key_requests_are_throttled_before_anything_else(world: World, protected, low_rates) -> None:  # type: ignore[no-untyped-def]
+def test_license_and_key_requests_are_throttled_before_anything_else(
+    world: World, protected: content_keys.ContentKeyMaterial, low_rates: None
+) -> None:
     client, body = _viewer(world)
     auth = body["drm"]["headers"]["Authorization"]
     statuses = [_license(client, _request(protected), auth).status_code for _ in range(4)]
@@ -308,7 +322,9 @@ def test_license_and_key_requests_are_throttled_before_anything_else(world: Worl
 # --- Admin ---------------------------------------------------------------------------------------------
 
 
-def test_key_releases_are_read_only_in_the_admin_for_superusers(world: World, protected) -> None:  # type: ignore[no-untyped-def]
+def test_key_releases_are_read_only_in_the_admin_for_superusers(
+    world: World, protected: content_keys.ContentKeyMaterial
+) -> None:
     client, body = _viewer(world)
     _license(client, _request(protected), body["drm"]["headers"]["Authorization"])
     row = KeyRelease.objects.get()
@@ -327,7 +343,7 @@ def test_key_releases_are_read_only_in_the_admin_for_superusers(world: World, pr
     assert educator.get("/admin/playback/keyrelease/").status_code == 403
 
 
-def test_a_protected_session_costs_no_extra_query(world: World, protected) -> None:  # type: ignore[no-untyped-def]
+def test_a_protected_session_costs_no_extra_query(world: World, protected: content_keys.ContentKeyMaterial) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from rest_framework.authtoken.models import Token
@@ -353,7 +369,9 @@ def _released_key(world: World, material: content_keys.ContentKeyMaterial) -> by
     return base64.urlsafe_b64decode(response.json()["keys"][0]["k"] + "==")
 
 
-def test_content_key_secret_rotation_end_to_end(world: World, protected, settings) -> None:  # type: ignore[no-untyped-def]
+def test_content_key_secret_rotation_end_to_end(
+    world: World, protected: content_keys.ContentKeyMaterial, settings: Settings
+) -> None:
     """Sealed with the old secret; the new one configured with the old kept for reading; re-sealed by
     the command; the old one removed: the license server still releases the same key."""
     from django.core.management import call_command

@@ -12,6 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.urls import reverse
+from pytest_django import Settings
 
 from media_pipeline.content_keys import ContentKeyMaterial
 from playback.drm import license_tokens
@@ -118,7 +119,7 @@ def test_clearkey_grant_is_a_license_token_for_this_viewer() -> None:
     )
 
 
-def test_provider_is_chosen_by_settings_and_key_uri_matches_the_endpoint(settings) -> None:  # type: ignore[no-untyped-def]
+def test_provider_is_chosen_by_settings_and_key_uri_matches_the_endpoint(settings: Settings) -> None:
     assert isinstance(provider_get(), ClearKeyProvider)
     assert settings.DRM_HLS_KEY_URI.format(kid="ab" * 16) == reverse("drm:hls-key", kwargs={"kid": "ab" * 16})
     settings.DRM_PROVIDER = "axinom"

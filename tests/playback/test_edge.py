@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
 
 from media_pipeline import storage
 from playback.signers.nginx import NginxSecureLinkSigner
@@ -32,7 +34,7 @@ def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.fixture
-def edge(live_server, settings, tmp_path: Path, key_prefix: str) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def edge(live_server: LiveServer, settings: Settings, tmp_path: Path, key_prefix: str) -> Iterator[dict]:
     settings.EDGE_ORIGIN_SECRET = ORIGIN_SECRET
     prefix = f"{key_prefix}/v1/"
     storage.save_stream(key=prefix + "master.m3u8", stream=io.BytesIO(b"#EXTM3U\n"))
@@ -97,8 +99,8 @@ def test_the_origin_serves_the_edge_only(edge: dict) -> None:
 
 
 def test_tokens_bound_to_the_viewer_address_are_checked_at_the_edge(
-    live_server, settings, tmp_path: Path, key_prefix: str
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, settings: Settings, tmp_path: Path, key_prefix: str
+) -> None:
     from playback.binding import Binding
 
     settings.EDGE_ORIGIN_SECRET = ORIGIN_SECRET

@@ -9,6 +9,7 @@ import warnings
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.http.response import HttpResponseBase
 from django.test import AsyncClient, Client
 
 from media_pipeline import storage
@@ -27,11 +28,11 @@ def _token(world: World, *, expires_in: int = 600, prefix: str | None = None) ->
     )
 
 
-def _url(world: World, name: str, **token_options: object) -> str:
-    return f"/stream/{_token(world, **token_options)}/{world.prefix}{name}"  # type: ignore[arg-type]
+def _url(world: World, name: str, *, expires_in: int = 600, prefix: str | None = None) -> str:
+    return f"/stream/{_token(world, expires_in=expires_in, prefix=prefix)}/{world.prefix}{name}"
 
 
-def _body(response) -> bytes:  # type: ignore[no-untyped-def]
+def _body(response: HttpResponseBase) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 

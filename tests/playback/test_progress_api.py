@@ -4,12 +4,16 @@ only, with the view token of their playback session, and no faster than the fast
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from courses.models import Lesson, LessonProgress
 from lti.models import LtiScore
@@ -19,19 +23,19 @@ from tests.progress_reports import graded_link, view_token
 pytestmark = pytest.mark.django_db
 
 
-def _post(client: Client, world: World, body: object, **extra):  # type: ignore[no-untyped-def]
+def _post(client: Client, world: World, body: object, **extra: Any) -> HttpResponse:
     return client.post(
         f"/api/v1/lessons/{world.lesson.public_id}/progress/", body, content_type="application/json", **extra
     )
 
 
-def _client(user) -> Client:  # type: ignore[no-untyped-def]
+def _client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
-def _report(world: World, ranges: list, *, ago: float = 60) -> dict:  # type: ignore[type-arg]
+def _report(world: World, ranges: list[list[float]], *, ago: float = 60) -> dict[str, Any]:
     """The learner's report from a viewing that began ``ago`` seconds ago: time enough to have played."""
     return {"ranges": ranges, "view_token": view_token(user=world.learner, lesson=world.lesson, ago=ago)}
 
@@ -114,7 +118,7 @@ def _with_secret(secret: str, world: World) -> str:
         return view_token(user=world.learner, lesson=world.lesson, ago=60)
 
 
-def _snapshot() -> tuple[list, list]:  # type: ignore[type-arg]
+def _snapshot() -> tuple[list[Any], list[Any]]:
     progress = list(
         LessonProgress.objects.values_list("watched", "seconds_watched", "completed_at", "credit_clock", "updated_at")
     )
@@ -124,8 +128,8 @@ def _snapshot() -> tuple[list, list]:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("case", list(BAD_TOKENS))
 def test_a_report_without_a_valid_view_token_is_refused_and_changes_nothing(
-    world: World, case: str, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, case: str, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     graded_link(user=world.learner, lesson=world.lesson)
     client = _client(world.learner)
     with django_capture_on_commit_callbacks() as told:
@@ -147,7 +151,9 @@ def test_a_report_without_a_valid_view_token_is_refused_and_changes_nothing(
     assert callbacks == []  # no score queued for the LMS
 
 
-def test_a_forged_report_of_the_whole_lesson_sends_no_score(world: World, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_report_of_the_whole_lesson_sends_no_score(
+    world: World, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     graded_link(user=world.learner, lesson=world.lesson)
     client = _client(world.learner)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -189,7 +195,7 @@ def test_checking_the_token_costs_no_query(world: World) -> None:
     ],
 )
 def test_malformed_ranges_are_refused_and_change_nothing(world: World, ranges: object, status: int) -> None:
-    body = _report(world, ranges)  # type: ignore[arg-type]
+    body = _report(world, ranges)  # type: ignore[arg-type]  # malformed ranges are what this test sends
     if ranges is None:
         del body["ranges"]
     response = _post(_client(world.learner), world, body)
@@ -223,7 +229,7 @@ def test_session_posts_need_the_csrf_token(world: World) -> None:
     assert LessonProgress.objects.count() == 0
 
 
-def test_openapi_schema_describes_the_view_token(db) -> None:  # type: ignore[no-untyped-def]
+def test_openapi_schema_describes_the_view_token(db: None) -> None:
     schema = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     operation = schema["paths"]["/api/v1/lessons/{public_id}/progress/"]["post"]
     assert sorted(operation["responses"]) == ["200", "400", "403", "404", "409", "415"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import m3u8
+from django.test import Client
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from media_pipeline.models import ReplicaState, VersionReplica
@@ -41,7 +43,7 @@ def test_playback_never_returns_a_region_whose_copy_is_incomplete(regional_world
     assert [region["name"] for region in _session(regional_world)["regions"]] == ["us", "ap"]
 
 
-def test_the_viewers_nearest_complete_region_comes_first(regional_world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_viewers_nearest_complete_region_comes_first(regional_world: World, settings: Settings) -> None:
     settings.PLAYBACK_COUNTRY_HEADER = "CloudFront-Viewer-Country"
     body = _session(regional_world, HTTP_CLOUDFRONT_VIEWER_COUNTRY="JP")
     assert body["region"] == "ap"
@@ -50,14 +52,18 @@ def test_the_viewers_nearest_complete_region_comes_first(regional_world: World, 
     assert _session(regional_world, HTTP_CLOUDFRONT_VIEWER_COUNTRY="US")["region"] == "eu"
 
 
-def test_the_origin_serves_a_regions_own_copy_behind_the_same_token_check(regional_world: World, client) -> None:  # type: ignore[no-untyped-def]
+def test_the_origin_serves_a_regions_own_copy_behind_the_same_token_check(
+    regional_world: World, client: Client
+) -> None:
     ap_base = _session(regional_world)["regions"][1]["hls"].removesuffix("master.m3u8")
     response = client.get(ap_base + "video_360p/1.m4s", HTTP_RANGE="bytes=0-99")
     assert response.status_code == 206
     assert b"".join(response.streaming_content) == SEGMENT[:100]
     assert response["Content-Range"] == f"bytes 0-99/{len(SEGMENT)}"
     # The object really comes from ap: remove it there and the primary's copy is not used instead.
-    store_for(region_get("ap")).delete(regional_world.prefix + "video_360p/1.m4s")  # type: ignore[arg-type]
+    ap = region_get("ap")
+    assert ap is not None
+    store_for(ap).delete(regional_world.prefix + "video_360p/1.m4s")
     assert client.get(ap_base + "video_360p/1.m4s").status_code == 404
 
     token = ap_base.split("/")[3]
@@ -69,7 +75,7 @@ def test_the_origin_serves_a_regions_own_copy_behind_the_same_token_check(region
     assert client.get(unknown_region + "master.m3u8").status_code == 404
 
 
-def test_with_several_complete_regions_the_manifests_are_steered(regional_world: World, client) -> None:  # type: ignore[no-untyped-def]
+def test_with_several_complete_regions_the_manifests_are_steered(regional_world: World, client: Client) -> None:
     body = _session(regional_world)
     token = body["hls"].split("/")[2]
     assert body["hls"] == f"/steer/{token}/{regional_world.prefix}master.m3u8"
@@ -111,8 +117,8 @@ def test_one_complete_region_means_no_steering(regional_world: World) -> None:
 
 
 def test_steering_puts_the_viewers_region_first_and_unhealthy_ones_last(
-    regional_world: World, client, settings
-) -> None:  # type: ignore[no-untyped-def]
+    regional_world: World, client: Client, settings: Settings
+) -> None:
     settings.PLAYBACK_COUNTRY_HEADER = "CF-IPCountry"
     steering = _session(regional_world)["steering"]
     assert client.get(steering, HTTP_CF_IPCOUNTRY="JP").json()["PATHWAY-PRIORITY"] == ["ap", "eu"]
@@ -127,7 +133,7 @@ def test_steering_puts_the_viewers_region_first_and_unhealthy_ones_last(
     assert client.get(steering, HTTP_CF_IPCOUNTRY="JP").json()["PATHWAY-PRIORITY"] == ["eu", "ap"]
 
 
-def test_steering_urls_carry_the_same_token_checks(regional_world: World, client, settings) -> None:  # type: ignore[no-untyped-def]
+def test_steering_urls_carry_the_same_token_checks(regional_world: World, client: Client, settings: Settings) -> None:
     steering = _session(regional_world)["steering"]
     token = steering.split("/")[2]
     forged = steering.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))

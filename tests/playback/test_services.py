@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from pytest_django import Settings
 
 from core import errors
 from playback.access import Verdict
@@ -15,7 +16,7 @@ from playback.tokens import TokenResult, token_verify
 from tests.playback.conftest import World
 
 
-def test_session_signs_the_published_version_for_ttl_seconds(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_session_signs_the_published_version_for_ttl_seconds(world: World, settings: Settings) -> None:
     settings.PLAYBACK_TOKEN_SECRET = "session-secret"
     settings.PLAYBACK_TOKEN_TTL_SECONDS = 900
     before = int(time.time())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pytest_django import Settings
 
 from playback.signers import signer_get
 from playback.signers.origin import OriginSigner
@@ -26,7 +27,7 @@ def test_origin_signer_with_another_root() -> None:
         OriginSigner(secret=b"s3cret", stream_root="/stream")
 
 
-def test_configured_signer_uses_the_playback_secret_and_the_stream_mount(settings) -> None:  # type: ignore[no-untyped-def]
+def test_configured_signer_uses_the_playback_secret_and_the_stream_mount(settings: Settings) -> None:
     settings.PLAYBACK_TOKEN_SECRET = "configured-secret"
     base = signer_get().sign_prefix(prefix=PREFIX, expires_at=NOW + 60)
     assert base.startswith("/stream/")

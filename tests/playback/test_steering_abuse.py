@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from channels.testing import HttpCommunicator
 from django.contrib.auth.models import User
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from analytics import ingest, selectors
@@ -27,7 +29,7 @@ PLAYING = [{"type": "play_request", "t": 0}, {"type": "first_frame", "t": 700}, 
 
 
 @pytest.fixture(autouse=True)
-def clean_redis():  # type: ignore[no-untyped-def]
+def clean_redis() -> Iterator[None]:
     def clean() -> None:
         client = ingest.client()
         for pattern in ("qoe:*", "throttle:*"):
@@ -91,7 +93,7 @@ def _healthy_traffic(world: World, viewers: int) -> None:
             assert _beacon(_session(world, user), world, pathway=pathway, events=PLAYING, client=f"198.51.{n}.1") == 202
 
 
-def test_failures_from_k_distinct_users_demote_a_pathway(regional_world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_failures_from_k_distinct_users_demote_a_pathway(regional_world: World, settings: Settings) -> None:
     settings.PLAYBACK_STEERING_MIN_REPORTERS = 3
     _healthy_traffic(regional_world, 20)
     assert _priority(regional_world) == ["eu", "ap"]
@@ -106,7 +108,7 @@ def test_failures_from_k_distinct_users_demote_a_pathway(regional_world: World, 
     assert _priority(regional_world) == ["ap", "eu"]  # 3 of 23 views failed, from 3 users
 
 
-def test_a_forged_steering_batch_changes_nothing(regional_world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_steering_batch_changes_nothing(regional_world: World, settings: Settings) -> None:
     settings.PLAYBACK_STEERING_MIN_REPORTERS = 1  # even with K = 1, forged batches count for nothing
     _healthy_traffic(regional_world, 20)
     before = ingest.client().xlen(ingest.STREAM)
@@ -128,7 +130,7 @@ def test_a_forged_steering_batch_changes_nothing(regional_world: World, settings
     assert _priority(regional_world) == ["eu", "ap"]
 
 
-def test_one_real_session_claiming_many_failures_changes_nothing(regional_world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_one_real_session_claiming_many_failures_changes_nothing(regional_world: World, settings: Settings) -> None:
     settings.PLAYBACK_STEERING_MIN_REPORTERS = 3
     _healthy_traffic(regional_world, 20)
     attacker = _viewer(regional_world, "attacker")
@@ -146,7 +148,7 @@ def test_one_real_session_claiming_many_failures_changes_nothing(regional_world:
     assert _priority(regional_world) == ["eu", "ap"]
 
 
-def test_anonymous_viewers_count_as_their_network(regional_world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_viewers_count_as_their_network(regional_world: World, settings: Settings) -> None:
     settings.PLAYBACK_STEERING_MIN_REPORTERS = 3
     regional_world.lesson.public = True
     regional_world.lesson.save(update_fields=["public"])

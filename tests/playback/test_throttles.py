@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
 from django.test import RequestFactory
+from pytest_django import Settings
 
 from playback import throttles
 
@@ -15,19 +18,21 @@ pytestmark = pytest.mark.services  # Redis, through the module's own client
 
 
 @pytest.fixture(autouse=True)
-def _clean():  # type: ignore[no-untyped-def]
+def _clean() -> Iterator[None]:
     throttles.throttles_clear()
     yield
     throttles.throttles_clear()
 
 
-def _request(ip: str = "192.0.2.1"):  # type: ignore[no-untyped-def]
+def _request(ip: str = "192.0.2.1") -> HttpRequest:
     request = RequestFactory().post("/", REMOTE_ADDR=ip)
     request.user = AnonymousUser()
     return request
 
 
-def test_at_most_the_rate_in_any_window_and_refusals_do_not_count(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_at_most_the_rate_in_any_window_and_refusals_do_not_count(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.THROTTLE_DRM_KEY = "3/s"
     clock = [1000.0]
     monkeypatch.setattr(throttles.time, "time", lambda: clock[0])
@@ -42,7 +47,7 @@ def test_at_most_the_rate_in_any_window_and_refusals_do_not_count(settings, monk
     assert [throttle.allow_request(_request(), None) for _ in range(4)] == [True, True, True, False]
 
 
-def test_concurrent_requests_never_exceed_the_rate(settings) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_requests_never_exceed_the_rate(settings: Settings) -> None:
     settings.THROTTLE_PLAYBACK_SESSION = "20/min"
     allowed: list[bool] = []
     lock = threading.Lock()
@@ -64,7 +69,7 @@ def test_concurrent_requests_never_exceed_the_rate(settings) -> None:  # type: i
     assert sum(allowed) == 20
 
 
-def test_refusal_response_says_when_to_retry(settings) -> None:  # type: ignore[no-untyped-def]
+def test_refusal_response_says_when_to_retry(settings: Settings) -> None:
     settings.THROTTLE_DRM_LICENSE = "1/min"
     throttle = throttles.LicenseThrottle()
     assert throttles.throttle_refusal(throttle, _request()) is None
@@ -75,7 +80,7 @@ def test_refusal_response_says_when_to_retry(settings) -> None:  # type: ignore[
     assert refused["Cache-Control"] == "no-store"
 
 
-def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings: Settings) -> None:
     throttle = throttles.PlaybackSessionThrottle()
     settings.TRUSTED_PROXIES = []
     keys = set()
@@ -94,7 +99,7 @@ def test_a_spoofed_x_forwarded_for_does_not_change_the_throttle_key(settings) ->
     assert throttle.key_for(request) == "throttle:playback-session:ip:198.51.100.1"
 
 
-def test_spoofing_x_forwarded_for_does_not_escape_the_throttle(settings) -> None:  # type: ignore[no-untyped-def]
+def test_spoofing_x_forwarded_for_does_not_escape_the_throttle(settings: Settings) -> None:
     settings.THROTTLE_DRM_KEY = "2/min"
     throttle = throttles.KeyThrottle()
     verdicts = []

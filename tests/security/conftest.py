@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_django import DjangoDbBlocker
 
 from tests.conftest import _empty_storage_prefix, under_harness
 
@@ -168,7 +169,9 @@ def _clear_beacons() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+def served(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     if not under_harness():
         pytest.skip("needs the harness's PostgreSQL, Redis and S3 (tests/harness.py)")
     from django.core.management import call_command
@@ -202,7 +205,7 @@ def served(django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPath
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(base, process, log)
-        yield Served(base=base, log=log, **world)  # type: ignore[arg-type]
+        yield Served(base=base, log=log, **world)  # type: ignore[arg-type]  # make_world's dict holds Served's other fields
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -51,6 +51,8 @@ class Command(BaseCommand):
             lesson = services.lesson_attach_video(lesson=lesson, stream=stream, source_name=path.name)
 
         if options["wait"]:
+            if lesson.asset_id is None:
+                raise CommandError(f"lesson {lesson.public_id} has no video after the upload")
             try:
                 asset = media_services.asset_wait(asset_id=lesson.asset_id, timeout=options["timeout"])
             except TimeoutError as exc:

@@ -80,6 +80,8 @@ class Command(BaseCommand):
                 with transaction.atomic(), video.open("rb") as stream:
                     lesson = services.lesson_attach_video(lesson=lesson, stream=stream, source_name=video.name)
             asset = lesson.asset
+        if asset is None:
+            raise CommandError("the demo lesson has no video after the upload")
 
         if not asset.is_playable and not options["no_wait"]:
             self.stdout.write("Encoding the demo lesson with the real pipeline...")
