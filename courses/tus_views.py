@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import IO, Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -266,9 +266,8 @@ class UploadApi(TusApi):
         except tus.ProtocolError as exc:
             return _text(400, str(exc))
         try:
-            # The raw request stream, read as it arrives: DRF never parses this body. upload_append only
-            # calls read(n), which Django's HttpRequest offers as a file-like object (not a typing.IO).
-            body = cast(IO[bytes], request._request)
+            # The raw request stream, read as it arrives: DRF never parses this body.
+            body = request._request
             upload = uploads.upload_append(upload=upload, offset=offset, stream=body, length=length, checksum=checksum)
         except uploads.UploadError as exc:
             return _refused(exc)

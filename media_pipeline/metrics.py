@@ -20,13 +20,15 @@ class QueueDepthCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         import dramatiq
+        from dramatiq.brokers.redis import RedisBroker
 
         family = GaugeMetricFamily("dramatiq_queue_depth", "Messages waiting in a Dramatiq queue", labels=["queue"])
         try:
             broker = dramatiq.get_broker()
-            client = broker.client  # type: ignore[attr-defined]
+            if not isinstance(broker, RedisBroker):  # the queues are Redis lists only on the Redis broker
+                return
             for queue in sorted(broker.get_declared_queues()):
-                family.add_metric([queue], client.llen(f"{broker.namespace}:{queue}"))  # type: ignore[attr-defined]
+                family.add_metric([queue], broker.client.llen(f"{broker.namespace}:{queue}"))
         except Exception:  # noqa: BLE001 - a scrape must not fail because the broker is down
             return
         yield family

@@ -17,6 +17,8 @@ from typing import IO, Any, NamedTuple, Protocol
 
 from django.conf import settings
 
+from core.streams import Readable
+
 CHUNK_SIZE = 1024 * 1024
 # Objects above this go up as multipart uploads of this part size (bounded memory per copy).
 PART_SIZE = 16 * 1024 * 1024
@@ -68,7 +70,7 @@ class ObjectStore(Protocol):
     def list(self, prefix: str) -> dict[str, int]: ...
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
     def open(self, key: str) -> IO[bytes]: ...
-    def put(self, key: str, stream: IO[bytes], *, sha256: str, content_type: str) -> None: ...
+    def put(self, key: str, stream: Readable, *, sha256: str, content_type: str) -> None: ...
     def shares_store_with(self, other: ObjectStore) -> bool: ...
     def copy_within(self, source: ObjectStore, key: str, *, sha256: str, content_type: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int: ...
@@ -142,7 +144,7 @@ class S3Store:
                 raise FileNotFoundError(f"{key} is not in region {self.region.name}") from exc
             raise
 
-    def put(self, key: str, stream: IO[bytes], *, sha256: str, content_type: str) -> None:
+    def put(self, key: str, stream: Readable, *, sha256: str, content_type: str) -> None:
         self.client.upload_fileobj(
             stream,
             self.bucket,
@@ -220,7 +222,7 @@ class LocalStore:
     def open(self, key: str) -> IO[bytes]:
         return self._path(key).open("rb")
 
-    def put(self, key: str, stream: IO[bytes], *, sha256: str, content_type: str) -> None:
+    def put(self, key: str, stream: Readable, *, sha256: str, content_type: str) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f"{target.name}.{threading.get_ident()}.part")

@@ -134,7 +134,7 @@ def copy_object(*, source: ObjectStore, target: ObjectStore, key: str, expected:
             raise SourceCorrupt(str(exc)) from exc
         try:
             reader = _HashingReader(raw)
-            target.put(key, reader, sha256=expected.sha256, content_type=content_type)  # type: ignore[arg-type]
+            target.put(key, reader, sha256=expected.sha256, content_type=content_type)
         finally:
             raw.close()
         if reader.count != expected.size or reader.digest.hexdigest() != expected.sha256:

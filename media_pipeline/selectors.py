@@ -63,7 +63,7 @@ def asset_playback_info(*, asset: MediaAsset | None) -> PlaybackInfo | None:
         extras=asset.published_extras or {},
         provisional=asset.published_provisional,
     )
-    return asset._playback_info  # type: ignore[attr-defined]
+    return asset._playback_info  # type: ignore[attr-defined]  # the per-instance cache set above
 
 
 def asset_complete_regions(*, asset: MediaAsset) -> list[str]:

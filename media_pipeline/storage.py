@@ -47,7 +47,7 @@ _shared: tuple[object, Any, str] | None = None
 _shared_lock = threading.Lock()
 
 
-def _s3_client_and_bucket():  # type: ignore[no-untyped-def]
+def _s3_client_and_bucket() -> tuple[Any, str]:
     """One boto3 client per process (per storage backend), shared by every thread.
 
     django-storages keeps a connection per thread (boto3 resources are not thread-safe; clients are).
@@ -55,14 +55,16 @@ def _s3_client_and_bucket():  # type: ignore[no-untyped-def]
     and resource: 150-450 ms here against 6-30 ms for the request itself (bench/time_to_playable.py).
     """
     global _shared
+    # default_storage is a LazyObject; its _wrapped (the backend once built) is not in Storage's type.
     backend = default_storage._wrapped if default_storage._wrapped is not empty else None  # type: ignore[attr-defined]
     shared = _shared
     if backend is not None and shared is not None and shared[0] is backend:
         return shared[1], shared[2]
     with _shared_lock:
         storage = default_storage
+        # django-storages' S3Storage attributes, on a default_storage typed as the base Storage.
         client, bucket = storage.connection.meta.client, storage.bucket_name  # type: ignore[attr-defined]
-        _shared = (default_storage._wrapped, client, bucket)  # type: ignore[attr-defined]
+        _shared = (default_storage._wrapped, client, bucket)  # type: ignore[attr-defined]  # as above
     return client, bucket
 
 
@@ -80,7 +82,7 @@ def is_local() -> bool:
     return _is_local()
 
 
-def s3_client_and_bucket():  # type: ignore[no-untyped-def]
+def s3_client_and_bucket() -> tuple[Any, str]:
     """The boto3 client and bucket of the primary (default) storage, for multipart uploads."""
     return _s3_client_and_bucket()
 
@@ -234,7 +236,7 @@ def list_keys(prefix: str) -> list[str]:
         root = local_path(prefix.rstrip("/") or ".")
         if not root.exists():
             return []
-        base = Path(default_storage.location)  # type: ignore[attr-defined]
+        base = Path(default_storage.location)  # type: ignore[attr-defined]  # FileSystemStorage's, when local
         return sorted(str(p.relative_to(base)) for p in root.rglob("*") if p.is_file())
     client, bucket = _s3_client_and_bucket()
     keys: list[str] = []

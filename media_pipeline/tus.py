@@ -32,7 +32,7 @@ class Checksum:
     algorithm: str
     digest: bytes
 
-    def hasher(self):  # type: ignore[no-untyped-def]
+    def hasher(self) -> hashlib._Hash:
         return hashlib.new(self.algorithm)
 
 

@@ -9,8 +9,10 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from core.streams import Readable
 from media_pipeline import storage
 from media_pipeline.models import ResumableUpload
 
@@ -26,7 +28,7 @@ class Lease(Protocol):
     def renew(self) -> None: ...
 
 
-def _read_body(stream: IO[bytes], length: int, received: int) -> bytes:
+def _read_body(stream: Readable, length: int, received: int) -> bytes:
     try:
         return stream.read(min(READ_SIZE, length - received))
     except OSError:  # the client went away mid-body: keep what arrived
@@ -36,7 +38,7 @@ def _read_body(stream: IO[bytes], length: int, received: int) -> bytes:
 class Sink(Protocol):
     def begin(self, key: str) -> str: ...
     def receive(
-        self, upload: ResumableUpload, stream: IO[bytes], length: int, hasher: Any, lease: Lease
+        self, upload: ResumableUpload, stream: Readable, length: int, hasher: Any, lease: Lease
     ) -> tuple[int, Any]: ...
     def discard(self, upload: ResumableUpload, staged: Any) -> None: ...
     def stage(self, upload: ResumableUpload, staged: Any, new_offset: int) -> dict[str, Any]: ...
@@ -55,7 +57,7 @@ def sink_for_storage() -> Sink:
 class LocalSink:
     """Appends to ``<key>.part`` in the media root; renamed to ``<key>`` when whole."""
 
-    def _part(self, key: str):  # type: ignore[no-untyped-def]
+    def _part(self, key: str) -> Path:
         return storage.local_path(key + ".part")
 
     def begin(self, key: str) -> str:
@@ -65,7 +67,7 @@ class LocalSink:
         return ""
 
     def receive(
-        self, upload: ResumableUpload, stream: IO[bytes], length: int, hasher: Any, lease: Lease
+        self, upload: ResumableUpload, stream: Readable, length: int, hasher: Any, lease: Lease
     ) -> tuple[int, Any]:
         received = 0
         with self._part(upload.storage_key).open("r+b") as out:
@@ -129,7 +131,7 @@ class S3Sink:
         return created["UploadId"]
 
     def receive(
-        self, upload: ResumableUpload, stream: IO[bytes], length: int, hasher: Any, lease: Lease
+        self, upload: ResumableUpload, stream: Readable, length: int, hasher: Any, lease: Lease
     ) -> tuple[int, Any]:
         parts = list(upload.parts)
         tail = bytearray()

@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import IO, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from core import errors
 from core.leases import lapsed, lease_release, lease_renew, lease_take
+from core.streams import Readable
 from media_pipeline import layout
 from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus, MediaAsset, ResumableUpload, UploadQuota, UploadStatus
@@ -185,7 +186,7 @@ def check_quota(*, user: User, length: int) -> None:
 
 
 def upload_append(
-    *, upload: ResumableUpload, offset: int, stream: IO[bytes], length: int, checksum: Checksum | None
+    *, upload: ResumableUpload, offset: int, stream: Readable, length: int, checksum: Checksum | None
 ) -> ResumableUpload:
     """Append the ``length`` bytes of ``stream`` at ``offset``; returns the upload as committed.
 

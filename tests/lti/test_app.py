@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config.secret_files import embedded_secrets_create
+
 ROOT = Path(__file__).resolve().parents[2]
 # A fresh process that imports nothing of lti itself: only Django's set-up has run.
 PROBE = """
@@ -19,6 +21,7 @@ print([f"{f.__module__}.{f.__qualname__}" for f in hooks.progress_recorded_liste
 
 
 def test_the_actors_are_found_by_name_and_the_gradebook_listens(tmp_path: Path) -> None:
+    embedded_secrets_create(var_dir=tmp_path)  # the settings read them; `make run` makes them
     completed = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=ROOT,
