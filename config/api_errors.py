@@ -19,6 +19,8 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.TooLarge: 413,
+    errors.Misconfigured: 500,
+    errors.UpstreamFailed: 502,
     errors.Unavailable: 503,
 }
 

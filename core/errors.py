@@ -32,6 +32,14 @@ class TooLarge(DomainError):
     """More than the caller may send or store."""
 
 
+class UpstreamFailed(DomainError):
+    """A system we called on the caller's behalf (an LMS, a key server) did not answer usefully."""
+
+
+class Misconfigured(DomainError):
+    """This server is not set up to do this; only its operator can fix it."""
+
+
 class Unavailable(DomainError):
     """A component the request needs is down or full; the same request may succeed later."""
 

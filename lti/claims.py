@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lti.errors import LtiError
+from lti.errors import LtiError, LtiRefused
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = LTI + "message_type"
@@ -173,7 +173,7 @@ def validate_launch(
         raise LtiError(f"the message type {str(message_type)[:40]!r} is not supported")
     deployment_id = _require_str(claims, DEPLOYMENT_ID, "deployment id")
     if deployment_id not in deployment_ids:
-        raise LtiError("the launch's deployment is not registered for this platform", status=403)
+        raise LtiRefused("the launch's deployment is not registered for this platform")
     sub = _require_str(claims, "sub", "user (sub)")
     roles = claims.get(ROLES)
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):

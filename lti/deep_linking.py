@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from courses import selectors as course_selectors
 from courses.models import Lesson, LessonState
 from lti import messages, platforms
-from lti.errors import LtiError
+from lti.errors import LtiError, LtiRefused
 from lti.models import LtiPlatform
 from lti.provisioning import LaunchResult, lesson_grant_sign
 
@@ -33,13 +33,13 @@ class DeepLinkRequest:
     @classmethod
     def from_session(cls, value: Any) -> DeepLinkRequest:
         if not isinstance(value, dict):
-            raise LtiError("this lesson picker has expired; open it again from the course", status=403)
+            raise LtiRefused("this lesson picker has expired; open it again from the course")
         return cls(**value)
 
 
 def deep_link_request_from_launch(*, result: LaunchResult) -> DeepLinkRequest:
     if not result.educator:
-        raise LtiError("only instructors can add lessons to the course", status=403)
+        raise LtiRefused("only instructors can add lessons to the course")
     dl = result.message.deep_linking_settings
     accept_types = dl.get("accept_types")
     if isinstance(accept_types, list) and "ltiResourceLink" not in accept_types:
@@ -71,7 +71,7 @@ def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list
         raise LtiError("the platform accepts only one lesson here")
     lessons = list(deep_link_lessons(user=user).filter(public_id__in=lesson_ids))
     if len(lessons) != len(set(lesson_ids)):
-        raise LtiError("one of the lessons picked is not yours to offer", status=403)
+        raise LtiRefused("one of the lessons picked is not yours to offer")
     platform = LtiPlatform.objects.get(pk=request.platform_id)
     picked = [
         messages.PickedLesson(

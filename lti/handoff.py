@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from courses.models import Lesson
-from lti.errors import LtiError
+from lti.errors import LtiRefused
 from lti.models import LtiNonce
 
 HANDOFF_SECONDS = 120
@@ -41,17 +41,17 @@ def handoff_token_consume(*, token: str) -> tuple[User, str]:
     try:
         data = signing.loads(token, salt=_SALT, max_age=HANDOFF_SECONDS)
     except signing.SignatureExpired as exc:
-        raise LtiError("this link has expired; open the lesson again from the course", status=403) from exc
+        raise LtiRefused("this link has expired; open the lesson again from the course") from exc
     except signing.BadSignature as exc:
-        raise LtiError("this link is not valid", status=403) from exc
+        raise LtiRefused("this link is not valid") from exc
     try:
         with transaction.atomic():
             LtiNonce.objects.create(
                 issuer="handoff", value=data["n"], expires_at=timezone.now() + timedelta(seconds=HANDOFF_SECONDS)
             )
     except IntegrityError as exc:
-        raise LtiError("this link was already used; open the lesson again from the course", status=403) from exc
+        raise LtiRefused("this link was already used; open the lesson again from the course") from exc
     user = get_user_model().objects.filter(pk=data["u"], is_active=True).first()
     if user is None:
-        raise LtiError("this account is not active", status=403)
+        raise LtiRefused("this account is not active")
     return user, data["l"]

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lti import claims, provisioning, tokens
-from lti.errors import LtiError
+from lti.errors import LtiError, LtiRefused
 from lti.models import LtiDeployment, LtiLoginState, LtiNonce, LtiPlatform
 from lti.provisioning import LaunchResult
 
@@ -63,7 +63,7 @@ def lti_launch_validate(
     if target is not None and target != login_state.target_link_uri:
         raise LtiError("the launch's target link URI is not the one its login asked for")
     if message.message_type == claims.DEEP_LINKING_REQUEST and not claims.is_educator(message.roles):
-        raise LtiError("only instructors can add lessons to the course", status=403)
+        raise LtiRefused("only instructors can add lessons to the course")
     accept_types = message.deep_linking_settings.get("accept_types")
     if message.message_type == claims.DEEP_LINKING_REQUEST and isinstance(accept_types, list):
         if "ltiResourceLink" not in accept_types:
@@ -74,9 +74,8 @@ def lti_launch_validate(
         if storage_state == state:
             return ValidatedLaunch(platform=platform, login_state=login_state, message=message)
         return ValidatedLaunch(platform=platform, login_state=login_state, message=message, needs_storage_check=True)
-    raise LtiError(
+    raise LtiRefused(
         "this browser did not keep the launch's cookie (third-party cookies blocked?); open the tool in a new window",
-        status=403,
     )
 
 
@@ -100,6 +99,6 @@ def lti_launch_complete(*, validated: ValidatedLaunch) -> LaunchResult:
         with transaction.atomic():
             LtiNonce.objects.create(issuer=message.issuer, value=message.nonce, expires_at=_expiry(message))
     except IntegrityError as exc:
-        raise LtiError("the launch's nonce was already used (replay)", status=403) from exc
+        raise LtiRefused("the launch's nonce was already used (replay)") from exc
     deployment = LtiDeployment.objects.get(platform=validated.platform, deployment_id=message.deployment_id)
     return provisioning.provision(platform=validated.platform, deployment=deployment, message=message)

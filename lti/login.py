@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from lti import messages
-from lti.errors import LtiError
+from lti.errors import LtiError, LtiRefused
 from lti.models import LtiLoginState, LtiNonce, LtiPlatform
 
 STATE_COOKIE_PREFIX = "lti_state_"
@@ -57,12 +57,12 @@ def lti_login_start(
         platforms = platforms.filter(client_id=client_id)
     found = list(platforms[:2])
     if not found:
-        raise LtiError("this platform is not registered with the tool", status=403)
+        raise LtiRefused("this platform is not registered with the tool")
     if len(found) > 1:
         raise LtiError("the platform has several registrations here: the login request must name its client_id")
     platform = found[0]
     if lti_deployment_id and not platform.deployments.filter(deployment_id=lti_deployment_id).exists():
-        raise LtiError("this deployment is not registered with the tool", status=403)
+        raise LtiRefused("this deployment is not registered with the tool")
     if not _is_our_launch_url(target_link_uri):
         raise LtiError("the target link URI is not one of this tool's URLs")
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)

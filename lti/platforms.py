@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lti import keys
-from lti.errors import LtiError
+from lti.errors import LtiConflict, ToolMisconfigured
 from lti.models import LtiDeployment, LtiPlatform, LtiToolKey
 
 
@@ -38,7 +38,7 @@ def platform_register(
     refused: a second registration must never borrow a known platform's identity (the audience of
     the client assertions we sign names it)."""
     if LtiPlatform.objects.filter(client_id=client_id).exclude(issuer=issuer).exists():
-        raise LtiError("this client id is already registered for another LMS (issuer)", status=409)
+        raise LtiConflict("this client id is already registered for another LMS (issuer)")
     defaults = {
         "auth_login_url": auth_login_url,
         "auth_token_url": auth_token_url,
@@ -110,7 +110,7 @@ def tool_sign(payload: dict[str, Any]) -> str:
     try:
         private, _ = keys.load_private_any(key.private_key_encrypted, passphrases=_passphrases())
     except (ValueError, TypeError) as exc:
-        raise LtiError("the tool's signing key cannot be read (LTI_KEY_PASSPHRASE changed?)", status=500) from exc
+        raise ToolMisconfigured("the tool's signing key cannot be read (LTI_KEY_PASSPHRASE changed?)") from exc
     return jwt.encode(payload, private, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
 
 

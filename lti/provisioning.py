@@ -17,7 +17,7 @@ from django.utils.crypto import constant_time_compare
 from courses import services as course_services
 from courses.models import Course, Lesson, LessonState
 from lti import claims, messages
-from lti.errors import LtiError
+from lti.errors import LtiError, LtiNotFound, LtiRefused
 from lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 
 
@@ -77,7 +77,7 @@ def _lesson_from_custom(
         raise LtiError("the link's lesson parameter is not a lesson id") from exc
     lesson = Lesson.objects.select_related("course").filter(public_id=public_id).first()
     if lesson is None:
-        raise LtiError("the lesson this link points to does not exist", status=404)
+        raise LtiNotFound("the lesson this link points to does not exist")
     course = lesson.course
     grant = str(message.custom.get("lesson_grant", ""))
     allowed = (
@@ -87,7 +87,7 @@ def _lesson_from_custom(
         or course.educators.filter(pk=user.pk).exists()
     )
     if not allowed:
-        raise LtiError("this lesson is not available to this platform", status=403)
+        raise LtiRefused("this lesson is not available to this platform")
     return lesson
 
 

@@ -27,7 +27,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lti import http, messages
-from lti.errors import LtiError, PlatformPermanentError, PlatformTransientError
+from lti.errors import (
+    LtiConflict,
+    LtiError,
+    LtiRefused,
+    PlatformAnswerUnusable,
+    PlatformPermanentError,
+    PlatformTransientError,
+)
 from lti.models import LtiPlatform, LtiRegistrationLink
 from lti.platforms import platform_register
 from lti.selectors import platform_foreign_endpoints
@@ -85,7 +92,7 @@ def _claim(token: str) -> LtiRegistrationLink:
         token_hash=_hash(token), used_at__isnull=True, expires_at__gt=now
     ).update(used_at=now)
     if claimed != 1:
-        raise LtiError(LINK_INVALID, status=403)
+        raise LtiRefused(LINK_INVALID)
     return LtiRegistrationLink.objects.get(token_hash=_hash(token))
 
 
@@ -114,18 +121,18 @@ def _register(*, openid_configuration: str, registration_token: str) -> LtiPlatf
     try:
         config = http.get_json(openid_configuration, headers=bearer).json()
     except (PlatformTransientError, PlatformPermanentError) as exc:
-        raise LtiError(f"the platform's configuration could not be read: {exc}", status=502) from exc
+        raise PlatformAnswerUnusable(f"the platform's configuration could not be read: {exc}") from exc
     if not isinstance(config, dict):
-        raise LtiError("the platform's configuration is not a JSON object", status=502)
+        raise PlatformAnswerUnusable("the platform's configuration is not a JSON object")
     issuer = config.get("issuer")
     if not isinstance(issuer, str) or messages.origin_of(issuer) != messages.origin_of(openid_configuration):
-        raise LtiError("the platform's issuer does not match the address of its configuration", status=403)
+        raise LtiRefused("the platform's issuer does not match the address of its configuration")
     needed = ("authorization_endpoint", "token_endpoint", "jwks_uri", "registration_endpoint")
     endpoints: dict[str, str] = {}
     for name in needed:
         value = config.get(name)
         if not isinstance(value, str) or not value.lower().startswith(("https://", "http://")):
-            raise LtiError(f"the platform's configuration has no valid {name}", status=502)
+            raise PlatformAnswerUnusable(f"the platform's configuration has no valid {name}")
         endpoints[name] = value
     supported = config.get("scopes_supported")
     scopes = [s for s in messages.TOOL_SCOPES if not isinstance(supported, list) or s in supported]
@@ -138,11 +145,11 @@ def _register(*, openid_configuration: str, registration_token: str) -> LtiPlatf
     try:
         reply = http.post_json(endpoints["registration_endpoint"], request, headers=bearer)
     except (PlatformTransientError, PlatformPermanentError) as exc:
-        raise LtiError(f"the platform refused the registration: {exc}", status=502) from exc
+        raise PlatformAnswerUnusable(f"the platform refused the registration: {exc}") from exc
     answer = reply.json() if reply.body else None
     client_id = answer.get("client_id") if isinstance(answer, dict) else None
     if not isinstance(answer, dict) or not isinstance(client_id, str) or not client_id:
-        raise LtiError("the platform's registration answer has no client_id", status=502)
+        raise PlatformAnswerUnusable("the platform's registration answer has no client_id")
     tool_config = answer.get(messages.TOOL_CONFIGURATION) or {}
     deployment_id = tool_config.get("deployment_id") if isinstance(tool_config, dict) else None
     product = config.get(PLATFORM_CONFIGURATION)
@@ -161,7 +168,7 @@ def _register(*, openid_configuration: str, registration_token: str) -> LtiPlatf
         if LtiPlatform.objects.filter(issuer=issuer, client_id=client_id).exists():
             # Re-registration would replace a working platform's endpoints on the word of whoever
             # holds a link: the operator edits a known platform in the admin instead.
-            raise LtiError("this LMS (issuer and client id) is registered already", status=409)
+            raise LtiConflict("this LMS (issuer and client id) is registered already")
         return platform_register(
             **fields,
             deployment_ids=[deployment_id] if isinstance(deployment_id, str) and deployment_id else [],

@@ -11,7 +11,7 @@ import jwt
 from django.conf import settings
 
 from lti import http
-from lti.errors import LtiError, PlatformPermanentError, PlatformTransientError
+from lti.errors import LtiError, LtiRefused, PlatformAnswerUnusable, PlatformPermanentError, PlatformTransientError
 from lti.models import LtiPlatform
 
 
@@ -36,13 +36,13 @@ def _fetch_jwks(url: str) -> dict[str, jwt.PyJWK]:
     try:
         document = http.get_json(url).json()
     except PlatformTransientError as exc:
-        raise LtiError("the platform's public keys could not be fetched; try again", status=502) from exc
+        raise PlatformAnswerUnusable("the platform's public keys could not be fetched; try again") from exc
     except PlatformPermanentError as exc:
-        raise LtiError(f"the platform's public keys could not be read ({exc})", status=502) from exc
+        raise PlatformAnswerUnusable(f"the platform's public keys could not be read ({exc})") from exc
     try:
         key_set = jwt.PyJWKSet.from_dict(document if isinstance(document, dict) else {})
     except jwt.PyJWKSetError as exc:
-        raise LtiError("the platform publishes no usable public key", status=502) from exc
+        raise PlatformAnswerUnusable("the platform publishes no usable public key") from exc
     return {key.key_id: key for key in key_set.keys if key.key_id}
 
 
@@ -61,7 +61,7 @@ def signing_key(url: str, kid: str) -> jwt.PyJWK:
         with _jwks_lock:
             _jwks_cache[url] = cached
     if kid not in cached.keys:
-        raise LtiError("the launch was signed with a key the platform does not publish (kid)", status=403)
+        raise LtiRefused("the launch was signed with a key the platform does not publish (kid)")
     return cached.keys[kid]
 
 
@@ -83,12 +83,12 @@ def platform_for(claims: dict[str, Any]) -> LtiPlatform:
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     candidates = LtiPlatform.objects.filter(issuer=issuer, active=True)
     if not candidates.exists():
-        raise LtiError("the launch's issuer (iss) is not registered with this tool", status=403)
+        raise LtiRefused("the launch's issuer (iss) is not registered with this tool")
     azp = claims.get("azp")
     for platform in candidates:
         if platform.client_id in audiences and (azp is None or azp == platform.client_id):
             return platform
-    raise LtiError("the launch is not addressed to this tool's client id (aud/azp)", status=403)
+    raise LtiRefused("the launch is not addressed to this tool's client id (aud/azp)")
 
 
 def verify(token: str, *, platform: LtiPlatform, header: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def verify(token: str, *, platform: LtiPlatform, header: dict[str, Any]) -> dict
             options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except jwt.InvalidSignatureError as exc:
-        raise LtiError("the launch's signature is not valid", status=403) from exc
+        raise LtiRefused("the launch's signature is not valid") from exc
     except jwt.ExpiredSignatureError as exc:
         raise LtiError("the launch has expired (exp); start it again from the course") from exc
     except jwt.ImmatureSignatureError as exc:
@@ -118,6 +118,6 @@ def verify(token: str, *, platform: LtiPlatform, header: dict[str, Any]) -> dict
     except jwt.MissingRequiredClaimError as exc:
         raise LtiError(f"the launch has no {exc.claim} claim") from exc
     except jwt.InvalidAudienceError as exc:
-        raise LtiError("the launch is not addressed to this tool (aud)", status=403) from exc
+        raise LtiRefused("the launch is not addressed to this tool (aud)") from exc
     except jwt.InvalidTokenError as exc:
         raise LtiError(f"the launch's token is not valid: {exc}") from exc

@@ -20,10 +20,11 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.api_errors import status_for
 from courses import entitlement
 from courses import selectors as course_selectors
 from lti import claims, deep_linking, handoff, launch, messages, platforms, registration
-from lti.errors import LtiError
+from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
 
@@ -45,7 +46,7 @@ def frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 def _error(request: HttpRequest, error: LtiError) -> HttpResponse:
-    return render(request, "lti/error.html", {"reason": error.reason}, status=error.status)
+    return render(request, "lti/error.html", {"reason": error.reason}, status=status_for(error))
 
 
 # The state cookie must reach /lti/launch/ in a cross-site form post: SameSite=None, which browsers
@@ -134,9 +135,8 @@ def launch_view(request: HttpRequest) -> HttpResponse:
             # The storage check's verdict is only worth something when our own launch-check page, which
             # read the state from the platform's storage, posts it. Anything else could be a login
             # CSRF: another site posting an id_token and state that it obtained in its own browser.
-            raise LtiError(
+            raise LtiRefused(
                 "this launch did not come from the tool's own check page; open it again from the course",
-                status=403,
             )
         validated = launch.lti_launch_validate(
             id_token=id_token,
@@ -188,10 +188,10 @@ def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
             # lesson is shown here: whoever holds the link is not known yet.
             url = f"{reverse('lti:handoff')}?{urlencode({'token': token})}"
             return render(request, "lti/new_window.html", {"url": url}, status=200)
-        return _error(request, LtiError("open this lesson from your course in the LMS", status=403))
+        return _error(request, LtiRefused("open this lesson from your course in the LMS"))
     if not entitlement.lesson_entitled(user=request.user, lesson=found):
         # A draft, or a course this user has no place in: not even the title (playback/access.py decides).
-        return _error(request, LtiError("this lesson is not available to you", status=403))
+        return _error(request, LtiRefused("this lesson is not available to you"))
     engine = request.GET.get("engine", "hls")
     context = {"lesson": found, "engine": engine if engine in ("hls", "shaka") else "hls"}
     return render(request, "lti/lesson.html", context)
@@ -207,7 +207,7 @@ def handoff_view(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         token = request.GET.get("token", "")
         if handoff.handoff_token_peek(token=token) is None:
-            return _error(request, LtiError("this link is not valid or has expired", status=403))
+            return _error(request, LtiRefused("this link is not valid or has expired"))
         return render(request, "lti/handoff.html", {"token": token})
     try:
         user, public_id = handoff.handoff_token_consume(token=request.POST.get("token", ""))
@@ -225,7 +225,7 @@ def deep_link(request: HttpRequest) -> HttpResponse:
     try:
         dl_request = deep_linking.DeepLinkRequest.from_session(request.session.get(DEEP_LINK_SESSION_KEY))
         if not request.user.is_authenticated:
-            raise LtiError("open the lesson picker from your course in the LMS", status=403)
+            raise LtiRefused("open the lesson picker from your course in the LMS")
         if request.method == "POST":
             return_url, jwt = deep_linking.deep_link_response(
                 user=request.user, request=dl_request, lesson_ids=request.POST.getlist("lesson")
@@ -271,7 +271,7 @@ def register(request: HttpRequest, token: str = "") -> HttpResponse:
     if token and registration.registration_link_usable(token=token):
         framer = messages.origin_of(openid_configuration)
     if not token:
-        response = _error(request, LtiError(registration.LINK_INVALID, status=403))
+        response = _error(request, LtiRefused(registration.LINK_INVALID))
     else:
         response = _register(request, token=token, openid_configuration=openid_configuration)
     response["Content-Security-Policy"] = f"frame-ancestors 'self' {framer}".strip()

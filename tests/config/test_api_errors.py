@@ -21,6 +21,8 @@ class _NotReadyYet(errors.Conflict):
         (errors.NotFound, 404),
         (errors.Conflict, 409),
         (errors.TooLarge, 413),
+        (errors.Misconfigured, 500),
+        (errors.UpstreamFailed, 502),
         (errors.Unavailable, 503),
     ],
 )
@@ -38,6 +40,24 @@ def test_every_kind_is_mapped() -> None:
 
 def test_an_app_error_takes_the_status_of_its_kind() -> None:
     assert status_for(_NotReadyYet("not yet")) == 409
+    assert status_for(errors.DomainError("names no kind")) == 400
+
+
+def test_the_statuses_of_the_apps_refusals() -> None:
+    from lti import errors as lti_errors
+    from media_pipeline import uploads
+
+    assert [status_for(kind("x")) for kind in (lti_errors.LtiError, lti_errors.LtiRefused, lti_errors.LtiNotFound)] == [
+        400,
+        403,
+        404,
+    ]
+    assert status_for(lti_errors.LtiConflict("x")) == 409
+    assert status_for(lti_errors.PlatformAnswerUnusable("x")) == 502
+    assert status_for(lti_errors.ToolMisconfigured("x")) == 500
+    assert status_for(uploads.UploadError("x")) == 400
+    assert status_for(uploads.QuotaExceeded("x")) == 413
+    assert status_for(uploads.UploadFinished("x")) == 403
 
 
 def test_unavailable_says_when_to_retry() -> None:
