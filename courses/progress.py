@@ -12,10 +12,16 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from core import errors
+
 MAX_RANGES = 500
 MAX_DURATION_SECONDS = 24 * 3600
 # The last media segment may end a little after the duration the probe measured.
 END_TOLERANCE_SECONDS = 2.0
+
+
+class RangesInvalid(errors.Invalid, ValueError):
+    """The reported ranges are malformed or out of the lesson's bounds."""
 
 
 def total_seconds(duration: float) -> int:
@@ -23,22 +29,22 @@ def total_seconds(duration: float) -> int:
 
 
 def parse_ranges(value: object, *, duration: float) -> list[tuple[float, float]]:
-    """Validate a JSON list of [start, end] pairs; raises ValueError with a reason."""
+    """Validate a JSON list of [start, end] pairs; raises RangesInvalid with a reason."""
     if not isinstance(value, list):
-        raise ValueError("ranges must be a list of [start, end] pairs")
+        raise RangesInvalid("ranges must be a list of [start, end] pairs")
     if len(value) > MAX_RANGES:
-        raise ValueError(f"at most {MAX_RANGES} ranges")
+        raise RangesInvalid(f"at most {MAX_RANGES} ranges")
     ranges = []
     for item in value:
         if not isinstance(item, list | tuple) or len(item) != 2:
-            raise ValueError("each range is a [start, end] pair")
+            raise RangesInvalid("each range is a [start, end] pair")
         start, end = item
         if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (start, end)):
-            raise ValueError("range bounds must be numbers")
+            raise RangesInvalid("range bounds must be numbers")
         if start < 0 or end < start:
-            raise ValueError("each range needs 0 <= start <= end")
+            raise RangesInvalid("each range needs 0 <= start <= end")
         if end > duration + END_TOLERANCE_SECONDS:
-            raise ValueError("a range ends after the lesson does")
+            raise RangesInvalid("a range ends after the lesson does")
         ranges.append((float(start), float(min(end, duration))))
     return ranges
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core import errors
 from courses import hooks, progress, selectors
 from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
 from courses.view_tokens import ViewClaim, view_token_read
@@ -127,11 +128,11 @@ def lesson_text_tracks_sync(*, lesson: Lesson) -> bool:
     return media_services.asset_set_text_tracks(asset=lesson.asset, tracks=selectors.lesson_text_tracks(lesson=lesson))
 
 
-class ProgressUnavailable(Exception):
+class ProgressUnavailable(errors.Conflict):
     """The lesson has no known duration yet, so progress cannot be measured."""
 
 
-class ProgressRefused(Exception):
+class ProgressRefused(errors.NotAllowed):
     """The report carries no view token this server issued, for this viewer and lesson, still valid."""
 
 
@@ -158,7 +159,7 @@ def lesson_progress_record(
     The report must carry the view token of a playback session the user started for this lesson
     (else ProgressRefused, and nothing changes). Newly claimed seconds are credited no faster than
     wall-clock time at the fastest playback rate, over all the user's viewings (progress.credit());
-    the rest can be claimed again by a later report. Raises ValueError for malformed ranges.
+    the rest can be claimed again by a later report. Raises progress.RangesInvalid for malformed ranges.
     Completion (the lesson's threshold of credited seconds reached) is recorded once. After the
     transaction commits, the listeners of hooks.progress_recorded_listen (LMS gradebooks) are told.
     """

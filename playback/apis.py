@@ -22,7 +22,7 @@ from config.openapi import NOT_LOGGED_IN, error
 from courses import progress as course_progress
 from courses import view_tokens
 from courses.selectors import lesson_get
-from courses.services import ProgressRefused, ProgressUnavailable, lesson_progress_record
+from courses.services import lesson_progress_record
 from playback.access import can_watch
 from playback.binding import binding_for
 from playback.services import DrmInfo, PlaybackSession, playback_session_create
@@ -269,17 +269,11 @@ class ProgressApi(APIView):
             return Response({"detail": decision.reason}, status=code)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            record = lesson_progress_record(
-                user=user,
-                lesson=lesson,
-                ranges=data.validated_data["ranges"],
-                view_token=data.validated_data["view_token"],
-            )
-        except ProgressRefused as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-        except ProgressUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        # Refusals (a bad view token, no duration yet, malformed ranges) are domain errors: 403, 409, 400.
+        record = lesson_progress_record(
+            user=user,
+            lesson=lesson,
+            ranges=data.validated_data["ranges"],
+            view_token=data.validated_data["view_token"],
+        )
         return Response({"seconds_watched": record.seconds_watched, "completed": record.completed_at is not None})
