@@ -26,7 +26,7 @@ class ActorOptions(TypedDict, total=False):
 def send_now(actor_name: str, *args: Any, delay_ms: int | None = None) -> bool:
     """Send a message to the actor called ``actor_name``; False (logged) when the broker refused it.
 
-    Actors are found by name (Django loads every app's ``actors`` module at start-up), so a service
+    Actors are found by name (every app's AppConfig.ready imports its ``actors`` module), so a service
     never imports the actors that import it. A refused send loses nothing: the rows are committed
     and each workflow's resume command (`pipeline_resume`, `replicas sync`, ...) sends it again.
     """

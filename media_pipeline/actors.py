@@ -7,16 +7,15 @@ steps send these by name (core.tasks, media_pipeline.workflow.NEXT_STEP), never 
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 
+from core.tasks import ActorOptions
 from media_pipeline import replication
 from media_pipeline.errors import PermanentError
 from media_pipeline.steps import chunked, probe, provisional, publish, transcode
 
 MINUTE_MS = 60_000
-COMMON: dict[str, Any] = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
+COMMON: ActorOptions = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
           "throws": (PermanentError,)}  # fmt: skip
 
 
@@ -42,7 +41,7 @@ def publish_asset(asset_id: int) -> None:
 
 # Chunks of a long source (docs/adr/0016). A chunk or join held by another worker is retried after its
 # lease, quietly (dramatiq.Retry), as often as it takes that worker to finish or its lease to pass.
-CHUNKS: dict[str, Any] = {**COMMON, "max_retries": 50}
+CHUNKS: ActorOptions = {**COMMON, "max_retries": 50}
 
 
 @dramatiq.actor(time_limit=2 * 60 * MINUTE_MS, **CHUNKS)
@@ -63,7 +62,7 @@ def join_chunks(build_id: int) -> None:
 
 # A region that is down is retried for hours with growing pauses; `replicas sync` (run by
 # pipeline_resume at start-up, or from cron) picks up whatever outlives the retries.
-REPLICATION: dict[str, Any] = {
+REPLICATION: ActorOptions = {
     "queue_name": "replication", "max_retries": 20, "min_backoff": 2_000, "max_backoff": 15 * MINUTE_MS,
     "throws": (PermanentError,),
 }  # fmt: skip
