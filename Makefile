@@ -94,9 +94,10 @@ test: pytest
 
 # The fast loop: every test that needs no service (no database, Redis, S3, browser, worker, encode),
 # without the harness, in under a minute. Redis points at a closed port so a test that needs it and
-# is not marked fails here instead of touching a developer's own Redis (tests/conftest.py).
+# is not marked fails here instead of touching a developer's own Redis (tests/conftest.py). One
+# pytest-xdist worker per core: these tests share nothing, so they may run side by side.
 test-unit: python-deps
-	TESTS_TIER=unit REDIS_URL=redis://127.0.0.1:9/0 VAR_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	TESTS_TIER=unit REDIS_URL=redis://127.0.0.1:9/0 VAR_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q -n auto $(PYTEST_ARGS)
 
 lint: python-deps
 	$(BIN)/ruff check .

@@ -67,6 +67,7 @@ def test_the_drainer_stores_what_the_asgi_endpoint_accepted() -> None:
         (b"x" * 70_000, [], 413, "batch larger than 65536 bytes"),
         (b"x", [(b"content-length", b"999999")], 413, "batch larger than 65536 bytes"),
     ],
+    ids=["unknown event type", "not JSON", "too large", "declared too large"],
 )
 def test_refusals_queue_nothing(payload: bytes, headers: list, status: int, detail: str) -> None:
     response = _call("POST", "/api/v1/qoe/events/", payload, headers)

@@ -64,28 +64,28 @@ def test_defaults_for_optional_labels() -> None:
     assert (batch.pathway, batch.browser, batch.device) == ("origin", "other", "other")
 
 
-@pytest.mark.parametrize(
-    ("payload", "reason"),
-    [
-        (b"not json", "body is not JSON"),
-        (b"[]", "body must be a JSON object"),
-        (body(view_id="42"), "view_id must be a UUID"),
-        (body(lesson=None), "lesson must be a UUID"),
-        (body(events=[]), "events must be a non-empty list"),
-        (body(events=[{"type": "play_request", "t": 0}] * 201), "at most 200 events per batch"),
-        (body(events=[{"type": "explode", "t": 0}]), "events[0].type is not a known event type"),
-        (body(events=[{"type": "end", "t": -1}]), "events[0].t must be a number from 0 to 8.64e+07"),
-        (body(events=[{"type": "end", "t": "soon"}]), "events[0].t must be a number from 0 to 8.64e+07"),
-        (body(events=[{"type": "end", "t": True}]), "events[0].t must be a number from 0 to 8.64e+07"),
-        (body(events=[{"type": "end", "t": 1, "sql": "drop"}]), "events[0] has unknown fields: sql"),
-        (body(events=[{"type": "error", "t": 1, "fatal": "yes"}]), "events[0].fatal must be true or false"),
-        (body(events=["end"]), "events[0] must be an object"),
-        (body(device="fridge"), "device must be one of desktop, mobile, other, tablet, tv"),
-        (body(pathway="x" * 41), "pathway must be a short printable string"),
-        (body(browser="Chrome\n"), "browser must be a short printable string"),
-        (b" " * (MAX_BODY_BYTES + 1), "batch larger than 65536 bytes"),
-    ],
-)
+BAD_BATCHES = [
+    (b"not json", "body is not JSON"),
+    (b"[]", "body must be a JSON object"),
+    (body(view_id="42"), "view_id must be a UUID"),
+    (body(lesson=None), "lesson must be a UUID"),
+    (body(events=[]), "events must be a non-empty list"),
+    (body(events=[{"type": "play_request", "t": 0}] * 201), "at most 200 events per batch"),
+    (body(events=[{"type": "explode", "t": 0}]), "events[0].type is not a known event type"),
+    (body(events=[{"type": "end", "t": -1}]), "events[0].t must be a number from 0 to 8.64e+07"),
+    (body(events=[{"type": "end", "t": "soon"}]), "events[0].t must be a number from 0 to 8.64e+07"),
+    (body(events=[{"type": "end", "t": True}]), "events[0].t must be a number from 0 to 8.64e+07"),
+    (body(events=[{"type": "end", "t": 1, "sql": "drop"}]), "events[0] has unknown fields: sql"),
+    (body(events=[{"type": "error", "t": 1, "fatal": "yes"}]), "events[0].fatal must be true or false"),
+    (body(events=["end"]), "events[0] must be an object"),
+    (body(device="fridge"), "device must be one of desktop, mobile, other, tablet, tv"),
+    (body(pathway="x" * 41), "pathway must be a short printable string"),
+    (body(browser="Chrome\n"), "browser must be a short printable string"),
+    (b" " * (MAX_BODY_BYTES + 1), "batch larger than 65536 bytes"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD_BATCHES, ids=[reason for _, reason in BAD_BATCHES])
 def test_bad_batches_are_refused_whole_with_a_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(BatchRejected) as excinfo:
         parse_batch(payload)
