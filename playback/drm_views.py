@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from config.api_errors import status_for
 from playback.binding import client_ip
 from playback.drm import clearkey
 from playback.drm.services import KeyRefused, Requester, bearer_token, keys_release
@@ -45,7 +46,7 @@ def clearkey_license(request: HttpRequest) -> HttpResponseBase:
         keys = keys_release(requester=_requester(request), token=token, kids=kids, endpoint="license")
     except KeyRefused as refused:
         logger.info("license refused: %s", refused.reason)
-        return _refusal(refused.reason, refused.status)
+        return _refusal(refused.reason, status_for(refused))
     response = JsonResponse(clearkey.license_response([(key.kid_hex, key.key) for key in keys]))
     response["Cache-Control"] = "no-store"
     return response
@@ -63,7 +64,7 @@ def hls_key(request: HttpRequest, kid: str) -> HttpResponseBase:
         (key,) = keys_release(requester=_requester(request), token=token, kids=[kid], endpoint="hls_key")
     except KeyRefused as refused:
         logger.info("HLS key refused: %s", refused.reason)
-        return _refusal(refused.reason, refused.status)
+        return _refusal(refused.reason, status_for(refused))
     response = HttpResponse(key.key, content_type="application/octet-stream")
     response["Cache-Control"] = "no-store"
     return response

@@ -24,7 +24,7 @@ from playback.services import STEERING_NAME
 from playback.signers import signer_get
 from playback.steering import Pathway, pathway_priority, steer_dash_mpd, steer_hls_master, steering_manifest
 from playback.tokens import TokenResult, prefix_of, token_verify
-from playback.views import _refusal
+from playback.views import text_refusal
 
 logger = logging.getLogger(__name__)
 MANIFEST_LIMIT = 4 * 1024 * 1024
@@ -41,21 +41,21 @@ def steer(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
         binding=binding.token_value(),
     )
     if verdict is TokenResult.BAD:
-        return _refusal("forbidden", 403)
+        return text_refusal("forbidden", 403)
     if verdict is TokenResult.EXPIRED:
-        return _refusal("playback token expired", 410)
+        return text_refusal("playback token expired", 410)
     prefix = prefix_of(key)
     assert prefix is not None  # token_verify refuses keys outside a version prefix
     name = key[len(prefix) :]
     complete = version_complete_regions(prefix=prefix)
     regions = [region for region in regions_all() if region.name in complete]
     if not regions:
-        return _refusal("not found", 404)
+        return text_refusal("not found", 404)
     steering_uri = request.build_absolute_uri(f"{request.path.removesuffix(name)}{STEERING_NAME}")
     if name == STEERING_NAME:
         return _steering(request, regions, prefix, steering_uri)
     if name not in (layout.HLS_MASTER, layout.DASH_MANIFEST):
-        return _refusal("not found", 404)
+        return text_refusal("not found", 404)
     expires_at = int(token.split(".", 1)[0])
     pathways = [
         Pathway(region.name, request.build_absolute_uri(signer_get(region).sign_prefix(prefix=prefix,

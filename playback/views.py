@@ -19,7 +19,7 @@ from playback.origin import RangeNotSatisfiable, cache_control_for, parse_range
 from playback.tokens import TokenResult, prefix_of, token_verify
 
 
-def _refusal(text: str, status: int) -> HttpResponse:
+def text_refusal(text: str, status: int) -> HttpResponse:
     response = HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response
@@ -40,9 +40,9 @@ def stream(request: HttpRequest, token: str, key: str) -> HttpResponseBase:
     verdict = _verify(request, token, key)
     # Refusals never reach storage.
     if verdict is TokenResult.BAD:
-        return _refusal("forbidden", 403)
+        return text_refusal("forbidden", 403)
     if verdict is TokenResult.EXPIRED:
-        return _refusal("playback token expired", 410)
+        return text_refusal("playback token expired", 410)
     return _serve(request, key)
 
 
@@ -51,12 +51,12 @@ def region_stream(request: HttpRequest, region: str, token: str, key: str) -> Ht
     """The same as ``stream``, reading a non-primary storage region."""
     verdict = _verify(request, token, key)
     if verdict is TokenResult.BAD:
-        return _refusal("forbidden", 403)
+        return text_refusal("forbidden", 403)
     if verdict is TokenResult.EXPIRED:
-        return _refusal("playback token expired", 410)
+        return text_refusal("playback token expired", 410)
     found = region_get(region)
     if found is None:
-        return _refusal("not found", 404)
+        return text_refusal("not found", 404)
     return _serve(request, key, store=store_for(found))
 
 
@@ -67,31 +67,31 @@ def edge_fetch(request: HttpRequest, key: str) -> HttpResponseBase:
     secret = settings.EDGE_ORIGIN_SECRET
     offered = request.headers.get("X-Lessons-Edge-Secret", "")
     if not secret or not hmac.compare_digest(offered.encode(), secret.encode()) or prefix_of(key) is None:
-        return _refusal("forbidden", 403)
+        return text_refusal("forbidden", 403)
     # An edge in front of another storage region says which (deploy/nginx: $lessons_region).
     region_name = request.headers.get("X-Lessons-Region", "")
     if not region_name:
         return _serve(request, key)
     region = region_get(region_name)
     if region is None:
-        return _refusal("not found", 404)
+        return text_refusal("not found", 404)
     return _serve(request, key, store=None if region.primary else store_for(region))
 
 
 def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) -> HttpResponseBase:
     if store is None:
         if not storage.exists(key):
-            return _refusal("not found", 404)
+            return text_refusal("not found", 404)
         size = storage.size(key)
     else:
         info = store.head(key)
         if info is None:
-            return _refusal("not found", 404)
+            return text_refusal("not found", 404)
         size = info.size
     try:
         byte_range = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
-        refusal = _refusal("range not satisfiable", 416)
+        refusal = text_refusal("range not satisfiable", 416)
         refusal["Content-Range"] = f"bytes */{size}"
         return refusal
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, User
 
+from core import errors
 from courses.selectors import lesson_get
 from media_pipeline.content_keys import ContentKeyMaterial, KeyUnreadable
 from media_pipeline.selectors import content_key_get
@@ -24,11 +25,16 @@ from playback.drm import license_tokens
 from playback.models import KeyRelease, KeyReleaseOutcome
 
 
-class KeyRefused(Exception):
-    def __init__(self, reason: str, *, status: int = 403) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
+class KeyRefused(errors.NotAllowed):
+    """No key for this request: the token, the viewer, the session or the key id is not right."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class KeyNotReleasable(errors.Misconfigured, KeyRefused):  # the kind first: it decides the status
+    """The key exists but cannot be opened (CONTENT_KEY_SECRET changed?): the operator must act."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,9 @@ def keys_release(*, requester: Requester, token: str, kids: list[str], endpoint:
     except license_tokens.LicenseTokenInvalid as exc:
         raise KeyRefused(str(exc)) from exc
 
-    def refuse(reason: str, kid: str, *, status: int = 403) -> KeyRefused:
+    def refuse(reason: str, kid: str, *, kind: type[KeyRefused] = KeyRefused) -> KeyRefused:
         _audit(requester, claims, kid=kid, endpoint=endpoint, outcome=KeyReleaseOutcome.DENIED, reason=reason)
-        return KeyRefused(reason, status=status)
+        return kind(reason)
 
     user = requester.user
     first_kid = kids[0]
@@ -77,7 +83,7 @@ def keys_release(*, requester: Requester, token: str, kids: list[str], endpoint:
         try:
             material = content_key_get(asset=lesson.asset, version=claims.version, kid=kid) if lesson.asset else None
         except KeyUnreadable as exc:
-            raise refuse("the key cannot be read", kid, status=500) from exc
+            raise refuse("the key cannot be read", kid, kind=KeyNotReleasable) from exc
         if material is None:
             raise refuse("unknown key id", kid)
         keys.append(material)
