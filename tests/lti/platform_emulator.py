@@ -339,7 +339,7 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 expiry = platform.access_tokens.get(token)
             return auth.startswith("Bearer ") and expiry is not None and expiry > time.time()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:  # the name http.server calls
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             if url.path == "/jwks":
@@ -389,7 +389,7 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, page, "text/html; charset=utf-8")
             return self._json(404, {"error": "not found"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:  # the name http.server calls
             url = urlsplit(self.path)
             body = self._body()
             if url.path == "/token":
