@@ -6,8 +6,11 @@ import logging
 
 import redis
 from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.files.storage import default_storage
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
@@ -32,6 +35,50 @@ def _check_broker() -> None:
         client.close()
 
 
+# The front-end files the pages load: without them (no `npm run build`, no collectstatic) the lesson
+# page, the live dashboard and the lesson admin answer 500.
+REQUIRED_STATIC = (
+    "build/hls.min.js", "build/shaka-player.compiled.js", "build/chart.umd.min.js", "build/tus.min.js",
+    "js/player.js", "js/player-extras.js", "js/lti.js", "css/site.css",
+)  # fmt: skip
+
+# Once every migration is applied in this process's database it stays so: checked until then only.
+_migrated = False
+
+
+class NotMigrated(Exception):
+    pass
+
+
+class StaticFilesMissing(Exception):
+    pass
+
+
+def _check_migrations() -> None:
+    global _migrated
+    if _migrated:
+        return
+    executor = MigrationExecutor(connection)
+    unapplied = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if unapplied:
+        raise NotMigrated(f"{len(unapplied)} migrations not applied (manage.py migrate)")
+    _migrated = True
+
+
+def _check_static() -> None:
+    if hasattr(staticfiles_storage, "stored_name"):  # a manifest: collectstatic must have put them there
+        missing = []
+        for name in REQUIRED_STATIC:
+            try:
+                staticfiles_storage.stored_name(name)
+            except ValueError:
+                missing.append(name)
+    else:
+        missing = [name for name in REQUIRED_STATIC if not finders.find(name)]
+    if missing:
+        raise StaticFilesMissing(f"missing: {', '.join(missing)} (make frontend, manage.py collectstatic)")
+
+
 def _check_storage() -> None:
     # A listing of the root touches the bucket (S3) or the folder (local) without writing.
     default_storage.exists("readyz-probe")
@@ -39,14 +86,20 @@ def _check_storage() -> None:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _check_database, "broker": _check_broker, "storage": _check_storage}
+    checks = {
+        "database": _check_database,
+        "migrations": _check_migrations,
+        "broker": _check_broker,
+        "storage": _check_storage,
+        "static": _check_static,
+    }
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:
             check()
             results[name] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-            logger.warning("readiness check %s failed: %s", name, exc)
+            logger.warning("readiness check %s failed: %s", name, exc)  # the reason is for the operator
             results[name] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in results.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": results}, status=200 if ready else 503)

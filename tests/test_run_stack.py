@@ -20,7 +20,10 @@ import redis
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-READY = {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
+READY = {
+    "status": "ok",
+    "checks": {"database": "ok", "migrations": "ok", "broker": "ok", "storage": "ok", "static": "ok"},
+}
 
 
 def _free_port() -> int:

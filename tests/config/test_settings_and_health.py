@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -75,11 +76,14 @@ def test_healthz() -> None:
     assert response.json() == {"status": "ok"}
 
 
+READY_CHECKS = {"database": "ok", "migrations": "ok", "broker": "ok", "storage": "ok", "static": "ok"}
+
+
 @pytest.mark.django_db
 def test_readyz_checks_database_broker_and_storage() -> None:
     response = Client().get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
+    assert response.json() == {"status": "ok", "checks": READY_CHECKS}
 
 
 @pytest.mark.django_db
@@ -95,6 +99,62 @@ def test_readyz_is_503_when_the_broker_is_down(settings: Settings) -> None:
     assert body["checks"]["broker"] == "error: ConnectionError"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["storage"] == "ok"
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_until_the_front_end_is_collected(settings: Settings, tmp_path: Path) -> None:
+    from config.health import REQUIRED_STATIC
+
+    # Production's manifest storage, over a STATIC_ROOT where collectstatic has not put the player yet.
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    manifest = {"version": "1.1", "hash": "0", "paths": {name: name for name in REQUIRED_STATIC[1:]}}
+    (tmp_path / "staticfiles.json").write_text(json.dumps(manifest))
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {**READY_CHECKS, "static": "error: StaticFilesMissing"}
+    # collectstatic's manifest names every file the pages load: ready.
+    manifest["paths"] = {name: name for name in REQUIRED_STATIC}
+    (tmp_path / "staticfiles.json").write_text(json.dumps(manifest))
+    settings.STATIC_ROOT = tmp_path  # a manifest is read when the storage starts: as a restarted process would
+    response = Client().get("/readyz")
+    assert (response.status_code, response.json()["checks"]) == (200, READY_CHECKS)
+
+
+@pytest.mark.services  # the harness's Redis and S3 beside a fresh SQLite database
+def test_readyz_is_503_until_every_migration_is_applied(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}",
+    }
+    # The static files are found where they are (no collectstatic here): only the database differs.
+    probe = (
+        "import django, json; django.setup(); from django.conf import settings; from django.test import Client; "
+        "from django.test.utils import override_settings; "
+        "static = {**settings.STORAGES, 'staticfiles': "
+        "{'BACKEND': 'django.contrib.staticfiles.storage.StaticFilesStorage'}}\n"
+        "with override_settings(STORAGES=static): r = Client(HTTP_HOST='127.0.0.1').get('/readyz')\n"
+        "print(r.status_code, json.dumps(r.json()['checks']))"
+    )
+
+    def readyz() -> tuple[int, dict[str, str]]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        status, checks = done.stdout.strip().splitlines()[-1].split(" ", 1)
+        return int(status), json.loads(checks)
+
+    # A database that answers but has no tables yet: not ready (it was "ok" before issue 15).
+    status, checks = readyz()
+    assert (status, checks) == (503, {**READY_CHECKS, "migrations": "error: NotMigrated"})
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    assert readyz() == (200, READY_CHECKS)
 
 
 @pytest.mark.django_db
