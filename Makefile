@@ -23,7 +23,7 @@ RUN_ARGS ?=
 # unit-tests the alert rules.
 SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus
 
-.PHONY: help install python-deps frontend system-deps collectstatic run test test-unit pytest lint clean
+.PHONY: help install python-deps frontend system-deps secret-files collectstatic run test test-unit pytest lint clean
 
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -74,8 +74,7 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-collectstatic: install
-	$(BIN)/python -m config.secret_files >/dev/null
+collectstatic: install secret-files
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 
 run: install
@@ -83,14 +82,18 @@ run: install
 
 # The suite alone, e.g. `make pytest PYTEST_ARGS="tests/playback -x"`. pytest's exit code 5 (no test
 # collected) fails like any other non-zero code; the harness names it.
-pytest: install system-deps
-	$(BIN)/python -m config.secret_files >/dev/null  # manage.py reads the embedded default's secrets
+pytest: install system-deps secret-files
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null || \
 	  { echo "make test: a model change has no migration (python manage.py makemigrations)" >&2; exit 1; }
 	$(BIN)/python tests/harness.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: pytest
 	$(MAKE) --no-print-directory lint
+
+# The embedded default's secret files under VAR_DIR (config/secret_files.py; existing ones are kept):
+# the settings only read them, and manage.py, mypy's Django plugin and collectstatic load the settings.
+secret-files: python-deps
+	$(BIN)/python -m config.secret_files >/dev/null
 
 # The fast loop: every test that needs no service (no database, Redis, S3, browser, worker, encode),
 # without the harness, in under a minute. Redis points at a closed port so a test that needs it and
@@ -99,10 +102,9 @@ test: pytest
 test-unit: python-deps
 	TESTS_TIER=unit REDIS_URL=redis://127.0.0.1:9/0 VAR_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q -n auto $(PYTEST_ARGS)
 
-lint: python-deps
+lint: python-deps secret-files
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m config.secret_files >/dev/null  # mypy's Django plugin loads the settings
 	$(BIN)/mypy
 
 clean:

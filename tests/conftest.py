@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
 # test that forgets the mark fails there rather than passing against a developer's own Redis.
 SERVICE_FIXTURES = frozenset(
     {
-        "db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+        "db", "transactional_db", "django_db_setup", "django_db_reset_sequences", "django_db_serialized_rollback",
         "live_server", "s3", "key_prefix", "three_regions", "spare_server", "dramatiq_worker",
         "browser", "page", "demo_clip",
     }

@@ -173,7 +173,7 @@ def served(
     django_db_setup: None, django_db_blocker: DjangoDbBlocker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     if not under_harness():
-        pytest.skip("needs the harness's PostgreSQL, Redis and S3 (tests/harness.py)")
+        pytest.fail("needs the harness's PostgreSQL, Redis and S3: run it through tests/harness.py")
     from django.core.management import call_command
 
     from tests.harness import free_port
