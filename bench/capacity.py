@@ -59,7 +59,7 @@ PROGRESS_PER_CORE = Figure(
 BATCHES_PER_CORE = Figure(808, "req/s", "bench/qoe_ingest.py: 10-event beacon batches, one web process, quiet machine")
 # What the database and Redis see per request.
 QUERIES_PER_SESSION = Figure(2, "", "bench/playback_session.py (asserted by tests/playback/test_api.py)")
-QUERIES_PER_PROGRESS = Figure(8, "", "bench/progress_report.py: token, lesson, entitlement, row lock, write")
+QUERIES_PER_PROGRESS = Figure(8, "", "bench/progress_report.py: 6 queries (token, lesson, row read, lock, write, LTI grant) + BEGIN, COMMIT")
 REDIS_CALLS_PER_SESSION = Figure(1, "", "playback/throttles.py: one MULTI/EXEC")
 REDIS_CALLS_PER_BATCH = Figure(1, "", "analytics/ingest.py: admission and write in one script (docs/adr/0020)")
 # Encoding.
