@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 from media_pipeline.models import VersionReplica
 from media_pipeline.replication import replication_lag_seconds
 
+# What the workers' autoscalers read (deploy/kubernetes): waiting + running + delayed messages per queue.
+WORK_METRIC = "dramatiq_queue_work"
 ASSET_FAILURES = Counter("media_asset_failures_total", "Assets that ended in the failed state", ["step"])
 
 
@@ -63,7 +65,7 @@ class QueueDepthCollector(Collector):
             "dramatiq_queue_messages", "Messages of a Dramatiq queue by state", labels=["queue", "state"]
         )
         work = GaugeMetricFamily(
-            "dramatiq_queue_work", "Messages of a Dramatiq queue waiting, running or delayed", labels=["queue"]
+            WORK_METRIC, "Messages of a Dramatiq queue waiting, running or delayed", labels=["queue"]
         )
         try:
             broker = dramatiq.get_broker()
