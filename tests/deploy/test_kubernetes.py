@@ -264,6 +264,11 @@ def test_web_and_beacons_probe_health_and_leave_the_endpoints_before_sigterm(pro
     headers = {h["name"]: h["value"] for h in web["readinessProbe"]["httpGet"]["httpHeaders"]}
     allowed_hosts = of_kind(production, "ConfigMap")["lessons-config"]["data"]["ALLOWED_HOSTS"].split(",")
     assert headers == {"Host": "localhost", "X-Forwarded-Proto": "https"} and "localhost" in allowed_hosts
+    # Prometheus reaches web pods by address: their metrics port passes no Host check or HTTPS redirect.
+    env = {variable["name"]: variable.get("value") for variable in web["env"]}
+    annotations = deployments["lessons-web"]["spec"]["template"]["metadata"]["annotations"]
+    assert env["METRICS_PORT"] == annotations["prometheus.io/port"] == "9100"
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in web["ports"]
 
 
 def test_the_single_processes_stay_single(production: list[Manifest]) -> None:
@@ -310,9 +315,13 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed(productio
     policies = of_kind(production, "NetworkPolicy")
     deny = policies["lessons-default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    (http,) = policies["lessons-ingress-http"]["spec"]["ingress"]
-    namespaces = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in http["from"]}
-    assert namespaces == {"ingress-nginx", "monitoring"}
+    rules = {
+        rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: {
+            port["port"] for port in rule["ports"]
+        }
+        for rule in policies["lessons-ingress-http"]["spec"]["ingress"]
+    }
+    assert rules == {"ingress-nginx": {8000}, "monitoring": {8000, 9100}}  # 9100: the web pods' METRICS_PORT
     (backends,) = policies["lessons-egress-backends"]["spec"]["egress"]
     assert {port["port"] for port in backends["ports"]} == {5432, 6379, 443}
     # Only web and beacons accept connections; every other pod has no ingress rule at all.
