@@ -33,6 +33,11 @@ CLUSTER_SCOPED = {
 Manifest = dict[str, Any]
 
 
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # an object used twice is written out twice, as kubectl does, never as &id001
+
+
 class Unsupported(Exception):
     """The kustomization uses a feature this renderer does not implement: use kubectl kustomize."""
 
@@ -116,6 +121,11 @@ def render_with_kubectl(directory: Path) -> list[Manifest]:
     return [document for document in yaml.safe_load_all(output) if document]
 
 
+def dump(objects: list[Manifest]) -> str:
+    """YAML with keys sorted as kubectl prints them: the same text whichever renderer ran."""
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=True, width=120)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
@@ -127,7 +137,7 @@ def main(argv: list[str]) -> int:
     except Unsupported as exc:
         print(f"render_manifests: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=False, width=120))
+    sys.stdout.write(dump(objects))
     return 0
 
 
