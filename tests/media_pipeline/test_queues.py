@@ -87,17 +87,21 @@ def test_a_quick_step_runs_while_the_ladder_queue_is_full_and_nobody_takes_it(ke
 
 @pytest.fixture
 def blocking_actor() -> Iterator[tuple[dramatiq.Actor[[int], None], threading.Event, threading.Event]]:
-    """An actor on a queue of its own that signals ``started`` and holds its thread until ``release``."""
+    """An actor on a queue of its own: a negative number is busy elsewhere and retried in an hour (as
+    encode_chunk does with a chunk another worker holds); any other signals ``started`` and holds its
+    thread until ``release``."""
     broker = redis_broker()
     started, release = threading.Event(), threading.Event()
 
     def hold(number: int) -> None:
+        if number < 0:
+            raise dramatiq.Retry("busy elsewhere", delay=3_600_000)
         started.set()
         release.wait(timeout=60)
 
     suffix = uuid.uuid4().hex[:10]
     actor: dramatiq.Actor[[int], None] = dramatiq.actor(
-        actor_name=f"hold_{suffix}", queue_name=f"work-{suffix}", broker=broker
+        actor_name=f"hold_{suffix}", queue_name=f"work-{suffix}", broker=broker, max_retries=5
     )(hold)
     try:
         yield actor, started, release
@@ -114,25 +118,25 @@ def test_the_work_of_a_queue_counts_waiting_running_and_delayed_messages(
     blocking_actor: tuple[dramatiq.Actor[[int], None], threading.Event, threading.Event],
 ) -> None:
     actor, started, release = blocking_actor
-    broker, queue = redis_broker(), blocking_actor[0].queue_name
-    for number in range(3):  # the first is taken by the worker and runs; two wait behind it
+    broker, queue = redis_broker(), actor.queue_name
+    # One worker thread, one message at a time, in order: -1 runs first and is retried in an hour; 0
+    # runs and holds the thread; 1 and 2 wait behind it; 3 is sent with a delay of an hour.
+    for number in range(-1, 3):
         actor.send(number)
-    actor.send_with_options(args=(3,), delay=3_600_000)  # due in an hour: delayed (as a retry's backoff is)
+    actor.send_with_options(args=(3,), delay=3_600_000)
     worker = start_worker(broker, {queue})
     try:
-        assert started.wait(timeout=30)
+        assert started.wait(timeout=30)  # 0 runs; -1's retry was sent before 0 was taken (same thread)
         counts = queue_messages(broker, queue)
         # Where Dramatiq keeps them, read directly: the list, every worker's acks sets, the delay hash.
-        acks = sum(
-            broker.client.scard(key) for key in broker.client.scan_iter(f"{broker.namespace}:__acks__.*.{queue}")
-        )
-        assert (broker.client.llen(f"{broker.namespace}:{queue}"), acks) == (2, 1)
-        assert broker.client.hlen(f"{broker.namespace}:{queue}.DQ.msgs") == 1
-        assert counts == {"waiting": 2, "running": 1, "delayed": 1}
+        client, name = broker.client, f"{broker.namespace}:{queue}"
+        acks = sum(client.scard(key) for key in client.scan_iter(f"{broker.namespace}:__acks__.*.{queue}"))
+        assert (client.llen(name), acks, client.hlen(f"{name}.DQ.msgs")) == (2, 1, 2)
+        assert counts == {"waiting": 2, "running": 1, "delayed": 2}
 
         page = Client().get("/metrics").content.decode()
         # What each ScaledObject's trigger reads (deploy/kubernetes, tests/deploy/test_kubernetes.py):
-        assert f'dramatiq_queue_work{{queue="{queue}"}} 4.0' in page
+        assert f'dramatiq_queue_work{{queue="{queue}"}} 5.0' in page
         # A scaler on the waiting list alone would see 2 here, and 0 once the last message runs.
         assert f'dramatiq_queue_depth{{queue="{queue}"}} 2.0' in page
         for state, count in counts.items():
