@@ -7,6 +7,8 @@
 #                  Redis and SeaweedFS S3 (tests/harness.py) + lint
 #   make test-unit the tests that need no service, without the harness, in under a minute
 #   make lint      ruff check, ruff format --check and mypy; make pytest PYTEST_ARGS="tests/x -x": the suite only
+#   make manifests the Kubernetes manifests of deploy/kubernetes/overlays/production on stdout
+#                  (OVERLAY=overlays/production/migrate: the migration Job; docs/kubernetes.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -23,10 +25,10 @@ RUN_ARGS ?=
 # unit-tests the alert rules.
 SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus
 
-.PHONY: help install python-deps frontend system-deps secret-files collectstatic run test test-unit pytest lint clean
+.PHONY: help install python-deps frontend system-deps secret-files collectstatic run test test-unit pytest lint manifests clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 install: python-deps frontend
 
@@ -106,6 +108,12 @@ lint: python-deps secret-files
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# `kubectl kustomize` when kubectl is installed, else the small renderer of our own (the same objects:
+# tests/deploy/test_kubernetes.py). Only the YAML goes to stdout: `make -s manifests | kubectl apply -f -`.
+OVERLAY ?= overlays/production
+manifests: python-deps
+	@$(BIN)/python scripts/render_manifests.py deploy/kubernetes/$(OVERLAY)
 
 clean:
 	rm -rf $(VENV) node_modules static/build var

@@ -7,7 +7,7 @@ to one encoder thread each finish in at most 0.6 of the time one takes).
 Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). The source is the lecture-like
 video of bench/lecture_source.py (slides and a talking head, 1280x720 30 fps, cached under var/bench/).
 Each run starts fresh production workers (``manage.py rundramatiq --processes 1 --threads 1 --queues
-media``) with ENCODE_THREADS=1 (x264 and the decoder on one thread), MEDIA_CHUNK_MIN_SECONDS below the
+quick ladder``) with ENCODE_THREADS=1 (x264 and the decoder on one thread), MEDIA_CHUNK_MIN_SECONDS below the
 source length and MEDIA_CHUNK_SECONDS = --chunk, uploads the source through ``services.asset_upload_source``
 and times from the end of the upload until the lesson is published (probe, chunks, join, packaging,
 upload, publish: everything the workers do).
@@ -84,7 +84,8 @@ def run(source: Path, *, workers: int, chunk_seconds: int, pin: bool, log_dir: P
             "--threads",
             "1",
             "--queues",
-            "media",
+            "quick",
+            "ladder",
         ]
         if pin:
             command = ["taskset", "-c", str(number % (os.cpu_count() or 1)), *command]

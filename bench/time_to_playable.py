@@ -6,7 +6,7 @@ Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). Sourc
 1080p30 H.264 High / AAC video of bench/lecture_source.py (slides and a talking head, keyframes every
 4 s), generated once per length and cached under var/bench/. One daphne process serves the site (the
 playback API and the Django origin); a production Dramatiq worker (``manage.py rundramatiq
---processes 1 --threads 1 --queues media``, the default settings: MEDIA_PROVISIONAL on; with
+--processes 1 --threads 1 --queues quick ladder``, the default settings: MEDIA_PROVISIONAL on; with
 ``dramatiq_worker_timeout=100`` as ``make run`` starts it) runs the pipeline. Each round:
 
 1. the source is put in storage (the upload is complete), and the clock starts with
@@ -204,7 +204,8 @@ def _lesson(api_token_user: str) -> tuple[int, str, str]:
 
 
 def _start_worker(env: dict[str, str], log: Path, *, nice: int) -> subprocess.Popen:
-    command = [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1", "--queues", "media"]
+    command = [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1",
+               "--queues", "quick", "ladder"]  # fmt: skip
     worker = subprocess.Popen(
         ["nice", "-n", str(nice), *command] if nice else command,
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,

@@ -5,7 +5,7 @@
 Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). For each source (a
 cheap 426x240 test pattern with a tone, so the encode is quick; bench/lecture_source.py, cached under
 var/bench/) a fresh production worker is started (``manage.py rundramatiq --processes 1 --threads 1
---queues media``), the source is uploaded through ``services.asset_upload_source`` and the worker
+--queues quick ladder``), the source is uploaded through ``services.asset_upload_source`` and the worker
 probes, transcodes (encode, package, poster, upload of every segment) and publishes it.
 
 The worker's own memory is read from /proc: the peak RSS (VmHWM) of the Dramatiq worker process,
@@ -124,7 +124,8 @@ def run_one(source: Path, log_dir: Path, timeout: float) -> dict[str, Any]:
 
     log = (log_dir / f"bench-worker-{source.stem}.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1", "--queues", "media"],
+        [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1",
+         "--queues", "quick", "ladder"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

@@ -441,6 +441,15 @@ SILENCED_SYSTEM_CHECKS = [
     "security.W021",
 ]
 
+# Prometheus metrics on a port of their own besides /metrics (off by default): a scrape there passes no
+# Django middleware, so no Host check or HTTPS redirect meets a scraper that reaches the pod by its
+# address (Kubernetes; deploy/kubernetes gives the web pods METRICS_PORT=9100). A second process of the
+# same pod (a `manage.py` command) finds the port taken and only logs it.
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
+if METRICS_PORT:
+    PROMETHEUS_METRICS_EXPORT_PORT_RANGE = range(METRICS_PORT, METRICS_PORT + 1)
+    PROMETHEUS_METRICS_EXPORT_ADDRESS = env_str("METRICS_ADDRESS", "0.0.0.0")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,6 +3,11 @@
 Permanent errors (the input cannot be processed) are recorded on the asset by the steps and
 not retried; anything else (storage, network, a killed worker) is retried with backoff. Services and
 steps send these by name (core.tasks, media_pipeline.workflow.NEXT_STEP), never by importing this module.
+
+Three queues, so that short work never waits behind long work (docs/adr/0025): `quick` (probe, the
+provisional first stream, publish: seconds to minutes), `ladder` (the full ladder and its chunks: up to
+hours) and `replication` (copies to other regions, retried for hours while a region is down). Each has
+its own workers in production, scaled on the work waiting, running and delayed in it.
 """
 
 from __future__ import annotations
@@ -15,33 +20,35 @@ from media_pipeline.errors import PermanentError
 from media_pipeline.steps import chunked, probe, provisional, publish, transcode
 
 MINUTE_MS = 60_000
-COMMON: ActorOptions = {"queue_name": "media", "max_retries": 5, "min_backoff": 2_000, "max_backoff": 5 * MINUTE_MS,
-          "throws": (PermanentError,)}  # fmt: skip
+QUICK_QUEUE, LADDER_QUEUE, REPLICATION_QUEUE = "quick", "ladder", "replication"
+QUICK: ActorOptions = {"queue_name": QUICK_QUEUE, "max_retries": 5, "min_backoff": 2_000,
+                       "max_backoff": 5 * MINUTE_MS, "throws": (PermanentError,)}  # fmt: skip
+LADDER: ActorOptions = {**QUICK, "queue_name": LADDER_QUEUE}
 
 
-@dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
+@dramatiq.actor(time_limit=10 * MINUTE_MS, **QUICK)
 def probe_asset(asset_id: int) -> None:
     probe.asset_probe(asset_id=asset_id)
 
 
-@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)
+@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **QUICK)
 def provisional_asset(asset_id: int) -> None:
     provisional.asset_provisional(asset_id=asset_id)
 
 
-@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **COMMON)
+@dramatiq.actor(time_limit=6 * 60 * MINUTE_MS, **LADDER)
 def transcode_asset(asset_id: int) -> None:
     transcode.asset_transcode(asset_id=asset_id)
 
 
-@dramatiq.actor(time_limit=10 * MINUTE_MS, **COMMON)
+@dramatiq.actor(time_limit=10 * MINUTE_MS, **QUICK)
 def publish_asset(asset_id: int) -> None:
     publish.asset_publish(asset_id=asset_id)
 
 
 # Chunks of a long source (docs/adr/0016). A chunk or join held by another worker is retried after its
 # lease, quietly (dramatiq.Retry), as often as it takes that worker to finish or its lease to pass.
-CHUNKS: ActorOptions = {**COMMON, "max_retries": 50}
+CHUNKS: ActorOptions = {**LADDER, "max_retries": 50}
 
 
 @dramatiq.actor(time_limit=2 * 60 * MINUTE_MS, **CHUNKS)
@@ -63,7 +70,7 @@ def join_chunks(build_id: int) -> None:
 # A region that is down is retried for hours with growing pauses; `replicas sync` (run by
 # pipeline_resume at start-up, or from cron) picks up whatever outlives the retries.
 REPLICATION: ActorOptions = {
-    "queue_name": "replication", "max_retries": 20, "min_backoff": 2_000, "max_backoff": 15 * MINUTE_MS,
+    "queue_name": REPLICATION_QUEUE, "max_retries": 20, "min_backoff": 2_000, "max_backoff": 15 * MINUTE_MS,
     "throws": (PermanentError,),
 }  # fmt: skip
 

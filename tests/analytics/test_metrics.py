@@ -77,7 +77,7 @@ def test_queue_depth_and_encode_failures_are_exported(key_prefix: str, tmp_path:
     with bogus.open("rb") as stream:
         services.asset_upload_source(asset=asset, stream=stream, source_name="x.mp4")  # enqueues the probe
     page = Client().get("/metrics").content.decode()
-    assert 'dramatiq_queue_depth{queue="media"} 1.0' in page
+    assert 'dramatiq_queue_depth{queue="quick"} 1.0' in page
     services.asset_probe(asset_id=asset.pk)
     assert _value("media_asset_failures_total", step="probe") - failures_before == 1
     broker.flush_all()

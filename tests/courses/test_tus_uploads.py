@@ -54,7 +54,7 @@ def broker() -> Iterator[Any]:
     broker.flush_all()
 
 
-def queued_actors(broker: Any, queue: str = "media") -> list[str]:
+def queued_actors(broker: Any, queue: str = "quick") -> list[str]:
     """The actor of every message waiting on a queue of the real Redis broker."""
     raw = broker.client.hvals(f"{broker.namespace}:{queue}.msgs")
     return sorted(json.loads(message)["actor_name"] for message in raw)

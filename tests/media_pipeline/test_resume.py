@@ -38,7 +38,7 @@ def test_upload_survives_a_broker_outage_and_is_resumed(key_prefix: str, monkeyp
     out = io.StringIO()
     call_command("pipeline_resume", stdout=out)
     assert out.getvalue().splitlines()[0] == "resumed 1 asset(s)"
-    queued = broker.client.lrange(f"{broker.namespace}:media", 0, -1)
+    queued = broker.client.lrange(f"{broker.namespace}:quick", 0, -1)
     assert len(queued) == 1
     broker.flush_all()
 

@@ -312,9 +312,10 @@ def test_the_next_step_reaches_the_broker_by_actor_name(key_prefix: str) -> None
     asset = _asset(key_prefix, S.PROBING)
     with transaction.atomic():
         assert workflow.advance(asset.pk, version=1, from_state=S.PROBING, to_state=S.PROBED)
-        assert broker.client.llen(f"{broker.namespace}:media") == 0
-    # The Redis broker queues message ids and keeps each message in the queue's ".msgs" hash.
-    client, queue = broker.client, f"{broker.namespace}:media"
+        assert broker.client.llen(f"{broker.namespace}:ladder") == 0
+    # The Redis broker queues message ids and keeps each message in the queue's ".msgs" hash; the full
+    # ladder goes to its own queue (docs/adr/0025).
+    client, queue = broker.client, f"{broker.namespace}:ladder"
     messages = [json.loads(client.hget(f"{queue}.msgs", message_id)) for message_id in client.lrange(queue, 0, -1)]
     broker.flush_all()
     assert [(message["actor_name"], message["args"]) for message in messages] == [("transcode_asset", [asset.pk])]
