@@ -59,7 +59,9 @@ PROGRESS_PER_CORE = Figure(
 BATCHES_PER_CORE = Figure(808, "req/s", "bench/qoe_ingest.py: 10-event beacon batches, one web process, quiet machine")
 # What the database and Redis see per request.
 QUERIES_PER_SESSION = Figure(2, "", "bench/playback_session.py (asserted by tests/playback/test_api.py)")
-QUERIES_PER_PROGRESS = Figure(8, "", "bench/progress_report.py: 6 queries (token, lesson, row read, lock, write, LTI grant) + BEGIN, COMMIT")
+QUERIES_PER_PROGRESS = Figure(
+    8, "", "bench/progress_report.py: 6 queries (token, lesson, row read, lock, write, LTI grant) + BEGIN, COMMIT"
+)
 REDIS_CALLS_PER_SESSION = Figure(1, "", "playback/throttles.py: one MULTI/EXEC")
 REDIS_CALLS_PER_BATCH = Figure(1, "", "analytics/ingest.py: admission and write in one script (docs/adr/0020)")
 # Encoding.
@@ -70,7 +72,7 @@ LADDER_MB_PER_HOUR = Figure(11.1 / 90 * 3600 + AUDIO_BITRATE_KBPS * 3600 / 8 / 1
 ORIGINAL_MB_PER_HOUR = Figure(9.2 * 60, "MB", "bench/time_to_playable.py: the 1-minute 1080p lecture is 9.2 MB")
 UPLOAD_HOURS_PER_DAY = 1000
 UPLOAD_PEAK_FACTOR = Figure(3, "", "assumption: uploads arrive in 8 working hours, not spread over 24")
-TARGET_CPU = Figure(0.6, "", "deploy/kubernetes: the HorizontalPodAutoscaler's CPU target (headroom for spikes)")
+TARGET_CPU = Figure(0.7, "", "deploy/kubernetes/base/web.yaml: the HorizontalPodAutoscaler's CPU target")
 
 INPUTS = [
     ("progress report interval", PROGRESS_EVERY_S),
