@@ -158,8 +158,13 @@ def test_a_production_configuration_refuses_to_start_without_every_secret_in_the
 def test_the_embedded_default_and_make_runs_own_valkey_still_read_the_secret_files(tmp_path: Path) -> None:
     files = embedded_secrets_create(var_dir=tmp_path)
     assert len(files) == 3
-    for variables in ({}, {"DEBUG": "1"}, {"REDIS_URL": "redis://127.0.0.1:6391/0", "REDIS_EMBEDDED": "1"},
-                      {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "STORAGE_BACKEND": "local"}):  # fmt: skip
+    embedded = [
+        {},
+        {"DEBUG": "1"},
+        {"REDIS_URL": "redis://127.0.0.1:6391/0", "REDIS_EMBEDDED": "1"},
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "STORAGE_BACKEND": "local"},
+    ]
+    for variables in embedded:
         completed = _run(tmp_path, SECRET_KEY="", **variables)
         assert completed.returncode == 0, (variables, completed.stderr)
         assert json.loads(completed.stdout)["SECRET_KEY"] == (tmp_path / "secret_key").read_text()
