@@ -218,6 +218,11 @@ DRAMATIQ_BROKER = {
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],
 }
+# Worker metrics (docs/operations.md, "Monitoring"): a worker started with Dramatiq's
+# dramatiq_prom_port (the worker units set it, with PROMETHEUS_MULTIPROC_DIR) serves the metrics of all
+# its processes there, Dramatiq's own and ours (media_asset_failures_total, ...), on dramatiq_prom_host.
+if env_str("dramatiq_prom_port", ""):
+    DRAMATIQ_BROKER["MIDDLEWARE"] = [*DRAMATIQ_BROKER["MIDDLEWARE"], "dramatiq.middleware.prometheus.Prometheus"]
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
 
 CHANNEL_LAYERS = {

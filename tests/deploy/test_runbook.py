@@ -32,6 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import redis
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
 
 from playback.signers.nginx import secure_link_token
 from tests.deploy.runbook import (
@@ -166,7 +168,7 @@ def _shipped(name: str, replacements: dict[str, str]) -> str:
     return text
 
 
-def _nginx_files(host: Host, *, web_port: int, ports: dict[str, int]) -> Path:
+def _nginx_files(host: Host, *, web_port: int, ports: dict[str, int], metrics_ports: dict[str, int]) -> Path:
     """deploy/nginx copied to <nginx>/lessons (as the runbook's `cp -r`), the two sites adapted, and an
     nginx.conf that includes them inside http {} as Debian's does with sites-enabled/."""
     lessons = host.nginx / "lessons"
@@ -189,6 +191,10 @@ def _nginx_files(host: Host, *, web_port: int, ports: dict[str, int]) -> Path:
                 "server 127.0.0.1:8000;": f"server 127.0.0.1:{web_port};",
                 "alias /srv/lessons/var/staticfiles/;": f"alias {host.root / 'var' / 'staticfiles'}/;",
                 "allow 192.0.2.0/24;": f"allow {MONITORING};",
+                **{
+                    f"/metrics/worker-{queue:<12} 127.0.0.1:{9191 + n};": f"/metrics/worker-{queue} 127.0.0.1:{port};"
+                    for n, (queue, port) in enumerate(metrics_ports.items())
+                },
                 **site_tls,
             },
         )
@@ -383,6 +389,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     ]  # fmt: skip
     assert sorted(shlex.join(argv) for argv in units_argv.values()) == sorted(table_commands())
     ports = {name: _free_port() for name in ("site_http", "site_https", "edge_http", "edge_https")}
+    metrics_ports = {queue: _free_port() for queue in ("quick", "ladder", "replication", "lti")}
     redis_client = redis.Redis.from_url(redis_url)
     nginx: subprocess.Popen[bytes] | None = None
     try:
@@ -390,9 +397,18 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
             if name == "lessons-web":
                 assert argv[argv.index("-p") + 1] == "8000" and argv[argv.index("-b") + 1] == "127.0.0.1"
                 argv = [*argv[: argv.index("-p") + 1], str(web_port), *argv[argv.index("-p") + 2 :]]
-            host.start(name, argv, unit_field(SYSTEMD / f"{name}.service", "Environment"))
+            environment = unit_field(SYSTEMD / f"{name}.service", "Environment")
+            if name.startswith("lessons-worker-"):  # each unit has its own /tmp (PrivateTmp) and port
+                queue = name.removeprefix("lessons-worker-")
+                moved = {"/tmp/lessons-metrics": str(tmp_path / f"metrics-{queue}"),
+                         f"dramatiq_prom_port={9191 + list(metrics_ports).index(queue)}":
+                         f"dramatiq_prom_port={metrics_ports[queue]}"}  # fmt: skip
+                for old, new in moved.items():
+                    assert any(old in item for item in environment), (name, old)
+                    environment = [item.replace(old, new) for item in environment]
+            host.start(name, argv, environment)
 
-        conf = _nginx_files(host, web_port=web_port, ports=ports)
+        conf = _nginx_files(host, web_port=web_port, ports=ports, metrics_ports=metrics_ports)
         host.run(RUNBOOK_COMMANDS[10])  # the edge's secrets file
         tested = subprocess.run(["nginx", "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
         host.ran.append("nginx -t")
@@ -419,6 +435,21 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
         assert status == 403
         status, _headers, metrics = _https(https, "GET", "/metrics", source=MONITORING)
         assert status == 200 and b"dramatiq_queue_depth" in metrics and b"django_http_requests" in metrics
+
+        # Each worker's metrics, through nginx, to the monitoring network only: a message the lti
+        # worker runs shows in its counters (Dramatiq's; ours are in the same multiprocess files).
+        assert _https(https, "GET", "/metrics/worker-lti", source=OUTSIDER)[0] == 403
+        for queue in metrics_ports:
+            assert _https(https, "GET", f"/metrics/worker-{queue}", source=MONITORING)[0] == 200, queue
+        broker = RedisBroker(url=redis_url)
+        broker.declare_queue("lti")
+        broker.enqueue(Message(queue_name="lti", actor_name="nrps_sync_context", args=(0,), kwargs={}, options={}))
+        broker.close()
+        counted = b'dramatiq_messages_total{actor_name="nrps_sync_context",queue_name="lti"} 1.0'
+        deadline = time.monotonic() + 30
+        while counted not in (worker_metrics := _https(https, "GET", "/metrics/worker-lti", source=MONITORING)[2]):
+            assert time.monotonic() < deadline, worker_metrics.decode()[-2000:] + host.log("lessons-worker-lti")
+            time.sleep(0.2)
 
         # The live dashboard's websocket, as the first administrator, through nginx; qoe_live publishes.
         session = _admin_session(https, (host.etc / "secrets" / "admin_password").read_text().strip())
