@@ -22,7 +22,8 @@ HOST_ONLY = {
     "apt-get install -y python3.11 python3.11-venv nodejs npm postgresql redis-server nginx git make": (
         "installs Debian packages; the test machine has them (make system-deps)"
     ),
-    "useradd --system --create-home --home-dir /srv/lessons --shell /usr/sbin/nologin lessons": "adds a system user",
+    "useradd --system --home-dir /srv/lessons --shell /usr/sbin/nologin lessons": "adds a system user",
+    "install -d -o lessons -g lessons /srv/lessons": "the test runs in the checkout itself",
     "git clone https://example.edu/lessons.git /srv/lessons": "the test runs in the checkout itself",
     "cp deploy/systemd/lessons-* /etc/systemd/system/": "writes the host's systemd folder",
     "systemctl daemon-reload": "needs systemd as PID 1",
@@ -63,9 +64,9 @@ RUNBOOK_COMMANDS = (
     "systemd-analyze verify deploy/systemd/lessons-*.service deploy/systemd/lessons-*.timer",
     "promtool check config deploy/prometheus/prometheus.yml",
     'redis-cli -u "$REDIS_URL" config get maxmemory-policy',
-    'printf \'set $lessons_secret "%s";\\nset $lessons_origin_secret "%s";\\n\' '
+    '(umask 077 && printf \'set $lessons_secret "%s";\\nset $lessons_origin_secret "%s";\\n\' '
     '"$(cat /etc/lessons/secrets/playback_nginx_secret)" "$(cat /etc/lessons/secrets/edge_origin_secret)" '
-    "> /etc/nginx/lessons/lessons-edge-secrets.conf",
+    "> /etc/nginx/lessons/lessons-edge-secrets.conf)",
     "nginx -t",
     ".venv/bin/python manage.py pipeline_resume",
     ".venv/bin/python manage.py lti_prune",

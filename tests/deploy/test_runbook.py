@@ -409,7 +409,8 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
             host.start(name, argv, environment)
 
         conf = _nginx_files(host, web_port=web_port, ports=ports, metrics_ports=metrics_ports)
-        host.run(RUNBOOK_COMMANDS[10])  # the edge's secrets file
+        host.run(RUNBOOK_COMMANDS[10])  # the edge's secrets file, for root only
+        assert (host.nginx / "lessons" / "lessons-edge-secrets.conf").stat().st_mode & 0o777 == 0o600
         tested = subprocess.run(["nginx", "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
         host.ran.append("nginx -t")
         assert tested.returncode == 0, tested.stderr
