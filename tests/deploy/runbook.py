@@ -25,6 +25,8 @@ HOST_ONLY = {
     "useradd --system --home-dir /srv/lessons --shell /usr/sbin/nologin lessons": "adds a system user",
     "install -d -o lessons -g lessons /srv/lessons": "the test runs in the checkout itself",
     "git clone https://example.edu/lessons.git /srv/lessons": "the test runs in the checkout itself",
+    "createuser --pwprompt lessons": "needs the postgres account; the test makes a database of its own",
+    "createdb --owner lessons lessons": "needs the postgres account; the test makes a database of its own",
     "cp deploy/systemd/lessons-* /etc/systemd/system/": "writes the host's systemd folder",
     "systemctl daemon-reload": "needs systemd as PID 1",
     "systemctl enable --now lessons-web lessons-worker-quick lessons-worker-ladder lessons-worker-replication "
@@ -79,14 +81,14 @@ RUNBOOK_COMMANDS = (
 
 def doc_commands(text: str | None = None) -> list[str]:
     """Every command in the runbook's ```sh blocks: one per line (backslash continuations joined),
-    comments dropped, a leading `sudo` or `sudo -u lessons` taken off (who runs it is not what runs)."""
+    comments dropped, a leading `sudo` or `sudo -u USER` taken off (who runs it is not what runs)."""
     text = DOC.read_text() if text is None else text
     commands = []
     for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
-                commands.append(line.removeprefix("sudo -u lessons ").removeprefix("sudo ").strip())
+                commands.append(re.sub(r"^sudo (-u \S+ )?", "", line))
     return commands
 
 
