@@ -270,19 +270,25 @@ def _wait_ready(port: int, host: Host) -> None:
         time.sleep(0.2)
 
 
+def _found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, (pattern, text[:500])
+    return match.group(1)
+
+
 def _admin_session(port: int, password: str) -> str:
     status, headers, page = _https(port, "GET", "/admin/login/")
     assert status == 200
-    csrf_cookie = re.search(r"csrftoken=([^;]+)", headers["set-cookie"]).group(1)  # type: ignore[union-attr]  # asserted by the page
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()  # type: ignore[union-attr]  # same
+    csrf_cookie = _found(r"csrftoken=([^;]+)", headers["set-cookie"])
+    token = _found(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.decode())
     form = f"csrfmiddlewaretoken={token}&username=admin&password={password}&next=/admin/"
     status, headers, _ = _https(
         port, "POST", "/admin/login/", body=form.encode(),
         headers={"Cookie": f"csrftoken={csrf_cookie}", "Content-Type": "application/x-www-form-urlencoded",
                  "Origin": f"https://{SITE}", "Referer": f"https://{SITE}/admin/login/"},
     )  # fmt: skip
-    assert status == 302, status
-    return re.search(r"sessionid=([^;]+)", headers["set-cookie"]).group(1)  # type: ignore[union-attr]  # 302 = signed in
+    assert status == 302, status  # signed in
+    return _found(r"sessionid=([^;]+)", headers["set-cookie"])
 
 
 def _websocket_first_frame(port: int, session: str) -> tuple[bytes, bytes]:
@@ -319,12 +325,11 @@ def host_root() -> Iterator[Path]:
 
 @pytest.mark.slow
 def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
-    tmp_path = host_root
     database_url, restore_url = databases
     harness_redis = urlsplit(os.environ["REDIS_URL"])
     redis_url = urlunsplit(harness_redis._replace(path=f"/{REDIS_DB}"))
     base_env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    host = Host(root=tmp_path, base_env=base_env)
+    host = Host(root=host_root, base_env=base_env)
     host.etc.joinpath("secrets").mkdir(parents=True)
 
     # Secrets, made with the runbook's command; S3 keys are the harness's.
@@ -340,7 +345,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     assert {env_file[k] for k in ("DEBUG", "HTTPS", "SECURE_PROXY_SSL_HEADER")} == {"0", "1"}
     env_file.update(
         {
-            "VAR_DIR": str(tmp_path / "var"), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+            "VAR_DIR": str(host_root / "var"), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "S3_BUCKET": os.environ["S3_BUCKET"], "S3_REGION": os.environ["S3_REGION"],
             "S3_ENDPOINT_URL": os.environ["S3_ENDPOINT_URL"],
             # The edge (docs/operations.md, "The edge").
@@ -350,7 +355,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
         }
     )  # fmt: skip
     (host.etc / "lessons.env").write_text("".join(f"{key}={host.moved(value)}\n" for key, value in env_file.items()))
-    (tmp_path / "var").mkdir()
+    (host_root / "var").mkdir()
     host.run(RUNBOOK_COMMANDS[1], load=False)
 
     started = time.monotonic()
@@ -369,16 +374,18 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     install_seconds = time.monotonic() - started
 
     # The shipped units, checked with paths pointing at this checkout, and the scrape config.
-    units = tmp_path / "deploy" / "systemd"
+    units = host_root / "deploy" / "systemd"
     units.mkdir(parents=True)
     for unit in SYSTEMD.iterdir():
         (units / unit.name).write_text(unit.read_text().replace(INSTALL_ROOT.rstrip("/"), str(ROOT)))
     if shutil.which("systemd-analyze"):
-        host.run("systemd-analyze verify deploy/systemd/lessons-*.service deploy/systemd/lessons-*.timer", cwd=tmp_path)
-    (tmp_path / "deploy" / "prometheus").mkdir()
+        host.run(
+            "systemd-analyze verify deploy/systemd/lessons-*.service deploy/systemd/lessons-*.timer", cwd=host_root
+        )
+    (host_root / "deploy" / "prometheus").mkdir()
     for name in ("prometheus.yml", "alerts.yml"):
-        shutil.copy(ROOT / "deploy" / "prometheus" / name, tmp_path / "deploy" / "prometheus" / name)
-    host.run("promtool check config deploy/prometheus/prometheus.yml", cwd=tmp_path)
+        shutil.copy(ROOT / "deploy" / "prometheus" / name, host_root / "deploy" / "prometheus" / name)
+    host.run("promtool check config deploy/prometheus/prometheus.yml", cwd=host_root)
 
     # Every process, with its unit's ExecStart and Environment= lines (only the web port changes).
     web_port = _free_port()
@@ -400,7 +407,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
             environment = unit_field(SYSTEMD / f"{name}.service", "Environment")
             if name.startswith("lessons-worker-"):  # each unit has its own /tmp (PrivateTmp) and port
                 queue = name.removeprefix("lessons-worker-")
-                moved = {"/tmp/lessons-metrics": str(tmp_path / f"metrics-{queue}"),
+                moved = {"/tmp/lessons-metrics": str(host_root / f"metrics-{queue}"),
                          f"dramatiq_prom_port={9191 + list(metrics_ports).index(queue)}":
                          f"dramatiq_prom_port={metrics_ports[queue]}"}  # fmt: skip
                 for old, new in moved.items():
@@ -484,8 +491,8 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
             list(pool.map(host.run, RUNBOOK_COMMANDS[12:16]))
 
         # Backup and restore: the administrator is in the restored database.
-        host.run('pg_dump --format=custom --file=lessons.dump "$DATABASE_URL"', cwd=tmp_path)
-        host.run('pg_restore --no-owner --dbname="$RESTORE_DATABASE_URL" lessons.dump', cwd=tmp_path,
+        host.run('pg_dump --format=custom --file=lessons.dump "$DATABASE_URL"', cwd=host_root)
+        host.run('pg_restore --no-owner --dbname="$RESTORE_DATABASE_URL" lessons.dump', cwd=host_root,
                  extra_env={"RESTORE_DATABASE_URL": restore_url})  # fmt: skip
         with psycopg.connect(restore_url) as connection:
             row = connection.execute("SELECT is_superuser FROM auth_user WHERE username = 'admin'").fetchone()
@@ -507,7 +514,10 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
         redis_client.close()
 
     # Every command of the runbook that a host needs no root for was run here.
-    assert sorted(set(host.ran)) == sorted(RUNBOOK_COMMANDS), set(RUNBOOK_COMMANDS) ^ set(host.ran)
+    expected = set(RUNBOOK_COMMANDS)
+    if not shutil.which("systemd-analyze"):  # then the units' ExecStart were still checked against the table
+        expected.discard("systemd-analyze verify deploy/systemd/lessons-*.service deploy/systemd/lessons-*.timer")
+    assert set(host.ran) == expected, expected ^ set(host.ran)
     slowest = sorted(host.seconds.items(), key=lambda item: -item[1])[:6]
     print(f"install steps {install_seconds:.1f} s; slowest: " + "; ".join(f"{c[:50]} {t:.1f} s" for c, t in slowest))
 
