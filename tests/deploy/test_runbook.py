@@ -359,6 +359,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     host.run(RUNBOOK_COMMANDS[1], load=False)
 
     started = time.monotonic()
+    phases = [("", started)]
     host.run("make install")
     # Steps that do not depend on each other run side by side (the runbook's order is kept between
     # steps that do): the test is about the commands, not about waiting for a busy machine.
@@ -371,8 +372,8 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     assert "System check identified no issues" in checked.stdout, checked.stdout + checked.stderr
     policy = host.run('redis-cli -u "$REDIS_URL" config get maxmemory-policy')
     assert policy.stdout.split() == ["maxmemory-policy", "noeviction"]
-    install_seconds = time.monotonic() - started
 
+    phases.append(("install", time.monotonic()))
     # The shipped units, checked with paths pointing at this checkout, and the scrape config.
     units = host_root / "deploy" / "systemd"
     units.mkdir(parents=True)
@@ -387,6 +388,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
         shutil.copy(ROOT / "deploy" / "prometheus" / name, host_root / "deploy" / "prometheus" / name)
     host.run("promtool check config deploy/prometheus/prometheus.yml", cwd=host_root)
 
+    phases.append(("units and promtool", time.monotonic()))
     # Every process, with its unit's ExecStart and Environment= lines (only the web port changes).
     web_port = _free_port()
     units_argv = process_units()
@@ -425,6 +427,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
         https = ports["site_https"]
         _wait_ready(https, host)
 
+        phases.append(("processes and nginx up", time.monotonic()))
         # Through nginx over HTTPS: ready, a page, the redirect from port 80, a big body, /metrics.
         status, _headers, body = _https(https, "GET", "/readyz")
         assert (status, b'"status": "ok"' in body) == (200, True), body
@@ -459,6 +462,7 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
             assert time.monotonic() < deadline, worker_metrics.decode()[-2000:] + host.log("lessons-worker-lti")
             time.sleep(0.2)
 
+        phases.append(("site checks and worker metrics", time.monotonic()))
         # The live dashboard's websocket, as the first administrator, through nginx; qoe_live publishes.
         session = _admin_session(https, (host.etc / "secrets" / "admin_password").read_text().strip())
         handshake, frame = _websocket_first_frame(https, session)
@@ -486,24 +490,28 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
         finally:
             s3.delete_object(Bucket=os.environ["S3_BUCKET"], Key=f"{prefix}video/seg_1.m4s")
 
+        phases.append(("websocket and edge", time.monotonic()))
         # The periodic jobs, once each, with every process running.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        # Backup and restore (the dump beside them): the administrator is in the restored database.
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            dump = pool.submit(host.run, 'pg_dump --format=custom --file=lessons.dump "$DATABASE_URL"', cwd=host_root)
             list(pool.map(host.run, RUNBOOK_COMMANDS[12:16]))
-
-        # Backup and restore: the administrator is in the restored database.
-        host.run('pg_dump --format=custom --file=lessons.dump "$DATABASE_URL"', cwd=host_root)
+            dump.result()
         host.run('pg_restore --no-owner --dbname="$RESTORE_DATABASE_URL" lessons.dump', cwd=host_root,
                  extra_env={"RESTORE_DATABASE_URL": restore_url})  # fmt: skip
         with psycopg.connect(restore_url) as connection:
             row = connection.execute("SELECT is_superuser FROM auth_user WHERE username = 'admin'").fetchone()
         assert row == (True,)
 
+        phases.append(("periodic jobs, backup, restore", time.monotonic()))
         # Upgrades begin with a drain: SIGTERM (KillSignal) to each worker's main process; it exits
         # cleanly, well within TimeoutStopSec.
-        for name in [n for n in units_argv if n.startswith("lessons-worker-")]:
+        workers = [name for name in units_argv if name.startswith("lessons-worker-")]
+        for name in workers:
             (grace,) = unit_field(SYSTEMD / f"{name}.service", "TimeoutStopSec")
             assert (unit_field(SYSTEMD / f"{name}.service", "KillMode"), int(grace)) == (["mixed"], 660)
             host.processes[name].send_signal(signal.SIGTERM)
+        for name in workers:
             assert host.processes[name].wait(timeout=60) == 0, host.log(name)
     finally:
         if nginx is not None:
@@ -518,8 +526,13 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     if not shutil.which("systemd-analyze"):  # then the units' ExecStart were still checked against the table
         expected.discard("systemd-analyze verify deploy/systemd/lessons-*.service deploy/systemd/lessons-*.timer")
     assert set(host.ran) == expected, expected ^ set(host.ran)
-    slowest = sorted(host.seconds.items(), key=lambda item: -item[1])[:6]
-    print(f"install steps {install_seconds:.1f} s; slowest: " + "; ".join(f"{c[:50]} {t:.1f} s" for c, t in slowest))
+    phases.append(("drain and stop", time.monotonic()))
+    print(
+        "runbook phases: "
+        + "; ".join(
+            f"{label} {end - begin:.1f} s" for (_, begin), (label, end) in zip(phases, phases[1:], strict=False)
+        )
+    )
 
 
 def test_every_command_of_the_runbook_is_run_by_a_test_or_named_as_the_hosts() -> None:
