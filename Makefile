@@ -22,8 +22,8 @@ STATIC_STAMP := static/build/.built
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 # Debian packages the suite needs (`make run` needs none of them). prometheus brings promtool, which
-# unit-tests the alert rules.
-SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus
+# unit-tests the alert rules; openssl makes the runbook test's certificate (tests/deploy/test_runbook.py).
+SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus openssl
 
 .PHONY: help install python-deps frontend system-deps secret-files collectstatic run test test-unit pytest lint manifests clean
 
@@ -69,6 +69,7 @@ system-deps:
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
+	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run make test as root once)" >&2; exit 1; fi; \
 	  echo "installing:$$missing"; \

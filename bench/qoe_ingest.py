@@ -155,6 +155,7 @@ def main() -> int:
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "STORAGE_BACKEND"}},
         "VAR_DIR": str(workdir / "var"),
         "REDIS_URL": redis_url,
+        "REDIS_EMBEDDED": "1",  # the throwaway Valkey started below: the embedded default's secret files
         "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
         "QOE_RATE_LIMIT_BATCHES": "100000000",
         "QOE_VIEW_MAX_BATCHES": "100000000",
@@ -195,7 +196,9 @@ def main() -> int:
 
         noop_rate, noop_bad = run_wrk(f"{base}/bench/noop/", body, seconds=args.seconds,
                                       connections=args.connections, workdir=workdir)  # fmt: skip
-        os.environ.update({"REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "bench.settings_bench"})
+        os.environ.update(
+            {"REDIS_URL": redis_url, "REDIS_EMBEDDED": "1", "DJANGO_SETTINGS_MODULE": "bench.settings_bench"}
+        )
         import django
 
         django.setup()

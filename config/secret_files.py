@@ -5,7 +5,8 @@ created, once, by ``python -m config.secret_files`` (VAR_DIR from the environmen
 default), which `make run` (scripts/run.py) and the test harness (tests/harness.py) call before
 anything loads the settings. An existing file is never replaced: sessions and sealed data survive
 restarts. Production sets ``SECRET_KEY``, ``CONTENT_KEY_SECRET`` and ``LTI_KEY_PASSPHRASE`` (or
-their ``_FILE`` forms) instead; with ``HTTPS=1`` the last two must be set and these files are not read.
+their ``_FILE`` forms) instead: in a production configuration (``production_reasons`` below) these
+files are never read, and the settings refuse to start without the three variables.
 
 No Django here: the step runs before any settings exist.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,47 @@ EMBEDDED_SECRETS = {
     "lti_key_passphrase": "LTI_KEY_PASSPHRASE",
 }
 _TOKEN_BYTES = {"secret_key": 50, "content_key_secret": 48, "lti_key_passphrase": 48}
+
+
+# Set by `make run` (scripts/run.py) next to the REDIS_URL of the Valkey server it started itself.
+EMBEDDED_REDIS_MARKER = "REDIS_EMBEDDED"
+
+
+def _value(environ: Mapping[str, str], name: str) -> str:
+    """NAME, or the content of the file NAME_FILE names (an unreadable one counts as set: the
+    settings then stop on it with their own message)."""
+    file_name = environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError:
+            return "?"
+    return environ.get(name, "").strip()
+
+
+def production_reasons(environ: Mapping[str, str]) -> list[str]:
+    """Why this environment is a production configuration; empty for the embedded default.
+
+    Any one of these makes it production, where SECRET_KEY, CONTENT_KEY_SECRET and LTI_KEY_PASSPHRASE
+    must come from the environment (or NAME_FILE) and the files made here are never read: HTTPS=1,
+    DEBUG set to false explicitly, a DATABASE_URL that is not SQLite, a REDIS_URL other than the
+    Valkey `make run` starts (which it marks with REDIS_EMBEDDED=1), S3 storage or several regions.
+    """
+    reasons = []
+    if _value(environ, "HTTPS").lower() in {"1", "true", "yes", "on"}:
+        reasons.append("HTTPS=1")
+    if _value(environ, "DEBUG").lower() in {"0", "false", "no", "off"}:
+        reasons.append("DEBUG=0")
+    database = _value(environ, "DATABASE_URL")
+    if database and not database.lower().startswith("sqlite"):
+        reasons.append(f"DATABASE_URL is a {database.split(':', 1)[0]} server")
+    if _value(environ, "REDIS_URL") and environ.get(EMBEDDED_REDIS_MARKER) != "1":
+        reasons.append(f"REDIS_URL is set (only `make run` marks its own Valkey with {EMBEDDED_REDIS_MARKER}=1)")
+    if _value(environ, "STORAGE_BACKEND").lower() == "s3":
+        reasons.append("STORAGE_BACKEND=s3")
+    if _value(environ, "STORAGE_REGIONS"):
+        reasons.append("STORAGE_REGIONS is set")
+    return reasons
 
 
 def var_dir_from_env() -> Path:

@@ -5,7 +5,9 @@ Redis-compatible server, media on local disk, Django as the origin. Production
 switches components with environment variables; see the README's "Production" table.
 
 Importing this module only reads: the environment and, for the embedded default's secrets, files
-under VAR_DIR that `python -m config.secret_files` made (`make run` and the test harness run it).
+under VAR_DIR that `python -m config.secret_files` made (`make run` runs it). A production
+configuration (config/secret_files.py: production_reasons) never reads those files: it refuses to
+start without SECRET_KEY, CONTENT_KEY_SECRET and LTI_KEY_PASSPHRASE in the environment.
 It writes no file, creates no folder and opens no connection. A value that cannot be read (a bad
 integer, an unknown choice, a malformed key) stops start-up here with ImproperlyConfigured, since
 daphne and the Dramatiq workers run no system checks; whether settings fit together (a CDN signer
@@ -14,6 +16,7 @@ and its keys, storage regions, ...) is a system check in config/checks.py (`mana
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +34,37 @@ from config.env import (
     env_rsa_private_key,
     env_str,
 )
-from config.secret_files import embedded_secret_read
+from config.secret_files import embedded_secret_read, production_reasons
 from config.storage_regions import django_storage_for, storage_regions_from_env
 from outbound.addresses import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A writable data folder: SQLite, local media, static files, the embedded default's secret files.
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
-# Production is HTTPS=1 (see Security below): there, the secrets that protect data at rest must be set
-# on their own, never derived from SECRET_KEY or generated per machine.
+# Production is HTTPS=1 (see Security below): transport protections on.
 HTTPS = env_bool("HTTPS", False)
+# A production configuration (HTTPS=1, DEBUG=0 set explicitly, a database server, a Redis other than
+# `make run`'s, S3 storage: config/secret_files.py) takes its secrets from the environment only.
+PRODUCTION_REASONS = production_reasons(os.environ)
+REQUIRED_SECRETS = ("SECRET_KEY", "CONTENT_KEY_SECRET", "LTI_KEY_PASSPHRASE")
+
+
+def _refuse_production_without_secrets() -> None:
+    """Stop start-up (here: daphne and the workers run no system checks) when a production
+    configuration lacks one of its secrets, instead of falling back to files under VAR_DIR that
+    every machine would make for itself."""
+    missing = [name for name in REQUIRED_SECRETS if not env_str(name, "")]
+    if PRODUCTION_REASONS and missing:
+        raise ImproperlyConfigured(
+            f"{', '.join(missing)} must be set in a production configuration ({'; '.join(PRODUCTION_REASONS)}). "
+            "Give each one in the environment, or as NAME_FILE, the path of a file holding it: a long random "
+            "value of its own, the same on every machine of the deployment, kept with the backups "
+            "(`python -c 'import secrets; print(secrets.token_urlsafe(50))'`). The embedded default's "
+            f'secret files under VAR_DIR are never read in production. See docs/operations.md, "Secrets".'
+        )
+
+
+_refuse_production_without_secrets()
 
 
 def _embedded_secret(name: str) -> str:
@@ -69,20 +93,14 @@ def _derived_secret(label: str) -> str:
 
 def _secret_at_rest(name: str) -> tuple[str, list[str]]:
     """(current, older) for a secret that seals data in the database, with rotation: the current one
-    seals, every one opens. NAME (or NAME_FILE) is required in production; the embedded default reads
-    a random file of its own under VAR_DIR. NAME_OLD holds retired secrets, comma- or line-separated;
-    the embedded default also reads what SECRET_KEY sealed before these secrets had files of their own.
-
-    Missing in production, this stops start-up here rather than in a system check: daphne and the
-    workers run no checks, and they would otherwise seal data with no secret of its own."""
+    seals, every one opens. NAME (or NAME_FILE) is required in production (checked above); the
+    embedded default reads a random file of its own under VAR_DIR. NAME_OLD holds retired secrets,
+    comma- or line-separated; the embedded default also reads what SECRET_KEY sealed before these
+    secrets had files of their own."""
     current = env_str(name, "")
     older = [item.strip() for item in env_str(f"{name}_OLD", "").replace("\n", ",").split(",") if item.strip()]
     if current:
         return current, older
-    if HTTPS:
-        raise ImproperlyConfigured(
-            f"{name} (or {name}_FILE) must be set with HTTPS=1: a random secret of its own, not SECRET_KEY"
-        )
     return _embedded_secret(name), [*older, SECRET_KEY]
 
 
@@ -200,6 +218,11 @@ DRAMATIQ_BROKER = {
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],
 }
+# Worker metrics (docs/operations.md, "Monitoring"): a worker started with Dramatiq's
+# dramatiq_prom_port (the worker units set it, with PROMETHEUS_MULTIPROC_DIR) serves the metrics of all
+# its processes there, Dramatiq's own and ours (media_asset_failures_total, ...), on dramatiq_prom_host.
+if env_str("dramatiq_prom_port", ""):
+    DRAMATIQ_BROKER["MIDDLEWARE"] = [*DRAMATIQ_BROKER["MIDDLEWARE"], "dramatiq.middleware.prometheus.Prometheus"]
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
 
 CHANNEL_LAYERS = {

@@ -11,7 +11,10 @@ by PID. If one of them dies on its own, everything stops and the exit code is no
 
 Environment: RUN_PORT, RUN_REDIS_PORT, RUN_SEED_DEMO=0 (same as the options), VAR_DIR (./var),
 RUN_REDIS_MAXMEMORY (the embedded Valkey's maxmemory, default 1gb; its policy is noeviction),
-REDIS_URL (use that server instead of starting Valkey), and every setting config/settings.py reads.
+REDIS_URL (use that server instead of starting Valkey: that is a production configuration, which needs
+SECRET_KEY, CONTENT_KEY_SECRET and LTI_KEY_PASSPHRASE set, unless REDIS_EMBEDDED=1 says the server is
+a throwaway one of your own), and every setting config/settings.py reads. With the Valkey it starts,
+run.py sets REDIS_EMBEDDED=1 itself.
 """
 
 from __future__ import annotations
@@ -219,6 +222,9 @@ def main(argv: Sequence[str]) -> int:
         **os.environ,
         "VAR_DIR": str(var_dir),
         "REDIS_URL": os.environ.get("REDIS_URL", f"redis://127.0.0.1:{args.redis_port}/0"),
+        # Tells the settings that REDIS_URL is the Valkey started here, not a production server (which
+        # would make this a production configuration, with its secrets required in the environment).
+        "REDIS_EMBEDDED": "1" if start_valkey else os.environ.get("REDIS_EMBEDDED", ""),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "PYTHONUNBUFFERED": "1",
         "SITE_URL": os.environ.get("SITE_URL", f"http://127.0.0.1:{args.port}"),

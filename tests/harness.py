@@ -5,8 +5,9 @@
 
 PostgreSQL 15, Redis and SeaweedFS S3 (one access key, so every request's signature is really
 checked) start in a fresh temporary folder on free ports. The command gets DATABASE_URL, REDIS_URL,
-STORAGE_BACKEND=s3, S3_* and VAR_DIR in its environment, and that VAR_DIR holds the embedded
-default's secret files (config/secret_files.py). Every service is stopped by its PID when
+STORAGE_BACKEND=s3, S3_* and VAR_DIR in its environment, and, as production must have them, its
+secrets: SECRET_KEY, CONTENT_KEY_SECRET and LTI_KEY_PASSPHRASE, random for each run (the settings
+refuse a production configuration without them: config/secret_files.py). Every service is stopped by its PID when
 the command ends, fails, or the harness gets SIGINT or SIGTERM; the folder is then removed.
 
 PostgreSQL refuses to run as root: as root the harness runs it as the `postgres` user; as anyone
@@ -20,6 +21,7 @@ import json
 import os
 import pwd
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -406,9 +408,11 @@ def main(argv: list[str]) -> int:
             "DB_CONN_MAX_AGE": "0",
             "DB_POOL": os.environ.get("DB_POOL", "0"),
         }
-        # The settings only read the embedded default's secrets (config/secret_files.py): make them.
-        subprocess.run([sys.executable, "-m", "config.secret_files", env["VAR_DIR"]], cwd=ROOT, env=env,
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        # A production configuration: its secrets come from the environment, never from files under
+        # VAR_DIR (config/secret_files.py). Fresh ones each run; a variable already set is kept.
+        for name in ("SECRET_KEY", "CONTENT_KEY_SECRET", "LTI_KEY_PASSPHRASE"):
+            if not env.get(name) and not env.get(f"{name}_FILE"):
+                env[name] = secrets.token_urlsafe(50)
         harness_ready = True
         code = run_command(command, env, stop_requested)
         if code == 5 and "pytest" in " ".join(command):

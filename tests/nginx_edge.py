@@ -1,4 +1,8 @@
-"""Start a real nginx with the shipped edge config (deploy/nginx) in front of an origin, for tests."""
+"""Start a real nginx with the shipped edge config (deploy/nginx) in front of an origin, for tests.
+
+The files are laid out as docs/operations.md says (a folder `lessons/` beside nginx.conf): the
+http-level part lessons-edge-http.conf inside http {}, with only its cache folder and origin address
+rewritten; the server-level part lessons-edge.conf inside a server {}."""
 
 from __future__ import annotations
 
@@ -34,8 +38,11 @@ def run_edge(
         if folder == Path("/tmp"):
             break
         folder.chmod(folder.stat().st_mode | 0o755)
+    (workdir / "lessons").mkdir(exist_ok=True)
     for conf in DEPLOY.glob("*.conf"):
-        shutil.copy(conf, workdir / conf.name)
+        shutil.copy(conf, workdir / "lessons" / conf.name)
+    edge_http = workdir / "lessons" / "lessons-edge-http.conf"
+    edge_http.write_text(edge_http_for_test(edge_http.read_text(), cache=workdir / "cache", origin=origin))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -47,17 +54,16 @@ error_log {workdir / "error.log"};
 events {{}}
 http {{
   {temp}
-  include log-format.conf;
+  include lessons/lessons-edge-http.conf;
   access_log {workdir / "access.json.log"} lessons_json;
-  proxy_cache_path {workdir / "cache"} keys_zone=lessons:10m max_size=200m inactive=30d use_temp_path=off;
-  upstream lessons_origin {{ server {origin}; keepalive 4; }}
   server {{
     listen 127.0.0.1:{port};
     set $lessons_secret "{edge_secret}";
     set $lessons_origin_secret "{origin_secret}";
+    set $lessons_origin_host "{origin}";
     set $lessons_region "{region}";
     set $lessons_binding "{binding}";
-    include lessons-edge.conf;
+    include lessons/lessons-edge.conf;
     location / {{ return 404; }}
     location = /__edge_ready {{ access_log off; return 204; }}
   }}
@@ -79,6 +85,13 @@ http {{
     finally:
         process.send_signal(signal.SIGQUIT)
         process.wait(timeout=10)
+
+
+def edge_http_for_test(text: str, *, cache: Path, origin: str) -> str:
+    """The shipped http-level part with only its cache folder and origin address changed."""
+    shipped_cache, shipped_origin = "/var/cache/nginx/lessons ", "server 127.0.0.1:8000;"
+    assert shipped_cache in text and shipped_origin in text, "lessons-edge-http.conf changed: update the test"
+    return text.replace(shipped_cache, f"{cache} ").replace(shipped_origin, f"server {origin};")
 
 
 def _answers_ready(port: int) -> bool:

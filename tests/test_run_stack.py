@@ -78,12 +78,13 @@ def _get(url: str) -> tuple[int, dict]:
 
 
 def _start(tmp_path: Path, port: int, redis_port: int, log_name: str) -> tuple[subprocess.Popen[bytes], Path]:
-    # The embedded defaults: none of the harness's services, so SQLite, Valkey and media under VAR_DIR.
+    # The embedded defaults: none of the harness's services or secrets, so SQLite, Valkey (which run.py
+    # marks REDIS_EMBEDDED=1), media and the secret files under VAR_DIR.
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "STORAGE_BACKEND", "DJANGO_ALLOW_ASYNC_UNSAFE"}
-        and not key.startswith("S3_")
+        if key not in {"DATABASE_URL", "REDIS_URL", "STORAGE_BACKEND", "DJANGO_ALLOW_ASYNC_UNSAFE", "REDIS_EMBEDDED"}
+        and not key.startswith(("S3_", "SECRET_KEY", "CONTENT_KEY_SECRET", "LTI_KEY_PASSPHRASE"))
     }
     env.update({"VAR_DIR": str(tmp_path / "var"), "RUN_SEED_DEMO": "0"})
     log = tmp_path / log_name
@@ -119,6 +120,10 @@ def test_run_serves_the_embedded_stack_stops_cleanly_and_restarts(tmp_path: Path
         var = tmp_path / "var"
         assert (var / "db.sqlite3").exists()
         assert (var / "redis" / "appendonlydir").is_dir()  # Valkey keeps its data under VAR_DIR
+        # The embedded default's secrets are files made by run.py, read because REDIS_URL is its own Valkey.
+        assert sorted(p.name for p in var.iterdir() if p.name.endswith(("_key", "_secret", "_passphrase"))) == [
+            "content_key_secret", "lti_key_passphrase", "secret_key",
+        ]  # fmt: skip
         password_file = var / "admin-password"
         assert password_file.stat().st_mode & 0o777 == 0o600
         password = password_file.read_text().strip()

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from config.secret_files import embedded_secrets_create
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +22,21 @@ NAMES = (
 SHOW = f"from django.conf import settings as s; import json; print(json.dumps({{n: getattr(s, n) for n in {NAMES!r}}}))"
 
 
+# What makes a configuration production (config/secret_files.py: production_reasons): left out, so
+# these tests see the embedded default unless they set one on purpose.
+PRODUCTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "STORAGE_BACKEND", "STORAGE_REGIONS", "DEBUG", "HTTPS")
+PRODUCTION_SECRETS = {"SECRET_KEY": "k" * 50, "CONTENT_KEY_SECRET": "c" * 40, "LTI_KEY_PASSPHRASE": "p" * 40}
+
+
 def _env(tmp_path: Path, **variables: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE" and not k.startswith(NAMES)}
-    return {**keep, "VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 50, "HTTPS": "0", **variables}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "REDIS_EMBEDDED"}
+        and not k.startswith(NAMES)
+        and not k.startswith(PRODUCTION_VARIABLES)
+    }
+    return {**keep, "VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 50, **variables}
 
 
 def _run(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -87,15 +101,76 @@ def test_token_secrets_are_derived_per_use_and_none_is_the_secret_key(tmp_path: 
     )
 
 
-def test_production_needs_the_secrets_at_rest_set_and_reads_old_ones_for_rotation(tmp_path: Path) -> None:
-    # The embedded files are there, and still not used: production needs secrets of its own.
+PRODUCTION_TRIGGERS = {
+    "https": ({"HTTPS": "1"}, "HTTPS=1"),
+    "debug-0": ({"DEBUG": "0"}, "DEBUG=0"),
+    "debug-false": ({"DEBUG": "false"}, "DEBUG=0"),
+    "postgresql": (
+        {"DATABASE_URL": "postgres://lessons@db.internal:5432/lessons"},
+        "DATABASE_URL is a postgres server",
+    ),
+    "redis": (
+        {"REDIS_URL": "redis://redis.internal:6379/0"},
+        "REDIS_URL is set (only `make run` marks its own Valkey with REDIS_EMBEDDED=1)",
+    ),
+    "s3": (
+        {"STORAGE_BACKEND": "s3", "S3_BUCKET": "b", "S3_ACCESS_KEY_ID": "a", "S3_SECRET_ACCESS_KEY": "s"},
+        "STORAGE_BACKEND=s3",
+    ),
+    "regions": (
+        {"STORAGE_REGIONS": "eu", "REGION_EU_BACKEND": "local", "REGION_EU_LOCAL_PATH": "/srv"},
+        "STORAGE_REGIONS is set",
+    ),
+}
+
+
+@pytest.mark.parametrize("trigger", sorted(PRODUCTION_TRIGGERS))
+def test_a_production_configuration_refuses_to_start_without_every_secret_in_the_environment(
+    tmp_path: Path, trigger: str
+) -> None:
+    # The embedded default's files are there, and still never read: production needs its own secrets.
     embedded_secrets_create(var_dir=tmp_path)
-    for missing in ("CONTENT_KEY_SECRET", "LTI_KEY_PASSPHRASE"):
-        given = {"CONTENT_KEY_SECRET": "c" * 40, "LTI_KEY_PASSPHRASE": "p" * 40}
-        del given[missing]
-        completed = _run(tmp_path, HTTPS="1", **given)
-        assert completed.returncode != 0
-        assert f"{missing} (or {missing}_FILE) must be set with HTTPS=1" in completed.stderr
+    variables, reason = PRODUCTION_TRIGGERS[trigger]
+    completed = _run(tmp_path, SECRET_KEY="", **variables)
+    assert completed.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY, CONTENT_KEY_SECRET, LTI_KEY_PASSPHRASE must be "
+        f"set in a production configuration ({reason}). Give each one in the environment, or as NAME_FILE, the "
+        "path of a file holding it: a long random value of its own, the same on every machine of the deployment, "
+        "kept with the backups (`python -c 'import secrets; print(secrets.token_urlsafe(50))'`). The embedded "
+        'default\'s secret files under VAR_DIR are never read in production. See docs/operations.md, "Secrets".'
+    ) in completed.stderr, completed.stderr
+    # One missing is named alone; with all three set (one as a file) the same configuration starts.
+    partial = _run(tmp_path, **{**PRODUCTION_SECRETS, "LTI_KEY_PASSPHRASE": ""}, **variables)
+    assert "ImproperlyConfigured: LTI_KEY_PASSPHRASE must be set in a production configuration" in partial.stderr
+    secret_file = tmp_path / "lti-passphrase"
+    secret_file.write_text("f" * 40 + "\n")
+    given = {**PRODUCTION_SECRETS, "LTI_KEY_PASSPHRASE": "", "LTI_KEY_PASSPHRASE_FILE": str(secret_file)}
+    started = _run(tmp_path, **given, **variables)
+    assert started.returncode == 0, started.stderr
+    shown = json.loads(started.stdout)
+    assert (shown["SECRET_KEY"], shown["CONTENT_KEY_SECRET"], shown["LTI_KEY_PASSPHRASE"]) == (
+        "k" * 50, "c" * 40, "f" * 40,
+    )  # fmt: skip
+    assert shown["CONTENT_KEY_SECRETS_OLD"] == shown["LTI_KEY_PASSPHRASES_OLD"] == []  # SECRET_KEY opens nothing
+
+
+def test_the_embedded_default_and_make_runs_own_valkey_still_read_the_secret_files(tmp_path: Path) -> None:
+    files = embedded_secrets_create(var_dir=tmp_path)
+    assert len(files) == 3
+    embedded = [
+        {},
+        {"DEBUG": "1"},
+        {"REDIS_URL": "redis://127.0.0.1:6391/0", "REDIS_EMBEDDED": "1"},
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "STORAGE_BACKEND": "local"},
+    ]
+    for variables in embedded:
+        completed = _run(tmp_path, SECRET_KEY="", **variables)
+        assert completed.returncode == 0, (variables, completed.stderr)
+        assert json.loads(completed.stdout)["SECRET_KEY"] == (tmp_path / "secret_key").read_text()
+
+
+def test_production_reads_old_secrets_for_rotation(tmp_path: Path) -> None:
     old_file = tmp_path / "old-passphrases"
     old_file.write_text("p1\np2\n")
     shown = json.loads(
