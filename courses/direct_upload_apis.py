@@ -18,9 +18,11 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,11 +45,17 @@ class CapabilitiesOutput(serializers.Serializer):
     max_size = serializers.IntegerField(help_text="The largest upload accepted, in bytes")
     part_size = serializers.IntegerField(help_text="The part size of an upload (larger for very large files)")
 
+    class Meta:
+        ref_name = "DirectCapabilitiesOutput"
+
 
 class CreateInput(serializers.Serializer):
     lesson = serializers.UUIDField()
     filename = serializers.CharField(max_length=1000, allow_blank=True, default="")
     size = serializers.IntegerField(min_value=1, max_value=2**62)
+
+    class Meta:
+        ref_name = "DirectCreateInput"
 
 
 class UploadOutput(serializers.Serializer):
@@ -62,20 +70,32 @@ class UploadOutput(serializers.Serializer):
     def get_part_count(self, upload: ResumableUpload) -> int:
         return direct_uploads.part_count(upload)
 
+    class Meta:
+        ref_name = "DirectUploadOutput"
+
 
 class StoredPartOutput(serializers.Serializer):
     number = serializers.IntegerField()
     size = serializers.IntegerField()
     etag = serializers.CharField()
 
+    class Meta:
+        ref_name = "DirectStoredPartOutput"
+
 
 class UploadStateOutput(UploadOutput):
     parts = StoredPartOutput(many=True, help_text="Parts storage holds (while the upload is active)")
+
+    class Meta:
+        ref_name = "DirectUploadStateOutput"
 
 
 class PartMd5Input(serializers.Serializer):
     number = serializers.IntegerField(min_value=1, max_value=10_000)
     md5 = serializers.CharField(max_length=32, help_text="Base64 of the part's MD5 digest (as in Content-MD5)")
+
+    class Meta:
+        ref_name = "DirectPartMd5Input"
 
 
 class PartUrlsInput(serializers.Serializer):
@@ -83,27 +103,49 @@ class PartUrlsInput(serializers.Serializer):
         child=PartMd5Input(), allow_empty=False, max_length=direct_uploads.MAX_URLS_PER_REQUEST
     )
 
+    class Meta:
+        ref_name = "DirectPartUrlsInput"
+
 
 class PartUrlOutput(serializers.Serializer):
     number = serializers.IntegerField()
     url = serializers.URLField(help_text="PUT the part's bytes here")
     headers = serializers.DictField(child=serializers.CharField(), help_text="Send these headers with the PUT")
 
+    class Meta:
+        ref_name = "DirectPartUrlOutput"
+
 
 class PartUrlsOutput(serializers.Serializer):
     parts = PartUrlOutput(many=True)
+
+    class Meta:
+        ref_name = "DirectPartUrlsOutput"
 
 
 class PartEtagInput(serializers.Serializer):
     number = serializers.IntegerField(min_value=1, max_value=10_000)
     etag = serializers.CharField(max_length=200, help_text="The ETag storage answered the part's PUT with")
 
+    class Meta:
+        ref_name = "DirectPartEtagInput"
+
 
 class CompleteInput(serializers.Serializer):
     parts = serializers.ListField(child=PartEtagInput(), allow_empty=False, max_length=10_000)
 
+    class Meta:
+        ref_name = "DirectCompleteInput"
+
 
 _REFUSED = {403: error(NOT_LOGGED_IN), 404: error("No such upload of yours")}
+# A field error names its field ({"parts": [...]}); a refusal of the service has "detail".
+_INVALID = "Malformed input (field errors by field), or refused with a reason (detail)"
+_NOT_JSON = {415: error("The body is not JSON")}
+
+
+def _invalid(description: str = _INVALID) -> OpenApiResponse:
+    return OpenApiResponse(OpenApiTypes.OBJECT, description=description)
 
 
 def _upload_of(request: Request, upload_id: uuid.UUID) -> ResumableUpload:
@@ -114,6 +156,8 @@ def _upload_of(request: Request, upload_id: uuid.UUID) -> ResumableUpload:
 
 
 class DirectUploadsApi(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="direct_uploads_capabilities",
         summary="Whether lesson videos may be uploaded straight to storage here",
@@ -131,7 +175,8 @@ class DirectUploadsApi(APIView):
         request=CreateInput,
         responses={
             201: UploadOutput,
-            400: error("Malformed input"),
+            400: _invalid(),
+            **_NOT_JSON,
             403: error(NOT_LOGGED_IN),
             404: error("No such lesson among the ones you teach"),
             409: error("Direct uploads are not available here: upload over tus"),
@@ -186,13 +231,16 @@ class DirectUploadApi(APIView):
 
 
 class DirectUploadPartUrlsApi(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="direct_upload_part_urls",
         summary="Presigned URLs to PUT parts to, each with the part's MD5 signed in",
         request=PartUrlsInput,
         responses={
             200: PartUrlsOutput,
-            400: error("A part that does not exist, or a malformed MD5"),
+            400: _invalid("Malformed input, a part that does not exist, or a malformed MD5"),
+            **_NOT_JSON,
             **_REFUSED,
             403: error("Not logged in, or the upload is already complete"),
             404: error("No such upload of yours, or it was cancelled or has expired"),
@@ -209,13 +257,16 @@ class DirectUploadPartUrlsApi(APIView):
 
 
 class DirectUploadCompleteApi(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="direct_upload_complete",
         summary="Check the stored parts against this list and the size, then start processing (once)",
         request=CompleteInput,
         responses={
             200: UploadOutput,
-            400: error("A part is missing, of the wrong size, or not the one listed; nothing changed"),
+            400: _invalid("Malformed input, or a part is missing, of the wrong size or not the one listed"),
+            **_NOT_JSON,
             **_REFUSED,
             404: error("No such upload of yours, or it was cancelled or has expired"),
         },

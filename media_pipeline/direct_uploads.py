@@ -145,13 +145,24 @@ def direct_part_urls(*, upload: ResumableUpload, parts: list[tuple[int, str]]) -
 
 def stored_parts(upload: ResumableUpload) -> list[StoredPart]:
     """The parts storage holds for an unfinished direct upload (ListParts: metadata, no bytes)."""
+    from botocore.exceptions import ClientError
+
     client, bucket = storage.s3_client_and_bucket()
     found: list[StoredPart] = []
     marker = 0
     while True:
-        page = client.list_parts(
-            Bucket=bucket, Key=upload.storage_key, UploadId=upload.multipart_id, MaxParts=1000, PartNumberMarker=marker
-        )
+        try:
+            page = client.list_parts(
+                Bucket=bucket,
+                Key=upload.storage_key,
+                UploadId=upload.multipart_id,
+                MaxParts=1000,
+                PartNumberMarker=marker,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                raise
+            raise uploads.UploadGone("storage no longer holds this upload; start a new one") from exc
         found += [StoredPart(p["PartNumber"], p["Size"], normal_etag(p["ETag"])) for p in page.get("Parts", [])]
         if not page.get("IsTruncated"):
             return found
