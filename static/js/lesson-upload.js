@@ -164,7 +164,7 @@
         requests.delete(xhr);
         const etag = xhr.getResponseHeader("ETag");
         if (xhr.status === 200 && etag) resolve(etag);
-        else if (xhr.status === 200) reject(new Refused("storage does not expose the ETag header: the bucket's CORS rule must list it (docs/operations.md)"));
+        else if (xhr.status === 200) reject(new Refused("storage does not expose the ETag header: the bucket's CORS rule must expose it (README: Direct uploads to S3)"));
         else if (xhr.status === 400 && /BadDigest/.test(xhr.responseText)) reject(new Error("a part arrived damaged"));
         else reject(new Error("storage answered " + xhr.status));
       };

@@ -5,6 +5,7 @@ the web process receives none of the video's bytes."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -116,8 +117,11 @@ def test_the_admin_widget_uploads_parts_straight_to_s3(
     admin.route(f"{endpoint.scheme}://{endpoint.netloc}/**", drop_the_first_put_of_part_2)
     admin.goto(f"{live_server.url}/admin/courses/lesson/{lesson.pk}/change/")
     admin.set_input_files("#id_video", str(clip))
-    admin.wait_for_function("window.lessonUpload.state === 'done'", timeout=120_000)
-    assert admin.evaluate("window.lessonUpload.transport") == "direct"
+    # The page reloads after a finished upload: the state is taken the moment it is final.
+    final = admin.wait_for_function(
+        "window.lessonUpload.state === 'done' && JSON.stringify(window.lessonUpload)", timeout=120_000
+    )
+    assert json.loads(final.json_value())["transport"] == "direct"
 
     upload = ResumableUpload.objects.get()
     assert (upload.transport, upload.status, upload.length, upload.filename) == (
