@@ -11,9 +11,9 @@ the same run, in this order:
 - ours: the production web process (daphne serving config.asgi, static files collected) serves the
   lesson admin page to headless Chromium (/usr/bin/chromium); the file is chosen in the widget, which
   asks the API for part URLs and PUTs the parts straight to SeaweedFS (the bucket's CORS rule set as
-  the README says), then completes (after a 1 MiB warm-up upload). Timed from choosing the file to the widget's "done" (hashing,
-  part URLs, completion included). The web process's CPU seconds (utime + stime from /proc) are read
-  before and after;
+  the README says), then completes. After a 1 MiB warm-up upload, timed from choosing the file to
+  the widget's "done" (hashing, part URLs, completion included); the web process's CPU seconds
+  (utime + stime from /proc) are read before and after;
 - with ``--tus``: the same widget with ``UPLOAD_DIRECT=0`` (a second daphne), i.e. today's tus path.
 
 Prints each time and MB/s, the ratio baseline time / widget time (target: at least 0.9) and the web
