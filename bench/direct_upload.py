@@ -167,6 +167,9 @@ def widget_upload(browser: Any, base_url: str, username: str, lesson: Any, path:
         context.close()
     if state["state"] != "done":
         raise RuntimeError(f"the widget failed: {state['error']}")
+    if os.environ.get("BENCH_TIMINGS"):
+        for timing in state["timings"]:
+            print("  " + ", ".join(f"{name} {value:.0f}" for name, value in timing.items()), flush=True)
     return {"seconds": seconds, "cpu": cpu, "transport": state["transport"]}
 
 
