@@ -1,6 +1,6 @@
 """The lesson admin's widget uploads straight to S3 (docs/adr/0026): Chromium sends the parts to the
 harness's SeaweedFS through presigned part URLs, across origins under the bucket's CORS rule, and
-the web process receives none of the video's bytes."""
+the web process receives none of the video's bytes; a reloaded page carries on with the parts stored."""
 
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ def body_bytes_to_django(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 
 @pytest.fixture
+def broker() -> Iterator[Any]:
+    """The Redis broker, emptied before and after: the probe a finished upload sends stays behind."""
+    import dramatiq
+
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
 def bucket_cors(s3: Any, live_server: LiveServer) -> Iterator[None]:
     """The CORS rule docs/operations.md asks operators for, with the live server as the site."""
     bucket = os.environ["S3_BUCKET"]
@@ -83,14 +94,11 @@ def test_the_admin_widget_uploads_parts_straight_to_s3(
     s3: Any,
     bucket_cors: None,
     body_bytes_to_django: dict[str, int],
+    broker: Any,
     new_page: Callable[[], Page],
     settings: Settings,
     tmp_path: Path,
 ) -> None:
-    import dramatiq
-
-    broker = dramatiq.get_broker()
-    broker.flush_all()
     settings.UPLOAD_DIRECT_PART_BYTES = 5 * MIB  # S3's minimum: three parts, sent in parallel
     course = Course.objects.create(slug="phys", title="Physics", published=True)
     lesson = Lesson.objects.create(course=course, title="Noise")
@@ -142,4 +150,53 @@ def test_the_admin_widget_uploads_parts_straight_to_s3(
     to_django = sum(body_bytes_to_django.values())
     assert to_django < 8 * 1024, body_bytes_to_django  # the JSON of create, part URLs and completion
     assert not any("/api/v1/uploads/" in path and "direct" not in path for path in body_bytes_to_django)
-    broker.flush_all()
+
+
+def test_the_widget_resumes_a_direct_upload_after_a_reload(
+    live_server: LiveServer,
+    s3: Any,
+    bucket_cors: None,
+    broker: Any,
+    new_page: Callable[[], Page],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    settings.UPLOAD_DIRECT_PART_BYTES = 5 * MIB
+    course = Course.objects.create(slug="chem", title="Chemistry", published=True)
+    lesson = Lesson.objects.create(course=course, title="Noise again")
+    clip = noisy_clip(tmp_path / "resumed.mp4")
+
+    admin = _admin_page(new_page, live_server)
+    endpoint = urlsplit(os.environ["S3_ENDPOINT_URL"])
+    stored: list[str] = []
+    only_part_1 = [True]
+
+    def storage(route: Route) -> None:
+        request = route.request
+        if request.method == "PUT":
+            part = request.url.split("partNumber=", 1)[1].split("&", 1)[0]
+            if only_part_1[0] and part != "1":
+                route.abort("connectionreset")  # the connection is down for every other part
+                return
+            stored.append(part)
+        route.continue_()
+
+    admin.route(f"{endpoint.scheme}://{endpoint.netloc}/**", storage)
+    page_url = f"{live_server.url}/admin/courses/lesson/{lesson.pk}/change/"
+    admin.goto(page_url)
+    admin.set_input_files("#id_video", str(clip))
+    admin.wait_for_function("window.lessonUpload.timings.some((t) => t.part === 1)", timeout=60_000)
+
+    # The educator reloads the page and chooses the same file again: only the other parts are sent.
+    only_part_1[0] = False
+    admin.goto(page_url)
+    admin.set_input_files("#id_video", str(clip))
+    final = admin.wait_for_function("window.lessonUpload.state === 'done' && JSON.stringify(window.lessonUpload)")
+    assert json.loads(final.json_value())["transport"] == "direct"
+
+    upload = ResumableUpload.objects.get()  # one upload, carried on
+    assert (upload.status, upload.length) == ("completed", clip.stat().st_size)
+    assert stored.count("1") == 1 and sorted(set(stored)) == ["1", "2", "3"]
+    data = s3.get_object(Bucket=os.environ["S3_BUCKET"], Key=upload.storage_key)["Body"].read()
+    assert hashlib.sha256(data).digest() == hashlib.sha256(clip.read_bytes()).digest()
+    assert queued_actors(broker) == ["probe_asset"]
