@@ -518,7 +518,7 @@ UPLOAD_LEASE_SECONDS = env_int("UPLOAD_LEASE_SECONDS", 120, minimum=5)
 UPLOAD_WIDGET_CHUNK_BYTES = env_int("UPLOAD_WIDGET_CHUNK_BYTES", 16 * 1024**2, minimum=64 * 1024)
 # Direct uploads (media_pipeline/direct_uploads.py, docs/adr/0026): with S3 storage the admin widget
 # sends parts straight to the bucket through presigned part URLs; the bucket needs the CORS rule in
-# docs/operations.md. Off: the widget uses tus, through the web process.
+# the README (Direct uploads to S3). Off: the widget uses tus, through the web process.
 UPLOAD_DIRECT = env_bool("UPLOAD_DIRECT", True)
 # The part size of a direct upload (larger files get larger parts: 10,000 at most).
 UPLOAD_DIRECT_PART_BYTES = env_int("UPLOAD_DIRECT_PART_BYTES", 16 * 1024**2, minimum=5 * 1024**2)

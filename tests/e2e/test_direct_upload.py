@@ -69,7 +69,7 @@ def broker() -> Iterator[Any]:
 
 @pytest.fixture
 def bucket_cors(s3: Any, live_server: LiveServer) -> Iterator[None]:
-    """The CORS rule docs/operations.md asks operators for, with the live server as the site."""
+    """The CORS rule the README (Direct uploads to S3) asks operators for, with the live server as the site."""
     bucket = os.environ["S3_BUCKET"]
     s3.put_bucket_cors(
         Bucket=bucket,
