@@ -3,7 +3,13 @@ storage. The same rules on real storage: tests/courses/test_direct_uploads.py.""
 
 from __future__ import annotations
 
-from media_pipeline.direct_uploads import StoredPart, md5_digest, normal_etag, parts_problems
+from pathlib import Path
+
+import pytest
+from pytest_django import Settings
+
+from config.storage_regions import storage_regions_from_env
+from media_pipeline.direct_uploads import StoredPart, md5_digest, normal_etag, parts_problems, presigning_client
 
 E1, E2, E3 = '"' + "1" * 32 + '"', '"' + "2" * 32 + '"', '"' + "3" * 32 + '"'
 
@@ -63,3 +69,34 @@ def test_etags_and_md5s_are_read_as_storage_writes_them() -> None:
     assert md5_digest("1B2M2Y8AsgTpgAmY7PhCfg==") == bytes.fromhex("d41d8cd98f00b204e9800998ecf8427e")
     assert md5_digest("bm90IGFuIG1kNQ==") is None  # 10 bytes, not 16
     assert md5_digest("not base64!") is None
+
+
+def test_part_urls_name_the_endpoint_browsers_reach(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """S3_PUBLIC_ENDPOINT_URL is the host signed into part URLs; the servers keep S3_ENDPOINT_URL."""
+    for name, value in {"STORAGE_BACKEND": "s3", "S3_BUCKET": "media", "S3_ACCESS_KEY_ID": "key",
+                        "S3_SECRET_ACCESS_KEY": "secret", "S3_ENDPOINT_URL": "http://seaweed.internal:8333",
+                        "S3_PUBLIC_ENDPOINT_URL": "https://uploads.example.edu"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("STORAGE_REGIONS", raising=False)
+    [region] = storage_regions_from_env(default_local_path=Path("/unused"))
+    assert (region["endpoint_url"], region["public_endpoint_url"]) == (
+        "http://seaweed.internal:8333", "https://uploads.example.edu"
+    )  # fmt: skip
+    settings.STORAGE_REGIONS = [region]
+    client, bucket = presigning_client()  # signing is local: no request is made
+    url = client.generate_presigned_url(
+        "upload_part",
+        Params={
+            "Bucket": bucket,
+            "Key": "k",
+            "UploadId": "u",
+            "PartNumber": 1,
+            "ContentMD5": "1B2M2Y8AsgTpgAmY7PhCfg==",
+        },
+    )
+    assert url.startswith("https://uploads.example.edu/media/k?uploadId=u&partNumber=1&")
+    assert "X-Amz-SignedHeaders=content-md5%3Bhost" in url
+    monkeypatch.delenv("S3_PUBLIC_ENDPOINT_URL")
+    [region] = storage_regions_from_env(default_local_path=Path("/unused"))
+    settings.STORAGE_REGIONS = [region]
+    assert presigning_client()[0].meta.endpoint_url == "http://seaweed.internal:8333"
