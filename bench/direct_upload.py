@@ -14,6 +14,9 @@ the same run, in this order:
   the README says), then completes. After a 1 MiB warm-up upload, timed from choosing the file to
   the widget's "done" (hashing, part URLs, completion included); the web process's CPU seconds
   (utime + stime from /proc) are read before and after;
+- the browser's ceiling: from a page of the same origin, Chromium PUTs the same parts to presigned
+  URLs with the same parallelism and nothing else (no MD5, no API calls), to tell the browser's
+  own cost from the widget's;
 - with ``--tus``: the same widget with ``UPLOAD_DIRECT=0`` (a second daphne), i.e. today's tus path.
 
 Prints each time and MB/s, the ratio baseline time / widget time (target: at least 0.9) and the web
@@ -173,6 +176,55 @@ def widget_upload(browser: Any, base_url: str, username: str, lesson: Any, path:
     return {"seconds": seconds, "cpu": cpu, "transport": state["transport"]}
 
 
+RAW_PUTS = """async ([urls, part, parallel]) => {
+  const file = document.getElementById("bench-raw").files[0];
+  const todo = urls.map((url, i) => [i, url]);
+  const etags = [];
+  const started = performance.now();
+  async function worker() {
+    while (todo.length) {
+      const [i, url] = todo.shift();
+      const answer = await fetch(url, {method: "PUT", body: file.slice(i * part, (i + 1) * part)});
+      if (!answer.ok) throw new Error("PUT " + answer.status);
+      etags[i] = answer.headers.get("ETag");
+    }
+  }
+  await Promise.all(Array.from({length: parallel}, worker));
+  return [(performance.now() - started) / 1000, etags];
+}"""
+
+
+def browser_raw(browser: Any, base_url: str, path: Path, size: int, s3: Any, bucket: str) -> float:
+    """The browser's own ceiling: Chromium PUTs the parts to presigned URLs (no MD5, no API, no page
+    logic), same part size and parallelism, from a page of the site's origin (the CORS rule)."""
+    key = f"bench/raw-{uuid.uuid4().hex}"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    count = -(-size // PART)
+    urls = [
+        s3.generate_presigned_url(
+            "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n}, ExpiresIn=3600
+        )
+        for n in range(1, count + 1)
+    ]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/admin/login/")
+        page.evaluate(
+            "() => { const i = document.createElement('input');"
+            " i.type = 'file'; i.id = 'bench-raw'; document.body.append(i); }"
+        )
+        page.set_input_files("#bench-raw", str(path))
+        seconds, etags = page.evaluate(RAW_PUTS, [urls, PART, PARALLEL])
+    finally:
+        context.close()
+    parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == size
+    s3.delete_object(Bucket=bucket, Key=key)
+    return float(seconds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=2048)
@@ -194,6 +246,7 @@ def main() -> int:
     s3, bucket = s3_client(os.environ["S3_ENDPOINT_URL"]), os.environ["S3_BUCKET"]
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores", flush=True)
     results: dict[str, dict[str, Any]] = {}
+    raw_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-direct-") as folder:
         path = Path(folder) / "lecture.mp4"
         write_file(path, size)
@@ -231,6 +284,8 @@ def main() -> int:
                         widget_upload(browser, base_url, user.username, warm, small, server.pid)
                         lesson = Lesson.objects.create(course=course, title=f"Big upload ({name})")
                         results[name] = widget_upload(browser, base_url, user.username, lesson, path, server.pid)
+                        if name == "direct":
+                            raw_seconds = browser_raw(browser, base_url, path, size, s3, bucket)
                     finally:
                         stop(server)
                         s3.delete_bucket_cors(Bucket=bucket)
@@ -245,6 +300,8 @@ def main() -> int:
     mb = size / 1e6
     print(f"baseline, boto3 multipart ({PART // MIB} MiB parts, {PARALLEL} at a time): "
           f"{base_seconds:.1f} s, {mb / base_seconds:.1f} MB/s")  # fmt: skip
+    print(f"browser ceiling, Chromium PUTs the parts (no MD5, no API): {raw_seconds:.1f} s, "
+          f"{mb / raw_seconds:.1f} MB/s, ratio {base_seconds / raw_seconds:.2f}")  # fmt: skip
     for name, result in results.items():
         print(f"widget, {name:6}: {result['seconds']:.1f} s, {mb / result['seconds']:.1f} MB/s, "
               f"ratio {base_seconds / result['seconds']:.2f}, web-process CPU {result['cpu']:.2f} s")  # fmt: skip
