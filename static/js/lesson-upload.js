@@ -132,7 +132,9 @@
     const data = await response.json().catch(() => ({}));
     if (response.ok) return data;
     if (response.status >= 500 || response.status === 429) throw new Error(data.detail || "server error " + response.status);
-    throw new Refused(data.detail || "refused (" + response.status + ")");
+    // A refusal has a reason ("detail"), or names the fields that were wrong.
+    const reason = data.detail || Object.entries(data).map(([field, why]) => field + ": " + [].concat(why).join(" ")).join("; ");
+    throw new Refused(reason || "refused (" + response.status + ")");
   }
 
   async function directAvailable() {
