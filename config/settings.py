@@ -548,3 +548,11 @@ UPLOAD_EXPIRY_SECONDS = env_int("UPLOAD_EXPIRY_SECONDS", 24 * 3600, minimum=60)
 UPLOAD_LEASE_SECONDS = env_int("UPLOAD_LEASE_SECONDS", 120, minimum=5)
 # The admin's upload widget sends chunks of this size (a multiple of the part size keeps the spool empty).
 UPLOAD_WIDGET_CHUNK_BYTES = env_int("UPLOAD_WIDGET_CHUNK_BYTES", 16 * 1024**2, minimum=64 * 1024)
+# Direct uploads (media_pipeline/direct_uploads.py, docs/adr/0026): with S3 storage the admin widget
+# sends parts straight to the bucket through presigned part URLs; the bucket needs the CORS rule in
+# the README (Direct uploads to S3). Off: the widget uses tus, through the web process.
+UPLOAD_DIRECT = env_bool("UPLOAD_DIRECT", True)
+# The part size of a direct upload (larger files get larger parts: 10,000 at most).
+UPLOAD_DIRECT_PART_BYTES = env_int("UPLOAD_DIRECT_PART_BYTES", 16 * 1024**2, minimum=5 * 1024**2)
+# How long a presigned part URL stays valid; the widget asks for each part's URL just before sending it.
+UPLOAD_DIRECT_URL_SECONDS = env_int("UPLOAD_DIRECT_URL_SECONDS", 900, minimum=60)

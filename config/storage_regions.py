@@ -9,6 +9,8 @@ deployment. With ``STORAGE_REGIONS=eu,us,ap`` each region is described by its ow
     S3_ENDPOINT_URL    any S3-compatible endpoint (empty: AWS)
     S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (each may be given as ..._FILE)
     S3_ADDRESSING_STYLE  path (default) or virtual
+    S3_PUBLIC_ENDPOINT_URL  the endpoint browsers reach, when it differs from S3_ENDPOINT_URL (direct
+                       uploads, docs/adr/0026; empty: the same endpoint)
     LOCAL_PATH         folder, for BACKEND=local
     BASE_URL           the CDN or edge serving this region's objects (empty: this site's origin)
     COUNTRIES          ISO country codes of viewers this region is nearest to (DE,FR,...)
@@ -37,6 +39,8 @@ def _s3_region(prefix: str, *, name: str) -> dict[str, Any]:
         "name": name,
         "backend": "s3",
         "endpoint_url": env_str(f"{prefix}S3_ENDPOINT_URL", "") or None,
+        # Presigned part URLs for direct uploads name this endpoint: the one the browser reaches.
+        "public_endpoint_url": env_str(f"{prefix}S3_PUBLIC_ENDPOINT_URL", "") or None,
         "bucket": env_str(f"{prefix}S3_BUCKET"),
         "region_name": env_str(f"{prefix}S3_REGION", "us-east-1"),
         "access_key": env_str(f"{prefix}S3_ACCESS_KEY_ID"),

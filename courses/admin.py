@@ -347,11 +347,13 @@ class LessonAdmin(EducatorScopedAdmin):
             messages.info(request, "Video received. Processing has started; this page shows its progress.")
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        # The resumable upload widget (tus) of the change page: where to upload and in what chunks.
+        # The upload widget of the change page (static/js/lesson-upload.js): where to upload over tus
+        # and in what chunks, and where to ask whether it may upload straight to S3 instead.
         extra_context = {
             **(extra_context or {}),
             "upload_endpoint": reverse("api-upload-create"),
             "upload_chunk_bytes": settings.UPLOAD_WIDGET_CHUNK_BYTES,
+            "direct_upload_endpoint": reverse("api-direct-uploads"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from courses import hooks, lesson_row
 from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonState
 from media_pipeline import selectors as media_selectors
-from media_pipeline.models import ResumableUpload
+from media_pipeline.models import ResumableUpload, UploadTransport
 from media_pipeline.text_tracks import TextTrack
 
 User = AbstractBaseUser | AnonymousUser
@@ -119,12 +119,17 @@ def user_may_upload(*, user: User, lesson: Lesson) -> bool:
     return bool(getattr(user, "is_superuser", False)) or user_teaches(user=user, course=lesson.course)
 
 
-def upload_get_for(*, user: User, public_id: uuid.UUID) -> ResumableUpload | None:
-    """One of the user's own resumable uploads, while they may still upload to its lesson; else None
-    (someone else's upload is indistinguishable from one that does not exist)."""
+def upload_get_for(*, user: User, public_id: uuid.UUID, direct: bool = False) -> ResumableUpload | None:
+    """One of the user's own resumable uploads (tus, or ``direct`` ones), while they may still upload
+    to its lesson; else None (someone else's upload is indistinguishable from one that does not exist)."""
     if not user.is_authenticated:
         return None
-    upload = ResumableUpload.objects.filter(public_id=public_id, owner_id=user.pk).select_related("asset").first()
+    transport = UploadTransport.DIRECT if direct else UploadTransport.TUS
+    upload = (
+        ResumableUpload.objects.filter(public_id=public_id, owner_id=user.pk, transport=transport)
+        .select_related("asset")
+        .first()
+    )
     if upload is None:
         return None
     if upload.asset_id is None:

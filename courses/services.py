@@ -16,8 +16,8 @@ from core import errors
 from courses import hooks, progress, selectors
 from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
 from courses.view_tokens import ViewClaim, view_token_read
+from media_pipeline import direct_uploads, tus, uploads
 from media_pipeline import services as media_services
-from media_pipeline import tus, uploads
 from media_pipeline.models import MediaAsset, ResumableUpload
 
 
@@ -99,13 +99,21 @@ def _lesson_with_asset(lesson: Lesson) -> tuple[Lesson, MediaAsset]:
     return lesson, asset
 
 
-def lesson_upload_start(*, user: User, lesson: Lesson, length: int, filename: str) -> ResumableUpload:
-    """Start a resumable (tus) upload of a new video for the lesson; the caller has checked that the
-    user may upload to it (selectors.user_may_upload). Raises uploads.UploadError subclasses (413 for
-    size and quota) with a reason to show. Completing the upload starts processing, once."""
+def lesson_upload_start(
+    *, user: User, lesson: Lesson, length: int, filename: str, direct: bool = False
+) -> ResumableUpload:
+    """Start a resumable upload of a new video for the lesson: over tus, or ``direct`` to S3 through
+    presigned part URLs (media_pipeline.direct_uploads). The caller has checked that the user may
+    upload to it (selectors.user_may_upload). Raises uploads.UploadError subclasses (413 for size and
+    quota, before any storage call) with a reason to show. Completing the upload starts processing, once."""
+    if direct and not direct_uploads.direct_available():  # before the lesson gets an asset
+        raise direct_uploads.DirectUnavailable("direct uploads need S3 storage; upload over tus (/api/v1/uploads/)")
     with transaction.atomic():
         lesson, asset = _lesson_with_asset(lesson)
-    return uploads.upload_create(owner=user, asset=asset, length=length, filename=tus.display_name(filename))
+    name = tus.display_name(filename)
+    if direct:
+        return direct_uploads.direct_upload_create(owner=user, asset=asset, length=length, filename=name)
+    return uploads.upload_create(owner=user, asset=asset, length=length, filename=name)
 
 
 @transaction.atomic

@@ -194,7 +194,7 @@ class UploadApi(TusApi):
         return _options()
 
     def _upload(self, request: Request, upload_id: uuid.UUID) -> ResumableUpload | None:
-        return selectors.upload_get_for(user=request.user, public_id=upload_id)
+        return selectors.upload_get_for(user=request.user, public_id=upload_id, direct=False)
 
     @extend_schema(
         operation_id="upload_offset",

@@ -46,10 +46,10 @@ class UploadQuotaAdmin(admin.ModelAdmin):
 
 @admin.register(ResumableUpload)
 class ResumableUploadAdmin(admin.ModelAdmin):
-    """Read-only: uploads change only through the tus endpoint and `manage.py uploads_sweep`."""
+    """Read-only: uploads change only through the upload APIs (tus, direct) and `manage.py uploads_sweep`."""
 
-    list_display = ("public_id", "owner", "filename", "status", "offset", "length", "expires_at")
-    list_filter = ("status",)
+    list_display = ("public_id", "owner", "filename", "transport", "status", "offset", "length", "expires_at")
+    list_filter = ("status", "transport")
     search_fields = ("owner__username", "filename")
 
     def has_module_permission(self, request: HttpRequest) -> bool:

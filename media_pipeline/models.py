@@ -177,8 +177,15 @@ class UploadStatus(models.TextChoices):
     DISCARDED = "discarded", "Replaced by a newer original and deleted"
 
 
+class UploadTransport(models.TextChoices):
+    TUS = "tus", "tus, through the web process"
+    DIRECT = "direct", "Direct to S3 with presigned part URLs"
+
+
 class ResumableUpload(models.Model):
-    """One tus upload of an asset's original (see media_pipeline/uploads.py and docs/adr/0009).
+    """One upload of an asset's original (see media_pipeline/uploads.py and docs/adr/0009; a direct
+    upload, whose parts the browser sends straight to S3, is media_pipeline/direct_uploads.py and
+    docs/adr/0026).
 
     With S3 storage the bytes go into an S3 multipart upload as they arrive: ``parts`` lists the
     parts already stored (all ``part_size`` long), and ``spool_key`` names a small object holding
@@ -201,6 +208,7 @@ class ResumableUpload(models.Model):
     parts = models.JSONField(default=list, blank=True)
     spool_key = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=16, choices=UploadStatus.choices, default=UploadStatus.ACTIVE)
+    transport = models.CharField(max_length=8, choices=UploadTransport.choices, default=UploadTransport.TUS)
     # One request appends at a time: it holds the lease (compare-and-set) until it commits or it lapses.
     lease_token = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)

@@ -38,7 +38,14 @@ from core.leases import lapsed, lease_release, lease_renew, lease_take
 from core.streams import Readable
 from media_pipeline import layout
 from media_pipeline import services as media_services
-from media_pipeline.models import AssetStatus, MediaAsset, ResumableUpload, UploadQuota, UploadStatus
+from media_pipeline.models import (
+    AssetStatus,
+    MediaAsset,
+    ResumableUpload,
+    UploadQuota,
+    UploadStatus,
+    UploadTransport,
+)
 from media_pipeline.tus import Checksum
 from media_pipeline.upload_sinks import Sink, sink_for_storage
 
@@ -126,16 +133,26 @@ def check_size(length: int) -> None:
 # --- Lifecycle ----------------------------------------------------------------------------------------
 
 
-def part_size_for(length: int) -> int:
+def part_size_for(length: int, *, configured: int | None = None) -> int:
     """The configured part size, or larger (whole MiB) when the file would need over 10,000 parts."""
     needed = math.ceil(length / MAX_PARTS)
-    return max(settings.UPLOAD_PART_BYTES, math.ceil(needed / MIB) * MIB)
+    return max(configured or settings.UPLOAD_PART_BYTES, math.ceil(needed / MIB) * MIB)
 
 
-def upload_create(*, owner: User, asset: MediaAsset, length: int, filename: str) -> ResumableUpload:
-    """Start a resumable upload of ``length`` bytes as the next original of ``asset``.
+def upload_create(
+    *,
+    owner: User,
+    asset: MediaAsset,
+    length: int,
+    filename: str,
+    transport: str = UploadTransport.TUS,
+    part_size: int | None = None,
+) -> ResumableUpload:
+    """Start a resumable upload of ``length`` bytes as the next original of ``asset`` (its bytes come
+    over tus, or for ``UploadTransport.DIRECT`` straight from the client to S3: direct_uploads.py).
 
-    Raises UploadTooLarge / QuotaExceeded (413) with a reason the uploader can read.
+    Raises UploadTooLarge / QuotaExceeded (413) with a reason the uploader can read, before any
+    storage call. While unfinished, the upload's whole length counts towards the owner's quota.
     """
     check_size(length)
     _check_quota(owner, length)  # cheap early refusal before any storage call
@@ -154,8 +171,9 @@ def upload_create(*, owner: User, asset: MediaAsset, length: int, filename: str)
                 storage_key=key,
                 filename=filename[:255],
                 length=length,
-                part_size=part_size_for(length),
+                part_size=part_size_for(length, configured=part_size),
                 multipart_id=multipart_id,
+                transport=transport,
                 expires_at=timezone.now() + timedelta(seconds=settings.UPLOAD_EXPIRY_SECONDS),
             )
     except BaseException:

@@ -19,6 +19,8 @@ const files = {
   // Resumable uploads in the lesson admin (tus 1.0.0 client).
   "tus.min.js": "node_modules/tus-js-client/dist/tus.min.js",
   "tus.min.js.map": "node_modules/tus-js-client/dist/tus.min.js.map",
+  // Direct uploads to S3 (docs/adr/0026): each part's MD5 (WebAssembly; Web Crypto has no MD5).
+  "md5.umd.min.js": "node_modules/hash-wasm/dist/md5.umd.min.js",
 };
 for (const [name, source] of Object.entries(files)) {
   copyFileSync(join(root, source), join(out, name));

@@ -83,6 +83,7 @@ def test_the_admin_widget_uploads_with_tus_and_survives_a_dropped_connection(
     tmp_path: Path,
 ) -> None:
     settings.UPLOAD_WIDGET_CHUNK_BYTES = 128 * 1024  # several PATCH requests from a small clip
+    settings.UPLOAD_DIRECT = False  # S3 storage, but tus (tests/e2e/test_direct_upload.py has the direct path)
     course = Course.objects.create(slug="bio", title="Biology", published=True)
     lesson = Lesson.objects.create(course=course, title="Cells")
     clip = make_phone_clip(tmp_path / "IMG_0043.mp4", seconds=8)
@@ -133,4 +134,5 @@ def test_the_admin_widget_shows_why_an_upload_is_refused(
     assert admin.inner_text("#upload-status") == (
         "Upload failed: The file is 2.0 KB; the largest upload allowed is 1000 bytes."
     )
+    assert admin.evaluate("window.lessonUpload.transport") == "direct"  # S3 storage: refused by the direct API
     assert ResumableUpload.objects.count() == 0

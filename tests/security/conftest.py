@@ -83,8 +83,8 @@ def _session_for(user: Any) -> str:
 
 def make_world() -> dict[str, object]:
     """Two published courses, a published lesson whose version 1 is on storage, a draft lesson, the
-    six principals with API tokens, and two tus uploads of the educator's (one is fuzzed, one is for
-    DELETE). Returns what `Served` needs."""
+    six principals with API tokens, and tus and direct uploads of the educator's (for fuzzing, for DELETE, for
+    the authorisation matrix). Returns what `Served` needs."""
     from django.contrib.auth.models import User
     from rest_framework.authtoken.models import Token
 
@@ -125,6 +125,11 @@ def make_world() -> dict[str, object]:
         )
         for purpose in ("fuzz", "delete", "matrix-delete")
     }
+    for purpose in ("direct-fuzz", "direct-delete", "matrix-direct"):
+        direct = services.lesson_upload_start(
+            user=users["educator"], lesson=lesson, length=1024, filename="f.mp4", direct=True
+        )
+        uploads[purpose] = str(direct.public_id)
     return {
         "course_slug": course.slug,
         "other_course_slug": other.slug,

@@ -67,6 +67,19 @@ def test_the_tus_and_beacon_endpoints_are_described(schema: dict[str, Any]) -> N
     assert set(schema["components"]["schemas"]["QoeEvent"]["required"]) == {"type", "t"}
 
 
+def test_the_direct_upload_endpoints_are_described(schema: dict[str, Any]) -> None:
+    paths = schema["paths"]
+    assert set(paths["/api/v1/uploads/direct/"]) == {"get", "post"}
+    assert set(paths["/api/v1/uploads/direct/{upload_id}/"]) == {"get", "delete"}
+    create = paths["/api/v1/uploads/direct/"]["post"]
+    assert set(create["responses"]) == {"201", "400", "403", "404", "409", "413", "415"}
+    assert list(create["requestBody"]["content"]) == ["application/json"]
+    urls = paths["/api/v1/uploads/direct/{upload_id}/part-urls/"]["post"]
+    assert set(urls["responses"]) == {"200", "400", "403", "404", "409", "415"}
+    complete = paths["/api/v1/uploads/direct/{upload_id}/complete/"]["post"]
+    assert set(complete["responses"]) == {"200", "400", "403", "404", "415"}
+
+
 def test_refusals_are_declared(schema: dict[str, Any]) -> None:
     """Found by schemathesis: answers the schema did not declare."""
     paths = schema["paths"]

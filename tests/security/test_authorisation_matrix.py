@@ -19,6 +19,7 @@ course), educator (teaches this course), superuser.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import socket
@@ -75,6 +76,13 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("api/v1/uploads/<uuid:upload_id>", "HEAD"):                  (403, 404, 404, 404, 200, 404),
     ("api/v1/uploads/<uuid:upload_id>", "PATCH"):                 (403, 404, 404, 404, 204, 404),
     ("api/v1/uploads/<uuid:upload_id>", "DELETE"):                (403, 404, 404, 404, 204, 404),
+    # direct uploads to S3 (the educator's own upload; 400 on completing it: no part is stored yet)
+    ("api/v1/uploads/direct/", "GET"):                            (403, 200, 200, 200, 200, 200),
+    ("api/v1/uploads/direct/", "POST"):                           (403, 404, 404, 404, 201, 201),
+    ("api/v1/uploads/direct/<uuid:upload_id>/", "GET"):           (403, 404, 404, 404, 200, 404),
+    ("api/v1/uploads/direct/<uuid:upload_id>/part-urls/", "POST"): (403, 404, 404, 404, 200, 404),
+    ("api/v1/uploads/direct/<uuid:upload_id>/complete/", "POST"): (403, 404, 404, 404, 400, 404),
+    ("api/v1/uploads/direct/<uuid:upload_id>/", "DELETE"):        (403, 404, 404, 404, 204, 404),
     ("api/schema/", "GET"):                                       (200, 200, 200, 200, 200, 200),
     ("api/docs/", "GET"):                                         (200, 200, 200, 200, 200, 200),
     # media delivery: the signed token in the path is the credential, whoever presents it
@@ -158,7 +166,7 @@ def fill(route: str, variant: str, served: Served, media: dict[str, str], pks: d
     values = {
         "public_id": served.draft_lesson_id if variant == "draft" else served.lesson_id,
         "slug": served.open_course_slug if route.endswith("/enroll/") else served.course_slug,
-        "upload_id": served.uploads["matrix-delete"] if route.startswith("api/v1/uploads/") else "",
+        "upload_id": served.uploads["matrix-direct" if route.startswith("api/v1/uploads/direct/") else "matrix-delete"],
         "object_id": pks["lesson" if route.startswith("admin/courses/lesson/") else "course"],
         "uidb64": "MQ",
         "kid": "0" * 32,
@@ -189,6 +197,14 @@ def request_for(route: str, method: str, served: Served, principal: str) -> dict
         return {"data": body()}
     if route == "api/v1/lessons/<uuid:public_id>/progress/":
         return {"json": {"ranges": [[0, 1]], "view_token": view_token_of(served, principal)}}
+    if route == "api/v1/uploads/direct/" and method == "POST":
+        return {"json": {"lesson": served.lesson_id, "filename": "f.mp4", "size": 10}}
+    if route.endswith("/part-urls/"):
+        return {"json": {"parts": [{"number": 1, "md5": base64.b64encode(hashlib.md5(b"x").digest()).decode()}]}}  # noqa: S324
+    if route.endswith("/complete/"):
+        return {"json": {"parts": [{"number": 1, "etag": '"9dd4e461268c8034f5c8564e155c67a6"'}]}}
+    if route.startswith("api/v1/uploads/direct/"):
+        return {}
     if route == "api/v1/uploads/" and method == "POST":
         metadata = "lesson " + base64.b64encode(served.lesson_id.encode()).decode()
         return {"headers": {**TUS, "Upload-Length": "10", "Upload-Metadata": metadata}}

@@ -56,7 +56,9 @@ METHOD_ORDER = {"OPTIONS": 0, "GET": 1, "HEAD": 2, "POST": 3, "PATCH": 4, "PUT":
 
 def real_path_parameters(served: Served, operation: Any) -> dict[str, str]:
     values = {"public_id": served.lesson_id, "slug": served.course_slug}
-    values["upload_id"] = served.uploads["delete" if operation.method.upper() == "DELETE" else "fuzz"]
+    purpose = "delete" if operation.method.upper() == "DELETE" else "fuzz"
+    direct = operation.path.startswith("/api/v1/uploads/direct/")
+    values["upload_id"] = served.uploads[f"direct-{purpose}" if direct else purpose]
     names = {parameter.name for parameter in operation.path_parameters}
     return {name: value for name, value in values.items() if name in names}
 
