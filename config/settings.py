@@ -8,7 +8,7 @@ Importing this module only reads: the environment and, for the embedded default'
 under VAR_DIR that `python -m config.secret_files` made (`make run` and the test harness run it).
 It writes no file, creates no folder and opens no connection. A value that cannot be read (a bad
 integer, an unknown choice, a malformed key) stops start-up here with ImproperlyConfigured, since
-daphne and the Dramatiq workers run no system checks; whether settings fit together (a CDN signer
+the web server and the Dramatiq workers run no system checks; whether settings fit together (a CDN signer
 and its keys, storage regions, ...) is a system check in config/checks.py (`manage.py check`).
 """
 
@@ -149,6 +149,21 @@ TEMPLATES = [
         },
     },
 ]
+
+
+# --- Web server (config/serve.py, docs/adr/0028) ------------------------------------------------
+# On SIGTERM the web process answers /readyz with 503 for WEB_DRAIN_SECONDS while still serving (a load
+# balancer that checks readiness takes it out meanwhile), then stops accepting connections and gives
+# the requests in flight up to WEB_SHUTDOWN_TIMEOUT_SECONDS to finish. 0 = no readiness window (one
+# machine, or Kubernetes with a preStop sleep). The orchestrator's stop timeout (terminationGracePeriod,
+# systemd TimeoutStopSec) must exceed the two together.
+WEB_DRAIN_SECONDS = env_int("WEB_DRAIN_SECONDS", 0, minimum=0)
+WEB_SHUTDOWN_TIMEOUT_SECONDS = env_int("WEB_SHUTDOWN_TIMEOUT_SECONDS", 30, minimum=1)
+# Idle keep-alive connections stay open longer than the proxy in front keeps them (nginx's upstream
+# keepalive_timeout and cloud load balancers: 60 s); the other way round, the proxy may send a request
+# on a connection we are closing, and a POST that met a closed connection is not retried.
+WEB_KEEPALIVE_SECONDS = env_int("WEB_KEEPALIVE_SECONDS", 75, minimum=1)
+WEB_ACCESS_LOG = env_bool("WEB_ACCESS_LOG", True)
 
 
 # --- Database -------------------------------------------------------------------------------
