@@ -62,9 +62,7 @@ def scenario(world: World, *, server: str, drain: bool, threads: int, workdir: P
                 victim.wait_readiness(503)
                 balancer.route([other.port])
                 victim.signal(signal.SIGTERM)
-            # Until the victim no longer accepts (or is gone), then let the download go on.
-            while victim.process is not None and victim.process.poll() is None and not victim.refuses():
-                pass
+            victim.wait_refusing()  # (or is gone); then the download may go on
             head, body = download.finish()
             try:
                 code: int | str = victim.wait_exit(timeout=EXIT_TIMEOUT)

@@ -128,6 +128,16 @@ class Web:
             return True
         return False
 
+    def wait_refusing(self, *, timeout: float = 60.0) -> None:
+        """Until the listening socket is closed (or the process is gone)."""
+        deadline = time.monotonic() + timeout
+        while not self.refuses():
+            if self.process is not None and self.process.poll() is not None:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.port} still accepts connections after {timeout:.0f} s")
+            time.sleep(0.01)
+
     def signal(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
@@ -140,8 +150,13 @@ class Web:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
-        if self.server == "serve":
-            self.process.send_signal(signal.SIGTERM)  # end any readiness window at once
+        if self.server == "serve":  # end any readiness window at once, with a second signal once the
+            # first was handled (two at once would arrive as one)
+            deadline = time.monotonic() + 10
+            while self.process.poll() is None and self.readiness() == 200 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
