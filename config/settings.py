@@ -73,8 +73,8 @@ def _secret_at_rest(name: str) -> tuple[str, list[str]]:
     a random file of its own under VAR_DIR. NAME_OLD holds retired secrets, comma- or line-separated;
     the embedded default also reads what SECRET_KEY sealed before these secrets had files of their own.
 
-    Missing in production, this stops start-up here rather than in a system check: daphne and the
-    workers run no checks, and they would otherwise seal data with no secret of its own."""
+    Missing in production, this stops start-up here rather than in a system check: the web process and
+    the workers run no checks, and they would otherwise seal data with no secret of its own."""
     current = env_str(name, "")
     older = [item.strip() for item in env_str(f"{name}_OLD", "").replace("\n", ",").split(",") if item.strip()]
     if current:
@@ -93,7 +93,6 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

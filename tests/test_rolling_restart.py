@@ -7,7 +7,9 @@ does it: SIGTERM; its /readyz answers 503 while it still serves; the balancer ro
 nginx reload, as Kubernetes' endpoints would); a second SIGTERM ends the readiness window (standing
 in for WEB_DRAIN_SECONDS running out); it refuses new connections, finishes a large download that
 is provably still in flight, exits 0; it starts again and goes back into the balancer once ready.
-Every step waits for the condition it needs, never for a time.
+The live dashboard's websocket, open through the balancer, is closed with 1012 (service restart) when
+its process stops, and reconnects to the other. Every step waits for the condition it needs, never
+for a time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from tests.web_cluster import Balancer, Load, SlowDownload, Web, World, free_port, make_world, web_env
 
@@ -41,6 +45,26 @@ def world(transactional_db: None) -> Iterator[World]:
     _empty_storage_prefix(made.key_prefix)
 
 
+def _dashboard(balancer: Balancer, world: World) -> tuple[ClientConnection, str]:
+    """The live dashboard's websocket through the balancer, as a staff user; and its backend."""
+    socket = connect(
+        f"ws://127.0.0.1:{balancer.port}/ws/analytics/live/",
+        additional_headers={"Cookie": f"sessionid={world.staff_session}", "Origin": balancer.base},
+        open_timeout=30,
+    )
+    assert socket.response is not None
+    return socket, socket.response.headers["X-Upstream"]
+
+
+def _close_code(socket: ClientConnection) -> int | None:
+    """The close code the server sent, reading whatever came before it."""
+    try:
+        while True:
+            socket.recv(timeout=60)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
 @pytest.mark.slow
 def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: Path) -> None:
     # A readiness window far longer than the test: only the second signal ends it.
@@ -56,6 +80,8 @@ def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: P
         for web in webs:
             web.wait_readiness(200)
         balancer.start()
+        dashboard, dashboard_upstream = _dashboard(balancer, world)
+        reconnected = 0
         with Load(balancer.base, world.calls(), threads=3) as load:
             load.wait_served(0, upstreams, at_least=EACH)
             for phase, (victim, other) in enumerate([(webs[0], webs[1]), (webs[1], webs[0])], start=1):
@@ -73,6 +99,11 @@ def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: P
                 assert head.startswith(b"HTTP/1.1 200")
                 assert len(body) == LARGE and body == download.expected(LARGE)
                 assert victim.wait_exit() == 0, victim.log_tail()
+                if dashboard_upstream == f"127.0.0.1:{victim.port}":
+                    assert _close_code(dashboard) == 1012  # service restart: the page reconnects
+                    dashboard, dashboard_upstream = _dashboard(balancer, world)
+                    assert dashboard_upstream == f"127.0.0.1:{other.port}"
+                    reconnected += 1
 
                 victim.start()
                 victim.wait_readiness(200)
@@ -90,6 +121,8 @@ def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: P
         kinds = {o.call for o in load.outcomes}
         assert kinds == {"playback session", "segment", "home page"}
         assert all(web.starts == 2 for web in webs)
+        assert reconnected == 1
+        dashboard.close()
     finally:
         balancer.stop()
         for web in webs:

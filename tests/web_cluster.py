@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 60.0
@@ -384,6 +385,7 @@ class World:
     segment: str  # a small object's key
     large: str  # a large object's key
     large_size: int
+    staff_session: str  # a logged-in session key of a staff user (the live dashboard's websocket)
 
     def calls(self) -> list[Call]:
         auth = {"Authorization": f"Token {self.token}"}
@@ -421,6 +423,7 @@ def make_world(*, large_size: int = 0, slug: str = "cluster-course") -> World:
     large = prefix + "original/large.mp4"
     if large_size:
         storage.save_stream(key=large, stream=io.BytesIO(_pattern(large_size)))
+    staff = User.objects.create_user(f"{slug}-staff", password="cluster-pw-123", is_staff=True)
     stream_token = token_issue(
         secret=settings.PLAYBACK_TOKEN_SECRET.encode(), prefix=prefix, expires_at=int(time.time()) + 86_400
     )
@@ -432,7 +435,23 @@ def make_world(*, large_size: int = 0, slug: str = "cluster-course") -> World:
         segment=segment,
         large=large,
         large_size=large_size,
+        staff_session=_session_for(staff),
     )
+
+
+def _session_for(user: Any) -> str:
+    """A logged-in Django session, as the login view would leave it."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return str(session.session_key)
 
 
 def _pattern(size: int) -> bytes:
