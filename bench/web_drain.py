@@ -8,7 +8,8 @@ the home page; one fresh connection each) and one large download in flight strai
 being stopped (a 16 MiB object read through a 16 KiB receive buffer, so it cannot have finished).
 Then one process is stopped and started again, three ways:
 
-- daphne, SIGTERM: the server the platform used before docs/adr/0028;
+- daphne, SIGTERM: the server the platform used before docs/adr/0028 (when installed; it is no
+  longer in requirements.txt);
 - config.serve (uvicorn), SIGTERM alone: stops accepting, finishes in flight, nginx retries refused
   connections elsewhere; no readiness window;
 - config.serve, the drain sequence: SIGTERM, /readyz 503, the balancer routes around it (nginx reload),
@@ -21,6 +22,7 @@ whole, and the stopped process's exit status.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -106,6 +108,9 @@ def main() -> int:
     django.setup()
     runs = {"daphne": ("daphne", False), "serve": ("serve", False), "drain": ("serve", True)}
     for name in args.only or list(runs):
+        if runs[name][0] == "daphne" and importlib.util.find_spec("daphne") is None:
+            print("daphne, SIGTERM: skipped (daphne is not installed; pip install daphne==4.2.3 to compare)")
+            continue
         server, drain = runs[name]
         # An object of its own per run: here, after daphne was killed mid-download, the next download
         # of the same object from SeaweedFS stalled (cause not established).

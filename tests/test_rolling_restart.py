@@ -7,8 +7,8 @@ does it: SIGTERM; its /readyz answers 503 while it still serves; the balancer ro
 nginx reload, as Kubernetes' endpoints would); a second SIGTERM ends the readiness window (standing
 in for WEB_DRAIN_SECONDS running out); it refuses new connections, finishes a large download that
 is provably still in flight, exits 0; it starts again and goes back into the balancer once ready.
-The live dashboard's websocket, open through the balancer, is closed with 1012 (service restart) when
-its process stops, and reconnects to the other. Every step waits for the condition it needs, never
+The live dashboard's websocket on the first process is closed with 1012 (service restart) when that
+process stops, and reconnects through the balancer to the other. Every step waits for the condition it needs, never
 for a time.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,13 @@ def world(transactional_db: None) -> Iterator[World]:
     _empty_storage_prefix(made.key_prefix)
 
 
-def _dashboard(balancer: Balancer, world: World) -> tuple[ClientConnection, str]:
-    """The live dashboard's websocket through the balancer, as a staff user; and its backend."""
-    socket = connect(
-        f"ws://127.0.0.1:{balancer.port}/ws/analytics/live/",
-        additional_headers={"Cookie": f"sessionid={world.staff_session}", "Origin": balancer.base},
+def _dashboard(port: int, world: World) -> ClientConnection:
+    """The live dashboard's websocket on 127.0.0.1:port, as a staff user."""
+    return connect(
+        f"ws://127.0.0.1:{port}/ws/analytics/live/",
+        additional_headers={"Cookie": f"sessionid={world.staff_session}", "Origin": f"http://127.0.0.1:{port}"},
         open_timeout=30,
     )
-    assert socket.response is not None
-    return socket, socket.response.headers["X-Upstream"]
 
 
 def _close_code(socket: ClientConnection) -> int | None:
@@ -74,14 +73,16 @@ def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: P
     balancer = Balancer(tmp_path / "nginx", [web.port for web in webs])
     upstreams = [f"127.0.0.1:{web.port}" for web in webs]
     large_path = f"/stream/{world.stream_token}/{world.large}"
-    try:
+    with ExitStack() as stack:
+        stack.callback(_stop, balancer, webs)
         for web in webs:
             web.start()
         for web in webs:
             web.wait_readiness(200)
         balancer.start()
-        dashboard, dashboard_upstream = _dashboard(balancer, world)
-        reconnected = 0
+        # Straight to the first process: a balancer reload may itself close the websockets it proxies
+        # (nginx did, without a close frame), which the page survives the same way.
+        dashboard = stack.enter_context(_dashboard(webs[0].port, world))
         with Load(balancer.base, world.calls(), threads=3) as load:
             load.wait_served(0, upstreams, at_least=EACH)
             for phase, (victim, other) in enumerate([(webs[0], webs[1]), (webs[1], webs[0])], start=1):
@@ -99,11 +100,11 @@ def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: P
                 assert head.startswith(b"HTTP/1.1 200")
                 assert len(body) == LARGE and body == download.expected(LARGE)
                 assert victim.wait_exit() == 0, victim.log_tail()
-                if dashboard_upstream == f"127.0.0.1:{victim.port}":
+                if phase == 1:
                     assert _close_code(dashboard) == 1012  # service restart: the page reconnects
-                    dashboard, dashboard_upstream = _dashboard(balancer, world)
-                    assert dashboard_upstream == f"127.0.0.1:{other.port}"
-                    reconnected += 1
+                    with _dashboard(balancer.port, world) as again:
+                        assert again.response is not None
+                        assert again.response.headers["X-Upstream"] == f"127.0.0.1:{other.port}"
 
                 victim.start()
                 victim.wait_readiness(200)
@@ -114,16 +115,15 @@ def test_a_rolling_restart_under_load_fails_no_request(world: World, tmp_path: P
         assert load.failures() == []
         before, after = load.served(0), load.served(3)
         assert all(before[u] >= EACH and after[u] >= EACH for u in upstreams), (before, after)
-        # While one was out, the other answered everything (nginx never sent a request to a process
-        # that was not in its upstream, so none needed a retry).
+        # While one was out, the other answered.
         for phase, other in ((1, upstreams[1]), (2, upstreams[0])):
             assert set(load.served(phase)) <= set(upstreams) and load.served(phase)[other] > 0
         kinds = {o.call for o in load.outcomes}
         assert kinds == {"playback session", "segment", "home page"}
         assert all(web.starts == 2 for web in webs)
-        assert reconnected == 1
-        dashboard.close()
-    finally:
-        balancer.stop()
-        for web in webs:
-            web.stop()
+
+
+def _stop(balancer: Balancer, webs: list[Web]) -> None:
+    balancer.stop()
+    for web in webs:
+        web.stop()
