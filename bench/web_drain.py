@@ -12,8 +12,9 @@ Then one process is stopped and started again, three ways:
   longer in requirements.txt);
 - config.serve (uvicorn), SIGTERM alone: stops accepting, finishes in flight, nginx retries refused
   connections elsewhere; no readiness window;
-- config.serve, the drain sequence: SIGTERM, /readyz 503, the balancer routes around it (nginx reload),
-  a second SIGTERM ends the readiness window, the process finishes in flight and exits.
+- config.serve, the drain sequence: SIGTERM, /readyz 503, the balancer routes around it (nginx reload,
+  and its old workers gone), a second SIGTERM ends the readiness window, the process finishes in flight
+  and exits.
 
 Prints, for each, the requests sent, those that failed (by kind), whether the large download arrived
 whole, and the stopped process's exit status.
@@ -96,7 +97,7 @@ def scenario(world: World, *, server: str, drain: bool, threads: int, workdir: P
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--only", choices=["daphne", "serve", "drain"], action="append")
+    parser.add_argument("--only", choices=["daphne", "serve", "drain"], action="append", help="repeatable")
     args = parser.parse_args()
     if "DATABASE_URL" not in os.environ:
         print("run inside the harness: python tests/harness.py -- python bench/web_drain.py", file=sys.stderr)
@@ -107,14 +108,14 @@ def main() -> int:
 
     django.setup()
     runs = {"daphne": ("daphne", False), "serve": ("serve", False), "drain": ("serve", True)}
-    for name in args.only or list(runs):
+    for index, name in enumerate(args.only or list(runs)):
         if runs[name][0] == "daphne" and importlib.util.find_spec("daphne") is None:
             print("daphne, SIGTERM: skipped (daphne is not installed; pip install daphne==4.2.3 to compare)")
             continue
         server, drain = runs[name]
         # An object of its own per run: here, after daphne was killed mid-download, the next download
         # of the same object from SeaweedFS stalled (cause not established).
-        world = make_world(large_size=LARGE, slug=f"drain-{name}")
+        world = make_world(large_size=LARGE, slug=f"drain-{name}-{index}")
         workdir = Path(tempfile.mkdtemp(prefix=f"web-drain-{name}-"))
         try:
             if os.environ.get("KEEP"):  # KEEP=1: leave the logs (web-N.log, nginx/error.log) for a look

@@ -4,12 +4,12 @@ Two web processes (`python -m config.serve`) behind nginx as the load balancer o
 load of real requests through it until the restarts are done: playback sessions (POST), segment
 downloads from the origin, the home page. Each process in turn is restarted the way an orchestrator
 does it: SIGTERM; its /readyz answers 503 while it still serves; the balancer routes around it (an
-nginx reload, as Kubernetes' endpoints would); a second SIGTERM ends the readiness window (standing
-in for WEB_DRAIN_SECONDS running out); it refuses new connections, finishes a large download that
-is provably still in flight, exits 0; it starts again and goes back into the balancer once ready.
-The live dashboard's websocket on the first process is closed with 1012 (service restart) when that
-process stops, and reconnects through the balancer to the other. Every step waits for the condition it needs, never
-for a time.
+nginx reload, then its old workers finish, as Kubernetes' endpoints would); a second SIGTERM ends
+the readiness window (standing in for WEB_DRAIN_SECONDS running out); it refuses new connections,
+finishes a large download that is provably still in flight, exits 0; it starts again and goes back
+into the balancer once ready. The live dashboard's websocket on the first process is closed with
+1012 (service restart) when that process stops, and reconnects through the balancer to the other.
+Every step waits for the condition it needs, never for a time.
 """
 
 from __future__ import annotations

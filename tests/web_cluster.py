@@ -235,13 +235,20 @@ http {{
             os.sched_setaffinity(self.process.pid, {self.cpu})
         self._wait_generation()
 
-    def route(self, enabled: Sequence[int]) -> None:
-        """Send new requests only to ``enabled``; returns once nginx answers with the new config
-        (requests already in flight finish in the old workers)."""
+    def route(self, enabled: Sequence[int], *, timeout: float = 60.0) -> None:
+        """Send requests only to ``enabled``; returns once nginx answers with the new config and its
+        old workers have exited. An old worker finishes the requests it has, and may still be passing
+        on one it read just before the reload to a backend no longer in the new config."""
         assert self.process is not None
+        old = set(_children(self.process.pid))
         self._write(enabled)
         self.process.send_signal(signal.SIGHUP)
         self._wait_generation()
+        deadline = time.monotonic() + timeout
+        while old & set(_children(self.process.pid)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx's old workers {old} still running after {timeout:.0f} s")
+            time.sleep(0.01)
 
     def _wait_generation(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
