@@ -8,7 +8,7 @@ the same run, in this order:
 
 - baseline: boto3 sends the file as a multipart upload with the widget's part size and parallelism
   (16 MiB parts, 4 at a time, each with its Content-MD5, as the widget sends them), from this process;
-- ours: the production web process (daphne serving config.asgi, static files collected) serves the
+- ours: the production web process (python -m config.serve, static files collected) serves the
   lesson admin page to headless Chromium (/usr/bin/chromium); the file is chosen in the widget, which
   asks the API for part URLs and PUTs the parts straight to SeaweedFS (the bucket's CORS rule set as
   the README says), then completes. After a 1 MiB warm-up upload, timed from choosing the file to
@@ -17,7 +17,7 @@ the same run, in this order:
 - the browser's ceiling: from a page of the same origin, Chromium PUTs the same parts to presigned
   URLs with the same parallelism and nothing else (no MD5, no API calls), to tell the browser's
   own cost from the widget's;
-- with ``--tus``: the same widget with ``UPLOAD_DIRECT=0`` (a second daphne), i.e. today's tus path.
+- with ``--tus``: the same widget with ``UPLOAD_DIRECT=0`` (a second web process), i.e. today's tus path.
 
 Prints each time and MB/s, the ratio baseline time / widget time (target: at least 0.9) and the web
 process's CPU seconds during each widget upload (target: near zero for the direct path). The stored
@@ -106,11 +106,10 @@ def setup_django() -> tuple[Any, Any]:
     return user, course
 
 
-def start_daphne(port: int, **env: str) -> subprocess.Popen[bytes]:
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / f"bench-daphne-{port}.log", "wb")  # noqa: SIM115 - the child's
+def start_web(port: int, **env: str) -> subprocess.Popen[bytes]:
+    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / f"bench-web-{port}.log", "wb")  # noqa: SIM115 - the child's
     server = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=log,
@@ -124,7 +123,7 @@ def start_daphne(port: int, **env: str) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.2)
     stop(server)
-    raise RuntimeError("daphne did not start")
+    raise RuntimeError("the web process did not start")
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -277,7 +276,7 @@ def main() -> int:
                             ]
                         },
                     )
-                    server = start_daphne(port, **env)
+                    server = start_web(port, **env)
                     try:
                         # Warm-up: every import, the S3 clients, the code paths of a whole upload.
                         warm = Lesson.objects.create(course=course, title=f"Warm-up ({name})")

@@ -3,7 +3,7 @@
     .venv/bin/python tests/harness.py -- .venv/bin/python bench/edge_delivery.py [--seconds 10]
 
 Runs inside the test harness (SeaweedFS S3 holds the version, PostgreSQL for Django). Writes a
-version of N segments to storage and the same bytes to a folder, starts one daphne origin, the
+version of N segments to storage and the same bytes to a folder, starts one web process as the origin, the
 shipped edge config (deploy/nginx: secure_link check, slice, proxy_cache) in one nginx and two
 plain static servers over the folder, with and without sendfile (one worker each, all writing an
 access log as a stock nginx does). Warms the edge by fetching every segment once, then drives all
@@ -126,7 +126,7 @@ def main() -> int:
     processes: list[subprocess.Popen] = []
     try:
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(origin_port), "config.asgi:application"],
+            [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(origin_port)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))  # fmt: skip
         wait_port(origin_port)

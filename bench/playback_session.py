@@ -3,8 +3,8 @@
     .venv/bin/python tests/harness.py -- .venv/bin/python bench/playback_session.py [--seconds 10]
 
 Runs inside the test harness (real PostgreSQL and Redis, started and stopped by it). Creates an
-enrolled learner with an API token and a published lesson, starts one daphne process (the
-production web server) on 127.0.0.1, and drives it with `wrk` at 64 connections: alternately
+enrolled learner with an API token and a published lesson, starts one web process (the
+production web server, `python -m config.serve`) on 127.0.0.1, and drives it with `wrk` at 64 connections: alternately
 `POST /bench/whoami/` (token authentication, IsAuthenticated, a JSON answer: the baseline) and
 `POST /api/v1/lessons/<id>/playback/` (entitlement, region choice, signing). Prints requests per
 second and p99 latency for both, medians over the rounds, and the ratios; also the database queries
@@ -119,7 +119,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-session-"))
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),
     )  # fmt: skip
     try:
@@ -141,9 +141,7 @@ def main() -> int:
             )
             for name, rows in results.items()
         }
-        print(
-            f"{args.connections} connections, {args.rounds} alternating rounds of {args.seconds} s, one daphne process"
-        )
+        print(f"{args.connections} connections, {args.rounds} alternating rounds of {args.seconds} s, one web process")
         for name, label in (("baseline", "trivial authenticated DRF"), ("session", "playback session")):
             rate, p99, bad = summary[name]
             print(f"{label:26}: {rate:7.0f} req/s, p99 {p99 * 1000:6.1f} ms ({bad} non-2xx)")

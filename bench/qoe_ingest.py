@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/qoe_ingest.py [--seconds 15] [--events 50] [--connections 32]
 
-Starts the embedded stack pieces the ingest path needs (Valkey from the wheel, one daphne
-process, the qoe_drain and qoe_live processes) on 127.0.0.1, then drives them with `wrk`:
+Starts the embedded stack pieces the ingest path needs (Valkey from the wheel, one web
+process (`python -m config.serve`), the qoe_drain and qoe_live processes) on 127.0.0.1, then drives them with `wrk`:
 first the same POSTs to a no-op DRF endpoint (baseline), then to `/api/v1/qoe/events/`.
 Prints events per second for both and their ratio. While the ingest load runs, it sends marker
 batches and times how long each takes to appear in a snapshot on the dashboards' Channels group
@@ -140,7 +140,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--events", type=int, default=50, help="events per beacon batch")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne", help="uvicorn must be installed")
+    parser.add_argument("--server", choices=["serve", "daphne"], default="serve", help="daphne must be installed")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
@@ -176,9 +176,8 @@ def main() -> int:
         wait_port(redis_port)
         subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         server = {
+            "serve": [python, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(web_port)],
             "daphne": [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port), "config.asgi:application"],
-            "uvicorn": [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(web_port), "--no-access-log",
-                        "--log-level", "warning", "config.asgi:application"],
         }[args.server]  # fmt: skip
         processes.append(subprocess.Popen(
             server,

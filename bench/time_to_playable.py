@@ -4,10 +4,11 @@
 
 Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). Sources: the lecture-like
 1080p30 H.264 High / AAC video of bench/lecture_source.py (slides and a talking head, keyframes every
-4 s), generated once per length and cached under var/bench/. One daphne process serves the site (the
-playback API and the Django origin); a production Dramatiq worker (``manage.py rundramatiq
---processes 1 --threads 1 --queues quick ladder``, the default settings: MEDIA_PROVISIONAL on; with
-``dramatiq_worker_timeout=100`` as ``make run`` starts it) runs the pipeline. Each round:
+4 s), generated once per length and cached under var/bench/. One web process (`python -m
+config.serve`) serves the site (the playback API and the Django origin); a production Dramatiq
+worker (``manage.py rundramatiq --processes 1 --threads 1 --queues quick ladder``, the default
+settings: MEDIA_PROVISIONAL on; with ``dramatiq_worker_timeout=100`` as ``make run`` starts it) runs
+the pipeline. Each round:
 
 1. the source is put in storage (the upload is complete), and the clock starts with
    ``services.asset_attach_source``, the call both upload paths end with;
@@ -255,7 +256,7 @@ def main() -> int:
     log = workdir / "processes.log"
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

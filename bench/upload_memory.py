@@ -7,7 +7,7 @@ as they are read (a seekable stream repeating a random 1 MiB block), never store
 
 - baseline: a child process streams the bytes to S3 with boto3 ``upload_fileobj`` (its default
   transfer settings); its RSS is sampled from /proc;
-- ours: the production web process (daphne serving config.asgi) receives the same bytes over tus
+- ours: the production web process (`python -m config.serve`) receives the same bytes over tus
   from tuspy (``--chunk-mb`` per PATCH, the admin widget's default chunk size) and puts them into
   an S3 multipart upload; the server's RSS is sampled from /proc every 50 ms.
 
@@ -187,11 +187,11 @@ def main() -> int:
 
     s3, bucket = s3_client(os.environ["S3_ENDPOINT_URL"]), os.environ["S3_BUCKET"]
     port = _free_port()
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / "bench-daphne.log", "wb")
+    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / "bench-web.log", "wb")
     server = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], cwd=ROOT, stdout=log, stderr=log
-    )
+        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=log,
+    )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -226,7 +226,7 @@ def main() -> int:
     base_growth, our_growth = base["peak"] - base["before"], ours["peak"] - ours["before"]
     print(f"baseline boto3 upload_fileobj: {base['seconds']:.1f} s, {mb / base['seconds']:.1f} MB/s, "
           f"RSS {base['before']:.0f} -> peak {base['peak']:.0f} MB (+{base_growth:.0f} MB)")  # fmt: skip
-    print(f"ours, tus through daphne:      {ours['seconds']:.1f} s, {mb / ours['seconds']:.1f} MB/s, "
+    print(f"ours, tus through the web tier: {ours['seconds']:.1f} s, {mb / ours['seconds']:.1f} MB/s, "
           f"RSS {ours['before']:.0f} -> peak {ours['peak']:.0f} MB (+{our_growth:.0f} MB), "
           f"after {ours['after']:.0f} MB")  # fmt: skip
     print(f"ratio throughput ours/baseline: {base['seconds'] / ours['seconds']:.2f}")

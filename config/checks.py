@@ -3,8 +3,8 @@
 config/settings.py refuses a value it cannot read (ImproperlyConfigured at import); these checks
 look at combinations, and run with every ``manage.py check`` (``--deploy`` included), ``migrate``
 and ``runserver``. They are errors, not deploy-only checks: each combination is broken on any
-machine, so ``manage.py check`` must report it without ``--deploy`` too. daphne and the Dramatiq
-workers run no checks: run ``manage.py check --deploy`` (or ``migrate``) before starting them.
+machine, so ``manage.py check`` must report it without ``--deploy`` too. The web process and the
+Dramatiq workers run no checks: run ``manage.py check --deploy`` (or ``migrate``) before starting them.
 
     lessons.E001  PLAYBACK_SIGNER is missing one of its settings
     lessons.E002  PLAYBACK_TOKEN_BINDING=session with an edge signer

@@ -14,6 +14,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from config.draining import draining
+
 logger = logging.getLogger(__name__)
 
 
@@ -87,6 +89,8 @@ def _check_storage() -> None:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    if draining():  # told to stop (config/serve.py): still serving, but send new requests elsewhere
+        return JsonResponse({"status": "draining"}, status=503)
     checks = {
         "database": _check_database,
         "migrations": _check_migrations,

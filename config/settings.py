@@ -10,7 +10,7 @@ configuration (config/secret_files.py: production_reasons) never reads those fil
 start without SECRET_KEY, CONTENT_KEY_SECRET and LTI_KEY_PASSPHRASE in the environment.
 It writes no file, creates no folder and opens no connection. A value that cannot be read (a bad
 integer, an unknown choice, a malformed key) stops start-up here with ImproperlyConfigured, since
-daphne and the Dramatiq workers run no system checks; whether settings fit together (a CDN signer
+the web server and the Dramatiq workers run no system checks; whether settings fit together (a CDN signer
 and its keys, storage regions, ...) is a system check in config/checks.py (`manage.py check`).
 """
 
@@ -50,7 +50,7 @@ REQUIRED_SECRETS = ("SECRET_KEY", "CONTENT_KEY_SECRET", "LTI_KEY_PASSPHRASE")
 
 
 def _refuse_production_without_secrets() -> None:
-    """Stop start-up (here: daphne and the workers run no system checks) when a production
+    """Stop start-up (here: the web process and the workers run no system checks) when a production
     configuration lacks one of its secrets, instead of falling back to files under VAR_DIR that
     every machine would make for itself."""
     missing = [name for name in REQUIRED_SECRETS if not env_str(name, "")]
@@ -111,7 +111,6 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -167,6 +166,21 @@ TEMPLATES = [
         },
     },
 ]
+
+
+# --- Web server (config/serve.py, docs/adr/0028) ------------------------------------------------
+# On SIGTERM the web process answers /readyz with 503 for WEB_DRAIN_SECONDS while still serving (a load
+# balancer that checks readiness takes it out meanwhile), then stops accepting connections and gives
+# the requests in flight up to WEB_SHUTDOWN_TIMEOUT_SECONDS to finish. 0 = no readiness window (one
+# machine, or Kubernetes with a preStop sleep). The orchestrator's stop timeout (terminationGracePeriod,
+# systemd TimeoutStopSec) must exceed the two together.
+WEB_DRAIN_SECONDS = env_int("WEB_DRAIN_SECONDS", 0, minimum=0)
+WEB_SHUTDOWN_TIMEOUT_SECONDS = env_int("WEB_SHUTDOWN_TIMEOUT_SECONDS", 30, minimum=1)
+# Idle keep-alive connections stay open longer than the proxy in front keeps them (nginx's upstream
+# keepalive_timeout and cloud load balancers: 60 s); the other way round, the proxy may send a request
+# on a connection we are closing, and a POST that met a closed connection is not retried.
+WEB_KEEPALIVE_SECONDS = env_int("WEB_KEEPALIVE_SECONDS", 75, minimum=1)
+WEB_ACCESS_LOG = env_bool("WEB_ACCESS_LOG", True)
 
 
 # --- Database -------------------------------------------------------------------------------

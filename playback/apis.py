@@ -206,8 +206,8 @@ class ProgressApi(APIView):
     with the view token of their playback session, and no faster than the fastest playback rate."""
 
     MAX_BODY_BYTES = 64 * 1024
-    # The player posts JSON. DRF's default multipart and form parsers would offer bodies that daphne
-    # (Twisted) itself parses first and answers with a bare 400 when malformed (schemathesis found it).
+    # The player posts JSON. DRF's default multipart and form parsers would offer bodies that the web
+    # server then in use (daphne) parsed first and answered with a bare 400 when malformed (schemathesis).
     parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):

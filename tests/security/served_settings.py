@@ -1,4 +1,4 @@
-"""The production settings for the daphne process of tests/security, with one change that only makes
+"""The production settings for the web process of tests/security, with one change that only makes
 things faster, as tests/conftest.py makes for in-process tests: static files without the
 collectstatic manifest (templates would otherwise need a collectstatic run first)."""
 

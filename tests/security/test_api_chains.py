@@ -1,4 +1,4 @@
-"""The API's create, read, change and delete chains, over HTTP on daphne: drf-spectacular writes no
+"""The API's create, read, change and delete chains, over HTTP on the web process: drf-spectacular writes no
 OpenAPI links, so schemathesis calls each operation on its own; these follow one object through.
 
 - a tus upload: create -> HEAD -> PATCH -> HEAD -> DELETE -> HEAD and PATCH refused (410)

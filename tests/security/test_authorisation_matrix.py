@@ -1,4 +1,4 @@
-"""Who may do what, over HTTP, on the production ASGI app (daphne; the beacon app answers before
+"""Who may do what, over HTTP, on the production ASGI app (config.serve; the beacon app answers before
 Django): every route of the URL configuration, for six principals, against the status in MATRIX.
 
 The routes come from django.urls.get_resolver(); a route without an entry in MATRIX (or a MATRIX

@@ -1,4 +1,4 @@
-"""schemathesis against /api/schema/ on the running ASGI server (daphne; the beacon app in front of
+"""schemathesis against /api/schema/ on the running ASGI server (config.serve; the beacon app in front of
 Django): every operation, as an anonymous client, an enrolled learner and the course's educator.
 
 For each principal and operation, cases come from three strategies: valid data with random path
