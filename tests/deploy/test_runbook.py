@@ -404,8 +404,8 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
     try:
         for name, argv in units_argv.items():
             if name == "lessons-web":
-                assert argv[argv.index("-p") + 1] == "8000" and argv[argv.index("-b") + 1] == "127.0.0.1"
-                argv = [*argv[: argv.index("-p") + 1], str(web_port), *argv[argv.index("-p") + 2 :]]
+                assert argv[argv.index("--port") + 1] == "8000" and argv[argv.index("--host") + 1] == "127.0.0.1"
+                argv = [*argv[: argv.index("--port") + 1], str(web_port), *argv[argv.index("--port") + 2 :]]
             environment = unit_field(SYSTEMD / f"{name}.service", "Environment")
             if name.startswith("lessons-worker-"):  # each unit has its own /tmp (PrivateTmp) and port
                 queue = name.removeprefix("lessons-worker-")
