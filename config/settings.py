@@ -418,7 +418,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Where collectstatic puts the files; the container image collects them at build time into a
+# read-only folder of its own (deploy/container/Containerfile).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", "") or VAR_DIR / "staticfiles").resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- Security -----------------------------------------------------------------------------------

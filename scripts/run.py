@@ -7,9 +7,10 @@ drain and live publisher, and the ASGI server (HTTP + websockets), seeds the dem
 real pipeline, prints how to log in, and waits. Ctrl-C (or SIGTERM) stops every process it started,
 by PID. If one of them dies on its own, everything stops and the exit code is non-zero.
 
-    python scripts/run.py [--port 8000] [--redis-port 6390] [--no-seed]
+    python scripts/run.py [--port 8000] [--bind 127.0.0.1] [--redis-port 6390] [--no-seed] [--no-collectstatic]
 
-Environment: RUN_PORT, RUN_REDIS_PORT, RUN_SEED_DEMO=0 (same as the options), VAR_DIR (./var),
+Environment: RUN_PORT, RUN_BIND, RUN_REDIS_PORT, RUN_SEED_DEMO=0, RUN_COLLECTSTATIC=0 (same as the
+options), VAR_DIR (./var),
 RUN_REDIS_MAXMEMORY (the embedded Valkey's maxmemory, default 1gb; its policy is noeviction),
 REDIS_URL (use that server instead of starting Valkey), and every setting config/settings.py reads.
 """
@@ -199,6 +200,8 @@ def banner(port: int, var_dir: Path, password: str) -> str:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the platform on this machine (embedded defaults).")
     parser.add_argument("--port", type=int, default=int(os.environ.get("RUN_PORT", "8000")))
+    # The web server's address; the container image's demo listens on 0.0.0.0 (deploy/container).
+    parser.add_argument("--bind", default=os.environ.get("RUN_BIND", "127.0.0.1"))
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("RUN_REDIS_PORT", "6390")))
     parser.add_argument(
         "--no-seed",
@@ -206,6 +209,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_false",
         default=os.environ.get("RUN_SEED_DEMO", "1") != "0",
         help="skip seeding the demo course (RUN_SEED_DEMO=0)",
+    )
+    parser.add_argument(
+        "--no-collectstatic",
+        dest="collectstatic",
+        action="store_false",
+        default=os.environ.get("RUN_COLLECTSTATIC", "1") != "0",
+        help="the static files were collected already, e.g. into the container image (RUN_COLLECTSTATIC=0)",
     )
     return parser.parse_args(argv)
 
@@ -251,7 +261,8 @@ def main(argv: Sequence[str]) -> int:
         supervisor.run_step("migrate", manage("migrate", "--noinput", "-v", "0"), env)
         # Hashing and compressing every file takes seconds: only when something under static/ changed.
         fingerprint, stamp = static_fingerprint(), var_dir / ".collectstatic-fingerprint"
-        if not (stamp.exists() and stamp.read_text() == fingerprint and (var_dir / "staticfiles").is_dir()):
+        static_root = Path(os.environ.get("STATIC_ROOT") or var_dir / "staticfiles")
+        if args.collectstatic and not (stamp.exists() and stamp.read_text() == fingerprint and static_root.is_dir()):
             supervisor.run_step("collectstatic", manage("collectstatic", "--noinput", "-v", "0"), env)
             stamp.write_text(fingerprint)
         password = admin_password(var_dir)
@@ -265,7 +276,7 @@ def main(argv: Sequence[str]) -> int:
         for name in ("qoe_drain", "qoe_live"):
             if command_exists(name):
                 supervisor.start(name.replace("_", "-"), manage(name), env)
-        supervisor.start("web", [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(args.port),
+        supervisor.start("web", [PYTHON, "-m", "daphne", "-b", args.bind, "-p", str(args.port),
                                  "config.asgi:application"], env)  # fmt: skip
         wait_for_port(args.port, what="the web server")
         print(f"run: serving after {time.monotonic() - started:.1f} s", flush=True)
