@@ -43,9 +43,11 @@ SLIM_DPKG_OPTIONS = [
     "path-exclude=/usr/share/locale/*",
     "path-include=/usr/share/locale/locale.alias",
 ]
-# minbase would bring usrmerge, which pulls in the whole of perl; the official image has
-# usr-is-merged (and perl-base) instead.
+# minbase brings usrmerge, which pulls in the whole of perl; the official image has usr-is-merged
+# (and perl-base) instead.
 SLIM_INCLUDE = "usr-is-merged"
+NOT_IN_OFFICIAL_SLIM = "usrmerge libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl perl perl-modules-5.36"
+NOT_IN_OFFICIAL_SLIM += " libperl5.36 libgdbm-compat4"
 # Production-style secrets for the roles that are not the demo (the demo makes its own files).
 SECRETS = {
     "SECRET_KEY": "image-test-key",
@@ -138,11 +140,12 @@ def _base_image(env: dict[str, str]) -> bool:
     tar = var_dir / "container-base" / "bookworm-slim.tar"  # kept for the rest of the run
     if not tar.exists():
         tar.parent.mkdir(parents=True, exist_ok=True)
-        partial = tar.with_suffix(".partial")
+        partial = tar.with_name("partial-" + tar.name)  # mmdebstrap picks the format by the .tar suffix
         command = [mmdebstrap, "--variant=minbase", "--quiet", f"--include={SLIM_INCLUDE}"]
         command += [f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS]
-        command += ['--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin', "bookworm",
-                    str(partial)]  # fmt: skip
+        command += [f'--customize-hook=chroot "$1" dpkg --purge {NOT_IN_OFFICIAL_SLIM}',
+                    '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
+                    "bookworm", str(partial)]  # fmt: skip
         _run(command, env, timeout=600)
         partial.rename(tar)
     _run(["podman", "import", "--quiet", str(tar), BASE_IMAGE], env, timeout=300)
