@@ -228,16 +228,27 @@ def test_demo_serves_on_a_read_only_root_and_stops_on_sigterm(image: Image) -> N
         _remove(name, image)
 
 
-def test_manage_check_and_migrate_roles(image: Image) -> None:
+def test_manage_check_migrate_and_qoe_roles(image: Image) -> None:
+    """`manage check`; `migrate` into a volume (the embedded SQLite); then the QoE roles on that
+    database and the suite's Redis: the drain drains, the live publisher runs until SIGTERM."""
     check = _podman_run(image, "manage", "check")
     assert "System check identified no issues" in check.stdout + check.stderr
     volume = f"{image.prefix}-var"
+    on_volume = (f"--volume={volume}:/var/lib/lessons", "--network=host", f"--env=REDIS_URL={settings.REDIS_URL}")
+    live = f"{image.prefix}-qoe-live"
     try:
-        migrate = _podman_run(image, "migrate", options=(f"--volume={volume}:/var/lib/lessons",))
+        migrate = _podman_run(image, "migrate", options=on_volume)
         assert "Applying courses.0001_initial... OK" in migrate.stdout, migrate.stdout[-2000:]
-        again = _podman_run(image, "manage", "migrate", "--check", options=(f"--volume={volume}:/var/lib/lessons",))
-        assert again.returncode == 0
+        assert _podman_run(image, "manage", "migrate", "--check", options=on_volume).returncode == 0
+        drained = _podman_run(image, "qoe-drain", "--once", options=on_volume)
+        assert re.search(r"stored \d+ event\(s\)", drained.stdout), drained.stdout + drained.stderr
+        _run(["podman", "run", "--detach", f"--name={live}", "--read-only", "--tmpfs=/tmp", *SECRET_OPTIONS,
+              *on_volume, image.name, "qoe-live"], image.env)  # fmt: skip
+        # Python's default for SIGTERM ends the publisher at once: tini reports it as 143 (128 + 15).
+        code, seconds = _stop(live, image)
+        assert code in (0, 143) and seconds < 25, (code, seconds, _run(["podman", "logs", live], image.env).stderr)
     finally:
+        _remove(live, image)
         _run(["podman", "volume", "rm", "--force", volume], image.env, check=False)
 
 
