@@ -163,9 +163,12 @@ def image() -> Iterator[Image]:
     built = Image(name=name, env=env, prefix=f"lessons-image-test-{os.getpid()}")
     try:
         started = time.monotonic()
-        # Exactly `make image`; the CA bundle pip trusts here reaches the build as a secret (Makefile).
-        result = _run(["make", "--no-print-directory", "image", f"IMAGE={name}", "IMAGE_BUILD_ARGS=--layers=false"],
-                      env, timeout=1800)  # fmt: skip
+        # Exactly `make image`, handing the build the CAs this machine trusts (as a build secret, see the
+        # Makefile): pip and npm in the builder may reach their registries through a proxy only they trust.
+        ca_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+        ca = [f"CA_BUNDLE={ca_bundle}"] if ca_bundle.exists() and "CA_BUNDLE" not in os.environ else []
+        result = _run(["make", "--no-print-directory", "image", f"IMAGE={name}", "IMAGE_BUILD_ARGS=--layers=false",
+                       *ca], env, timeout=1800)  # fmt: skip
         build_seconds, size_line = time.monotonic() - started, result.stdout.strip().splitlines()[-1]
         print(f"\nimage: base {base_seconds:.0f} s, build {build_seconds:.0f} s; {size_line}")
         yield built
