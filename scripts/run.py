@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
+WEB_START_TIMEOUT = 180.0  # seconds for the web server to listen once started
 
 
 class Stopped(Exception):
@@ -115,11 +116,15 @@ def port_open(port: int) -> bool:
         return False
 
 
-def wait_for_port(port: int, *, what: str, timeout: float = 30.0) -> None:
+def wait_for_port(port: int, *, what: str, timeout: float = 30.0, supervisor: Supervisor | None = None) -> None:
+    """Until PORT accepts connections; a child of SUPERVISOR that exits meanwhile ends the wait at once."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port):
             return
+        dead = supervisor.dead_child() if supervisor else None
+        if dead:
+            raise RuntimeError(f"{dead[0]} exited with code {dead[1]} before {what} was listening")
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not start listening on 127.0.0.1:{port} within {timeout:.0f} s")
 
@@ -278,7 +283,9 @@ def main(argv: Sequence[str]) -> int:
                 supervisor.start(name.replace("_", "-"), manage(name), env)
         supervisor.start("web", [PYTHON, "-m", "daphne", "-b", args.bind, "-p", str(args.port),
                                  "config.asgi:application"], env)  # fmt: skip
-        wait_for_port(args.port, what="the web server")
+        # Bounded generously: on a busy machine (a container on a shared host) the web server, the worker
+        # and the QoE processes importing Django side by side took more than 30 s to start.
+        wait_for_port(args.port, what="the web server", timeout=WEB_START_TIMEOUT, supervisor=supervisor)
         print(f"run: serving after {time.monotonic() - started:.1f} s", flush=True)
 
         # Nothing was processing while we were stopped: pick up whatever an earlier run left half done.

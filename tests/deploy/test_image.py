@@ -212,7 +212,7 @@ def test_demo_serves_on_a_read_only_root_and_stops_on_sigterm(image: Image) -> N
     try:
         _run(["podman", "run", "--detach", f"--name={name}", "--read-only", "--tmpfs=/tmp",
               f"--publish=127.0.0.1:{port}:8000", "--env=RUN_SEED_DEMO=0", image.name], image.env)  # fmt: skip
-        _wait_for_status(f"http://127.0.0.1:{port}/readyz", 200, timeout=120, container=name, image=image)
+        _wait_for_status(f"http://127.0.0.1:{port}/readyz", 200, timeout=240, container=name, image=image)
         status, page = _get(f"http://127.0.0.1:{port}/")
         assert status == 200, page[:500]
         # The static files collected into the image at build time are served (by their hashed names).
@@ -265,7 +265,7 @@ def test_beacons_role_answers_the_beacon_endpoint_and_nothing_else(image: Image)
               f"--env=VIEW_TOKEN_SECRET={settings.VIEW_TOKEN_SECRET}", *SECRET_OPTIONS, image.name, "beacons"],
              image.env)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
-        _wait_for_status(f"{base}/readyz", 200, timeout=60, container=name, image=image)
+        _wait_for_status(f"{base}/readyz", 200, timeout=120, container=name, image=image)
         status, answer = _get(f"{base}/api/v1/qoe/events/", data=beacon_body())
         assert (status, json.loads(answer)) == (202, {"accepted": 4})
         assert _get(f"{base}/api/v1/qoe/events/")[0] == 405
@@ -286,7 +286,7 @@ def test_worker_role_starts_with_its_queues_and_stops_cleanly(image: Image) -> N
         _run(["podman", "run", "--detach", f"--name={name}", "--read-only", "--tmpfs=/tmp", "--network=host",
               f"--env=REDIS_URL={settings.REDIS_URL}", *SECRET_OPTIONS, image.name,
               "worker", "--queues", "default", "--processes", "1", "--threads", "1"], image.env)  # fmt: skip
-        _wait_for_log(name, "is ready for action", timeout=90, image=image)
+        _wait_for_log(name, "is ready for action", timeout=120, image=image)
         code, seconds = _stop(name, image)
         logs = _run(["podman", "logs", name], image.env)
         assert code == 0 and seconds < 25, (code, seconds, logs.stderr[-2000:])
