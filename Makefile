@@ -9,6 +9,8 @@
 #   make lint      ruff check, ruff format --check and mypy; make pytest PYTEST_ARGS="tests/x -x": the suite only
 #   make manifests the Kubernetes manifests of deploy/kubernetes/overlays/production on stdout
 #                  (OVERLAY=overlays/production/migrate: the migration Job; docs/kubernetes.md)
+#   make image     the container image (deploy/container/Containerfile, podman or docker); prints its size
+#   make lock      requirements.lock (every runtime package pinned with hashes) from requirements.txt
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -21,11 +23,21 @@ NODE_STAMP := node_modules/.installed
 STATIC_STAMP := static/build/.built
 PYTEST_ARGS ?=
 RUN_ARGS ?=
+comma := ,
 # Debian packages the suite needs (`make run` needs none of them). prometheus brings promtool, which
-# unit-tests the alert rules; openssl makes the runbook test's certificate (tests/deploy/test_runbook.py).
-SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus openssl
+# unit-tests the alert rules; openssl makes the runbook test's certificate; podman (with runc) builds
+# and runs the image, mmdebstrap makes the Debian base image the image test builds on (no registry).
+SYSTEM_PACKAGES := postgresql redis-server nginx chromium prometheus openssl podman runc mmdebstrap
+# The container image: `make image IMAGE=registry.example.edu/lessons:1.2`. CA_BUNDLE is a PEM file of
+# certificate authorities that pip and npm inside the build must trust (a proxy that re-signs TLS);
+# it defaults to the one pip is told about here (PIP_CERT, or SSL_CERT_FILE) and is handed to the build
+# as a secret, so it is in no layer. IMAGE_BUILD_ARGS: more arguments, e.g. --build-arg BASE_IMAGE=...
+IMAGE ?= lessons:latest
+CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
+CA_BUNDLE ?= $(or $(PIP_CERT),$(SSL_CERT_FILE))
+IMAGE_BUILD_ARGS ?=
 
-.PHONY: help install python-deps frontend system-deps secret-files collectstatic run test test-unit pytest lint manifests clean
+.PHONY: help install python-deps frontend system-deps secret-files collectstatic run test test-unit pytest lint manifests clean image lock
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -70,6 +82,9 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
 	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
+	[ -x /usr/bin/podman ] || missing="$$missing podman"; \
+	[ -x /usr/sbin/runc ] || missing="$$missing runc"; \
+	[ -x /usr/bin/mmdebstrap ] || missing="$$missing mmdebstrap"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run make test as root once)" >&2; exit 1; fi; \
 	  echo "installing:$$missing"; \
@@ -115,6 +130,27 @@ lint: python-deps secret-files
 OVERLAY ?= overlays/production
 manifests: python-deps
 	@$(BIN)/python scripts/render_manifests.py deploy/kubernetes/$(OVERLAY)
+
+# The image, built from this checkout. Build time and size are printed; docs/adr/0024 has the figures.
+image:
+	@[ -n "$(CONTAINER_ENGINE)" ] || { echo "make image: neither podman nor docker is installed" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build -f deploy/container/Containerfile -t $(IMAGE) \
+	  $(if $(CA_BUNDLE),--secret id=ca_bundle$(comma)src=$(CA_BUNDLE)) $(IMAGE_BUILD_ARGS) .
+	@$(CONTAINER_ENGINE) image inspect --format '{{.Size}}' $(IMAGE) | \
+	  awk '{ printf "make image: $(IMAGE) is %.0f MB\n", $$1 / 1000000 }'
+
+# requirements.lock from requirements.txt, with pip-tools in a throwaway venv. Run after changing
+# requirements.txt. Markers are resolved for the Python that runs pip-compile, so it is the image's:
+# Debian 12's /usr/bin/python3 (3.11.2; redis, for one, needs a package more before 3.11.3).
+LOCK_PYTHON ?= /usr/bin/python3
+lock:
+	rm -rf var/lock-venv
+	$(LOCK_PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install --quiet pip-tools==7.6.2
+	CUSTOM_COMPILE_COMMAND="make lock" var/lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	  --output-file requirements.lock requirements.txt
+	rm -rf var/lock-venv
 
 clean:
 	rm -rf $(VENV) node_modules static/build var

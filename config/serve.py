@@ -72,11 +72,17 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def server_config(*, host: str, port: int) -> uvicorn.Config:
+APPLICATIONS = {
+    "site": "config.asgi:application",  # the whole platform: Django, the beacon endpoint, websockets
+    "beacons": "config.asgi_beacons:application",  # the beacon endpoint alone (a pod of its own)
+}
+
+
+def server_config(*, host: str, port: int, app: str = "site") -> uvicorn.Config:
     from django.conf import settings
 
     return uvicorn.Config(
-        "config.asgi:application",
+        APPLICATIONS[app],
         host=host,
         port=port,
         loop="asyncio",
@@ -97,11 +103,14 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description="Run the web process (HTTP and websockets).")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--app", choices=sorted(APPLICATIONS), default="site", help="site (default) or beacons only")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 
-    server = DrainingServer(server_config(host=args.host, port=args.port), drain_seconds=settings.WEB_DRAIN_SECONDS)
+    server = DrainingServer(
+        server_config(host=args.host, port=args.port, app=args.app), drain_seconds=settings.WEB_DRAIN_SECONDS
+    )
     server.run()
     # uvicorn exits itself (status 3) when it cannot start; here it started and stopped.
     return 0 if server.started else 1

@@ -455,7 +455,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Where collectstatic puts the files; the container image collects them at build time into a
+# read-only folder of its own (deploy/container/Containerfile).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", "") or VAR_DIR / "staticfiles").resolve()
+# collectstatic keeps only the hashed names (what {% static %} writes into pages): the image sets it
+# at build time to keep half the files out of the image.
+WHITENOISE_KEEP_ONLY_HASHED_FILES = env_bool("STATIC_HASHED_ONLY", False)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- Security -----------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ drain and live publisher, and the web process (`python -m config.serve`: HTTP + 
 the demo course through the real pipeline, prints how to log in, and waits. Ctrl-C (or SIGTERM)
 stops every process it started, by PID. If one of them dies on its own, everything stops and the exit code is non-zero.
 
-    python scripts/run.py [--port 8000] [--redis-port 6390] [--no-seed]
+    python scripts/run.py [--port 8000] [--bind 127.0.0.1] [--redis-port 6390] [--no-seed] [--no-collectstatic]
 
-Environment: RUN_PORT, RUN_REDIS_PORT, RUN_SEED_DEMO=0 (same as the options), VAR_DIR (./var),
+Environment: RUN_PORT, RUN_BIND, RUN_REDIS_PORT, RUN_SEED_DEMO=0, RUN_COLLECTSTATIC=0 (same as the
+options), VAR_DIR (./var),
 RUN_REDIS_MAXMEMORY (the embedded Valkey's maxmemory, default 1gb; its policy is noeviction),
 REDIS_URL (use that server instead of starting Valkey: that is a production configuration, which needs
 SECRET_KEY, CONTENT_KEY_SECRET and LTI_KEY_PASSPHRASE set, unless REDIS_EMBEDDED=1 says the server is
@@ -34,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
+WEB_START_TIMEOUT = 180.0  # seconds for the web server to listen once started
 
 
 class Stopped(Exception):
@@ -117,11 +119,15 @@ def port_open(port: int) -> bool:
         return False
 
 
-def wait_for_port(port: int, *, what: str, timeout: float = 30.0) -> None:
+def wait_for_port(port: int, *, what: str, timeout: float = 30.0, supervisor: Supervisor | None = None) -> None:
+    """Until PORT accepts connections; a child of SUPERVISOR that exits meanwhile ends the wait at once."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port):
             return
+        dead = supervisor.dead_child() if supervisor else None
+        if dead:
+            raise RuntimeError(f"{dead[0]} exited with code {dead[1]} before {what} was listening")
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not start listening on 127.0.0.1:{port} within {timeout:.0f} s")
 
@@ -202,6 +208,8 @@ def banner(port: int, var_dir: Path, password: str) -> str:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the platform on this machine (embedded defaults).")
     parser.add_argument("--port", type=int, default=int(os.environ.get("RUN_PORT", "8000")))
+    # The web server's address; the container image's demo listens on 0.0.0.0 (deploy/container).
+    parser.add_argument("--bind", default=os.environ.get("RUN_BIND", "127.0.0.1"))
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("RUN_REDIS_PORT", "6390")))
     parser.add_argument(
         "--no-seed",
@@ -209,6 +217,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_false",
         default=os.environ.get("RUN_SEED_DEMO", "1") != "0",
         help="skip seeding the demo course (RUN_SEED_DEMO=0)",
+    )
+    parser.add_argument(
+        "--no-collectstatic",
+        dest="collectstatic",
+        action="store_false",
+        default=os.environ.get("RUN_COLLECTSTATIC", "1") != "0",
+        help="the static files were collected already, e.g. into the container image (RUN_COLLECTSTATIC=0)",
     )
     return parser.parse_args(argv)
 
@@ -257,7 +272,8 @@ def main(argv: Sequence[str]) -> int:
         supervisor.run_step("migrate", manage("migrate", "--noinput", "-v", "0"), env)
         # Hashing and compressing every file takes seconds: only when something under static/ changed.
         fingerprint, stamp = static_fingerprint(), var_dir / ".collectstatic-fingerprint"
-        if not (stamp.exists() and stamp.read_text() == fingerprint and (var_dir / "staticfiles").is_dir()):
+        static_root = Path(os.environ.get("STATIC_ROOT") or var_dir / "staticfiles")
+        if args.collectstatic and not (stamp.exists() and stamp.read_text() == fingerprint and static_root.is_dir()):
             supervisor.run_step("collectstatic", manage("collectstatic", "--noinput", "-v", "0"), env)
             stamp.write_text(fingerprint)
         password = admin_password(var_dir)
@@ -273,9 +289,11 @@ def main(argv: Sequence[str]) -> int:
                 supervisor.start(name.replace("_", "-"), manage(name), env)
         # One machine, no load balancer: no readiness window before a Ctrl-C stops it (docs/adr/0028).
         web_env = {**env, "WEB_DRAIN_SECONDS": env.get("WEB_DRAIN_SECONDS", "0")}
-        supervisor.start("web", [PYTHON, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(args.port)],
+        supervisor.start("web", [PYTHON, "-m", "config.serve", "--host", args.bind, "--port", str(args.port)],
                          web_env)  # fmt: skip
-        wait_for_port(args.port, what="the web server")
+        # Bounded generously: on a busy machine (a container on a shared host) the web server, the worker
+        # and the QoE processes importing Django side by side took more than 30 s to start.
+        wait_for_port(args.port, what="the web server", timeout=WEB_START_TIMEOUT, supervisor=supervisor)
         print(f"run: serving after {time.monotonic() - started:.1f} s", flush=True)
 
         # Nothing was processing while we were stopped: pick up whatever an earlier run left half done.
