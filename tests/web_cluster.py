@@ -209,8 +209,10 @@ http {{
     location = /__lb_generation {{ access_log off; return 200 "{self.generation}"; }}
     location / {{
       proxy_pass http://web;
+      client_max_body_size 20g;  # as deploy/nginx/lessons-site.conf: uploads
+      proxy_request_buffering off;
       proxy_http_version 1.1;
-      proxy_set_header Host $host;
+      proxy_set_header Host $http_host;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
       proxy_next_upstream error timeout;
