@@ -89,18 +89,23 @@ def arrange() -> tuple[str, str, int]:
     return token, url, len(queries.captured_queries)
 
 
-def main() -> int:
+def bench_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def bench_setup(script: str) -> dict[str, str] | None:
+    """The production settings for one load client, a migrated database and Django set up in this
+    process (for arranging data); None, with the reason printed, when wrk or the harness is missing."""
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
-        return 2
+        return None
     if "DATABASE_URL" not in os.environ:
-        print("run inside the harness: python tests/harness.py -- python bench/playback_session.py", file=sys.stderr)
-        return 2
+        print(f"run inside the harness: python tests/harness.py -- python bench/{script}", file=sys.stderr)
+        return None
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
@@ -115,13 +120,35 @@ def main() -> int:
     import django
 
     django.setup()
-    token, url, queries = arrange()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-session-"))
+    return env
+
+
+def web_start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """One production web process on a free port of 127.0.0.1 (its log: BENCH_SERVER_LOG)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),
     )  # fmt: skip
+    return server, port
+
+
+def web_stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def main() -> int:
+    args = bench_arguments()
+    env = bench_setup("playback_session.py")
+    if env is None:
+        return 2
+    token, url, queries = arrange()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-session-"))
+    server, port = web_start(env)
     try:
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
@@ -154,11 +181,7 @@ def main() -> int:
         print(f"targets (ratios >= 0.6, <= 3 queries, no errors): {'met' if met else 'NOT met'}")
         return 0
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        web_stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -16,12 +16,10 @@ p99 for both, the ratio, and the database queries one report costs, counted in-p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.playback_session import _found, _seconds  # noqa: E402
-from bench.qoe_ingest import free_port, wait_port  # noqa: E402
+from bench.playback_session import _found, _seconds, bench_arguments, bench_setup, web_start, web_stop  # noqa: E402
+from bench.qoe_ingest import wait_port  # noqa: E402
 
 LESSON_SECONDS = 600.0
 REPORT_EVERY_SECONDS = 15  # static/js/player.js
@@ -107,37 +105,13 @@ def arrange() -> tuple[str, str, str, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+    args = bench_arguments()
+    env = bench_setup("progress_report.py")
+    if env is None:
         return 2
-    if "DATABASE_URL" not in os.environ:
-        print("run inside the harness: python tests/harness.py -- python bench/progress_report.py", file=sys.stderr)
-        return 2
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
-        "ALLOWED_HOSTS": "127.0.0.1,testserver",
-        "LOG_LEVEL": "WARNING",
-        "DB_POOL": "1",  # the production default (the harness turns it off for the test suite)
-        "THROTTLE_PLAYBACK_SESSION": "100000000/min",
-    }
-    os.environ.update(env)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    import django
-
-    django.setup()
     token, url, body, queries = arrange()
     workdir = Path(tempfile.mkdtemp(prefix="bench-progress-"))
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),
-    )  # fmt: skip
+    server, port = web_start(env)
     try:
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
@@ -170,11 +144,7 @@ def main() -> int:
         print(f"load average (1 min) after the run     : {load:.1f}")
         return 0 if summary["progress"][2] == 0 else 1
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        web_stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
