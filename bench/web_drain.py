@@ -71,8 +71,9 @@ def scenario(world: World, *, server: str, drain: bool, threads: int, workdir: P
                 code: int | str = victim.wait_exit(timeout=EXIT_TIMEOUT)
             except subprocess.TimeoutExpired:
                 code = f"none: still running {EXIT_TIMEOUT:.0f} s after the download ended; killed"
-                victim.process.kill()  # type: ignore[union-attr]  # started above
-                victim.process.wait()  # type: ignore[union-attr]
+                assert victim.process is not None  # started above
+                victim.process.kill()
+                victim.process.wait()
             victim.start()
             victim.wait_readiness(200)
             if drain:

@@ -37,7 +37,9 @@ SHOW = (
 
 
 def _settings(tmp_path: Path, **variables: str) -> list[str]:
-    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}, "VAR_DIR": str(tmp_path),
+    # Only what a process needs to start, not the harness's environment: its database, Redis, S3 and
+    # secrets make a production configuration, which never reads the embedded default's files.
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), "VAR_DIR": str(tmp_path),
            "SECRET_KEY": "k" * 50, **variables}  # fmt: skip
     completed = subprocess.run(
         [sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW],
