@@ -45,10 +45,13 @@ def _seconds(text: str) -> float:
     return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
-def run_wrk(url: str, token: str, *, seconds: int, connections: int, workdir: Path) -> tuple[float, float, int]:
-    """(requests per second, p99 seconds, non-2xx responses)."""
+def run_wrk(
+    url: str, token: str, *, seconds: int, connections: int, workdir: Path, lua: str = ""
+) -> tuple[float, float, int]:
+    """(requests per second, p99 seconds, non-2xx responses) of token-authenticated POSTs; ``lua`` adds
+    to wrk's script (a body, a request function)."""
     script = workdir / "post.lua"
-    script.write_text(f'wrk.method = "POST"\nwrk.headers["Authorization"] = "Token {token}"\n')
+    script.write_text(f'wrk.method = "POST"\nwrk.headers["Authorization"] = "Token {token}"\n{lua}')
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
@@ -87,6 +90,18 @@ def arrange() -> tuple[str, str, int]:
     with CaptureQueriesContext(connection) as queries:
         assert client.post(url, SERVER_NAME="127.0.0.1").status_code == 200
     return token, url, len(queries.captured_queries)
+
+
+def medians(results: dict[str, list[tuple[float, float, int]]]) -> dict[str, tuple[float, float, int]]:
+    """Per endpoint: the median rate, the median p99 and the non-2xx responses of every round."""
+    return {
+        name: (
+            statistics.median(rate for rate, _, _ in rows),
+            statistics.median(p99 for _, p99, _ in rows),
+            sum(bad for _, _, bad in rows),
+        )
+        for name, rows in results.items()
+    }
 
 
 def bench_arguments() -> argparse.Namespace:
@@ -160,14 +175,7 @@ def main() -> int:
                 results[name].append(
                     run_wrk(target, token, seconds=args.seconds, connections=args.connections, workdir=workdir)
                 )
-        summary = {
-            name: (
-                statistics.median(rate for rate, _, _ in rows),
-                statistics.median(p99 for _, p99, _ in rows),
-                sum(bad for _, _, bad in rows),
-            )
-            for name, rows in results.items()
-        }
+        summary = medians(results)
         print(f"{args.connections} connections, {args.rounds} alternating rounds of {args.seconds} s, one web process")
         for name, label in (("baseline", "trivial authenticated DRF"), ("session", "playback session")):
             rate, p99, bad = summary[name]

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,20 +26,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.playback_session import _found, _seconds, bench_arguments, bench_setup, web_start, web_stop  # noqa: E402
+from bench.playback_session import bench_arguments, bench_setup, medians, run_wrk, web_start, web_stop  # noqa: E402
 from bench.qoe_ingest import wait_port  # noqa: E402
 
 LESSON_SECONDS = 600.0
 REPORT_EVERY_SECONDS = 15  # static/js/player.js
 
 
-def wrk_script(token: str, body: str | None) -> str:
-    lines = ['wrk.method = "POST"', f'wrk.headers["Authorization"] = "Token {token}"']
-    if body is None:
-        return "\n".join(lines) + "\n"
-    # Each request claims 15 s more than the last (wrapping at the lesson's end), like a playing player.
+def growing_report(body: str) -> str:
+    """wrk Lua: each request claims 15 s more than the last (wrapping at the lesson's end), as a playing
+    player's report does; ``body`` holds ``__END__`` where the range's end goes."""
     prefix, suffix = body.split("__END__")
-    lines += [
+    lines = [
         'wrk.headers["Content-Type"] = "application/json"',
         "local n = 0",
         "request = function()",
@@ -52,20 +47,6 @@ def wrk_script(token: str, body: str | None) -> str:
         "end",
     ]
     return "\n".join(lines) + "\n"
-
-
-def run_wrk(url: str, script_text: str, *, seconds: int, connections: int, workdir: Path) -> tuple[float, float, int]:
-    """(requests per second, p99 seconds, non-2xx responses)."""
-    script = workdir / "post.lua"
-    script.write_text(script_text)
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    ).stdout  # fmt: skip
-    rate = float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = _seconds(_found(r"\s99%\s+([\d.]+\w+)", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, p99, int(non2xx.group(1)) if non2xx else 0
 
 
 def arrange() -> tuple[str, str, str, int]:
@@ -115,25 +96,17 @@ def main() -> int:
     try:
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
-        targets = {
-            "baseline": (f"{base}/bench/whoami/", wrk_script(token, None)),
-            "progress": (base + url, wrk_script(token, body)),
-        }
+        targets = {"baseline": (f"{base}/bench/whoami/", ""), "progress": (base + url, growing_report(body))}
         results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in targets}
-        run_wrk(*targets["progress"], seconds=2, connections=args.connections, workdir=workdir)  # warm up
+
+        def measure(target: str, lua: str, seconds: int) -> tuple[float, float, int]:
+            return run_wrk(target, token, seconds=seconds, connections=args.connections, workdir=workdir, lua=lua)
+
+        measure(*targets["progress"], seconds=2)  # warm up
         for _ in range(args.rounds):
-            for name, (target, script) in targets.items():
-                results[name].append(
-                    run_wrk(target, script, seconds=args.seconds, connections=args.connections, workdir=workdir)
-                )
-        summary = {
-            name: (
-                statistics.median(rate for rate, _, _ in rows),
-                statistics.median(p99 for _, p99, _ in rows),
-                sum(bad for _, _, bad in rows),
-            )
-            for name, rows in results.items()
-        }
+            for name, (target, lua) in targets.items():
+                results[name].append(measure(target, lua, args.seconds))
+        summary = medians(results)
         load = os.getloadavg()[0]
         print(f"{args.connections} connections, {args.rounds} alternating rounds of {args.seconds} s, one web process")
         for name, label in (("baseline", "trivial authenticated DRF"), ("progress", "progress report")):

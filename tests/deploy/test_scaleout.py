@@ -143,8 +143,8 @@ def _env_file(path: Path) -> Path:
 
 @pytest.fixture
 def platform(image: Image, tmp_path: Path) -> Iterator[Platform]:
-    if not under_harness():
-        pytest.skip("needs the services of tests/harness.py")
+    if not under_harness():  # `make test-unit` deselects it (slow); anywhere else it must not pass silently
+        pytest.fail("needs the harness's PostgreSQL, Redis and S3: run it through tests/harness.py")
     import dramatiq
 
     broker = dramatiq.get_broker()
