@@ -1,23 +1,32 @@
 """Benchmark: the admin widget's direct upload to S3 in Chromium against a raw boto3 multipart upload.
 
-    .venv/bin/python tests/harness.py -- .venv/bin/python bench/direct_upload.py [--size-mb 2048] [--tus]
+    .venv/bin/python tests/harness.py -- .venv/bin/python bench/direct_upload.py [--size-mb 2048] [--tus] [--no-pin]
 
 Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). One file of random bytes
 (``--size-mb``, default 2048; ``--size-mb 64`` for a smoke run) is written to a temporary folder. In
 the same run, in this order:
 
 - baseline: boto3 sends the file as a multipart upload with the widget's part size and parallelism
-  (16 MiB parts, 4 at a time, each with its Content-MD5, as the widget sends them), from this process;
+  (16 MiB parts, 6 at a time, each with its Content-MD5, as the widget sends them), from this process;
 - ours: the production web process (python -m config.serve, static files collected) serves the
   lesson admin page to headless Chromium (/usr/bin/chromium); the file is chosen in the widget, which
-  asks the API for part URLs and PUTs the parts straight to SeaweedFS (the bucket's CORS rule set as
-  the README says), then completes. After a 1 MiB warm-up upload, timed from choosing the file to
-  the widget's "done" (hashing, part URLs, completion included); the web process's CPU seconds
+  hashes the parts, asks the API for their URLs and PUTs them straight to SeaweedFS (the bucket's CORS
+  rule set as the README says), then completes. After a 1 MiB warm-up upload, timed from choosing the
+  file to the widget's "done" (hashing, part URLs, completion included); the web process's CPU seconds
   (utime + stime from /proc) are read before and after;
 - the browser's ceiling: from a page of the same origin, Chromium PUTs the same parts to presigned
   URLs with the same parallelism and nothing else (no MD5, no API calls), to tell the browser's
   own cost from the widget's;
-- with ``--tus``: the same widget with ``UPLOAD_DIRECT=0`` (a second web process), i.e. today's tus path.
+- with ``--tus``: the same widget with ``UPLOAD_DIRECT=0`` (a second web process), i.e. the tus path.
+
+Where the CPU goes. An educator's browser runs on their own computer, not on the storage server; on a
+machine of two cores, storage (SeaweedFS spends about 12 s of CPU per GB received) and the client
+would otherwise take CPU from each other, and the figure would measure which client is cheaper to run
+beside storage (Chromium spends more CPU per byte sent than boto3 whatever the page does) instead of
+whether the widget keeps storage as busy as a native client does. So by default the servers (every
+SeaweedFS, PostgreSQL and Redis process, and the web process) are pinned to CPU 0 and the client (this
+process for boto3, Chromium for the widget) to CPU 1; ``--no-pin`` shares both cores. The CPU seconds
+of storage and of the client are printed for each upload.
 
 Prints each time and MB/s, the ratio baseline time / widget time (target: at least 0.9) and the web
 process's CPU seconds during each widget upload (target: near zero for the direct path). The stored
@@ -45,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MIB = 1024 * 1024
 PART = 16 * MIB  # settings.UPLOAD_DIRECT_PART_BYTES's default
-PARALLEL = 4  # the widget's (static/js/lesson-upload.js)
+PARALLEL = 6  # the widget's (static/js/lesson-upload.js)
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "bench-password-123456"
 
@@ -62,6 +71,54 @@ def write_file(path: Path, size: int) -> None:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def pids_of(*names: str) -> list[int]:
+    """Running processes whose command line contains one of these names."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(name in cmdline for name in names):
+                found.append(int(entry.name))
+    return found
+
+
+def party_cpu() -> dict[str, float]:
+    """CPU seconds so far of storage (every SeaweedFS process), the browser (every Chromium process) and
+    this process (the boto3 client)."""
+
+    def total(pids: list[int]) -> float:
+        seconds = 0.0
+        for pid in pids:
+            try:
+                seconds += cpu_seconds(pid)
+            except (OSError, IndexError):
+                pass  # a process that just ended
+        return seconds
+
+    return {"storage": total(pids_of("weed")), "browser": total(pids_of("chromium")), "boto3": total([os.getpid()])}
+
+
+def cpu_since(before: dict[str, float]) -> dict[str, float]:
+    after = party_cpu()
+    return {name: after[name] - before[name] for name in before}
+
+
+def cpu_text(spent: dict[str, float], client: str) -> str:
+    return f"CPU: storage {spent['storage']:.1f} s, client {spent[client]:.1f} s"
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of a running process onto one core (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), {cpu})
+        except OSError:
+            pass  # a thread that just ended
 
 
 def baseline(path: Path, size: int, key: str) -> float:
@@ -106,10 +163,11 @@ def setup_django() -> tuple[Any, Any]:
     return user, course
 
 
-def start_web(port: int, **env: str) -> subprocess.Popen[bytes]:
+def start_web(port: int, cpu: int | None, **env: str) -> subprocess.Popen[bytes]:
     log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / f"bench-web-{port}.log", "wb")  # noqa: SIM115 - the child's
     server = subprocess.Popen(
-        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
+        ([] if cpu is None else ["taskset", "-c", str(cpu)])
+        + [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=log,
@@ -154,6 +212,7 @@ def widget_upload(browser: Any, base_url: str, username: str, lesson: Any, path:
         page.goto(f"{base_url}/admin/courses/lesson/{lesson.pk}/change/")
         page.wait_for_selector("#upload-box")
         cpu_before = cpu_seconds(pid)
+        parties = party_cpu()
         started = time.monotonic()
         page.set_input_files("#id_video", str(path))
         # The page reloads after a finished upload: the state is taken the moment it is final.
@@ -164,6 +223,7 @@ def widget_upload(browser: Any, base_url: str, username: str, lesson: Any, path:
         )
         seconds = time.monotonic() - started
         cpu = cpu_seconds(pid) - cpu_before
+        spent = cpu_since(parties)
         state = json.loads(final.json_value())
     finally:
         context.close()
@@ -172,7 +232,7 @@ def widget_upload(browser: Any, base_url: str, username: str, lesson: Any, path:
     if os.environ.get("BENCH_TIMINGS"):
         for timing in state["timings"]:
             print("  " + ", ".join(f"{name} {value:.0f}" for name, value in timing.items()), flush=True)
-    return {"seconds": seconds, "cpu": cpu, "transport": state["transport"]}
+    return {"seconds": seconds, "cpu": cpu, "transport": state["transport"], "parties": spent}
 
 
 RAW_PUTS = """async ([urls, part, parallel]) => {
@@ -193,7 +253,9 @@ RAW_PUTS = """async ([urls, part, parallel]) => {
 }"""
 
 
-def browser_raw(browser: Any, base_url: str, path: Path, size: int, s3: Any, bucket: str) -> float:
+def browser_raw(
+    browser: Any, base_url: str, path: Path, size: int, s3: Any, bucket: str
+) -> tuple[float, dict[str, float]]:
     """The browser's own ceiling: Chromium PUTs the parts to presigned URLs (no MD5, no API, no page
     logic), same part size and parallelism, from a page of the site's origin (the CORS rule)."""
     key = f"bench/raw-{uuid.uuid4().hex}"
@@ -214,20 +276,28 @@ def browser_raw(browser: Any, base_url: str, path: Path, size: int, s3: Any, buc
             " i.type = 'file'; i.id = 'bench-raw'; document.body.append(i); }"
         )
         page.set_input_files("#bench-raw", str(path))
+        before = party_cpu()
         seconds, etags = page.evaluate(RAW_PUTS, [urls, PART, PARALLEL])
+        spent = cpu_since(before)
     finally:
         context.close()
     parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
     s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == size
     s3.delete_object(Bucket=bucket, Key=key)
-    return float(seconds)
+    return float(seconds), spent
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=2048)
     parser.add_argument("--tus", action="store_true", help="also time the widget over tus (UPLOAD_DIRECT=0)")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the servers on CPU 0, the client (boto3, Chromium) on CPU 1 (default); --no-pin shares both cores",
+    )
     args = parser.parse_args()
     if "S3_ENDPOINT_URL" not in os.environ:
         print("run under the harness: .venv/bin/python tests/harness.py -- .venv/bin/python bench/direct_upload.py")
@@ -243,9 +313,16 @@ def main() -> int:
     from tests.harness import s3_client
 
     s3, bucket = s3_client(os.environ["S3_ENDPOINT_URL"]), os.environ["S3_BUCKET"]
-    print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores", flush=True)
+    server_cpu = None
+    if args.pin:
+        server_cpu = 0
+        for pid in pids_of("weed", "postgres", "redis-server"):
+            pin(pid, 0)
+        pin(os.getpid(), 1)
+    placement = "servers pinned to CPU 0, the client to CPU 1" if args.pin else "not pinned: both cores shared"
+    print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; {placement}", flush=True)
     results: dict[str, dict[str, Any]] = {}
-    raw_seconds = 0.0
+    raw_seconds, raw_cpu = 0.0, {}
     with tempfile.TemporaryDirectory(prefix="bench-direct-") as folder:
         path = Path(folder) / "lecture.mp4"
         write_file(path, size)
@@ -253,7 +330,9 @@ def main() -> int:
         write_file(small, MIB)
         baseline_key = f"bench/baseline-{uuid.uuid4().hex}"
         print(f"uploading {args.size_mb} MiB: raw boto3 multipart, then the widget in Chromium", flush=True)
+        before = party_cpu()
         base_seconds = baseline(path, size, baseline_key)
+        base_cpu = cpu_since(before)
         s3.delete_object(Bucket=bucket, Key=baseline_key)
         runs = [("direct", {})] + ([("tus", {"UPLOAD_DIRECT": "0"})] if args.tus else [])
         with sync_playwright() as playwright:
@@ -276,7 +355,7 @@ def main() -> int:
                             ]
                         },
                     )
-                    server = start_web(port, **env)
+                    server = start_web(port, server_cpu, **env)
                     try:
                         # Warm-up: every import, the S3 clients, the code paths of a whole upload.
                         warm = Lesson.objects.create(course=course, title=f"Warm-up ({name})")
@@ -284,7 +363,7 @@ def main() -> int:
                         lesson = Lesson.objects.create(course=course, title=f"Big upload ({name})")
                         results[name] = widget_upload(browser, base_url, user.username, lesson, path, server.pid)
                         if name == "direct":
-                            raw_seconds = browser_raw(browser, base_url, path, size, s3, bucket)
+                            raw_seconds, raw_cpu = browser_raw(browser, base_url, path, size, s3, bucket)
                     finally:
                         stop(server)
                         s3.delete_bucket_cors(Bucket=bucket)
@@ -298,12 +377,14 @@ def main() -> int:
 
     mb = size / 1e6
     print(f"baseline, boto3 multipart ({PART // MIB} MiB parts, {PARALLEL} at a time): "
-          f"{base_seconds:.1f} s, {mb / base_seconds:.1f} MB/s")  # fmt: skip
+          f"{base_seconds:.1f} s, {mb / base_seconds:.1f} MB/s; {cpu_text(base_cpu, 'boto3')}")  # fmt: skip
     print(f"browser ceiling, Chromium PUTs the parts (no MD5, no API): {raw_seconds:.1f} s, "
-          f"{mb / raw_seconds:.1f} MB/s, ratio {base_seconds / raw_seconds:.2f}")  # fmt: skip
+          f"{mb / raw_seconds:.1f} MB/s, ratio {base_seconds / raw_seconds:.2f}; "
+          f"{cpu_text(raw_cpu, 'browser')}")  # fmt: skip
     for name, result in results.items():
         print(f"widget, {name:6}: {result['seconds']:.1f} s, {mb / result['seconds']:.1f} MB/s, "
-              f"ratio {base_seconds / result['seconds']:.2f}, web-process CPU {result['cpu']:.2f} s")  # fmt: skip
+              f"ratio {base_seconds / result['seconds']:.2f}, web-process CPU {result['cpu']:.2f} s; "
+              f"{cpu_text(result['parties'], 'browser')}")  # fmt: skip
     ratio = base_seconds / results["direct"]["seconds"]
     print(f"target: direct widget at least 0.9 of boto3: {'met' if ratio >= 0.9 else 'NOT met'} ({ratio:.2f})")
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -41,7 +41,7 @@ def _check_broker() -> None:
 # page, the live dashboard and the lesson admin answer 500.
 REQUIRED_STATIC = (
     "build/hls.min.js", "build/shaka-player.compiled.js", "build/chart.umd.min.js", "build/tus.min.js",
-    "build/md5.umd.min.js", "js/lesson-upload.js",
+    "build/md5.umd.min.js", "js/lesson-upload.js", "js/lesson-upload-hasher.js",
     "js/player.js", "js/player-extras.js", "js/lti.js", "css/site.css",
 )  # fmt: skip
 

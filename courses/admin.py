@@ -354,6 +354,7 @@ class LessonAdmin(EducatorScopedAdmin):
             "upload_endpoint": reverse("api-upload-create"),
             "upload_chunk_bytes": settings.UPLOAD_WIDGET_CHUNK_BYTES,
             "direct_upload_endpoint": reverse("api-direct-uploads"),
+            "direct_upload_url_seconds": settings.UPLOAD_DIRECT_URL_SECONDS,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -12,7 +12,7 @@
   const configNode = document.getElementById("upload-config");
   if (!input || !configNode) return;
   const config = JSON.parse(configNode.textContent);
-  const PARALLEL = 4;
+  const PARALLEL = 6;
   const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
   const box = document.createElement("div");
@@ -138,7 +138,7 @@
   }
 
   async function directAvailable() {
-    if (!config.direct || !window.hashwasm || !window.fetch) return false;
+    if (!config.direct || !config.hasher || !window.Worker || !window.fetch) return false;
     try {
       return (await api("GET", "")).available === true;
     } catch (err) {
@@ -146,12 +146,38 @@
     }
   }
 
-  function base64(bytes) {
-    return btoa(String.fromCharCode.apply(null, bytes));
-  }
-
   function sleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  // The MD5 of a part, from the hasher (lesson-upload-hasher.js), a Web Worker: hashing 16 MiB takes a
+  // tenth of a second or more, which the page's own thread spends sending parts and drawing progress.
+  function startHasher() {
+    const worker = new Worker(config.hasher);
+    worker.postMessage({hashwasm: config.hashwasm});
+    const pending = new Map();
+    let nextId = 0;
+    let broken = null;  // the worker failed (its script did not load, or it crashed): every hash fails
+    worker.onmessage = ({data}) => {
+      const waiting = pending.get(data.id);
+      pending.delete(data.id);
+      if (data.error) waiting.reject(new Error("hashing failed: " + data.error));
+      else waiting.resolve(data.md5);
+    };
+    worker.onerror = (event) => {
+      broken = new Error("hashing failed: " + (event.message || "the hasher did not start"));
+      for (const waiting of pending.values()) waiting.reject(broken);
+      pending.clear();
+    };
+    return {
+      md5: (blob) => new Promise((resolve, reject) => {
+        if (broken) { reject(broken); return; }
+        const id = nextId++;
+        pending.set(id, {resolve: resolve, reject: reject});
+        worker.postMessage({id: id, blob: blob});
+      }),
+      stop: () => worker.terminate(),
+    };
   }
 
   function putPart(url, headers, body, onProgress, requests) {
@@ -176,12 +202,22 @@
     });
   }
 
+  // Parts go through three stages that overlap: the hasher reads and hashes them in order, a signer
+  // asks the server for the URLs of hashed parts a batch at a time (one request for several parts: the
+  // web process does little per upload), and PARALLEL senders PUT the signed parts. Hashing stays at most
+  // AHEAD parts ahead of the senders, so that few signed URLs wait long enough to expire.
+  const AHEAD = 2 * PARALLEL;
+  const HASHING = 2;
+  const SIGN_BATCH = PARALLEL;
+
   async function directUpload(file) {
     const resumeKey = "lesson-upload:" + config.lesson + ":" + file.name + ":" + file.size + ":" + file.lastModified;
     const requests = new Set();
     let cancelled = false;
+    let halted = false;  // one part failed for good: the others stop after the one they send
     let upload = null;
     const etags = {};
+    const hasher = startHasher();
     current = {
       cancel: async () => {
         cancelled = true;
@@ -190,6 +226,17 @@
         if (upload) await api("DELETE", upload.id + "/").catch(() => null);
       },
     };
+    // The stages wait for each other's progress: every change wakes whoever waits.
+    let wake = null;
+    let changed = null;
+    const notify = () => { if (wake) { const w = wake; wake = changed = null; w(); } };
+    const until = async (condition) => {
+      while (!condition()) {
+        if (!changed) changed = new Promise((resolve) => { wake = resolve; });
+        await changed;
+      }
+    };
+    const stopped = () => cancelled || halted;
     try {
       // The same file chosen again after a reload carries on with the parts storage holds.
       const previous = localStorage.getItem(resumeKey);
@@ -212,6 +259,9 @@
       }
       const partSize = upload.part_size;
       const sizeOf = (n) => Math.min(n * partSize, file.size) - (n - 1) * partSize;
+      // The PUT sends the file's own slice (a Blob): Chromium sent an ArrayBuffer body of 16 MiB six to
+      // fifteen times slower here.
+      const slice = (n) => file.slice((n - 1) * partSize, (n - 1) * partSize + sizeOf(n));
       const todo = [];
       let sent = 0;
       for (let n = 1; n <= upload.part_count; n++) {
@@ -224,41 +274,74 @@
         progress(file.name, sent + moving, file.size);
       };
       report();
-      const md5 = await hashwasm.createMD5();
 
-      // Read, hash and sign a part. A worker does this for its next part while the current one is on
-      // its way, so PARALLEL PUTs stay in flight.
-      async function prepare(n) {
-        const start = (n - 1) * partSize;
-        const t0 = performance.now();
-        // The PUT sends the file's own slice (a Blob): Chromium sent an ArrayBuffer body of 16 MiB
-        // about six times slower here. The bytes are read only to hash them.
-        const body = file.slice(start, start + sizeOf(n));
-        const bytes = new Uint8Array(await body.arrayBuffer());
-        md5.init();
-        md5.update(bytes);
-        const digest = base64(md5.digest("binary"));
-        const t1 = performance.now();
-        const signed = (await api("POST", upload.id + "/part-urls/", {parts: [{number: n, md5: digest}]})).parts[0];
-        return {body: body, signed: signed, timing: {part: n, hash: t1 - t0, sign: performance.now() - t1}};
+      const hashed = [];  // {number, md5, timing} waiting for their URL
+      const ready = [];  // ...with their URL, waiting for a sender
+      let unsigned = todo.length;  // parts still to sign
+
+      async function sign(parts) {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const answer = await api("POST", upload.id + "/part-urls/", {parts: parts.map((p) => ({number: p.number, md5: p.md5}))});
+            return answer.parts;
+          } catch (err) {
+            if (err instanceof Refused || attempt + 1 >= RETRY_DELAYS.length || cancelled) throw err;
+            await sleep(RETRY_DELAYS[attempt + 1]);
+          }
+        }
       }
 
-      function settled(promise) {
-        promise.catch(() => null);  // awaited later; not an unhandled rejection meanwhile
-        return promise;
+      // HASHING parts are read at once, so that one part's read overlaps another's hashing.
+      let toHash = 0;
+      let hashing = 0;
+      async function hashAll() {
+        while (toHash < todo.length) {
+          await until(() => stopped() || hashed.length + ready.length + hashing < AHEAD);
+          if (stopped() || toHash >= todo.length) return;
+          const n = todo[toHash++];
+          hashing++;
+          const t0 = performance.now();
+          const md5 = await hasher.md5(slice(n));
+          hashing--;
+          hashed.push({number: n, md5: md5, timing: {part: n, hash: performance.now() - t0}});
+          notify();
+        }
       }
 
-      async function sendPart(n, ready, onSending) {
-        let sending = false;
-        const started = () => { if (!sending) { sending = true; onSending(); } };
+      async function signAll() {
+        while (unsigned > 0) {
+          // A batch at a time, or whatever is hashed when the senders are about to run out.
+          await until(() => stopped() || hashed.length >= SIGN_BATCH ||
+            (hashed.length > 0 && (ready.length === 0 || hashed.length === unsigned)));
+          if (stopped()) return;
+          const batch = hashed.splice(0, SIGN_BATCH);
+          const t0 = performance.now();
+          const urls = await sign(batch);
+          const took = performance.now() - t0;
+          batch.forEach((part, i) => {
+            part.signed = urls[i];
+            part.signedAt = performance.now();
+            part.timing.sign = took;
+            ready.push(part);
+          });
+          unsigned -= batch.length;
+          notify();
+        }
+      }
+
+      async function send(part) {
+        const n = part.number;
         for (let attempt = 0; ; attempt++) {
           if (cancelled) throw new Refused("cancelled");
           try {
-            const part = attempt === 0 ? await ready : await prepare(n);
+            // A fresh URL for another try, or when this one waited long enough to near its expiry
+            // (a slow connection sends each part for minutes).
+            if (attempt > 0 || performance.now() - part.signedAt > config.url_seconds * 500) {
+              part.signed = (await sign([part]))[0];
+              part.signedAt = performance.now();
+            }
             const t0 = performance.now();
-            const put = putPart(part.signed.url, part.signed.headers, part.body, (loaded) => { inFlight[n] = loaded; report(); }, requests);
-            started();
-            etags[n] = await put;
+            etags[n] = await putPart(part.signed.url, part.signed.headers, slice(n), (loaded) => { inFlight[n] = loaded; report(); }, requests);
             // Where a part's time went (read and hash, sign, send), for whoever tunes this.
             window.lessonUpload.timings.push({...part.timing, put: performance.now() - t0});
             delete inFlight[n];
@@ -266,7 +349,6 @@
             report();
             return;
           } catch (err) {
-            started();
             delete inFlight[n];
             if (err instanceof Refused || attempt + 1 >= RETRY_DELAYS.length) throw err;
             status.textContent = "Connection lost; retrying part " + n + "…";
@@ -275,24 +357,24 @@
         }
       }
 
-      let halted = false;  // one part failed for good: the others stop after the one they send
-      async function worker() {
-        try {
-          let n = todo.shift();
-          let ready = n === undefined ? null : settled(prepare(n));
-          while (n !== undefined && !cancelled && !halted) {
-            const next = todo.shift();
-            let nextReady = null;
-            await sendPart(n, ready, () => { if (next !== undefined) nextReady = settled(prepare(next)); });
-            n = next;
-            ready = nextReady || (n === undefined ? null : settled(prepare(n)));
+      async function sender() {
+        while (true) {
+          await until(() => stopped() || ready.length > 0 || unsigned === 0);
+          if (stopped()) return;
+          const part = ready.shift();
+          if (!part) {  // another sender took it first
+            if (unsigned === 0) return;
+            continue;
           }
-        } catch (err) {
-          halted = true;
-          throw err;
+          notify();  // room for the hasher
+          await send(part);
         }
       }
-      await Promise.all(Array.from({length: Math.min(PARALLEL, todo.length || 1)}, worker));
+
+      // Whichever stage fails first stops the others (after the part each is sending) and is reported.
+      const stage = (run) => run().catch((err) => { halted = true; notify(); throw err; });
+      await Promise.all([...Array.from({length: HASHING}, () => stage(hashAll)), stage(signAll),
+        ...Array.from({length: Math.min(PARALLEL, todo.length || 1)}, () => stage(sender))]);
       if (cancelled) return;
       status.textContent = "Checking the upload…";
       const parts = Object.keys(etags).map(Number).sort((a, b) => a - b).map((n) => ({number: n, etag: etags[n]}));
@@ -311,6 +393,8 @@
       if (cancelled) return;
       for (const xhr of requests) xhr.abort();
       failed(err.message || String(err));
+    } finally {
+      hasher.stop();
     }
   }
 })();
