@@ -66,12 +66,33 @@ def needs_service(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not unit_tier():
+        # The tests that run the container image go last: the image is built while the others run.
+        uses_image = [item for item in items if "image" in getattr(item, "fixturenames", ())]
+        if uses_image:
+            last = set(map(id, uses_image))
+            items[:] = [item for item in items if id(item) not in last] + uses_image
         return
     kept = [item for item in items if not needs_service(item)]
     deselected = [item for item in items if needs_service(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
     items[:] = kept
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the container image now (tests/deploy/containers.py) when a test will run it."""
+    if session.config.option.collectonly or os.environ.get("LESSONS_TEST_IMAGE"):
+        return
+    if any("image" in getattr(item, "fixturenames", ()) for item in session.items):
+        from tests.deploy.containers import start_image_build
+
+        start_image_build()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.deploy import containers
+
+    containers.stop_image_build()
 
 
 def under_harness() -> bool:
