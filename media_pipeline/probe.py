@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from media_pipeline.container_damage import INCOMPLETE, matroska_damage, mpegts_damage
 from media_pipeline.errors import InputRejected
 from media_pipeline.tools import ToolFailed, run_tool
 
@@ -72,7 +73,8 @@ def run_ffprobe(*, ffprobe: str, path: Path, timeout: float = 60.0) -> dict[str,
     """Run ffprobe on a local file; raise InputRejected with the reason when it is not usable media."""
     if path.stat().st_size == 0:
         raise InputRejected("the file is empty")
-    damage = iso_bmff_damage(path)
+    # Cut short or broken, seen in the container's structure (ffprobe reads a cut file without a word).
+    damage = iso_bmff_damage(path) or matroska_damage(path) or mpegts_damage(path)
     if damage:
         raise InputRejected(damage)
     try:
@@ -91,7 +93,7 @@ def run_ffprobe(*, ffprobe: str, path: Path, timeout: float = 60.0) -> dict[str,
 # Top-level boxes an MP4/MOV file starts with; anything else at offset 0 is not ISO BMFF.
 _ISO_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 _ISO_INDEX_BOXES = {b"moov", b"moof"}
-_INCOMPLETE = "the file is incomplete: it ends part-way through ({detail}); the upload or recording was cut short"
+_INCOMPLETE = INCOMPLETE
 
 
 def iso_bmff_damage(path: Path) -> str | None:

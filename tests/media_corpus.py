@@ -229,6 +229,9 @@ HOSTILE_REASONS = {
     "too_wide": "unsupported picture size 9000x16 (each side must be 16 to 8192 pixels)",
     "too_long": "the video is longer than 24 hours",
     "concat_script": "a file of a kind that is not accepted (concat); upload the video or audio file itself",
+    "truncated_mkv": INCOMPLETE.format("its Segment needs {missing} more bytes"),
+    "truncated_ts": INCOMPLETE.format("its last 188-byte transport packet lacks {missing} bytes"),
+    "truncated_ts_pes": INCOMPLETE.format("its last PES packet of stream {pid:#x} needs {missing} more bytes"),
 }
 
 
@@ -274,7 +277,32 @@ def build_hostile(folder: Path) -> dict[str, tuple[Path, str]]:
            "-fps_mode", "passthrough", *H264, str(long))  # fmt: skip
     put("too_long", "long.mkv", long.read_bytes())
     put("concat_script", "lecture.mp4", b"ffconcat version 1.0\nfile secret.mp4\n")
+    mkv, ts = folder / "whole.mkv", folder / "whole.ts"
+    for path in (mkv, ts):
+        ffmpeg(*_picture("320x240", 3), *_tone(3), *H264, *AAC, "-shortest", str(path))
+    whole = mkv.read_bytes()
+    cut = int(len(whole) * 0.6)
+    put("truncated_mkv", "cut.mkv", whole[:cut], missing=len(whole) - cut)
+    whole = ts.read_bytes()
+    cut = int(len(whole) * 0.6) // 188 * 188 + 100
+    put("truncated_ts", "cut.ts", whole[:cut], missing=88)
+    cut, pid, missing = ts_cut_mid_pes(whole, packet=188)
+    put("truncated_ts_pes", "cut-pes.ts", whole[:cut], pid=pid, missing=missing)
     return files
+
+
+def ts_cut_mid_pes(data: bytes, *, packet: int) -> tuple[int, int, int]:
+    """Where to cut a transport stream after a whole packet that starts a PES packet of declared length
+    (sound) in its second half, so that PES packet lacks the rest: (cut, PID, bytes it lacks)."""
+    sync = packet - 188
+    for at in range(len(data) // 2 // packet * packet + sync, len(data), packet):
+        pid = ((data[at + 1] & 0x1F) << 8) | data[at + 2]
+        control = (data[at + 3] >> 4) & 0x3
+        payload = data[at + 4 + (1 + data[at + 4] if control & 0x2 else 0) : at + 188]
+        length = int.from_bytes(payload[4:6], "big")
+        if data[at + 1] & 0x40 and payload[:3] == b"\x00\x00\x01" and 6 + length > len(payload):
+            return at - sync + packet, pid, 6 + length - len(payload)
+    raise ValueError("no bounded PES packet starts in the second half")
 
 
 def _mdat_missing(data: bytes, cut: int) -> int:
