@@ -2,8 +2,10 @@
 
 The transcode step hands a long source to ``chunked_build_start``, which records the chunks of the
 version (EncodeChunk rows: the video rungs of each GOP-aligned range of frames, and the whole audio)
-and sends one message per chunk not done yet. Any worker encodes any chunk: it downloads the source,
-encodes its frames and puts the outputs under the build's work prefix in storage. The worker that
+and sends one message per chunk not done yet. Before that, once per build, the source is split without
+re-encoding into a fragmented MP4 of its video and a file of its audio, stored under the build's work
+prefix (docs/adr/0029). Any worker encodes any chunk: it downloads only its byte range of the split
+video (or the audio), encodes its frames and puts the outputs under the build's work prefix in storage. The worker that
 completes the last chunk sends the join; the join claims the build (compare-and-set, so it runs once),
 concatenates each rung's chunks without re-encoding, packages and uploads the version exactly as a
 one-process encode does, moves the asset on to publishing and removes the work objects.
@@ -15,9 +17,11 @@ over when the lease passes. A chunk whose outputs are missing at join time is en
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -38,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 # A join does not report progress; a joiner that died is replaced after this long.
 JOIN_LEASE_SECONDS = 30 * 60
+# The split source under the build's work prefix; the index is written last (docs/adr/0029).
+SPLIT_VIDEO = "source/video.mp4"
+SPLIT_AUDIO = "source/audio"  # MOV, MPEG-TS or Matroska, as the source (chunking.split_audio_format)
+SPLIT_INDEX = "source/index.json"
 
 
 class ChunkBusy(Exception):
@@ -63,8 +71,9 @@ def _plan(asset: MediaAsset, *, chunk_seconds: int) -> list[chunking.Chunk]:
 
 
 def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
-    """Record the chunks of the version being built (once) and send every chunk not done yet, or the
-    join when all are. Safe to call again at any time: that is how a stalled build is resumed."""
+    """Record the chunks of the version being built (once), split the source for them (once) and send
+    every chunk not done yet, or the join when all are. Safe to call again at any time: that is how a
+    stalled build is resumed."""
     with transaction.atomic():
         build, created = ChunkedBuild.objects.get_or_create(
             asset=asset, version=asset.building_version, defaults={"chunk_seconds": settings.MEDIA_CHUNK_SECONDS}
@@ -85,6 +94,9 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
             )
         else:
             stale = []
+    if build.chunks.exclude(state=ChunkState.DONE).exists():
+        split_source(build)
+    with transaction.atomic():
         waiting = list(
             build.chunks.exclude(state=ChunkState.DONE).order_by("kind", "index").values_list("pk", flat=True)
         )
@@ -97,6 +109,87 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
     for old in stale:
         storage.delete_prefix(old.work_prefix())
     return build
+
+
+def split_source(build: ChunkedBuild) -> bool:
+    """Split the source (once per build) so that each chunk worker reads only its range: its video,
+    copied into a fragmented MP4 with a fragment at each keyframe, its audio into a file of its own, and
+    an index (written last) of the fragments' byte ranges and times. False when the source cannot be
+    split (a codec the MP4 muxer does not take): the chunks then read the whole source, as before."""
+    prefix = build.work_prefix()
+    if storage.exists(prefix + SPLIT_INDEX):
+        return True
+    asset = build.asset
+    has_audio = bool(asset.probe.get("has_audio"))
+    try:
+        with versions.work_dir() as tmp:
+            work = Path(tmp)
+            source, video, audio = work / "source", work / "video.mp4", work / "audio"
+            storage.download(key=asset.source_key, target=source)
+            ffprobe = settings.FFPROBE_BIN
+            described = run_tool(
+                chunking.source_format_command(ffprobe=ffprobe, path=source), timeout=120, work_dir=work,
+                label="ffprobe",
+            )  # fmt: skip
+            container = json.loads(described or "{}").get("format", {})
+            start = str(container.get("start_time", ""))
+            float(start)  # no start time: it cannot be shifted as the unchunked encode shifts it (ValueError)
+            run_tool(
+                chunking.split_command(
+                    ffmpeg=settings.FFMPEG_BIN, source=source, video=video, audio=audio if has_audio else None,
+                    audio_format=chunking.split_audio_format(str(container.get("format_name", ""))),
+                    threads=settings.ENCODE_THREADS,
+                ),
+                timeout=settings.ENCODE_TIMEOUT_SECONDS,
+                work_dir=work,
+            )  # fmt: skip
+            listing = run_tool(
+                chunking.keyframes_command(ffprobe=ffprobe, path=video),
+                timeout=settings.ENCODE_TIMEOUT_SECONDS,
+                work_dir=work,
+                label="ffprobe",
+            )
+            init, found = chunking.fragments(
+                boxes=chunking.top_level_boxes(chunking.box_headers(video)), keyframes=_key_packets(listing)
+            )
+            storage.save_file(key=prefix + SPLIT_VIDEO, source=video)
+            if has_audio:
+                storage.save_file(key=prefix + SPLIT_AUDIO, source=audio)
+            index = work / "index.json"
+            index.write_text(
+                json.dumps(
+                    {
+                        "start_time": start,
+                        "init": init,
+                        "fragments": [[f.start, f.end, f.time] for f in found],
+                        "audio": has_audio,
+                    }
+                )
+            )
+            storage.save_file(key=prefix + SPLIT_INDEX, source=index)
+    except (ToolFailed, ValueError) as exc:
+        logger.warning("build %s: the source could not be split (%s); each chunk reads the whole source", build.pk,
+                       exc)  # fmt: skip
+        return False
+    return True
+
+
+def _key_packets(listing: str) -> list[tuple[float, int]]:
+    keys = []
+    for line in listing.splitlines():
+        time, pos, flags = (line.split(",") + ["", "", ""])[:3]
+        if flags.startswith("K") and time not in ("", "N/A") and pos.isdigit():
+            keys.append((float(time), int(pos)))
+    return keys
+
+
+def _split_index(build: ChunkedBuild) -> dict[str, Any] | None:
+    """The split source's index, or None when the build has none (the source could not be split)."""
+    key = build.work_prefix() + SPLIT_INDEX
+    if not storage.exists(key):
+        return None
+    index: dict[str, Any] = json.loads(storage.read_bytes(key))
+    return index
 
 
 def _current(build: ChunkedBuild) -> bool:
@@ -174,13 +267,13 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
     rungs = [Rung(**rung) for rung in asset.ladder]
     source, encoded = work / "source", work / "encoded"
     encoded.mkdir()
-    storage.download(key=asset.source_key, target=source)
-    format_name = str(run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source).get("format", {}).get("format_name", ""))
     plan = chunking.Chunk(index=chunk.index, start_frame=chunk.start_frame, end_frame=chunk.end_frame)
     fps = output_fps(float(probe["fps"]))
     end = chunk.end_frame / fps if chunk.end_frame is not None else float(probe["duration"])
 
-    def encode(seek: bool) -> None:
+    def encode(seek: bool, source_start: str | None = None) -> None:
+        for stale in encoded.iterdir():
+            stale.unlink()
         run_with_progress(
             chunking.chunk_encode_command(
                 ffmpeg=settings.FFMPEG_BIN,
@@ -190,6 +283,7 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
                 source_fps=float(probe["fps"]),
                 chunk=plan,
                 seek=seek,
+                source_start=source_start,
                 preset=settings.ENCODE_PRESET,
                 threads=settings.ENCODE_THREADS,
                 interlaced=bool(probe.get("interlaced", False)),
@@ -207,16 +301,39 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
         if plan.end_frame is not None and frames != plan.end_frame - plan.start_frame:
             raise ToolFailed(f"chunk {plan.index} has {frames} frames, expected {plan.end_frame - plan.start_frame}")
 
-    seek = chunking.seekable(format_name)
-    try:
-        encode(seek)
-    except ToolFailed:
-        if not seek:
-            raise
-        # A container that claims an index but seeks badly: decode from the start instead (always exact).
-        logger.warning("chunk %s of build %s: seeking failed; encoding it again from the start", chunk.index,
-                       chunk.build_id, exc_info=True)  # fmt: skip
-        encode(False)
+    index = _split_index(chunk.build)
+    done = False
+    if index is not None:
+        # Only this chunk's range of the split video: its init segment and its fragments (docs/adr/0029).
+        found = [chunking.Fragment(start=a, end=b, time=t) for a, b, t in index["fragments"]]
+        begin, finish = chunking.chunk_byte_range(
+            fragments=found, chunk=plan, source_fps=float(probe["fps"]), source_start=float(index["start_time"])
+        )
+        storage.download_ranges(
+            key=chunk.build.work_prefix() + SPLIT_VIDEO, ranges=[(0, int(index["init"])), (begin, finish)],
+            target=source,
+        )  # fmt: skip
+        try:
+            encode(False, source_start=str(index["start_time"]))
+            done = True
+        except ToolFailed:
+            logger.warning("chunk %s of build %s: its range of the split source failed; encoding it from the "
+                           "whole source", chunk.index, chunk.build_id, exc_info=True)  # fmt: skip
+    if not done:
+        storage.download(key=asset.source_key, target=source)
+        format_name = str(
+            run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source).get("format", {}).get("format_name", "")
+        )
+        seek = chunking.seekable(format_name)
+        try:
+            encode(seek)
+        except ToolFailed:
+            if not seek:
+                raise
+            # A container that claims an index but seeks badly: decode from the start instead (always exact).
+            logger.warning("chunk %s of build %s: seeking failed; encoding it again from the start", chunk.index,
+                           chunk.build_id, exc_info=True)  # fmt: skip
+            encode(False)
     prefix = chunk.build.work_prefix()
     for rung in rungs:
         storage.save_file(
@@ -236,10 +353,21 @@ def _start_and_frames(path: Path) -> tuple[float, int]:
 def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
     source, encoded = work / "source", work / "encoded"
     encoded.mkdir()
-    storage.download(key=asset.source_key, target=source)
+    index = _split_index(chunk.build)
+    source_start = None
+    if index is not None and index.get("audio"):
+        # The split's audio alone: a small fraction of the source (docs/adr/0029).
+        storage.download(key=chunk.build.work_prefix() + SPLIT_AUDIO, target=source)
+        source_start = str(index["start_time"])
+    else:
+        storage.download(key=asset.source_key, target=source)
     run_with_progress(
         chunking.audio_encode_command(
-            ffmpeg=settings.FFMPEG_BIN, source=source, out_dir=encoded, threads=settings.ENCODE_THREADS
+            ffmpeg=settings.FFMPEG_BIN,
+            source=source,
+            out_dir=encoded,
+            threads=settings.ENCODE_THREADS,
+            source_start=source_start,
         ),
         duration=float(asset.probe["duration"]),
         timeout=settings.ENCODE_TIMEOUT_SECONDS,
