@@ -56,6 +56,10 @@ class ChunkBusy(Exception):
         self.retry_after = retry_after
 
 
+class ChunkAbandoned(Exception):
+    """The build a worker is encoding for is over (its asset deleted, a newer upload, a failure)."""
+
+
 def wants_chunks(asset: MediaAsset) -> bool:
     """A source with pictures longer than MEDIA_CHUNK_MIN_SECONDS that makes more than one chunk."""
     duration = float(asset.probe.get("duration") or 0)
@@ -95,7 +99,16 @@ def chunked_build_start(*, asset: MediaAsset) -> ChunkedBuild:
         else:
             stale = []
     if build.chunks.exclude(state=ChunkState.DONE).exists():
-        split_source(build)
+        try:
+            split_source(build)
+        except Exception:
+            if _build_exists(build):
+                raise
+        if not _build_exists(build):
+            # The asset was deleted while its source was being split: what the split wrote goes too.
+            removed = storage.delete_prefix(build.work_prefix())
+            logger.info("build %s: its asset was deleted during the split; removed %s work objects", build.pk, removed)
+            return build
     with transaction.atomic():
         waiting = list(
             build.chunks.exclude(state=ChunkState.DONE).order_by("kind", "index").values_list("pk", flat=True)
@@ -200,6 +213,29 @@ def _current(build: ChunkedBuild) -> bool:
     )
 
 
+def _build_exists(build: ChunkedBuild) -> bool:
+    """False once the asset is deleted (its builds and chunks go with it)."""
+    return ChunkedBuild.objects.filter(pk=build.pk).exists()
+
+
+def _abandoned(chunk: EncodeChunk) -> bool:
+    """The chunk's work is no longer wanted: its asset was deleted, or the build is over."""
+    return not EncodeChunk.objects.filter(pk=chunk.pk).exists() or not _current(chunk.build)
+
+
+def _stop_abandoned(chunk: EncodeChunk, written: list[str]) -> None:
+    """Stop cleanly: remove what this worker wrote (the asset's deletion may already have swept the work
+    prefix) and say so once, without a traceback or a retry."""
+    for key in written:
+        storage.delete_prefix(key)
+    logger.info(
+        "chunk %s of build %s: its asset was deleted or no longer builds this version; stopped, %s outputs removed",
+        chunk.index,
+        chunk.build_id,
+        len(written),
+    )
+
+
 def chunk_encode(*, chunk_id: int) -> None:
     """Encode one chunk (its video rungs, or the audio) and store its outputs; send the join after the last."""
     chunk = EncodeChunk.objects.select_related("build__asset").filter(pk=chunk_id).first()
@@ -224,18 +260,27 @@ def chunk_encode(*, chunk_id: int) -> None:
         raise ChunkBusy(f"chunk {chunk.pk} is being encoded by another worker", retry_after=max(1.0, held_for + 1))
     build, asset = chunk.build, chunk.build.asset
     attempt = EncodeChunk.objects.filter(pk=chunk.pk).values_list("attempts", flat=True).get()
+    written: list[str] = []  # storage keys this worker wrote, removed again if the build is abandoned
     try:
         with versions.work_dir() as tmp:
             work = Path(tmp)
             if chunk.kind == EncodeChunk.Kind.AUDIO:
-                _encode_audio(asset, chunk, work)
+                _encode_audio(asset, chunk, work, written)
             else:
-                _encode_video(asset, chunk, work)
+                _encode_video(asset, chunk, work, written)
     except ToolFailed as exc:
+        if _abandoned(chunk):
+            _stop_abandoned(chunk, written)
+            return
         reason = f"encoding failed: {exc}"
         workflow.fail(asset.pk, version=build.version, in_state=AssetStatus.TRANSCODING, reason=reason)
         return
     except BaseException:
+        # The asset deleted mid-chunk (its source or split gone from storage, or ChunkAbandoned from a
+        # progress report): nothing to retry.
+        if _abandoned(chunk):
+            _stop_abandoned(chunk, written)
+            return
         # Let a retry (here or on another worker) take the chunk at once rather than after the lease.
         lease_release(
             EncodeChunk, chunk.pk, when=Q(state=ChunkState.RUNNING, attempts=attempt), state=ChunkState.PENDING
@@ -243,26 +288,31 @@ def chunk_encode(*, chunk_id: int) -> None:
         raise
     with transaction.atomic():
         # One completion at a time per build: the last one sees every other chunk done and sends the join.
-        ChunkedBuild.objects.select_for_update().filter(pk=build.pk).first()
-        lease_release(
-            EncodeChunk,
-            chunk.pk,
-            when=Q(state=ChunkState.RUNNING),
-            state=ChunkState.DONE,
-            progress=100,
-            encodes=F("encodes") + 1,
-        )
-        _asset_progress(build)
-        if not build.chunks.exclude(state=ChunkState.DONE).exists():
-            send_on_commit("join_chunks", build.pk)
-        # A chunk whose worker died (lease passed) has lost its message too: send it again now rather
-        # than when the asset has been idle long enough for pipeline_resume.
-        orphans = build.chunks.filter(Q(state=ChunkState.RUNNING) & lapsed(timezone.now()))
-        for orphan_id in orphans.values_list("pk", flat=True):
-            send_on_commit("encode_chunk", orphan_id)
+        if ChunkedBuild.objects.select_for_update().filter(pk=build.pk).first() is None:
+            gone = True
+        else:
+            gone = False
+            lease_release(
+                EncodeChunk,
+                chunk.pk,
+                when=Q(state=ChunkState.RUNNING),
+                state=ChunkState.DONE,
+                progress=100,
+                encodes=F("encodes") + 1,
+            )
+            _asset_progress(build)
+            if not build.chunks.exclude(state=ChunkState.DONE).exists():
+                send_on_commit("join_chunks", build.pk)
+            # A chunk whose worker died (lease passed) has lost its message too: send it again now rather
+            # than when the asset has been idle long enough for pipeline_resume.
+            orphans = build.chunks.filter(Q(state=ChunkState.RUNNING) & lapsed(timezone.now()))
+            for orphan_id in orphans.values_list("pk", flat=True):
+                send_on_commit("encode_chunk", orphan_id)
+    if gone:  # the asset was deleted while this chunk was being encoded or uploaded
+        _stop_abandoned(chunk, written)
 
 
-def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
+def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path, written: list[str]) -> None:
     probe = asset.probe
     rungs = [Rung(**rung) for rung in asset.ladder]
     source, encoded = work / "source", work / "encoded"
@@ -336,9 +386,9 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
             encode(False)
     prefix = chunk.build.work_prefix()
     for rung in rungs:
-        storage.save_file(
-            key=prefix + chunking.chunk_file(chunk.index, rung_file(rung)), source=encoded / rung_file(rung)
-        )
+        key = prefix + chunking.chunk_file(chunk.index, rung_file(rung))
+        written.append(key)
+        storage.save_file(key=key, source=encoded / rung_file(rung))
 
 
 def _start_and_frames(path: Path) -> tuple[float, int]:
@@ -350,7 +400,7 @@ def _start_and_frames(path: Path) -> tuple[float, int]:
     return float(start), int(frames)
 
 
-def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
+def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path, written: list[str]) -> None:
     source, encoded = work / "source", work / "encoded"
     encoded.mkdir()
     index = _split_index(chunk.build)
@@ -375,19 +425,22 @@ def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path) -> None:
         every_seconds=workflow.PROGRESS_EVERY_SECONDS,
         work_dir=work,
     )
-    storage.save_file(key=chunk.build.work_prefix() + AUDIO_FILE, source=encoded / AUDIO_FILE)
+    written.append(chunk.build.work_prefix() + AUDIO_FILE)
+    storage.save_file(key=written[-1], source=encoded / AUDIO_FILE)
 
 
 def _chunk_progress_writer(chunk: EncodeChunk) -> Callable[[int], None]:
     def write(percent: int) -> None:
         # Progress renews the lease: a live worker keeps its chunk, a dead one loses it soon.
-        lease_renew(
+        held = lease_renew(
             EncodeChunk,
             chunk.pk,
             seconds=settings.MEDIA_CHUNK_LEASE_SECONDS,
             when=Q(state=ChunkState.RUNNING),
             progress=percent,
         )
+        if not held and _abandoned(chunk):
+            raise ChunkAbandoned(f"chunk {chunk.pk}: its build is over")  # stops ffmpeg (tools.run_tool)
         _asset_progress(chunk.build)
 
     return write
@@ -430,13 +483,22 @@ def chunked_build_join(*, build_id: int) -> None:
             if not _join_and_upload(build, asset, Path(tmp)):
                 return
     except ToolFailed as exc:
+        if not _build_exists(build):
+            _stop_deleted_join(build)
+            return
         reason = f"joining chunks failed: {exc}"
         workflow.fail(asset.pk, version=build.version, in_state=AssetStatus.TRANSCODING, reason=reason)
         return
     except BaseException:
+        if not _build_exists(build):  # the asset deleted mid-join (its chunk outputs gone): nothing to retry
+            _stop_deleted_join(build)
+            return
         joining = Q(state=ChunkedBuild.State.JOINING)
         lease_release(ChunkedBuild, build.pk, when=joining, state=ChunkedBuild.State.ENCODING)
         raise
+    if not _build_exists(build):
+        _stop_deleted_join(build)
+        return
     with transaction.atomic():
         lease_release(ChunkedBuild, build.pk, when=Q(state=ChunkedBuild.State.JOINING), state=ChunkedBuild.State.JOINED)
         workflow.advance(
@@ -448,6 +510,14 @@ def chunked_build_join(*, build_id: int) -> None:
         )
     # The version's index is written: a rerun goes straight to publishing and never needs the chunks.
     storage.delete_prefix(build.work_prefix())
+
+
+def _stop_deleted_join(build: ChunkedBuild) -> None:
+    """The asset was deleted while its chunks were being joined: remove the version this join may have
+    uploaded after the deletion swept it, and the work objects, and stop without a retry."""
+    removed = storage.delete_prefix(build.asset.version_prefix(build.version))
+    removed += storage.delete_prefix(build.work_prefix())
+    logger.info("build %s: its asset was deleted during the join; stopped, %s objects removed", build.pk, removed)
 
 
 def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool:

@@ -467,3 +467,34 @@ def test_each_chunk_worker_reads_only_its_range_of_the_source_and_the_result_is_
     # The published renditions decode to the same frames and samples either way.
     assert len(published["ranges"]["video_240p.m3u8"]) == 300
     assert published["ranges"] == published["whole"]
+
+
+def test_a_chunk_finishing_after_its_asset_was_deleted_removes_what_it_uploaded(
+    key_prefix: str,
+    long_clip: Path,
+    chunked: Path,
+    recorder: Recorder,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog,
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    asset = _start(key_prefix, long_clip, capture)
+    build = ChunkedBuild.objects.get(asset=asset)
+    first, work = build.chunks.get(kind="video", index=0), build.work_prefix()
+    recorder.take()
+    real_save = storage.save_file
+
+    def save_then_delete(*, key: str, source: Path, sha256: str | None = None) -> None:
+        real_save(key=key, source=source, sha256=sha256)
+        if MediaAsset.objects.filter(pk=asset.pk).exists():  # deleted while its first output is uploaded
+            services.asset_delete(asset_id=asset.pk)
+
+    monkeypatch.setattr(storage, "save_file", save_then_delete)
+    caplog.set_level("INFO", logger="media_pipeline.steps.chunked")
+    _deliver([("encode_chunk", first.pk)], capture)  # returns: no error for the broker to retry
+    assert [key for key in storage.list_keys(work) if "/c0000_" in key] == []
+    assert recorder.take() == []  # and no join
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records if "stopped" in r.getMessage()] == [
+        "its asset was deleted or no longer builds this version; stopped, 2 outputs removed"
+    ]
