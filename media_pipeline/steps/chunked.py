@@ -139,6 +139,8 @@ def split_source(build: ChunkedBuild) -> bool:
             work = Path(tmp)
             source, video, audio = work / "source", work / "video.mp4", work / "audio"
             storage.download(key=asset.source_key, target=source)
+            # A long download is not a stall for pipeline_resume.
+            workflow.heartbeat(asset.pk, in_state=AssetStatus.TRANSCODING, version=build.version)
             ffprobe = settings.FFPROBE_BIN
             described = run_tool(
                 chunking.source_format_command(ffprobe=ffprobe, path=source), timeout=120, work_dir=work,
@@ -162,6 +164,7 @@ def split_source(build: ChunkedBuild) -> bool:
                 work_dir=work,
                 label="ffprobe",
             )
+            workflow.heartbeat(asset.pk, in_state=AssetStatus.TRANSCODING, version=build.version)
             init, found = chunking.fragments(
                 boxes=chunking.top_level_boxes(chunking.box_headers(video)), keyframes=_key_packets(listing)
             )

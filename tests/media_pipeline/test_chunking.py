@@ -238,6 +238,24 @@ def test_the_audio_encoded_from_the_split_audio_is_the_audio_encoded_from_the_so
     assert outputs[0] == outputs[1]
 
 
+def test_a_chunks_byte_range_runs_from_the_keyframe_before_its_margin_to_past_its_end() -> None:
+    boxes = [("ftyp", 0, 20), ("moov", 20, 80)] + [
+        (kind, 100 + 1000 * i + (0 if kind == "moof" else 100), 100 if kind == "moof" else 900)
+        for i in range(6)
+        for kind in ("moof", "mdat")
+    ]
+    keys = [(2.0 * i + 1.4, 100 + 1000 * i + 108) for i in range(6)]  # a keyframe every 2 s from 1.4 s
+    init, found = chunking.fragments(boxes=boxes, keyframes=keys)
+    assert init == 100
+    assert [(f.start, f.end, f.time) for f in found[:2]] == [(100, 1100, 1.4), (1100, 2100, 3.4)]
+    # 4-second chunks of a source starting at 1.4 s: chunk 1 covers 5.4-9.4 s, so 4.4-10.4 s with margins.
+    plan = plan_chunks(duration=12.0, source_fps=25, chunk_seconds=4)
+    ranges = [chunking.chunk_byte_range(fragments=found, chunk=c, source_fps=25, source_start=1.4) for c in plan]
+    assert ranges == [(100, 3100), (1100, 5100), (5100 - 2000, 6100)]
+    with pytest.raises(ValueError, match="does not start with a keyframe"):
+        chunking.fragments(boxes=boxes, keyframes=keys[:3])
+
+
 def test_the_concat_list_states_each_chunks_exact_duration() -> None:
     rung = plan_ladder(width=640, height=360, fps=25)[0]
     chunks = plan_chunks(duration=12.0, source_fps=25, chunk_seconds=4)
