@@ -199,9 +199,12 @@ def _schedule_deletion(*, asset: MediaAsset | None, prefixes: list[str], after: 
 
 
 def asset_delete(*, asset_id: int) -> None:
-    """Remove an asset and, in every region, every object it ever had (versions, builds, originals).
+    """Remove an asset and, in every region, every object it ever had (versions, builds, originals, and
+    the work objects of a chunked build: the split source and chunk outputs under ``<key_prefix>/work/``).
 
-    The rows outlive the asset, so a region that is down now is cleaned when it returns.
+    The rows outlive the asset, so a region that is down now is cleaned when it returns. A worker still
+    encoding for the asset stops when it next reports progress and removes what it wrote
+    (steps/chunked.py); ``deleted_prefixes_sweep`` removes what a worker that died first left behind.
     """
     asset = MediaAsset.objects.filter(pk=asset_id).first()
     if asset is None:
@@ -209,7 +212,8 @@ def asset_delete(*, asset_id: int) -> None:
     with transaction.atomic():
         known = set(VersionReplica.objects.filter(asset=asset).values_list("prefix", flat=True))
         built = {asset.version_prefix(version) for version in range(1, asset.building_version + 1)}
-        prefixes = sorted(known | built | {f"sources/{asset.public_id}/"})
+        work = f"{asset.key_prefix}/work/"
+        prefixes = sorted(known | built | {f"sources/{asset.public_id}/", work})
         ids = _schedule_deletion(asset=asset, prefixes=prefixes, after=timezone.now())
         asset.delete()
         transaction.on_commit(lambda: _send_collect(ids))
@@ -410,6 +414,26 @@ def replica_collect(*, replica_id: int) -> None:
         state=ReplicaState.DELETED, last_error="", updated_at=timezone.now()
     )
     logger.info("deleted %s objects of %s in %s", removed, replica.prefix, replica.region)
+
+
+def deleted_prefixes_sweep(*, within: timedelta) -> int:
+    """Delete again whatever is under the prefixes of assets deleted in the last ``within``; returns the
+    objects removed. A worker encoding for an asset when it was deleted may upload after the deletion ran
+    and die before it removes what it wrote; ``within`` is as long as such a worker can live
+    (``pipeline_resume``: twice ENCODE_TIMEOUT_SECONDS), so the rows to look at stay few."""
+    since = timezone.now() - within
+    rows = VersionReplica.objects.filter(asset__isnull=True, state=ReplicaState.DELETED, updated_at__gte=since)
+    removed = 0
+    for prefix, region_name in rows.values_list("prefix", "region"):
+        region = region_get(region_name)
+        if region is None:
+            continue
+        late = store_for(region).delete_prefix(prefix)
+        if late:
+            logger.warning("removed %s objects written under %s in %s after its asset was deleted", late, prefix,
+                           region_name)  # fmt: skip
+        removed += late
+    return removed
 
 
 # --- Reads for the lag metric -----------------------------------------------------------------------

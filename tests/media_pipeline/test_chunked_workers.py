@@ -159,3 +159,54 @@ def test_a_worker_killed_mid_chunk_costs_only_that_chunk_and_the_lesson_is_publi
     assert not [name for name in index if name.startswith("c0") or "/c0" in name]
     assert VersionReplica.objects.filter(asset=asset, prefix=prefix).count() == 1
     assert MediaAsset.objects.get(pk=asset.pk).attempts >= 2  # the transcode step ran again after the kill
+
+
+def test_an_asset_deleted_mid_build_leaves_nothing_in_storage_and_its_worker_stops_cleanly(
+    key_prefix: str, worker_env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    clip = make_clip(tmp_path / "lecture.mp4", seconds=12, size="640x360")
+    log = tmp_path / "workers.log"
+    workers.append(WorkerProcess(worker_env, log))
+    asset = services.asset_create(key_prefix=key_prefix)
+    with clip.open("rb") as stream:
+        services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
+
+    def a_video_chunk_mid_encode() -> EncodeChunk | None:
+        return EncodeChunk.objects.filter(
+            build__asset=asset, kind="video", state=ChunkState.RUNNING, progress__gt=0, progress__lt=100
+        ).first()
+
+    _wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
+    build = ChunkedBuild.objects.get(asset=asset)
+    work, sources = build.work_prefix(), f"sources/{asset.public_id}/"
+    assert key_prefix + "/work/v1/source/index.json" in storage.list_keys(work)  # the split source is there
+
+    services.asset_delete(asset_id=asset.pk)
+    prefixes = list(VersionReplica.objects.filter(asset=None).values_list("prefix", flat=True).distinct())
+    # The work objects (split source, chunk outputs) are deleted with the versions and the original.
+    assert sorted(prefixes) == [key_prefix + "/v1/", key_prefix + "/work/", sources]
+
+    # The worker stops the chunk at its next progress report (its lease can no longer be renewed) and removes
+    # what it wrote; the chunk messages still queued find nothing to do; the deletions run.
+    _wait_for(lambda: "stopped, " in log.read_text(), timeout=120, what="the chunk's worker to stop")
+    _wait_for(
+        lambda: not VersionReplica.objects.filter(prefix__in=prefixes).exclude(state="deleted").exists(),
+        timeout=120,
+        what="the deletions",
+    )
+    workers[0].stop()  # whatever it still had (a queued chunk message) is finished, nothing is left running
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert text.count("stopped, ") == 1, text[-3000:]
+    assert storage.list_keys(key_prefix + "/") == []
+    assert storage.list_keys(sources) == []
+
+    # A worker killed after an upload and before removing it leaves an object behind: the sweep in
+    # pipeline_resume (cron) removes it.
+    late = tmp_path / "late.mp4"
+    late.write_bytes(b"late chunk output")
+    storage.save_file(key=work + "c0002_video_360p.mp4", source=late)
+    out = io.StringIO()
+    call_command("pipeline_resume", stdout=out)
+    assert "removed 1 object(s) written after their asset was deleted" in out.getvalue()
+    assert storage.list_keys(key_prefix + "/") == []

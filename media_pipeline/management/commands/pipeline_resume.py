@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from media_pipeline import replication, services, uploads
@@ -25,3 +26,6 @@ class Command(BaseCommand):
         # Resumable uploads: abandoned ones are aborted, ones stuck while assembling are finished.
         counts = uploads.uploads_sweep()
         self.stdout.write(f"uploads: expired {counts['expired']}, finished {counts['finished']}")
+        # Objects a worker wrote after its asset was deleted and could not remove itself (it died first).
+        late = replication.deleted_prefixes_sweep(within=timedelta(seconds=2 * settings.ENCODE_TIMEOUT_SECONDS))
+        self.stdout.write(f"removed {late} object(s) written after their asset was deleted")
