@@ -79,10 +79,12 @@ def test_deleting_a_lesson_in_the_admin_schedules_its_objects_for_deletion_in_ev
     assert not Lesson.objects.filter(pk=lesson.pk).exists()
     assert not MediaAsset.objects.filter(pk=asset.pk).exists()
     deleting = set(VersionReplica.objects.filter(state=ReplicaState.DELETING).values_list("prefix", "region"))
-    # Every version ever built and the originals, in every region (one configured here: "default").
-    # (v1 was already deleted; "us" is not configured any more but held a copy, so it is cleaned too.)
+    # Every version ever built, the originals and the build's work objects (in the primary, where
+    # builds write them), in every region (one configured here: "default"). (v1 was already deleted;
+    # "us" is not configured any more but held a copy, so it is cleaned too.)
     assert deleting == {
         (f"lessons/{lesson.public_id}/v2/", "default"),
         (f"lessons/{lesson.public_id}/v2/", "us"),
+        (f"lessons/{lesson.public_id}/work/", "default"),
         (f"sources/{asset.public_id}/", "default"),
     }
