@@ -1,7 +1,7 @@
 """Benchmark: time to first frame in Chromium on slow networks, hls.js and Shaka Player, our player's
 fast start against the players' default configuration, on a full ladder.
 
-    .venv/bin/python tests/harness.py -- .venv/bin/python bench/startup.py [--rounds 5] [--watch 30]
+    .venv/bin/python tests/harness.py -- .venv/bin/python bench/startup.py [--rounds 5] [--watch 30] [--source pattern]
 
 Runs under the test harness (PostgreSQL, Redis, SeaweedFS S3 on loopback). The source is the
 lecture-like 1080p30 video of bench/lecture_source.py (cached under var/bench/), encoded here
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Request, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,6 +52,10 @@ ENGINES = ("hls", "shaka")
 LATENCY_MS = 40
 # static/js/player.js as collected (with its content hash), not player-extras.js.
 PLAYER_JS = re.compile(r"/static/js/player(\.[0-9a-f]+)?\.js$")
+# A media segment (CMCD adds a query string) and its rung; the ladder as the HLS master lists it.
+MEDIA_SEGMENT = re.compile(r"/video_(\d+p)/\d+\.m4s")
+STREAM_INF = re.compile(r"#EXT-X-STREAM-INF:.*?AVERAGE-BANDWIDTH=(\d+).*?RESOLUTION=(\d+x\d+)")
+LADDER: list[str] = []
 # Before the page's scripts: the first "playing" and every stall after it, on the page's clock.
 PROBE = """
 window.__bench = {firstFrame: null, stalls: 0, stalledMs: 0, waitingAt: null};
@@ -151,12 +155,20 @@ def one_view(
             )
         first_rung: list[str] = []
 
-        def on_request(request: object) -> None:
-            name = getattr(request, "url", "")
-            if not first_rung and "/video_" in name and name.endswith(".m4s"):
-                first_rung.append(name.split("/video_")[1].split("/")[0])
+        def on_request(request: Request) -> None:
+            found = MEDIA_SEGMENT.search(request.url)
+            if found and not first_rung:
+                first_rung.append(found.group(1))
+
+        def on_response(response: Response) -> None:
+            if not LADDER and response.url.split("?")[0].endswith("/master.m3u8"):
+                LADDER.extend(
+                    f"{attributes.group(2)} at {int(attributes.group(1)) / 1e6:.2f} Mbit/s"
+                    for attributes in STREAM_INF.finditer(response.text())
+                )
 
         page.on("request", on_request)
+        page.on("response", on_response)
         console: list[str] = []
         page.on(
             "console", lambda message: console.append(message.text) if message.type in ("error", "warning") else None
@@ -191,6 +203,12 @@ def main() -> int:
     parser.add_argument("--watch", type=float, default=30.0, help="seconds of media played in the first round")
     parser.add_argument("--seconds", type=int, default=45, help="length of the lecture")
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
+    parser.add_argument(
+        "--source",
+        choices=["lecture", "pattern"],
+        default="lecture",
+        help="lecture: slides and a talking head (light rungs); pattern: testsrc2, moving everywhere (heavy rungs)",
+    )
     args = parser.parse_args()
     if "S3_ENDPOINT_URL" not in os.environ:
         print("run under the harness: .venv/bin/python tests/harness.py -- .venv/bin/python bench/startup.py")
@@ -204,7 +222,7 @@ def main() -> int:
     from django.conf import settings
     from playwright.sync_api import sync_playwright
 
-    from bench.lecture_source import lecture_source
+    from bench.lecture_source import lecture_source, test_pattern_source
     from tests.conftest import CHROMIUM_ARGS
     from tests.e2e.conftest import CHROMIUM
 
@@ -216,9 +234,12 @@ def main() -> int:
         text=True,
     ).stdout
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    source = lecture_source(ffmpeg=settings.FFMPEG_BIN, seconds=args.seconds)
+    if args.source == "lecture":
+        source = lecture_source(ffmpeg=settings.FFMPEG_BIN, seconds=args.seconds)
+    else:
+        source = test_pattern_source(ffmpeg=settings.FFMPEG_BIN, seconds=args.seconds, width=1920, height=1080)
     path, encode = arrange(source)
-    print(f"source: {source.name} ({args.seconds} s 1080p30 lecture), encoded and published in {encode:.1f} s")
+    print(f"source: {source.name} ({args.seconds} s 1080p, {args.source}), encoded and published in {encode:.1f} s")
     port = free_port()
     server = start_web(port)
     url = f"http://127.0.0.1:{port}{path}"
@@ -231,6 +252,7 @@ def main() -> int:
             try:
                 # Warm up: the web process and the origin's first requests.
                 one_view(browser, f"{url}?engine=hls", kbps=None, player_js=None, watch=0)
+                print("ladder (average bandwidth, video and audio):", "; ".join(LADDER))
                 for round_ in range(args.rounds):
                     for network, kbps in NETWORKS.items():
                         for engine in ENGINES:
