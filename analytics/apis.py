@@ -52,6 +52,13 @@ class QoeEventInput(serializers.Serializer):
     type = serializers.ChoiceField(choices=sorted(EVENT_TYPES))
     t = serializers.FloatField(min_value=0, max_value=MAX_T_MS, help_text="Milliseconds since the view began")
     bitrate_kbps = serializers.FloatField(required=False, min_value=0, max_value=1_000_000)
+    throughput_kbps = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1_000_000,
+        help_text="The player's bandwidth estimate (heartbeats, once it has measured): a signed-in learner's "
+        "next sessions start from their recent ones (the playback session's start_estimate)",
+    )
     height = serializers.IntegerField(required=False, min_value=0, max_value=8192)
     fatal = serializers.BooleanField(required=False)
     code = serializers.CharField(required=False, max_length=MAX_LABEL)

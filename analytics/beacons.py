@@ -32,7 +32,9 @@ MAX_EVENTS = 200
 MAX_T_MS = 24 * 3600 * 1000
 MAX_LABEL = 40
 DEVICE_CLASSES = frozenset({"desktop", "mobile", "tablet", "tv", "other"})
-_EVENT_FIELDS = {"type", "t", "bitrate_kbps", "height", "fatal", "code", "position", "buffer", "dropped"}
+_EVENT_FIELDS = {
+    "type", "t", "bitrate_kbps", "height", "fatal", "code", "position", "buffer", "dropped", "throughput_kbps",
+}  # fmt: skip
 
 
 class BatchRejected(ValueError):
@@ -94,6 +96,8 @@ def _event(raw: Any, index: int) -> dict[str, Any]:
     event: dict[str, Any] = {"type": kind, "t": _number(raw.get("t"), f"{where}.t", 0, MAX_T_MS)}
     if "bitrate_kbps" in raw:
         event["bitrate_kbps"] = _number(raw["bitrate_kbps"], f"{where}.bitrate_kbps", 0, 1_000_000)
+    if "throughput_kbps" in raw:
+        event["throughput_kbps"] = _number(raw["throughput_kbps"], f"{where}.throughput_kbps", 0, 1_000_000)
     if "height" in raw:
         event["height"] = int(_number(raw["height"], f"{where}.height", 0, 8192))
     for name, high in (("position", MAX_T_MS / 1000), ("buffer", 3600), ("dropped", 10_000_000)):

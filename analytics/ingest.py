@@ -27,7 +27,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from analytics import live
+from analytics import live, throughput
 from analytics.beacons import (
     MAX_STORED_BYTES,
     Batch,
@@ -73,6 +73,7 @@ class Beacon:
     client: str  # the sender's address (config/client_address.py)
     reporter: str  # who stands behind it, for steering (beacons.reporter_of)
     expires_at: int  # when its view token expires: the per-view counters go with it
+    user_id: int = 0  # the signed-in learner the view token names (0: anonymous)
 
 
 def beacon_prepare(*, body: bytes, client: str, region_header: str | None, now: float) -> Beacon:
@@ -89,6 +90,7 @@ def beacon_prepare(*, body: bytes, client: str, region_header: str | None, now: 
         client=client,
         reporter=reporter_of(claim, client_address=client),
         expires_at=claim.issued_at + settings.VIEW_TOKEN_MAX_AGE_SECONDS + 60,
+        user_id=claim.user_id,
     )
 
 
@@ -145,9 +147,25 @@ def admit_and_write_arguments(*, beacon: Beacon, now: float) -> tuple[list[str],
     xadd = ["XADD", STREAM, "MAXLEN", "~", stream_max_len(), "*", "b", beacon.record, "at", f"{now:.3f}"]
     commands.words += [len(xadd), *xadd]
     live.record_batch(commands, batch=beacon.batch, now=now, reporter=beacon.reporter)
+    _record_throughput(commands, beacon=beacon, now=now)
     limits = [settings.QOE_RATE_LIMIT_BATCHES, settings.QOE_VIEW_MAX_BATCHES, settings.QOE_VIEW_MAX_EVENTS]
     args = [RATE_WINDOW_SECONDS * 2, len(beacon.batch.events), beacon.expires_at, *limits, *commands.words]
     return [window, view], args
+
+
+def throughput_key(user_id: int) -> str:
+    return f"qoe:bw:u:{user_id}"
+
+
+def _record_throughput(commands: _Commands, *, beacon: Beacon, now: float) -> None:
+    """A signed-in learner's bandwidth estimate, kept (bounded) for their next sessions' start."""
+    kbps = throughput.last_throughput(beacon.batch.events)
+    if not beacon.user_id or kbps is None:
+        return
+    key = throughput_key(beacon.user_id)
+    commands.lpush(key, throughput.history_entry(view_id=beacon.batch.view_id, kbps=kbps, now=now))
+    commands.ltrim(key, 0, throughput.HISTORY_LENGTH - 1)
+    commands.expire(key, throughput.HISTORY_MAX_AGE_SECONDS)
 
 
 def admission_answer(answer: Any) -> str | None:

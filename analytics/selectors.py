@@ -16,6 +16,7 @@ from media_pipeline.models import AssetStatus, MediaAsset
 
 if TYPE_CHECKING:
     from analytics.live import PathwayReports
+    from analytics.throughput import StartEstimate
 
 
 def live_snapshot() -> dict[str, object]:
@@ -100,3 +101,19 @@ def pathway_failure_rates(*, max_age: float = 5.0) -> dict[str, PathwayReports]:
         value = {}
     _pathway_cache.update(at=now, value=value)
     return value
+
+
+def viewer_start_estimate(*, user_id: int | None, now: float) -> StartEstimate:
+    """The bandwidth a learner's next session starts from (analytics/throughput.py): from their recent
+    sessions' beacons; the default for anonymous viewers, and when Redis cannot be read (the hint is
+    never worth a failed playback start)."""
+    from analytics import ingest, throughput
+
+    if not user_id:
+        return throughput.DEFAULT
+    try:
+        entries = ingest.client().lrange(ingest.throughput_key(user_id), 0, throughput.HISTORY_LENGTH - 1)
+    except ingest.UNAVAILABLE:
+        return throughput.DEFAULT
+    texts = (entry.decode() if isinstance(entry, bytes) else str(entry) for entry in entries)
+    return throughput.start_estimate(texts, now=now)

@@ -432,6 +432,8 @@ SPECTACULAR_SETTINGS = {
     # drf-spectacular maps <slug:...> to any string; a path outside the converter's pattern is not
     # the API's (Django's HTML 404 answers it), so the schema says what the URL accepts.
     "PATH_CONVERTER_OVERRIDES": {"slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}},
+    # A named enum rather than a generic "BasisEnum" that any later "basis" field would collide with.
+    "ENUM_NAME_OVERRIDES": {"PlaybackStartBasisEnum": "analytics.throughput.BASES"},
     # Swagger UI and Redoc served from our own static files, never from a public CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

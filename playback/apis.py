@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics import throughput
 from config.openapi import NOT_LOGGED_IN, error
 from courses import progress as course_progress
 from courses import view_tokens
@@ -101,6 +102,7 @@ def session_as_json(session: PlaybackSession) -> dict[str, Any]:
         "provisional": session.provisional,
         "view_id": session.view_id,
         "view_token": session.view_token,
+        "start_estimate": {"kbps": session.start_kbps, "basis": session.start_basis},
     }
 
 
@@ -112,6 +114,23 @@ class _CaptionSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "PlaybackCaption"
+
+
+class _StartEstimateSerializer(serializers.Serializer):
+    kbps = serializers.IntegerField(
+        source="start_kbps",
+        help_text=f"Bandwidth estimate to start from, kbit/s ({throughput.MIN_KBPS} to {throughput.MAX_KBPS})",
+    )
+    basis = serializers.ChoiceField(
+        source="start_basis",
+        choices=throughput.BASES,
+        help_text="history: from this learner's recent sessions (the throughput their QoE beacons reported, "
+        f"the median of the last {throughput.HISTORY_VIEWS} views times {throughput.SAFETY_FACTOR:g}); "
+        f"default: {throughput.DEFAULT_KBPS} kbit/s (anonymous viewers, no recent sessions)",
+    )
+
+    class Meta:
+        ref_name = "PlaybackStartEstimate"
 
 
 class PlaybackApi(APIView):
@@ -151,6 +170,11 @@ class PlaybackApi(APIView):
         view_id = serializers.CharField(help_text="This viewing's id (a UUID): the view_id of its QoE beacons")
         view_token = serializers.CharField(
             help_text="The server's signed word for this viewing: progress reports and QoE beacons carry it"
+        )
+        start_estimate = _StartEstimateSerializer(
+            source="*",
+            help_text="Where the player's bandwidth estimate starts, so it starts on a rung this viewer's network "
+            "carries; a hint only: the player measures from the first segment on",
         )
 
         class Meta:

@@ -13,6 +13,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
 
+from analytics.selectors import viewer_start_estimate
 from core import errors
 from courses.models import Lesson
 from courses.view_tokens import view_token_issue
@@ -87,6 +88,10 @@ class PlaybackSession:
     # that progress reports and beacons must carry.
     view_id: str = ""
     view_token: str = ""
+    # The bandwidth estimate (kbit/s) the player starts from, and its basis: this learner's recent
+    # sessions ("history") or the conservative default (analytics/throughput.py). A hint only.
+    start_kbps: int = 0
+    start_basis: str = ""
 
     @property
     def uses_cookies(self) -> bool:
@@ -150,6 +155,7 @@ def playback_session_create(
         user_id=user.pk if user.is_authenticated else None,
         issued_at=int(time.time()),
     )
+    estimate = viewer_start_estimate(user_id=user.pk if user.is_authenticated else None, now=time.time())
     drm = None
     if info["kid"]:
         drm = _drm_info(user=user, session_key=session_key, lesson=lesson, info=info, expires_at=expires_at)
@@ -166,6 +172,8 @@ def playback_session_create(
         provisional=info["provisional"],
         view_id=view_id,
         view_token=view_token,
+        start_kbps=estimate.kbps,
+        start_basis=estimate.basis,
         region=regions[0].name,
         regions=[
             RegionUrls(name=region.name, hls_url=base + info["hls"], dash_url=base + info["dash"])

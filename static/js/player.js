@@ -69,6 +69,8 @@
     }
     const extra = { position: video.currentTime, buffer: Math.min(3600, ahead) };
     if (quality) extra.dropped = quality.droppedVideoFrames;
+    const measured = state.measuredBandwidth ? state.measuredBandwidth() : 0;
+    if (measured > 0) extra.throughput_kbps = Math.min(1000000, Math.round(measured / 1000));
     report("heartbeat", Object.assign(extra, state.rendition || {}));
   }
   function adoptView(session) {
@@ -273,11 +275,27 @@
     };
   }
 
+  // --- Fast start on slow networks (analytics/throughput.py). Both engines start from the session's
+  // bandwidth estimate (this learner's recent sessions, else a conservative 1 Mbit/s), not from the
+  // manifest's first variant (hls.js's default, which started a 1.2 Mbit/s learner on 720p), pick
+  // their first rung from it, never above the player's size, and climb as they measure. Once a few
+  // segments are measured, heartbeats report the engine's estimate for the learner's next sessions.
+  const MEASURED_AFTER_SEGMENTS = 3;
+  let mediaSegments = 0;
+  function startBandwidth() {
+    const estimate = state.session && state.session.start_estimate;
+    return estimate && estimate.kbps > 0 ? estimate.kbps * 1000 : 1000000;
+  }
+
   function playHls(url) {
     if (window.Hls && window.Hls.isSupported()) {
       const drm = state.session && state.session.drm;
       const hls = new window.Hls(Object.assign({
         enableWorker: true,
+        startLevel: -1, // chosen from the estimate below...
+        abrEwmaDefaultEstimate: startBandwidth(),
+        testBandwidth: false, // ...which is already known: no throwaway probe segment
+        capLevelToPlayerSize: true,
         cmcd: { sessionId: viewId, contentId: video.dataset.lesson },
         xhrSetup: function (xhr, requestUrl) {
           const fresh = rewrite(requestUrl);
@@ -296,7 +314,13 @@
         if (level) report("rendition", { bitrate_kbps: Math.round(level.bitrate / 1000), height: level.height || 0 });
       };
       hls.on(window.Hls.Events.LEVEL_SWITCHED, function () { if (started) state.reportRendition(); });
-      hls.on(window.Hls.Events.FRAG_LOADED, function (_event, data) { state.pathway = pathwayOf(data.frag.url); });
+      hls.on(window.Hls.Events.FRAG_LOADED, function (_event, data) {
+        state.pathway = pathwayOf(data.frag.url);
+        if (data.frag.type === "main") mediaSegments += 1;
+      });
+      state.measuredBandwidth = function () {
+        return mediaSegments >= MEASURED_AFTER_SEGMENTS ? hls.bandwidthEstimate : 0;
+      };
       if (window.lessonPlayerExtras) window.lessonPlayerExtras.hlsCaptions(hls, window.Hls);
       hls.loadSource(url);
       hls.attachMedia(video);
@@ -314,7 +338,11 @@
     if (!window.shaka.Player.isBrowserSupported()) { fatal("this browser cannot play DASH"); return; }
     const player = new window.shaka.Player();
     state.instance = player;
-    player.configure({ cmcd: { enabled: true, sessionId: viewId, contentId: video.dataset.lesson } });
+    player.configure({
+      cmcd: { enabled: true, sessionId: viewId, contentId: video.dataset.lesson },
+      // The session's estimate rather than the browser's Network Information guess, as with hls.js.
+      abr: { defaultBandwidthEstimate: startBandwidth(), useNetworkInformation: false, restrictToElementSize: true },
+    });
     const drm = state.session && state.session.drm;
     if (drm) {
       const servers = {};
@@ -332,8 +360,14 @@
       if (state.session && state.session.credentials) request.allowCrossSiteCredentials = true;
     });
     player.getNetworkingEngine().registerResponseFilter(function (type, response) {
-      if (type === window.shaka.net.NetworkingEngine.RequestType.SEGMENT) state.pathway = pathwayOf(response.uri);
+      if (type === window.shaka.net.NetworkingEngine.RequestType.SEGMENT) {
+        state.pathway = pathwayOf(response.uri);
+        mediaSegments += 1;
+      }
     });
+    state.measuredBandwidth = function () {
+      return mediaSegments >= MEASURED_AFTER_SEGMENTS ? player.getStats().estimatedBandwidth : 0;
+    };
     function reportVariant() {
       const active = player.getVariantTracks().find(function (track) { return track.active; });
       if (active) report("rendition", { bitrate_kbps: Math.round(active.bandwidth / 1000), height: active.height || 0 });

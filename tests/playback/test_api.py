@@ -61,7 +61,10 @@ def test_enrolled_learner_gets_signed_urls_for_the_published_version(world: Worl
         "provisional",
         "view_id",
         "view_token",
+        "start_estimate",
     }
+    # No beacons from this learner yet: the conservative default start (analytics/throughput.py).
+    assert body["start_estimate"] == {"kbps": 1000, "basis": "default"}
     assert body["provisional"] is False  # the full ladder is what is published
     # The viewing the server started: its token names this view, this lesson and this learner.
     claim = view_token_read(
@@ -220,8 +223,13 @@ def test_openapi_schema_describes_the_endpoint(db: None) -> None:
     session = schema["components"]["schemas"]["PlaybackSession"]
     assert sorted(session["properties"]) == [
         "captions", "chapters", "credentials", "dash", "drm", "duration", "expires_at", "hls", "poster",
-        "provisional", "region", "regions", "steering", "storyboard", "view_id", "view_token",
+        "provisional", "region", "regions", "start_estimate", "steering", "storyboard", "view_id", "view_token",
     ]  # fmt: skip
+    assert session["properties"]["start_estimate"]["allOf"] == [{"$ref": "#/components/schemas/PlaybackStartEstimate"}]
+    estimate = schema["components"]["schemas"]["PlaybackStartEstimate"]
+    assert estimate["properties"]["basis"]["allOf"] == [{"$ref": "#/components/schemas/PlaybackStartBasisEnum"}]
+    assert schema["components"]["schemas"]["PlaybackStartBasisEnum"]["enum"] == ["history", "default"]
+    assert estimate["required"] == ["basis", "kbps"]
     assert sorted(schema["components"]["schemas"]["PlaybackDrm"]["properties"]) == [
         "expires_at", "headers", "hls_key_url", "key_ids", "provider", "scheme", "servers"
     ]  # fmt: skip
@@ -279,6 +287,8 @@ def test_the_session_json_is_what_the_schema_serializer_gives(with_drm: bool) ->
         chapters_url="/o/t/lessons/a/v2/chapters.vtt" if with_drm else "",
         captions=(CaptionUrl("en", "English", "/o/t/lessons/a/v2/subs_en.vtt"),) if with_drm else (),
         provisional=not with_drm,
+        start_kbps=2400 if with_drm else 1000,
+        start_basis="history" if with_drm else "default",
     )
     fast = JSONRenderer().render(session_as_json(session))
     reference = JSONRenderer().render(PlaybackApi.OutputSerializer(session).data)
