@@ -100,9 +100,11 @@ def _wait_for(condition, *, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_a_worker_killed_mid_chunk_costs_only_that_chunk_and_the_lesson_is_published_once(
+def _upload_and_wait_mid_chunk(
     key_prefix: str, worker_env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path
-) -> None:
+) -> tuple[MediaAsset, EncodeChunk, Path]:
+    """A 12 s lecture uploaded with one worker running: the asset, a video chunk it is encoding (past 0 %,
+    before 100 %), and the worker's log."""
     clip = make_clip(tmp_path / "lecture.mp4", seconds=12, size="640x360")
     log = tmp_path / "workers.log"
     workers.append(WorkerProcess(worker_env, log))
@@ -116,11 +118,18 @@ def test_a_worker_killed_mid_chunk_costs_only_that_chunk_and_the_lesson_is_publi
         ).first()
 
     try:
-        victim = _wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
+        chunk = _wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
     except AssertionError:
         state = MediaAsset.objects.filter(pk=asset.pk).values("status", "building_version", "published_version")
         chunks = list(EncodeChunk.objects.filter(build__asset=asset).values("index", "kind", "state", "progress"))
         raise AssertionError(f"no chunk mid-encode: {list(state)} {chunks}\n{log.read_text()[-2000:]}") from None
+    return asset, chunk, log
+
+
+def test_a_worker_killed_mid_chunk_costs_only_that_chunk_and_the_lesson_is_published_once(
+    key_prefix: str, worker_env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    asset, victim, log = _upload_and_wait_mid_chunk(key_prefix, worker_env, workers, tmp_path)
     workers[0].kill()
     victim.refresh_from_db()
     assert (victim.state, victim.attempts, victim.encodes) == (ChunkState.RUNNING, 1, 0)
@@ -164,19 +173,7 @@ def test_a_worker_killed_mid_chunk_costs_only_that_chunk_and_the_lesson_is_publi
 def test_an_asset_deleted_mid_build_leaves_nothing_in_storage_and_its_worker_stops_cleanly(
     key_prefix: str, worker_env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    clip = make_clip(tmp_path / "lecture.mp4", seconds=12, size="640x360")
-    log = tmp_path / "workers.log"
-    workers.append(WorkerProcess(worker_env, log))
-    asset = services.asset_create(key_prefix=key_prefix)
-    with clip.open("rb") as stream:
-        services.asset_upload_source(asset=asset, stream=stream, source_name=clip.name)
-
-    def a_video_chunk_mid_encode() -> EncodeChunk | None:
-        return EncodeChunk.objects.filter(
-            build__asset=asset, kind="video", state=ChunkState.RUNNING, progress__gt=0, progress__lt=100
-        ).first()
-
-    _wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
+    asset, _, log = _upload_and_wait_mid_chunk(key_prefix, worker_env, workers, tmp_path)
     build = ChunkedBuild.objects.get(asset=asset)
     work, sources = build.work_prefix(), f"sources/{asset.public_id}/"
     assert key_prefix + "/work/v1/source/index.json" in storage.list_keys(work)  # the split source is there
