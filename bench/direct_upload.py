@@ -40,8 +40,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +50,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.web_cluster import Web, free_port  # noqa: E402
+
 MIB = 1024 * 1024
 PART = 16 * MIB  # settings.UPLOAD_DIRECT_PART_BYTES's default
 PARALLEL = 6  # the widget's (static/js/lesson-upload.js)
@@ -161,42 +161,6 @@ def setup_django() -> tuple[Any, Any]:
     user = User.objects.create_superuser(f"bench-{uuid.uuid4().hex[:8]}", password=PASSWORD)
     course = Course.objects.create(slug=f"bench-{uuid.uuid4().hex[:8]}", title="Bench")
     return user, course
-
-
-def start_web(port: int, cpu: int | None, **env: str) -> subprocess.Popen[bytes]:
-    log = open(Path(os.environ.get("VAR_DIR", "/tmp")) / f"bench-web-{port}.log", "wb")  # noqa: SIM115 - the child's
-    server = subprocess.Popen(
-        ([] if cpu is None else ["taskset", "-c", str(cpu)])
-        + [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
-        env={**os.environ, **env},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    stop(server)
-    raise RuntimeError("the web process did not start")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def widget_upload(browser: Any, base_url: str, username: str, lesson: Any, path: Path, pid: int) -> dict[str, Any]:
@@ -355,8 +319,11 @@ def main() -> int:
                             ]
                         },
                     )
-                    server = start_web(port, server_cpu, **env)
+                    log = Path(os.environ.get("VAR_DIR", "/tmp")) / f"bench-web-{port}.log"
+                    server = Web(port=port, env={**os.environ, **env}, log=log, cpu=server_cpu)
+                    server.start()
                     try:
+                        server.wait_readiness(200)
                         # Warm-up: every import, the S3 clients, the code paths of a whole upload.
                         warm = Lesson.objects.create(course=course, title=f"Warm-up ({name})")
                         widget_upload(browser, base_url, user.username, warm, small, server.pid)
@@ -365,7 +332,7 @@ def main() -> int:
                         if name == "direct":
                             raw_seconds, raw_cpu = browser_raw(browser, base_url, path, size, s3, bucket)
                     finally:
-                        stop(server)
+                        server.stop()
                         s3.delete_bucket_cors(Bucket=bucket)
                     row = ResumableUpload.objects.get(asset__lesson=lesson)
                     stored = s3.head_object(Bucket=bucket, Key=row.storage_key)["ContentLength"]

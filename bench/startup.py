@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +42,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.web_cluster import Web, free_port  # noqa: E402
 
 # The commit before fast start (issue 16): its player.js is the players' default configuration.
 BASELINE_REV = "bd74611"
@@ -95,39 +94,6 @@ def arrange(source: Path) -> tuple[str, float]:
     lesson.asset = asset
     lesson.save(update_fields=["asset"])
     return f"/lessons/{lesson.public_id}/", encode
-
-
-def start_web(port: int) -> subprocess.Popen[bytes]:
-    log = open(Path(tempfile.gettempdir()) / f"bench-startup-web-{port}.log", "wb")  # noqa: SIM115 - the child's
-    env = {**os.environ, "THROTTLE_PLAYBACK_SESSION": "100000000/min", "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, stdout=log, stderr=log, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    stop_web(server)
-    raise RuntimeError("the web process did not start")
-
-
-def stop_web(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def one_view(
@@ -241,12 +207,15 @@ def main() -> int:
     path, encode = arrange(source)
     print(f"source: {source.name} ({args.seconds} s 1080p, {args.source}), encoded and published in {encode:.1f} s")
     port = free_port()
-    server = start_web(port)
+    env = {**os.environ, "THROTTLE_PLAYBACK_SESSION": "100000000/min", "LOG_LEVEL": "WARNING"}
+    server = Web(port=port, env=env, log=Path(tempfile.gettempdir()) / f"bench-startup-web-{port}.log")
+    server.start()
     url = f"http://127.0.0.1:{port}{path}"
     results: dict[tuple[str, str, str], list[float]] = {}
     stalls: dict[tuple[str, str, str], tuple[int, float]] = {}
     rungs: dict[tuple[str, str, str], set[str]] = {}
     try:
+        server.wait_readiness(200)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
@@ -270,7 +239,7 @@ def main() -> int:
             finally:
                 browser.close()
     finally:
-        stop_web(server)
+        server.stop()
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"\ntime to first frame, median of {args.rounds} (s); stalls in the first {args.watch:g} s of round 1")
     print(f"{'network':12} {'engine':6} {'baseline':>9} {'ours':>7} {'ratio':>6}  first rung (baseline / ours)  stalls")
