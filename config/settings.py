@@ -293,6 +293,9 @@ ENCODE_THREADS = env_int("ENCODE_THREADS", 0, minimum=0)  # 0 = let ffmpeg decid
 ENCODE_TIMEOUT_SECONDS = env_int("ENCODE_TIMEOUT_SECONDS", 6 * 3600, minimum=1)
 # Publish a provisional stream of every new upload before the full ladder (media_pipeline/steps/provisional.py).
 MEDIA_PROVISIONAL = env_bool("MEDIA_PROVISIONAL", True)
+# Read the source of the provisional stream at real-time speed (ffmpeg -readrate 1), so that it grows as
+# a live recording would: for demonstrations and for tests that watch a stream grow. Off in production.
+MEDIA_QUICK_STREAM_REAL_TIME = env_bool("MEDIA_QUICK_STREAM_REAL_TIME", False)
 # Sources longer than MEDIA_CHUNK_MIN_SECONDS are encoded in chunks of MEDIA_CHUNK_SECONDS (whole
 # 2-second GOPs), one Dramatiq message each, by as many workers as run (docs/adr/0016). A worker holds
 # a chunk for MEDIA_CHUNK_LEASE_SECONDS past its last progress report; then another may take it over.

@@ -148,12 +148,17 @@ def copy_object(*, source: ObjectStore, target: ObjectStore, key: str, expected:
 # --- Rows -------------------------------------------------------------------------------------------
 
 
-def replicas_record_published(*, asset: MediaAsset, version: int, previous_version: int | None) -> None:
+def replicas_record_published(
+    *, asset: MediaAsset, version: int, previous_version: int | None, other_regions: bool = True
+) -> None:
     """Inside publish's transaction: the new version is complete in the primary region and pending
-    everywhere else; the version it replaces is scheduled for deletion after the grace period."""
+    everywhere else; the version it replaces is scheduled for deletion after the grace period.
+
+    ``other_regions=False``: a provisional stream still growing, served from the primary region only;
+    replicas_record_closed brings in the other regions once it is whole."""
     now = timezone.now()
     prefix = asset.version_prefix(version)
-    for region in regions_all():
+    for region in regions_all() if other_regions else [r for r in regions_all() if r.primary]:
         VersionReplica.objects.update_or_create(
             prefix=prefix,
             region=region.name,
@@ -171,7 +176,27 @@ def replicas_record_published(*, asset: MediaAsset, version: int, previous_versi
             asset=asset, prefixes=[asset.version_prefix(previous_version)], after=now + timedelta(seconds=grace)
         )
         transaction.on_commit(lambda: _send_collect(retired, delay_ms=(grace + 1) * 1000))
-    transaction.on_commit(lambda: replicas_enqueue(prefix=prefix))
+    if other_regions:
+        transaction.on_commit(lambda: replicas_enqueue(prefix=prefix))
+
+
+def replicas_record_closed(*, asset_id: int, version: int) -> None:
+    """A growing provisional version is whole (its index written): the other regions may copy it now,
+    if it is still the published version (idempotent)."""
+    now = timezone.now()
+    with transaction.atomic():
+        asset = MediaAsset.objects.select_for_update().filter(pk=asset_id, published_version=version).first()
+        if asset is None:
+            return
+        prefix = asset.version_prefix(version)
+        for region in regions_all():
+            if not region.primary:
+                VersionReplica.objects.get_or_create(
+                    prefix=prefix,
+                    region=region.name,
+                    defaults={"asset": asset, "state": ReplicaState.PENDING, "available_at": now},
+                )
+        transaction.on_commit(lambda: replicas_enqueue(prefix=prefix))
 
 
 def version_withdraw(*, asset: MediaAsset, version: int) -> None:

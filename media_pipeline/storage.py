@@ -6,6 +6,7 @@ in chunks; no function here holds a whole object in memory.
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import shutil
 import threading
@@ -216,6 +217,22 @@ def exists(key: str) -> bool:
     if _is_local():
         return default_storage.exists(key)
     return _head(key) is not None
+
+
+def stored_sha256(key: str) -> str | None:
+    """The SHA-256 an object was saved with (save_file's metadata; computed for the local backend);
+    None when the object is absent or was saved without one."""
+    if _is_local():
+        path = local_path(key)
+        if not path.exists():
+            return None
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return digest.hexdigest()
+    head = _head(key)
+    return None if head is None else (head.get("Metadata") or {}).get("sha256")
 
 
 def size(key: str) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import io
 import logging
 import os
 import re
@@ -25,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -165,6 +167,7 @@ def run_tool(
     work_dir: Path | None = None,
     on_stdout_line: Callable[[str], None] | None = None,
     label: str | None = None,
+    stdin_chunks: Iterable[bytes] | None = None,
 ) -> str:
     """Run a media tool to completion in the sandbox; return its stdout (empty when ``on_stdout_line``
     takes it line by line). Raise ToolFailed on an error, a timeout or a resource limit, with the reason
@@ -174,6 +177,10 @@ def run_tool(
     we read its stdout would otherwise block on the write and never finish. A timer kills the tool at
     ``timeout`` even when it has stopped writing altogether. HOME and TMPDIR are ``work_dir`` (default:
     ``cwd``, else MEDIA_WORK_DIR or the system's temporary folder).
+
+    ``stdin_chunks``: bytes written to the tool's standard input by a thread of its own (the tool reads
+    ``pipe:0``), then closed. An error while producing them kills the tool and is raised here once it
+    has stopped, so a tool never mistakes input that broke off for the end of its input.
     """
     label = label or Path(command[0]).name
     worker_unreadable()
@@ -186,7 +193,7 @@ def run_tool(
             full,
             cwd=cwd,
             env=tool_environment(work_dir=home),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin_chunks is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr_file,
             text=True,
@@ -201,6 +208,7 @@ def run_tool(
 
             timer = threading.Timer(timeout, kill)
             timer.start()
+            feeder = None if stdin_chunks is None else _feed(process, stdin_chunks)
             try:
                 for line in process.stdout:
                     if on_stdout_line is not None:
@@ -217,12 +225,47 @@ def run_tool(
                 raise
             finally:
                 timer.cancel()
+                if feeder is not None:
+                    feeder.thread.join()
         stderr_file.seek(0)
         stderr = stderr_file.read()
+    if feeder is not None and feeder.error is not None:
+        raise feeder.error
     if timed_out.is_set():
         raise ToolFailed(f"{label} timed out after {timeout:.0f} s", stderr=stderr, timed_out=True)
     _raise_for(process.returncode, label=label, stderr=stderr, limits=limits, cpu_used=cpu_used)
     return "".join(collected)
+
+
+@dataclass
+class _Feeder:
+    thread: threading.Thread
+    error: BaseException | None = None
+
+
+def _feed(process: subprocess.Popen[str], chunks: Iterable[bytes]) -> _Feeder:
+    """Write ``chunks`` to the tool's stdin from a thread; an error kills the tool (see run_tool)."""
+    assert process.stdin is not None
+    pipe = cast(io.TextIOWrapper, process.stdin).buffer  # bytes, under the text wrapper text=True gives
+
+    def feed() -> None:
+        try:
+            for chunk in chunks:
+                pipe.write(chunk)
+        except BrokenPipeError:
+            pass  # the tool stopped reading (it exited): its exit status says why
+        except BaseException as exc:  # noqa: BLE001 - handed to run_tool's caller
+            feeder.error = exc
+            process.kill()
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    feeder = _Feeder(thread=threading.Thread(target=feed, name="tool-stdin", daemon=True))
+    feeder.thread.start()
+    return feeder
 
 
 def _raise_for(returncode: int, *, label: str, stderr: str, limits: ToolLimits, cpu_used: float) -> None:

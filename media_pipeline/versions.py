@@ -60,7 +60,13 @@ def upload_version(
     files: dict[str, dict[str, Any]] = dict(copied or {})
     for name, path, digest in zip(names, paths, digests, strict=True):
         files[name] = {"size": path.stat().st_size, "sha256": digest}
-    index_path = out.parent / INDEX_NAME
+    write_index(out.parent, prefix, files=files, meta=meta)
+
+
+def write_index(scratch: Path, prefix: str, *, files: dict[str, dict[str, Any]], meta: dict[str, Any] | None) -> None:
+    """Upload the index of objects already under ``prefix`` (name -> size and sha256): the version is
+    complete from now on. ``scratch`` is a local folder for the file on its way."""
+    index_path = scratch / INDEX_NAME
     body: dict[str, Any] = {"files": files} if meta is None else {"files": files, "meta": meta}
     index_path.write_text(json.dumps(body, indent=1, sort_keys=True))
     storage.save_file(key=prefix + INDEX_NAME, source=index_path, sha256=sha256(index_path))

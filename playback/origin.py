@@ -6,7 +6,9 @@ import re
 
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 IMMUTABLE = "public, max-age=31536000, immutable"
-PLAYLIST = "public, max-age=60"
+# One second: a provisional version's playlists grow while players read them (media_pipeline.growing_manifests),
+# and RFC 8216 6.2.2 asks caches not to keep a live playlist longer than half its target duration.
+PLAYLIST = "public, max-age=1"
 
 
 class RangeNotSatisfiable(Exception):
@@ -43,6 +45,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def cache_control_for(key: str) -> str:
-    # Everything under a version prefix is immutable; playlists get a short life anyway because
-    # their URL carries a token that expires.
+    # Segments are immutable once written; playlists are rewritten while a provisional stream grows
+    # (and their URL carries a token that expires), so they live a second in any cache.
     return PLAYLIST if key.endswith((".m3u8", ".mpd")) else IMMUTABLE

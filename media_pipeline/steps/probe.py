@@ -14,7 +14,8 @@ from media_pipeline import storage, versions, workflow
 from media_pipeline.errors import InputRejected
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.models import AssetStatus
-from media_pipeline.probe import probe_file
+from media_pipeline.probe import parse_probe, run_ffprobe
+from media_pipeline.quick_stream import remux_refusal
 
 
 def asset_probe(*, asset_id: int) -> None:
@@ -25,7 +26,8 @@ def asset_probe(*, asset_id: int) -> None:
         source = Path(tmp) / "source"
         storage.download(key=asset.source_key, target=source)
         try:
-            result = probe_file(ffprobe=settings.FFPROBE_BIN, path=source)
+            data = run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source)
+            result = parse_probe(data)
         except InputRejected as exc:
             reason = f"rejected: {exc}"
             workflow.fail(asset.pk, version=asset.building_version, in_state=AssetStatus.PROBING, reason=reason)
@@ -40,7 +42,8 @@ def asset_probe(*, asset_id: int) -> None:
         version=asset.building_version,
         from_state=AssetStatus.PROBING,
         to_state=AssetStatus.PROVISIONAL if provisional_first else AssetStatus.PROBED,
-        probe=result.as_dict(),
+        # Why the quick first stream cannot copy the source's packets ("" when it can: steps.provisional).
+        probe={**result.as_dict(), "remux_refusal": remux_refusal(data) or ""},
         ladder=[rung.as_dict() for rung in rungs],
         duration_seconds=result.duration,
         width=result.width or None,  # none for a sound-only lesson

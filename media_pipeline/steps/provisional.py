@@ -1,31 +1,35 @@
-"""The provisional stream: a new upload plays seconds after probe, long before its full ladder exists.
+"""The provisional stream: a new upload plays seconds after probe, while its first stream is still growing.
 
 After probe, a new upload of a lesson that is not protected goes to ``provisional`` (instead of
-``probed``), and this step:
+``probed``), and this step, as version ``v<N>`` (the build number):
 
-- repackages the source as it is when a browser plays its bitstream (H.264 8-bit 4:2:0 in a profile
-  browsers decode, AAC stereo or no audio, MP4/MOV/TS, not rotated, keyframes at most
-  ``MAX_SEGMENT_SECONDS`` apart): Shaka Packager, no encode, one fragmented MP4 per stream cut at the
-  source's own keyframes, HLS (byte ranges) and a static on-demand DASH MPD over them;
-- otherwise encodes one fast low rung (at most 360p, x264 ``superfast``) plus stereo AAC, and packages
-  that the same way;
-- adds the poster and the captions and chapters (no storyboard: that waits for the full version),
-  uploads it as version ``v<N>`` (the build number, index last), and publishes it with one
-  compare-and-set flip (``published_provisional``);
+- streams the source into one ffmpeg (media_pipeline.source_reader: the index first, then the media
+  in order; never copied whole first), which writes CMAF segments as it goes: the source's own H.264/AAC
+  packets when every browser plays them, otherwise one fast rung of at most 360p plus stereo AAC
+  (media_pipeline.quick_stream);
+- uploads each segment once it is whole (never rewritten: segments are immutable), then the playlists
+  that name it (growing_manifests: an HLS EVENT playlist and a dynamic DASH MPD), so a playlist never
+  names a segment that is not in storage; after the first segment of each stream, publishes the version
+  with one compare-and-set flip (``published_provisional``);
+- closes the playlists when the source is done (ENDLIST, a static MPD), writes the version's index, and
+  only then lets other storage regions copy it;
 - whatever happened, moves the asset on to ``probed`` with ``building_version = N + 1`` and enqueues
-  the full ladder, which is then built and published as any version is. Its flip replaces the
-  provisional version, which is removed after the grace period like any replaced version
-  (replication.replicas_record_published).
+  the full ladder, whose flip replaces the provisional version as it replaces any version.
 
-Failure of this step never fails the asset: it is logged and the full ladder runs. See
-docs/adr/0015-provisional-stream.md.
+A worker that dies while the stream grows leaves the step in ``provisional``; the redelivered (or
+resumed) message encodes again from the start, uploads only the segments storage does not hold yet,
+and rewrites a playlist only once it lists more than the published one. Failure of this step never
+fails the asset: it is logged and the full ladder runs. See docs/adr/0015 and 0031.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
-from concurrent.futures import ThreadPoolExecutor
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,121 +38,36 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from media_pipeline import extras, layout, replication, storage, versions, workflow
-from media_pipeline import selectors as media_selectors
-from media_pipeline.ffmpeg import (
-    AUDIO_FILE,
-    DEINTERLACE,
-    ffmpeg_preamble,
-    input_options,
-    poster_command,
-    run_with_progress,
+from media_pipeline import (
+    extras,
+    fmp4,
+    layout,
+    quick_stream,
+    replication,
+    source_reader,
+    storage,
+    versions,
+    workflow,
 )
-from media_pipeline.ladder import AUDIO_BITRATE_KBPS, Rung, gop_frames, output_fps
+from media_pipeline import selectors as media_selectors
+from media_pipeline.growing_manifests import Stream, dash_mpd, hls_master, hls_media_playlist, target_duration
+from media_pipeline.ladder import AUDIO_BITRATE_KBPS, GOP_SECONDS, Rung
 from media_pipeline.models import AssetStatus, MediaAsset
-from media_pipeline.packager import VIDEO_FILE, package_command, single_file_inputs
-from media_pipeline.probe import parse_probe, run_ffprobe
+from media_pipeline.quick_stream import AUDIO, FAST_RUNG, REMUX, VIDEO, fast_rung, quick_stream_command
+from media_pipeline.text_tracks import CAPTIONS, dash_mpd_with_text, hls_master_with_subtitles, hls_subtitles_playlist
 from media_pipeline.tools import ToolFailed, run_tool
 
 logger = logging.getLogger(__name__)
 
-# Profiles every MSE browser decodes (8-bit 4:2:0); High 10, 4:2:2 and 4:4:4 are not among them.
-BROWSER_H264_PROFILES = {"Constrained Baseline", "Baseline", "Main", "High"}
-BROWSER_PIXEL_FORMATS = {"yuv420p", "yuvj420p"}
-# Containers Shaka Packager reads H.264 and AAC from (ffprobe's format names).
-PACKAGER_FORMATS = {"mov", "mp4", "mpegts"}
-# A source whose keyframes are further apart than this would give segments players stall on.
-MAX_SEGMENT_SECONDS = 10
-FAST_RUNG_MAX_SHORT_SIDE = 360
-FAST_PRESET = "superfast"
-REMUX, FAST_RUNG = "remux", "fast-rung"
-UPLOAD_CONCURRENCY = 8
+HEARTBEAT_SECONDS = 30
 
 
-# --- Pure decisions and commands ------------------------------------------------------------------
+class RemuxRefused(Exception):
+    """The source's own packets would make segments players stall on: encode instead."""
 
 
-def remux_refusal(data: dict[str, Any]) -> str | None:
-    """Why the source (ffprobe's JSON) cannot be served as it is; None when it can."""
-    streams = data.get("streams") or []
-    videos = [
-        s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
-    ]
-    audios = [s for s in streams if s.get("codec_type") == "audio"]
-    if not videos:
-        return "no video stream"
-    video = videos[0]
-    formats = set(str((data.get("format") or {}).get("format_name") or "").split(","))
-    if not formats & PACKAGER_FORMATS:
-        return f"container {'/'.join(sorted(formats))}"
-    if video.get("codec_name") != "h264":
-        return f"video codec {video.get('codec_name')}"
-    if video.get("profile") not in BROWSER_H264_PROFILES:
-        return f"H.264 profile {video.get('profile')}"
-    if video.get("pix_fmt") not in BROWSER_PIXEL_FORMATS:
-        return f"pixel format {video.get('pix_fmt')}"
-    if video.get("field_order") not in (None, "progressive", "unknown"):
-        return "interlaced"
-    if parse_probe(data).rotation:
-        return "rotated"  # players ignore the container's display matrix
-    if audios and (audios[0].get("codec_name") != "aac" or int(audios[0].get("channels") or 0) > 2):
-        return f"audio {audios[0].get('codec_name')} with {audios[0].get('channels')} channels"
-    return None
-
-
-def fast_rung(ladder: list[dict[str, Any]]) -> Rung:
-    """The largest rung of the planned ladder at most 360p (the smallest when none is)."""
-    rungs = sorted((Rung(**rung) for rung in ladder), key=lambda rung: rung.width * rung.height, reverse=True)
-    return next((r for r in rungs if min(r.width, r.height) <= FAST_RUNG_MAX_SHORT_SIDE), rungs[-1])
-
-
-def fast_rung_command(
-    *,
-    ffmpeg: str,
-    source: Path,
-    out_dir: Path,
-    rung: Rung,
-    source_fps: float,
-    has_audio: bool,
-    threads: int = 0,
-    interlaced: bool = False,
-) -> list[str]:
-    """One quick rung and stereo AAC, with the full ladder's 2-second closed GOPs, the same input
-    whitelists, deinterlacing and downmix as encode_command. No loudness normalisation (a filter that
-    costs more than this small encode); the full version has it."""
-    fps = output_fps(source_fps)
-    gop = gop_frames(fps)
-    deinterlace = DEINTERLACE + "," if interlaced else ""
-    command = [
-        *ffmpeg_preamble(ffmpeg, progress=True),
-        *input_options(threads=threads), "-i", str(source),
-        "-map", "0:V:0", "-an", "-sn", "-dn",
-        "-vf", f"{deinterlace}fps={fps},scale={rung.width}:{rung.height}:flags=bilinear,setsar=1,format=yuv420p",
-        "-c:v", "libx264", "-preset", FAST_PRESET, "-profile:v", "high",
-        "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
-        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
-        "-threads", str(threads), "-map_metadata", "-1",
-        str(out_dir / VIDEO_FILE),
-    ]  # fmt: skip
-    if has_audio:
-        command += [
-            "-map", "0:a:0", "-vn", "-sn", "-dn",
-            "-filter:a", "aformat=channel_layouts=stereo,aresample=48000",
-            "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k",
-            "-map_metadata", "-1",
-            str(out_dir / AUDIO_FILE),
-        ]  # fmt: skip
-    return command
-
-
-_TARGET_DURATION = re.compile(r"^#EXT-X-TARGETDURATION:(\d+)\s*$", re.MULTILINE)
-
-
-def longest_segment_seconds(media_playlist: str) -> int:
-    match = _TARGET_DURATION.search(media_playlist)
-    if match is None:
-        raise ValueError("no EXT-X-TARGETDURATION in the media playlist")
-    return int(match.group(1))
+class Abandoned(Exception):
+    """The asset was deleted or a newer upload replaced this build while the stream grew."""
 
 
 # --- The step ---------------------------------------------------------------------------------------
@@ -157,8 +76,8 @@ def longest_segment_seconds(media_playlist: str) -> int:
 def asset_provisional(*, asset_id: int) -> None:
     """Build and publish the provisional version of the build in progress, then start the full ladder.
 
-    Idempotent: a rerun of the same build finds a complete index and only publishes; a build that
-    moved on (a newer upload, or this step already done) is left alone.
+    Idempotent: a rerun of the same build finds a complete index and only publishes, or finds a stream
+    that was growing and carries on from what storage holds; a build that moved on is left alone.
     """
     asset = workflow.claim(asset_id, to_state=AssetStatus.PROVISIONAL)
     if asset is None:
@@ -166,6 +85,9 @@ def asset_provisional(*, asset_id: int) -> None:
     version = asset.building_version
     try:
         _build_and_publish(asset, version)
+    except Abandoned:
+        logger.info("asset %s: provisional v%s stopped (the build moved on)", asset.pk, version)
+        _discard_unless_published(asset.pk, version)
     except Exception:  # noqa: BLE001 - a provisional stream is a bonus: the full ladder still runs
         logger.exception("asset %s: provisional v%s failed; going on with the full ladder", asset.pk, version)
         _discard_unless_published(asset.pk, version)
@@ -175,116 +97,301 @@ def asset_provisional(*, asset_id: int) -> None:
 
 def _build_and_publish(asset: MediaAsset, version: int) -> None:
     prefix = asset.version_prefix(version)
-    if not versions.index_complete(prefix):
-        _build(asset, prefix)
-    if not _publish(asset, version):
-        _discard_unless_published(asset.pk, version)
+    if versions.index_complete(prefix):  # closed by a run that died before or after its flip
+        if _publish(asset, version, extras=versions.read_meta(prefix).get("extras", {})) or _published(
+            asset.pk, version
+        ):
+            replication.replicas_record_closed(asset_id=asset.pk, version=version)
+        return
+    refusal = asset.probe.get("remux_refusal", "not probed for it")
+    if refusal == "":
+        try:
+            _grow(asset, version, kind=REMUX)
+            return
+        except (RemuxRefused, ToolFailed) as exc:
+            if _published(asset.pk, version):
+                raise  # a stream learners already hold cannot change its kind
+            refusal = f"repackaging failed: {exc}"
+            storage.delete_prefix(prefix)
+    logger.info("asset %s: provisional stream encoded (%s)", asset.pk, refusal)
+    _grow(asset, version, kind=FAST_RUNG)
 
 
-def _build(asset: MediaAsset, prefix: str) -> None:
+def _grow(asset: MediaAsset, version: int, *, kind: str) -> None:
     probe = asset.probe
     duration = float(probe["duration"])
+    rung = fast_rung(asset.ladder)
     with versions.work_dir() as tmp:
-        work = Path(tmp)
-        source, encoded, out = work / "source", work / "encoded", work / "out"
-        encoded.mkdir()
-        out.mkdir()
-        storage.download(key=asset.source_key, target=source)
-        poster_task = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poster")
-        # The poster is one decoded frame: made while the streams are packaged (mostly I/O).
-        poster = poster_task.submit(
-            run_tool,
-            poster_command(
-                ffmpeg=settings.FFMPEG_BIN,
-                source=source,
-                target=work / layout.POSTER,
-                at_seconds=min(5.0, duration / 3),
-                max_height=720,
-            ),
-            timeout=120,
-            work_dir=work,
-        )
-        try:
-            kind = _streams(asset, source=source, encoded=encoded, out=out)
-            poster.result()
-        finally:
-            poster_task.shutdown(wait=True)
-        (work / layout.POSTER).replace(out / layout.POSTER)
-        tracks = media_selectors.asset_text_tracks(asset_id=asset.pk)
-        extras.write_text_tracks(out=out, tracks=tracks, duration=duration)
-        # A fingerprint no full build has: a provisional version is never reused by steps.transcode (_derive_version).
-        fingerprint = extras.media_fingerprint(
-            source_key=asset.source_key, ladder=[{"provisional": kind}], protected=False
-        )
-        meta = extras.version_meta(fingerprint=fingerprint, tracks=tracks, has_storyboard=False)
-        meta["provisional"] = kind
-        versions.upload_version(out, prefix, meta=meta, concurrency=UPLOAD_CONCURRENCY)
-
-
-def _streams(asset: MediaAsset, *, source: Path, encoded: Path, out: Path) -> str:
-    """The packaged streams in ``out``: the source as it is when it can be, else one fast rung."""
-    has_audio = bool(asset.probe["has_audio"])
-    refusal = remux_refusal(run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source))
-    if refusal is None:
-        refusal = _remux(out, source=source, has_audio=has_audio)
-    if refusal is None:
-        return REMUX
-    logger.info("asset %s: provisional stream encoded (%s)", asset.pk, refusal)
-    _encode_fast_rung(asset, source, encoded)
-    _package(out, video=encoded / VIDEO_FILE, audio=encoded / AUDIO_FILE if has_audio else None)
-    return FAST_RUNG
-
-
-def _remux(out: Path, *, source: Path, has_audio: bool) -> str | None:
-    """Package the source as it is into ``out``; the reason when that did not give a good stream."""
-    try:
-        _package(out, video=source, audio=source if has_audio else None)
-        longest = longest_segment_seconds((out / "video.m3u8").read_text())
-    except (ToolFailed, ValueError, OSError) as exc:
-        refusal: str | None = f"repackaging failed: {exc}"
-    else:
-        refusal = f"keyframes up to {longest} s apart" if longest > MAX_SEGMENT_SECONDS else None
-    if refusal is not None:
-        for path in out.iterdir():
-            path.unlink()
-    return refusal
-
-
-def _package(out: Path, *, video: Path, audio: Path | None) -> None:
-    command = package_command(packager=settings.PACKAGER_BIN, inputs=single_file_inputs(video=video, audio=audio))
-    run_tool(command, cwd=out, timeout=settings.ENCODE_TIMEOUT_SECONDS, label="packager")
-
-
-def _encode_fast_rung(asset: MediaAsset, source: Path, encoded: Path) -> None:
-    probe = asset.probe
-
-    def alive(percent: int) -> None:
-        # pipeline_resume re-sends steps idle for a while: a long encode that reports is alive.
-        workflow.heartbeat(asset.pk, in_state=AssetStatus.PROVISIONAL)
-
-    run_with_progress(
-        fast_rung_command(
+        out = Path(tmp)
+        for name in (VIDEO, AUDIO):
+            (out / name).mkdir()
+        growing = Growing(asset=asset, version=version, kind=kind, out=out, rung=rung)
+        command = quick_stream_command(
             ffmpeg=settings.FFMPEG_BIN,
-            source=source,
-            out_dir=encoded,
-            rung=fast_rung(asset.ladder),
+            out=out,
+            kind=kind,
+            rung=rung,
             source_fps=float(probe["fps"]),
             has_audio=bool(probe["has_audio"]),
+            poster_at=min(5.0, duration / 3),
             threads=settings.ENCODE_THREADS,
             interlaced=bool(probe.get("interlaced", False)),
-        ),
-        duration=float(probe["duration"]),
-        timeout=settings.ENCODE_TIMEOUT_SECONDS,
-        on_progress=alive,
-        every_seconds=30,
-        work_dir=encoded.parent,
-    )
+            read_rate=1.0 if settings.MEDIA_QUICK_STREAM_REAL_TIME else 0.0,
+        )
+        try:
+            run_tool(
+                command,
+                timeout=settings.ENCODE_TIMEOUT_SECONDS,
+                work_dir=out,
+                on_stdout_line=growing.on_progress_line,
+                stdin_chunks=source_reader.stream_in_order(asset.source_key),
+                label="ffmpeg",
+            )
+        except BaseException:
+            growing.close_early()
+            raise
+        growing.finish()
 
 
-def _publish(asset: MediaAsset, version: int) -> bool:
+# --- The growing version --------------------------------------------------------------------------
+
+
+@dataclass
+class Growing:
+    """Uploads what ffmpeg has finished, publishes after the first segments, closes at the end."""
+
+    asset: MediaAsset
+    version: int
+    kind: str
+    out: Path
+    rung: Rung
+    streams: dict[str, Stream] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # the index: name -> size, sha256
+    published: bool = False
+    closed: bool = False
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
+    stored: set[str] = field(default_factory=set)  # names storage already held when this run began
+    listed: int = 0  # video segments the stored playlist names (never write one naming fewer)
+    last_beat: float = field(default_factory=time.monotonic)
+    poster_sent: bool = False
+
+    def __post_init__(self) -> None:
+        self.prefix = self.asset.version_prefix(self.version)
+        self.has_audio = bool(self.asset.probe["has_audio"])
+        self.duration = float(self.asset.probe["duration"])
+        self.tracks = media_selectors.asset_text_tracks(asset_id=self.asset.pk)
+        self.planned_target = quick_stream.MAX_REMUX_SEGMENT_SECONDS if self.kind == REMUX else GOP_SECONDS
+        self.stored = {key[len(self.prefix) :] for key in storage.list_keys(self.prefix)}
+        self.published = _published(self.asset.pk, self.version)
+        if VIDEO + ".m3u8" in self.stored:  # a run before this one published: carry on from there
+            stored_mpd = storage.read_bytes(self.prefix + layout.DASH_MANIFEST).decode()
+            self.listed = storage.read_bytes(self.prefix + VIDEO + ".m3u8").decode().count(".m4s")
+            began = _AVAILABILITY_START.search(stored_mpd)
+            if began:  # the same availabilityStartTime in every MPD update, whoever writes it
+                available = datetime.fromisoformat(began.group(1).replace("Z", "+00:00"))
+                self.began = available + timedelta(seconds=math.ceil(self.duration))
+
+    # Called for every line of ffmpeg's -progress output (every 0.1 s): the worker's whole loop.
+    def on_progress_line(self, line: str) -> None:
+        if not line.startswith("progress="):
+            return
+        self._collect()
+        if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
+            self.last_beat = time.monotonic()
+            workflow.heartbeat(self.asset.pk, in_state=AssetStatus.PROVISIONAL, version=self.version)
+            self._check_still_building()
+
+    def _check_still_building(self) -> None:
+        """Stop when the asset was deleted, a newer upload replaced this build, or the lesson was made
+        protected (its clear stream withdrawn): raise Abandoned."""
+        rows = MediaAsset.objects.filter(
+            pk=self.asset.pk, status=AssetStatus.PROVISIONAL, building_version=self.version, protected=False
+        )
+        if self.published:
+            rows = rows.filter(published_version=self.version)
+        if not rows.exists():
+            raise Abandoned
+
+    def finish(self) -> None:
+        """ffmpeg is done: the last segments, the closed playlists, the poster, the index, the replicas."""
+        self._collect()
+        if not self.streams.get(VIDEO) or not self.streams[VIDEO].segments:
+            raise ToolFailed("ffmpeg wrote no video segment")
+        written = self.streams[VIDEO].seconds()
+        if written < self.duration - max(1.0, 0.02 * self.duration):  # never close a stream cut short as whole
+            raise ToolFailed(f"ffmpeg ended at {written:.1f} s of {self.duration:.1f} s")
+        self._close(complete=True)
+        if not (self.published or _publish(self.asset, self.version, extras=self._extras())):
+            raise Abandoned
+        replication.replicas_record_closed(asset_id=self.asset.pk, version=self.version)
+
+    def close_early(self) -> None:
+        """The stream stops short (a failure, or the build moved on): players that hold it get an end
+        instead of waiting at its edge for segments that will never come. No index: not complete."""
+        if not self.closed and _published(self.asset.pk, self.version):
+            try:
+                self._close(complete=False)
+            except Exception:  # noqa: BLE001 - the original error is the one to raise
+                logger.exception("asset %s: could not close provisional v%s", self.asset.pk, self.version)
+
+    # --- what ffmpeg finished ---------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        """Upload every new whole segment (in order, per stream), then publish or extend the playlists."""
+        added = False
+        for name in (VIDEO, AUDIO) if self.has_audio else (VIDEO,):
+            added |= self._collect_stream(name)
+        self._send_poster()
+        if not self._ready():
+            return
+        if not self.published:
+            self._write_manifests()
+            self.published = _publish(self.asset, self.version, extras=self._extras())
+            if not self.published:
+                raise Abandoned
+            logger.info(
+                "asset %s: provisional v%s published while growing (%s, %.1f s written)",
+                self.asset.pk, self.version, self.kind, self.streams[VIDEO].seconds(),
+            )  # fmt: skip
+        elif added:
+            self._check_still_building()
+            self._write_manifests()
+
+    def _collect_stream(self, name: str) -> bool:
+        folder = self.out / name
+        stream = self.streams.get(name)
+        if stream is None:
+            init = folder / "init.mp4"
+            if not (folder / "0.m4s").exists() or not init.exists():
+                return False
+            stream = Stream(name=name, track=fmp4.init_track(init.read_bytes()))
+            self._upload(stream.init_name, init)
+            self.streams[name] = stream
+        added = False
+        while (path := folder / f"{len(stream.segments)}.m4s").exists():
+            timing = fmp4.segment_timing(path.read_bytes())
+            seconds = timing.duration / stream.track.timescale
+            if (
+                self.kind == REMUX
+                and name == VIDEO
+                and not self.published
+                and seconds > quick_stream.MAX_KEYFRAME_SECONDS
+            ):
+                raise RemuxRefused(f"keyframes {seconds:.1f} s apart")
+            if self.kind == REMUX and name == VIDEO and seconds > quick_stream.MAX_REMUX_SEGMENT_SECONDS:
+                logger.warning("asset %s: a %.1f s segment in provisional v%s", self.asset.pk, seconds, self.version)
+            self._upload(stream.segment_name(len(stream.segments)), path)
+            path.unlink()  # uploaded: the work folder holds only what is still to send
+            stream.segments.append(timing)
+            added = True
+        return added
+
+    def _ready(self) -> bool:
+        wanted = (VIDEO, AUDIO) if self.has_audio else (VIDEO,)
+        return all(name in self.streams and self.streams[name].segments for name in wanted)
+
+    def _send_poster(self) -> None:
+        poster = self.out / layout.POSTER
+        if not self.poster_sent and poster.exists():  # written whole (image2's atomic_writing)
+            self._upload(layout.POSTER, poster)
+            self.poster_sent = True
+
+    def _upload(self, name: str, path: Path) -> None:
+        """Segments are immutable: one that storage holds (an earlier run's) is never written again."""
+        digest = versions.sha256(path)
+        self.files[name] = {"size": path.stat().st_size, "sha256": digest}
+        if name in self.stored and name != layout.POSTER:
+            held = storage.stored_sha256(self.prefix + name)
+            if held != digest:
+                logger.warning("asset %s: %s%s differs from the stored copy, kept", self.asset.pk, self.prefix, name)
+                self.files[name] = {"size": storage.size(self.prefix + name), "sha256": held or ""}
+            return
+        storage.save_file(key=self.prefix + name, source=path, sha256=digest)
+
+    # --- manifests ----------------------------------------------------------------------------------
+
+    def _bandwidths(self) -> tuple[int, int]:
+        """Peak bit rates so far (the planned cap for an encode): BANDWIDTH is a peak (RFC 8216 4.4.6.2)."""
+        audio = AUDIO_BITRATE_KBPS * 1000 if self.has_audio else 0
+        if self.kind == FAST_RUNG:
+            return self.rung.maxrate_kbps * 1000, audio
+        peaks = {}
+        for name, stream in self.streams.items():
+            sizes = [self.files[stream.segment_name(n)]["size"] for n in range(len(stream.segments))]
+            rates = [
+                8 * size * stream.track.timescale / max(1, s.duration)
+                for size, s in zip(sizes, stream.segments, strict=True)
+            ]
+            peaks[name] = int(max(rates, default=0))
+        return peaks.get(VIDEO, 0), peaks.get(AUDIO, 0)
+
+    def _write_manifests(self, *, closed: bool = False) -> None:
+        """Media playlists first, then the master and the MPD; only ever naming uploaded segments."""
+        video, audio = self.streams[VIDEO], self.streams.get(AUDIO)
+        if len(video.segments) < self.listed:
+            return  # a run before this one published more: wait until this one has caught up
+        streams = [video, *([audio] if audio else [])]
+        target = target_duration(streams, planned=self.planned_target) if closed else self.planned_target
+        video_rate, audio_rate = self._bandwidths()
+        texts = {s.playlist_name: hls_media_playlist(s, target_duration=target, closed=closed) for s in streams}
+        captions = [track for track in self.tracks if track.kind == CAPTIONS]
+        for track in captions:
+            texts[track.playlist_name] = hls_subtitles_playlist(track, duration=self.duration)
+        texts[layout.HLS_MASTER] = hls_master_with_subtitles(
+            hls_master(video, audio, bandwidth=video_rate + audio_rate), self.tracks
+        )
+        mpd = dash_mpd(
+            video, audio, video_bandwidth=video_rate, audio_bandwidth=audio_rate, closed=closed,
+            began=self.began, source_seconds=self.duration, now=datetime.now(UTC),
+        )  # fmt: skip
+        texts[layout.DASH_MANIFEST] = dash_mpd_with_text(mpd, self.tracks)
+        if not self.published:
+            for track in self.tracks:
+                texts[track.file_name] = track.vtt
+        for name, text in texts.items():
+            path = self.out / ("manifest-" + name.replace("/", "_"))
+            path.write_text(text)
+            self._upload_manifest(name, path)
+        self.listed = len(video.segments)
+
+    def _upload_manifest(self, name: str, path: Path) -> None:
+        digest = versions.sha256(path)
+        self.files[name] = {"size": path.stat().st_size, "sha256": digest}
+        storage.save_file(key=self.prefix + name, source=path, sha256=digest)
+
+    def _close(self, *, complete: bool) -> None:
+        self._write_manifests(closed=True)
+        self.closed = True
+        if complete:
+            meta = extras.version_meta(
+                fingerprint=_fingerprint(self.asset, self.kind), tracks=self.tracks, has_storyboard=False
+            )
+            meta["provisional"] = self.kind
+            versions.write_index(self.out, self.prefix, files=self.files, meta=meta)
+
+    def _extras(self) -> dict[str, Any]:
+        return extras.version_meta(fingerprint="", tracks=self.tracks, has_storyboard=False)["extras"]
+
+
+_AVAILABILITY_START = re.compile(r'availabilityStartTime="([^"]+)"')
+
+
+def _fingerprint(asset: MediaAsset, kind: str) -> str:
+    # A fingerprint no full build has: a provisional version is never reused by steps.transcode (_derive_version).
+    return extras.media_fingerprint(source_key=asset.source_key, ladder=[{"provisional": kind}], protected=False)
+
+
+# --- Publishing ---------------------------------------------------------------------------------------
+
+
+def _published(asset_id: int, version: int) -> bool:
+    return MediaAsset.objects.filter(pk=asset_id, published_version=version).exists()
+
+
+def _publish(asset: MediaAsset, version: int, *, extras: dict[str, Any]) -> bool:
     """The provisional flip: only while this build is still the one in progress and still in the
-    provisional step, never over a version at least as new, never for a lesson that became protected."""
-    meta = versions.read_meta(asset.version_prefix(version))
+    provisional step, never over a version at least as new, never for a lesson that became protected.
+    Other regions get the version once it is closed (replication.replicas_record_closed)."""
     now = timezone.now()
     with transaction.atomic():
         row = MediaAsset.objects.select_for_update().filter(pk=asset.pk).first()
@@ -301,16 +408,18 @@ def _publish(asset: MediaAsset, version: int) -> bool:
                 published_version=version,
                 published_provisional=True,
                 published_kid=None,
-                published_extras=meta.get("extras", {}),
+                published_extras=extras,
                 published_at=now,
                 updated_at=now,
             )
             == 1
         )
         if flipped:
-            replication.replicas_record_published(asset=row, version=version, previous_version=row.published_version)
+            replication.replicas_record_published(
+                asset=row, version=version, previous_version=row.published_version, other_regions=False
+            )
     if flipped:
-        logger.info("asset %s: provisional v%s published (%s)", asset.pk, version, meta.get("provisional"))
+        logger.info("asset %s: provisional v%s published", asset.pk, version)
     return flipped
 
 

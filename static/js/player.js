@@ -296,6 +296,9 @@
         abrEwmaDefaultEstimate: startBandwidth(),
         testBandwidth: false, // ...which is already known: no throwaway probe segment
         capLevelToPlayerSize: true,
+        // From the beginning, also while a provisional stream is still growing (an EVENT playlist, which
+        // hls.js would otherwise join near its live edge; the playlist says EXT-X-START too).
+        startPosition: 0,
         cmcd: { sessionId: viewId, contentId: video.dataset.lesson },
         xhrSetup: function (xhr, requestUrl) {
           const fresh = rewrite(requestUrl);
@@ -383,7 +386,9 @@
       else { state.errors.push(text); report("error", { fatal: false, code: text }); }
     });
     try {
-      await player.load(url);
+      // Start time 0: a growing provisional stream's MPD is dynamic, and Shaka joins a dynamic
+      // presentation at its live edge unless told where to start.
+      await player.load(url, 0);
     } catch (error) {
       fatal("shaka " + (error && error.code));
       return;

