@@ -296,6 +296,9 @@ MEDIA_PROVISIONAL = env_bool("MEDIA_PROVISIONAL", True)
 # Read the source of the provisional stream at real-time speed (ffmpeg -readrate 1), so that it grows as
 # a live recording would: for demonstrations and for tests that watch a stream grow. Off in production.
 MEDIA_QUICK_STREAM_REAL_TIME = env_bool("MEDIA_QUICK_STREAM_REAL_TIME", False)
+# CPU priority (nice) of full-ladder encodes and chunks: on a machine whose workers also run quick steps
+# (make run's one worker, a small server) a new upload's first stream gets the CPU first. 0: no change.
+MEDIA_LADDER_NICE = env_int("MEDIA_LADDER_NICE", 10, minimum=0)
 # Sources longer than MEDIA_CHUNK_MIN_SECONDS are encoded in chunks of MEDIA_CHUNK_SECONDS (whole
 # 2-second GOPs), one Dramatiq message each, by as many workers as run (docs/adr/0016). A worker holds
 # a chunk for MEDIA_CHUNK_LEASE_SECONDS past its last progress report; then another may take it over.

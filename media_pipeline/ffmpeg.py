@@ -168,6 +168,7 @@ def run_with_progress(
     on_progress: Callable[[int], None] | None = None,
     every_seconds: float = 2.0,
     work_dir: Path | None = None,
+    nice: int = 0,
 ) -> None:
     """Run ffmpeg (in the sandbox of media_pipeline.tools), reporting whole percent at most every
     ``every_seconds`` from its ``-progress pipe:1`` output; raise ToolFailed on error or timeout."""
@@ -180,4 +181,4 @@ def run_with_progress(
             last_report = time.monotonic()
             on_progress(min(99, int(100 * seconds / duration)) if duration > 0 else 0)
 
-    run_tool(command, timeout=timeout, on_stdout_line=on_line, work_dir=work_dir, label="ffmpeg")
+    run_tool(command, timeout=timeout, on_stdout_line=on_line, work_dir=work_dir, label="ffmpeg", nice=nice)

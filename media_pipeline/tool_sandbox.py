@@ -2,7 +2,7 @@
 the network (a new network namespace), then exec the tool. Standard library only; run by path with
 ``python -I -S``, so it starts in a few milliseconds and imports nothing of the project.
 
-    python -I -S tool_sandbox.py --cpu S --as B --fsize B --nofile N --net require|skip -- TOOL ARGS...
+    python -I -S tool_sandbox.py --cpu S --as B --fsize B --nofile N --net require|skip [--nice N] -- TOOL ARGS...
     python -I -S tool_sandbox.py --net-check      exit 0 when a network namespace can be made here
 
 It runs in the child between fork and exec of the tool, which ``preexec_fn`` cannot do safely in a
@@ -94,6 +94,8 @@ def main(argv: list[str]) -> None:
         )
     except (KeyError, ValueError, OSError) as exc:
         _fail(f"resource limits: {exc!r}")
+    if int(options.get("--nice", "0")) > 0:
+        os.nice(int(options["--nice"]))  # a lower CPU priority: long work yields to short work
     # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: the tool
     # gets the defaults back, so writing past RLIMIT_FSIZE stops it (SIGXFSZ) instead of failing quietly.
     for name in ("SIGPIPE", "SIGXFSZ", "SIGXCPU"):

@@ -149,12 +149,13 @@ def worker_unreadable() -> bool:
         return False
 
 
-def sandboxed_command(command: list[str], *, limits: ToolLimits, isolate_network: bool) -> list[str]:
+def sandboxed_command(command: list[str], *, limits: ToolLimits, isolate_network: bool, nice: int = 0) -> list[str]:
     return [
         sys.executable, "-I", "-S", str(SANDBOX),
         "--cpu", str(limits.cpu_seconds), "--as", str(limits.address_space_bytes),
         "--fsize", str(limits.file_size_bytes), "--nofile", str(limits.open_files),
         "--net", "require" if isolate_network else "skip",
+        *(["--nice", str(nice)] if nice > 0 else []),
         "--", *command,
     ]  # fmt: skip
 
@@ -168,6 +169,7 @@ def run_tool(
     on_stdout_line: Callable[[str], None] | None = None,
     label: str | None = None,
     stdin_chunks: Iterable[bytes] | None = None,
+    nice: int = 0,
 ) -> str:
     """Run a media tool to completion in the sandbox; return its stdout (empty when ``on_stdout_line``
     takes it line by line). Raise ToolFailed on an error, a timeout or a resource limit, with the reason
@@ -186,7 +188,7 @@ def run_tool(
     worker_unreadable()
     limits = ToolLimits.from_settings()
     home = work_dir or cwd or Path(settings.MEDIA_WORK_DIR or tempfile.gettempdir())
-    full = sandboxed_command(command, limits=limits, isolate_network=network_isolation())
+    full = sandboxed_command(command, limits=limits, isolate_network=network_isolation(), nice=nice)
     collected: list[str] = []
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr_file:
         with subprocess.Popen(

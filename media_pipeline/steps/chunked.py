@@ -156,11 +156,13 @@ def split_source(build: ChunkedBuild) -> bool:
                     threads=settings.ENCODE_THREADS,
                 ),
                 timeout=settings.ENCODE_TIMEOUT_SECONDS,
+                nice=settings.MEDIA_LADDER_NICE,
                 work_dir=work,
             )  # fmt: skip
             listing = run_tool(
                 chunking.keyframes_command(ffprobe=ffprobe, path=video),
                 timeout=settings.ENCODE_TIMEOUT_SECONDS,
+                nice=settings.MEDIA_LADDER_NICE,
                 work_dir=work,
                 label="ffprobe",
             )
@@ -343,6 +345,7 @@ def _encode_video(asset: MediaAsset, chunk: EncodeChunk, work: Path, written: li
             ),
             duration=max(0.1, end - chunk.start_frame / fps),
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            nice=settings.MEDIA_LADDER_NICE,
             on_progress=_chunk_progress_writer(chunk),
             every_seconds=workflow.PROGRESS_EVERY_SECONDS,
             work_dir=work,
@@ -424,6 +427,7 @@ def _encode_audio(asset: MediaAsset, chunk: EncodeChunk, work: Path, written: li
         ),
         duration=float(asset.probe["duration"]),
         timeout=settings.ENCODE_TIMEOUT_SECONDS,
+        nice=settings.MEDIA_LADDER_NICE,
         on_progress=_chunk_progress_writer(chunk),
         every_seconds=workflow.PROGRESS_EVERY_SECONDS,
         work_dir=work,
@@ -567,6 +571,7 @@ def _join_and_upload(build: ChunkedBuild, asset: MediaAsset, work: Path) -> bool
         run_tool(
             chunking.join_command(ffmpeg=settings.FFMPEG_BIN, concat_file=listing, target=encoded / rung_file(rung)),
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            nice=settings.MEDIA_LADDER_NICE,
             work_dir=work,
         )
     # The poster comes from the largest rung: the source is not downloaded again just for one frame.

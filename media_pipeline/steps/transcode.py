@@ -78,6 +78,7 @@ def _build_version(asset: MediaAsset, prefix: str) -> None:
             ),
             duration=float(probe["duration"]),
             timeout=settings.ENCODE_TIMEOUT_SECONDS,
+            nice=settings.MEDIA_LADDER_NICE,
             on_progress=progress_writer(asset),
             every_seconds=workflow.PROGRESS_EVERY_SECONDS,
             work_dir=work,

@@ -295,3 +295,25 @@ def test_a_worker_that_runs_tools_hides_its_environment_from_other_processes_of_
     finally:
         worker.kill()
         worker.wait(timeout=10)
+
+
+def test_a_tool_run_nicer_gets_that_lower_cpu_priority_and_reads_its_stdin(tmp_path: Path) -> None:
+    """Full-ladder encodes yield the CPU to quick steps (MEDIA_LADDER_NICE); the quick stream reads stdin."""
+    script = "import os, sys; print(os.nice(0), len(sys.stdin.buffer.read()))"
+    base = int(run_tool([sys.executable, "-c", script], timeout=60, work_dir=tmp_path).split()[0])
+    out = run_tool(
+        [sys.executable, "-c", script], timeout=60, work_dir=tmp_path, nice=10, stdin_chunks=[b"x" * 70_000] * 3
+    )
+    assert out.split() == [str(min(19, base + 10)), "210000"]
+
+
+def test_input_that_breaks_off_stops_the_tool_and_is_the_error_raised(tmp_path: Path) -> None:
+    """A source whose download fails half-way must never look, to the tool, like a source that ended."""
+
+    def broken() -> Iterator[bytes]:
+        yield b"x" * 1000
+        raise OSError("storage went away")
+
+    with pytest.raises(OSError, match="storage went away"):
+        run_tool([sys.executable, "-c", "import sys; sys.stdin.buffer.read()"], timeout=60, work_dir=tmp_path,
+                 stdin_chunks=broken())  # fmt: skip
