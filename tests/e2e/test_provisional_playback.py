@@ -1,5 +1,5 @@
-"""The provisional stream in Chromium: an H.264/AAC upload, repackaged as it is (byte-range segments at
-the source's keyframes), plays in hls.js and Shaka Player before the full ladder exists; after the
+"""The provisional stream in Chromium: an H.264/AAC upload, copied as it is (CMAF segments at the
+source's keyframes), plays in hls.js and Shaka Player before the full ladder exists; after the
 full ladder replaces it, the URLs a player already holds keep working."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_the_provisional_stream_plays_in_hls_js_and_shaka_and_outlives_its_repla
     asset.refresh_from_db()
     assert (asset.status, asset.published_version, asset.published_provisional) == (AssetStatus.READY, 2, False)
     old = sessions[0]
-    for url in (old["hls"], old["hls"].replace("master.m3u8", "video.mp4"), old["dash"], old["poster"]):
+    for url in (old["hls"], old["hls"].replace("master.m3u8", "video/0.m4s"), old["dash"], old["poster"]):
         assert page.request.get(live_server.url + url).status == 200, url
     page.goto(f"{live_server.url}/lessons/{lesson.public_id}/?engine=hls")
     page.wait_for_function(PLAYED_PAST_3S, timeout=30_000)
