@@ -659,26 +659,29 @@ def test_a_stream_resumed_after_its_worker_died_rewrites_no_segment_and_never_sh
     assert (asset.status, asset.published_version) == (AssetStatus.PROVISIONAL, 1)
     before = {key: storage.stored_sha256(key) for key in storage.list_keys(prefix) if key.endswith(".m4s")}
     listed = media_playlist_segments(_stored(prefix, "video.m3u8"))[1]
+    listed_audio = media_playlist_segments(_stored(prefix, "audio.m3u8"))[1]
     assert listed and "#EXT-X-ENDLIST" not in _stored(prefix, "video.m3u8")
 
     # The message is delivered again to another worker, which encodes from the start.
     settings.MEDIA_QUICK_STREAM_REAL_TIME = False
     saved: list[str] = []
     save_file = storage.save_file
-    lengths: list[int] = []
+    lengths: dict[str, list[int]] = {"video.m3u8": [], "audio.m3u8": []}
 
     def record(*, key: str, source: Path, sha256: str | None = None) -> None:
         saved.append(key)
         save_file(key=key, source=source, sha256=sha256)
-        if key == prefix + "video.m3u8":
-            lengths.append(len(media_playlist_segments(source.read_text())[1]))
+        if key.removeprefix(prefix) in lengths:
+            lengths[key.removeprefix(prefix)].append(len(media_playlist_segments(source.read_text())[1]))
 
     monkeypatch.setattr(storage, "save_file", record)
     with django_capture_on_commit_callbacks(execute=True):
         provisional.asset_provisional(asset_id=asset.pk)
     assert not set(saved) & set(before)  # no segment written twice
     assert {key: storage.stored_sha256(key) for key in before} == before
-    assert lengths and min(lengths) >= len(listed)  # never a playlist naming fewer than were published
+    # Never a playlist naming fewer segments than were published.
+    assert lengths["video.m3u8"] and min(lengths["video.m3u8"]) >= len(listed)
+    assert lengths["audio.m3u8"] and min(lengths["audio.m3u8"]) >= len(listed_audio)
     assert "differs from the stored copy" not in caplog.text  # the same bytes: x264 with a fixed thread count
     final = _stored(prefix, "video.m3u8")
     assert final.rstrip().endswith("#EXT-X-ENDLIST") and media_playlist_segments(final)[1][: len(listed)] == listed
