@@ -361,7 +361,12 @@ def test_a_lesson_made_protected_during_the_provisional_step_is_never_served_in_
 
 
 def test_a_growing_stream_withdrawn_when_the_lesson_is_made_protected_stops_and_leaves_nothing(
-    key_prefix: str, work_dir: Path, tmp_path: Path, settings: Settings, django_capture_on_commit_callbacks, sent,
+    key_prefix: str,
+    work_dir: Path,
+    tmp_path: Path,
+    settings: Settings,
+    django_capture_on_commit_callbacks,
+    sent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.MEDIA_QUICK_STREAM_REAL_TIME = True  # so that it is still growing when the switch comes
@@ -572,7 +577,12 @@ def _stored(prefix: str, name: str) -> str:
 
 
 def test_the_stream_is_published_while_it_grows_and_every_playlist_extends_the_one_before(
-    key_prefix: str, work_dir: Path, tmp_path: Path, settings: Settings, django_capture_on_commit_callbacks, sent,
+    key_prefix: str,
+    work_dir: Path,
+    tmp_path: Path,
+    settings: Settings,
+    django_capture_on_commit_callbacks,
+    sent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.MEDIA_QUICK_STREAM_REAL_TIME = True  # the source arrives as fast as it plays: it really grows
@@ -631,8 +641,15 @@ class _WorkerDied(BaseException):
 
 @pytest.mark.parametrize("kind", [quick_stream.REMUX, quick_stream.FAST_RUNG])
 def test_a_stream_resumed_after_its_worker_died_rewrites_no_segment_and_never_shortens_a_playlist(
-    kind: str, key_prefix: str, work_dir: Path, tmp_path: Path, settings: Settings, django_capture_on_commit_callbacks,
-    sent, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    kind: str,
+    key_prefix: str,
+    work_dir: Path,
+    tmp_path: Path,
+    settings: Settings,
+    django_capture_on_commit_callbacks,
+    sent,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings.MEDIA_QUICK_STREAM_REAL_TIME = True
     if kind == quick_stream.REMUX:
