@@ -171,7 +171,7 @@ class Growing:
     closed: bool = False
     began: datetime = field(default_factory=lambda: datetime.now(UTC))
     stored: set[str] = field(default_factory=set)  # names storage already held when this run began
-    listed: int = 0  # video segments the stored playlist names (never write one naming fewer)
+    listed: dict[str, int] = field(default_factory=dict)  # stream -> segments its stored playlist names
     last_beat: float = field(default_factory=time.monotonic)
     poster_sent: bool = False
 
@@ -185,7 +185,13 @@ class Growing:
         self.published = _published(self.asset.pk, self.version)
         if VIDEO + ".m3u8" in self.stored:  # a run before this one published: carry on from there
             stored_mpd = storage.read_bytes(self.prefix + layout.DASH_MANIFEST).decode()
-            self.listed = storage.read_bytes(self.prefix + VIDEO + ".m3u8").decode().count(".m4s")
+            # Each stream's own count: audio and video segments end at different moments (the encoder
+            # delays the video), so the video count alone does not say how long the audio playlist is.
+            self.listed = {
+                name: storage.read_bytes(self.prefix + name + ".m3u8").decode().count(".m4s")
+                for name in (VIDEO, AUDIO)
+                if name + ".m3u8" in self.stored
+            }
             began = _AVAILABILITY_START.search(stored_mpd)
             if began:  # the same availabilityStartTime in every MPD update, whoever writes it
                 available = datetime.fromisoformat(began.group(1).replace("Z", "+00:00"))
@@ -328,9 +334,9 @@ class Growing:
     def _write_manifests(self, *, closed: bool = False) -> None:
         """Media playlists first, then the master and the MPD; only ever naming uploaded segments."""
         video, audio = self.streams[VIDEO], self.streams.get(AUDIO)
-        if len(video.segments) < self.listed:
-            return  # a run before this one published more: wait until this one has caught up
         streams = [video, *([audio] if audio else [])]
+        if any(len(stream.segments) < self.listed.get(stream.name, 0) for stream in streams):
+            return  # a run before this one published more: wait until this one has caught up
         target = target_duration(streams, planned=self.planned_target) if closed else self.planned_target
         video_rate, audio_rate = self._bandwidths()
         texts = {s.playlist_name: hls_media_playlist(s, target_duration=target, closed=closed) for s in streams}
@@ -352,7 +358,7 @@ class Growing:
             path = self.out / ("manifest-" + name.replace("/", "_"))
             path.write_text(text)
             self._upload_manifest(name, path)
-        self.listed = len(video.segments)
+        self.listed = {stream.name: len(stream.segments) for stream in streams}
 
     def _upload_manifest(self, name: str, path: Path) -> None:
         digest = versions.sha256(path)
