@@ -5,99 +5,33 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import dramatiq
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from media_pipeline import services, storage
 from media_pipeline.models import AssetStatus, ChunkedBuild, ChunkState, EncodeChunk, MediaAsset, VersionReplica
-from tests.conftest import make_clip, under_harness
+from tests.conftest import make_clip
+from tests.worker_processes import WorkerProcess, wait_for, worker_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class WorkerProcess:
-    """`manage.py rundramatiq` in a process group of its own, on this test's database."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        """SIGKILL the worker and everything it started (its ffmpeg too): a machine that died."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture
 def worker_env(tmp_path: Path) -> dict[str, str]:
-    if not under_harness():
-        pytest.skip("needs the services of tests/harness.py")
-    url = urlsplit(os.environ["DATABASE_URL"])
-    work = tmp_path / "worker-work"
-    work.mkdir()
-    return {
-        **os.environ,
-        # The test database pytest-django made, not the harness's empty one.
-        "DATABASE_URL": urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"])),
+    return worker_environment(
+        tmp_path / "worker-work",
         # Chunks only: no provisional stream first (its own tests cover it), so the lesson's one version is v1.
-        "MEDIA_PROVISIONAL": "0",
-        "MEDIA_CHUNK_MIN_SECONDS": "8",
-        "MEDIA_CHUNK_SECONDS": "4",
-        "MEDIA_CHUNK_LEASE_SECONDS": "5",
-        "MEDIA_WORK_DIR": str(work),
+        MEDIA_PROVISIONAL="0",
+        MEDIA_CHUNK_MIN_SECONDS="8",
+        MEDIA_CHUNK_SECONDS="4",
+        MEDIA_CHUNK_LEASE_SECONDS="5",
         # Slow enough that a chunk is still running when the test kills its worker, and reports progress
         # (every 2 s) before it ends, on a quiet machine too: veryslow chunks of this clip took under 2 s.
-        "ENCODE_PRESET": "placebo",
-        "ENCODE_THREADS": "1",
-        # A worker holds only the message it is running: the rest stay in the queue for the others.
-        "dramatiq_queue_prefetch": "1",
-    }
-
-
-@pytest.fixture
-def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-    broker.flush_all()
-
-
-def _wait_for(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+        ENCODE_PRESET="placebo",
+        ENCODE_THREADS="1",
+    )
 
 
 def _upload_and_wait_mid_chunk(
@@ -118,7 +52,7 @@ def _upload_and_wait_mid_chunk(
         ).first()
 
     try:
-        chunk = _wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
+        chunk = wait_for(a_video_chunk_mid_encode, timeout=180, what="a chunk being encoded")
     except AssertionError:
         state = MediaAsset.objects.filter(pk=asset.pk).values("status", "building_version", "published_version")
         chunks = list(EncodeChunk.objects.filter(build__asset=asset).values("index", "kind", "state", "progress"))
@@ -185,8 +119,8 @@ def test_an_asset_deleted_mid_build_leaves_nothing_in_storage_and_its_worker_sto
 
     # The worker stops the chunk at its next progress report (its lease can no longer be renewed) and removes
     # what it wrote; the chunk messages still queued find nothing to do; the deletions run.
-    _wait_for(lambda: "stopped, " in log.read_text(), timeout=120, what="the chunk's worker to stop")
-    _wait_for(
+    wait_for(lambda: "stopped, " in log.read_text(), timeout=120, what="the chunk's worker to stop")
+    wait_for(
         lambda: not VersionReplica.objects.filter(prefix__in=prefixes).exclude(state="deleted").exists(),
         timeout=120,
         what="the deletions",
