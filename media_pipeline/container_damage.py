@@ -10,10 +10,39 @@ recording whose sizes were never written, stopped between two blocks), the file 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
+
+
+class Handle(Protocol):
+    """What the checks use of an open file: an open local file, or source_reader's ranged copy of a stored
+    one (whose every read is fetched from storage, so what the checks read is all it fetches)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+# A local file's path, or an open Handle.
+Source = Path | Handle
 
 INCOMPLETE = "the file is incomplete: it ends part-way through ({detail}); the upload or recording was cut short"
+
+
+@contextmanager
+def opened(source: Source) -> Iterator[tuple[Handle, int]]:
+    """The source as a seekable binary handle and its size; a path is opened (and closed) here, a handle
+    is used as it is (it stays open)."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            yield handle, source.stat().st_size
+        return
+    size = source.seek(0, 2)
+    source.seek(0)
+    yield source, size
+
 
 # --- Matroska / WebM (EBML) ----------------------------------------------------------------------------
 
@@ -38,7 +67,7 @@ class _Unknown(Exception):
     """Not a structure these checks understand: ffprobe decides."""
 
 
-def _vint(handle: BinaryIO, *, keep_marker: bool) -> tuple[int | None, int]:
+def _vint(handle: Handle, *, keep_marker: bool) -> tuple[int | None, int]:
     """An EBML variable-length integer at the handle's position: (value or None for "unknown", length)."""
     first = handle.read(1)
     if not first:
@@ -56,7 +85,7 @@ def _vint(handle: BinaryIO, *, keep_marker: bool) -> tuple[int | None, int]:
     return (None if value == (1 << (7 * length)) - 1 else value), length
 
 
-def _element(handle: BinaryIO, offset: int) -> tuple[int, int, int | None]:
+def _element(handle: Handle, offset: int) -> tuple[int, int, int | None]:
     """The element header at ``offset``: (ID, offset of its data, data size or None when unknown)."""
     handle.seek(offset)
     element_id, id_length = _vint(handle, keep_marker=True)
@@ -67,14 +96,13 @@ def _element(handle: BinaryIO, offset: int) -> tuple[int, int, int | None]:
     return element_id, offset + id_length + size_length, size
 
 
-def matroska_damage(path: Path) -> str | None:
+def matroska_damage(path: Source) -> str | None:
     """For a Matroska/WebM file, why its element structure shows it was cut short; else None.
 
     A Segment of known size must fit in the file. A Segment of unknown size (a live recording) is
     walked: every element at the Segment's level, and the blocks of a Cluster of unknown size, must
     end by the end of the file."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
+    with opened(path) as (handle, size):
         if handle.read(4) != EBML_MAGIC:
             return None
         try:
@@ -85,7 +113,7 @@ def matroska_damage(path: Path) -> str | None:
             return None
 
 
-def _walk(handle: BinaryIO, size: int) -> str | None:
+def _walk(handle: Handle, size: int) -> str | None:
     offset, segments = 0, 0
     while offset < size:
         element_id, data, length = _element(handle, offset)
@@ -127,7 +155,7 @@ TAIL_BYTES = 2 * 1024 * 1024  # the last PES of every stream is looked for in th
 NULL_PID = 0x1FFF
 
 
-def _packet_layout(head: bytes, size: int) -> tuple[int, int] | None:
+def packet_layout(head: bytes, size: int) -> tuple[int, int] | None:
     for packet, sync in PACKET_LAYOUTS:
         whole = min(5, size // packet)
         if whole >= 3 and all(head[sync + i * packet] == SYNC for i in range(whole)):
@@ -135,16 +163,15 @@ def _packet_layout(head: bytes, size: int) -> tuple[int, int] | None:
     return None
 
 
-def mpegts_damage(path: Path) -> str | None:
+def mpegts_damage(path: Source) -> str | None:
     """For an MPEG-TS (or M2TS) file, why its packets show it was cut short; else None.
 
     It ends part-way through a transport packet (the size is not a whole number of packets), or part-way
     through a PES packet whose length is declared (sound and most data streams: video PES packets of
     unbounded length end where the next begins, so a cut between two of their transport packets cannot
     be seen)."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        layout = _packet_layout(handle.read(5 * 192), size)
+    with opened(path) as (handle, size):
+        layout = packet_layout(handle.read(5 * 192), size)
         if layout is None:
             return None
         packet, sync = layout

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from media_pipeline.container_damage import INCOMPLETE, matroska_damage, mpegts_damage
+from media_pipeline.container_damage import INCOMPLETE, Source, matroska_damage, mpegts_damage, opened
 from media_pipeline.errors import InputRejected
 from media_pipeline.tools import ToolFailed, run_tool
 
@@ -69,8 +69,9 @@ def ffprobe_command(*, ffprobe: str, path: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def run_ffprobe(*, ffprobe: str, path: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """Run ffprobe on a local file; raise InputRejected with the reason when it is not usable media."""
+def run_ffprobe(*, ffprobe: str, path: Path, timeout: float = 60.0, work_dir: Path | None = None) -> dict[str, Any]:
+    """Run ffprobe on a local file; raise InputRejected with the reason when it is not usable media.
+    ``work_dir``: the tool's HOME and TMPDIR (default: the file's folder)."""
     if path.stat().st_size == 0:
         raise InputRejected("the file is empty")
     # Cut short or broken, seen in the container's structure (ffprobe reads a cut file without a word).
@@ -78,7 +79,8 @@ def run_ffprobe(*, ffprobe: str, path: Path, timeout: float = 60.0) -> dict[str,
     if damage:
         raise InputRejected(damage)
     try:
-        stdout = run_tool(ffprobe_command(ffprobe=ffprobe, path=path), timeout=timeout, work_dir=path.parent)
+        command = ffprobe_command(ffprobe=ffprobe, path=path)
+        stdout = run_tool(command, timeout=timeout, work_dir=work_dir or path.parent)
     except ToolFailed as exc:
         if exc.timed_out:
             raise InputRejected(f"the file could not be read within {timeout:.0f} s") from exc
@@ -96,14 +98,13 @@ _ISO_INDEX_BOXES = {b"moov", b"moof"}
 _INCOMPLETE = INCOMPLETE
 
 
-def iso_bmff_damage(path: Path) -> str | None:
+def iso_bmff_damage(path: Source) -> str | None:
     """For an MP4/MOV file, why its top-level box structure shows it is cut short or damaged; else None.
 
     Reads only box headers. A file cut mid-way through its media data still has an index (moov) when it
     was written with faststart, and ffprobe then reads it happily; the boxes say it is incomplete.
     """
-    size = path.stat().st_size
-    with path.open("rb") as handle:
+    with opened(path) as (handle, size):
         head = handle.read(8)
         if len(head) < 8 or head[4:8] not in _ISO_FIRST_BOXES:
             return None
@@ -306,5 +307,5 @@ def _frame_count(stream: dict[str, Any]) -> int:
         return 0
 
 
-def probe_file(*, ffprobe: str, path: Path, timeout: float = 60.0) -> ProbeResult:
-    return parse_probe(run_ffprobe(ffprobe=ffprobe, path=path, timeout=timeout))
+def probe_file(*, ffprobe: str, path: Path, timeout: float = 60.0, work_dir: Path | None = None) -> ProbeResult:
+    return parse_probe(run_ffprobe(ffprobe=ffprobe, path=path, timeout=timeout, work_dir=work_dir))

@@ -2,6 +2,10 @@
 
 A new upload of a lesson that is not protected goes on to the provisional stream first
 (steps.provisional); an input that is not playable media fails the asset with the reason.
+
+ffprobe reads a local file: the stored file itself with the embedded local storage, else a sparse copy
+holding only what ffprobe and the damage checks read (source_reader.probe_copy: a phone's 650 MB video
+is probed after reading its index and its first 6 MiB, not after copying it whole).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from media_pipeline import storage, versions, workflow
+from media_pipeline import source_reader, storage, versions, workflow
 from media_pipeline.errors import InputRejected
 from media_pipeline.ladder import plan_ladder
 from media_pipeline.models import AssetStatus
@@ -23,10 +27,13 @@ def asset_probe(*, asset_id: int) -> None:
     if asset is None:
         return
     with versions.work_dir() as tmp:
-        source = Path(tmp) / "source"
-        storage.download(key=asset.source_key, target=source)
+        if storage.is_local():
+            source = storage.local_path(asset.source_key)
+        else:
+            source = Path(tmp) / "source"
+            source_reader.probe_copy(asset.source_key, source)
         try:
-            data = run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source)
+            data = run_ffprobe(ffprobe=settings.FFPROBE_BIN, path=source, work_dir=Path(tmp))
             result = parse_probe(data)
         except InputRejected as exc:
             reason = f"rejected: {exc}"

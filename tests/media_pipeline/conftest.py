@@ -1,12 +1,17 @@
-"""Fixtures of the tests that run real worker processes (tests/worker_processes.py)."""
+"""Fixtures of the media pipeline's tests: real worker processes (tests/worker_processes.py) and sources
+stored in either storage backend (test_source_reader.py, test_probe_copy.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import dramatiq
 import pytest
 
+from media_pipeline import storage
+from tests.storage_backends import use_local_storage
 from tests.worker_processes import WorkerProcess
 
 
@@ -21,3 +26,22 @@ def workers(worker_env: dict[str, str]) -> Iterator[list[WorkerProcess]]:
     for worker in started:
         worker.stop()
     broker.flush_all()
+
+
+@pytest.fixture(params=["local", "s3"])
+def stored_source(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Callable[[Path], str]:
+    """Store a local file in the backend under test (both, one after the other); returns its key."""
+    if request.param == "s3":
+        request.getfixturevalue("s3")  # skipped outside the harness
+        prefix = request.getfixturevalue("key_prefix")
+    else:
+        use_local_storage(settings, tmp_path / "storage")
+        prefix = "lessons/local"
+    assert storage.is_local() is (request.param == "local")
+
+    def store(path: Path) -> str:
+        key = f"{prefix}/{path.name}-source"
+        storage.save_file(key=key, source=path)
+        return key
+
+    return store

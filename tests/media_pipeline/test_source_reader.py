@@ -21,6 +21,7 @@ from botocore.exceptions import ConnectionClosedError
 from media_pipeline import source_reader, storage
 from media_pipeline.iso_boxes import Box, children, chunk_offsets, faststart_moov, parse_header
 from tests.media_corpus import AAC, H264, _picture, _tone, ffmpeg
+from tests.storage_backends import use_local_storage
 
 MIB = 1024 * 1024
 NOISE = ["-vf", "noise=alls=40:allf=t"]  # so that a few seconds make megabytes (several storage chunks)
@@ -64,31 +65,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
-@pytest.fixture(params=["local", "s3"])
-def put(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Callable[[Path], str]:
-    """Store a local file in the backend under test; returns its key."""
-    if request.param == "s3":
-        request.getfixturevalue("s3")  # skipped outside the harness
-        prefix = request.getfixturevalue("key_prefix")
-    else:
-        settings.STORAGES = {
-            **settings.STORAGES,
-            "default": {
-                "BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": str(tmp_path / "storage")},
-            },
-        }
-        prefix = "lessons/local"
-    assert storage.is_local() is (request.param == "local")
-
-    def store(path: Path) -> str:
-        key = f"{prefix}/{path.name}-source"
-        storage.save_file(key=key, source=path)
-        return key
-
-    return store
-
-
 DEMUXER = {"mp4": "mp4", "faststart.mp4": "mp4", "mov": "mp4", "phone": "mp4", "mkv": "matroska", "ts": "mpegts"}
 
 
@@ -123,10 +99,10 @@ def _framemd5(demuxer: str, source: Path | Iterable[bytes]) -> str:
 
 @pytest.mark.parametrize("name", ["mp4", "faststart.mp4", "mov", "phone", "mkv", "ts"])
 def test_a_pipe_decodes_every_frame_of_the_stream_as_of_the_file(
-    name: str, media: dict[str, Path], put: Callable[[Path], str]
+    name: str, media: dict[str, Path], stored_source: Callable[[Path], str]
 ) -> None:
     path = media[name]
-    source = source_reader.stream_in_order(put(path))
+    source = source_reader.stream_in_order(stored_source(path))
     piped = _framemd5(DEMUXER[name], source)
     expected = _framemd5(DEMUXER[name], path)
     assert piped == expected
@@ -150,13 +126,13 @@ def test_without_the_move_a_pipe_cannot_read_a_phone_file(media: dict[str, Path]
 
 @pytest.mark.parametrize("name", ["mp4", "phone"])
 def test_the_first_bytes_come_after_only_the_index_is_read(
-    name: str, media: dict[str, Path], put: Callable[[Path], str]
+    name: str, media: dict[str, Path], stored_source: Callable[[Path], str]
 ) -> None:
     data = media[name].read_bytes()
     boxes = _top_level(data)
     assert [box.kind for box in boxes][-2:] == ["mdat", "moov"]
     moov = boxes[-1]
-    source = source_reader.stream_in_order(put(media[name]))
+    source = source_reader.stream_in_order(stored_source(media[name]))
     chunks = iter(source)
     first = next(chunks)
     # Two GETs: the first 4 KiB (ftyp, free, the mdat's header and the first bytes of its media data,
@@ -168,11 +144,11 @@ def test_the_first_bytes_come_after_only_the_index_is_read(
 
 
 def test_the_moved_moov_is_the_one_ffmpeg_writes_with_faststart(
-    media: dict[str, Path], put: Callable[[Path], str]
+    media: dict[str, Path], stored_source: Callable[[Path], str]
 ) -> None:
     """ffmpeg's ``-movflags +faststart`` on the same packets writes the same index (ftyp, moov, free,
     mdat: the media data lands at the same offset as in ftyp, free, moov, mdat)."""
-    streamed = b"".join(source_reader.stream_in_order(put(media["mp4"])))
+    streamed = b"".join(source_reader.stream_in_order(stored_source(media["mp4"])))
     faststart = media["faststart.mp4"].read_bytes()
     assert _box(streamed, "moov") == _box(faststart, "moov")
     assert _box(streamed, "mdat") == _box(faststart, "mdat")
@@ -180,9 +156,9 @@ def test_the_moved_moov_is_the_one_ffmpeg_writes_with_faststart(
 
 
 def test_a_dropped_connection_is_read_again_from_where_it_stopped(
-    media: dict[str, Path], put: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+    media: dict[str, Path], stored_source: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = put(media["mp4"])
+    key = stored_source(media["mp4"])
     expected = b"".join(source_reader.stream_in_order(key))
     real = storage.open_range
     dropped: list[tuple[int, int]] = []
@@ -294,10 +270,7 @@ def test_a_32_bit_table_pushed_past_4_gib_becomes_64_bit_and_so_does_the_one_tha
 
 def test_a_large_source_is_streamed_in_bounded_memory(settings: Any, tmp_path: Path) -> None:
     """32 MiB of media data behind its moov: no more than a few storage chunks in memory at once."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
-    }
+    use_local_storage(settings, tmp_path)
     ftyp, free = _b(b"ftyp", b"isom\0\0\2\0isomiso2mp41"), _b(b"free", b"")
     payload = 32 * MIB
     mdat_at = len(ftyp) + len(free)
