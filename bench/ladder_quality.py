@@ -4,7 +4,7 @@
         [--presets veryfast,faster,fast,medium] [--sources lecture,camera]
 
 Two 1080p30 sources, generated once and cached under var/bench/: the lecture-like one of
-bench/lecture_source.py (slides changing every 10 s here, a small talking head with camera noise)
+bench/lecture_source.py (slides changing every 8 s here, a small talking head with camera noise)
 and the camera-heavy one of bench/camera_source.py (a handheld camera panning and zooming over a
 whiteboard, a presenter walking in front of it, sensor noise). On each, for the rungs ``plan_ladder``
 gives (1080p, 720p, 480p, 360p), in the same run:
@@ -29,14 +29,16 @@ between rungs. So for the per-rung figures each of our rungs is encoded alone wi
 need anyway and charges us the decode MediaCMS pays; the production shape (all rungs in one process,
 at our CRFs) is measured once more and reported as a total beside the sum of our per-rung figures.
 A rung's CPU is the median over its four CRF points (the encoder's cost barely moves with CRF, and a
-median of four is steadier than one sample on a shared machine).
+median of four is steadier than one sample on a shared machine); the preset and whole-ladder figures
+use the encode at the nominal CRF.
 
-A rung of ours is "dominated" when it needs more bytes for the same SSIM (BD-rate > 0) and more CPU
-(ratio > 1). Target (issue 16): no rung dominated. Also reported: x264's preset frontier (our
+A rung of ours is "dominated" when it needs more bytes for the same SSIM (BD-rate > 0; where the
+curves share no SSIM range, some MediaCMS point has at most our bytes and at least our SSIM) and
+more CPU (ratio > 1). Target (issue 16): no rung dominated. Also reported: x264's preset frontier (our
 arguments at our CRFs with ``--presets``: bytes, SSIM, CPU, and the bytes MediaCMS's curve needs for
 the same SSIM), the CRF at which each of our rungs matches MediaCMS's SSIM (what a per-lesson
-complexity probe would have to find), and whether a lower rung of ours ever beats a higher one for
-the same bytes (rung selection for static content), both read from the curves already measured.
+complexity probe would have to find), and whether another rung of ours at some CRF gives more SSIM
+for a rung's bytes (rung selection for static content), both read from the curves already measured.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from media_pipeline.ffmpeg import rung_file  # noqa: E402
 from media_pipeline.ladder import Rung  # noqa: E402
 from media_pipeline.probe import ProbeResult  # noqa: E402
 
-LECTURE_SLIDE_SECONDS = 10  # two slides or more in a short run; the other benches use 20 s on 90 s
+LECTURE_SLIDE_SECONDS = 8  # two slides or more in a short run (the other benches: 20 s over 90 s)
 _SSIM = re.compile(r"\[ssim@q(?P<i>\d+) @ [^\]]+\] SSIM .*All:(?P<v>[\d.]+)")
 _PSNR = re.compile(r"\[psnr@q(?P<i>\d+) @ [^\]]+\] PSNR .*average:(?P<v>[\d.]+|inf)")
 
