@@ -3,9 +3,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Frame, Page, sync_playwright
+from pytest_django import Settings
+from pytest_django.live_server_helper import LiveServer
+
+if TYPE_CHECKING:
+    from courses.models import Lesson
+    from tests.lti.platform_emulator import PlatformEmulator
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags seen working on these machines (see FIELD-NOTES): no sandbox as root, no background
@@ -38,7 +45,53 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
+def strict_browser(browser: Browser) -> Iterator[Browser]:
+    """Chromium with third-party cookies phased out (Chrome's testing switch)."""
+    strict = browser.browser_type.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"]
+    )
+    yield strict
+    strict.close()
+
+
+@pytest.fixture
+def lms(live_server: LiveServer, settings: Settings) -> Iterator[PlatformEmulator]:
+    """An emulated LMS (tests/lti/platform_emulator.py) on http://127.0.0.1:<port>, registered with the
+    tool (live_server, http://localhost:<port>): its course page embeds the tool in a cross-site iframe,
+    where the tool's cookies are third-party."""
+    from lti import tokens
+    from lti.platforms import platform_register
+    from outbound.addresses import parse_networks
+    from tests.lti.conftest import start_emulator
+
+    settings.SITE_URL = live_server.url
+    settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
+    # The default with HTTPS=1: pages loaded in the LMS's iframe send SameSite=None; Secure; Partitioned
+    # session and CSRF cookies (lti/middleware.py); the rest of the site keeps Lax.
+    settings.LTI_IFRAME_COOKIES = True
+    settings.OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(["127.0.0.1/32"])
+    tokens.jwks_cache_clear()
+    with start_emulator(tool_url=live_server.url, host="127.0.0.1") as emulator:
+        platform_register(**emulator.registration_args, deployment_ids=[emulator.deployment_id])
+        yield emulator
+    tokens.jwks_cache_clear()
+
+
+@pytest.fixture
 def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[[], Page]]:
+    """Pages of the default browser, each in a context of its own (own cookies and storage)."""
+    yield from pages_of(browser, request)
+
+
+@pytest.fixture
+def new_strict_page(strict_browser: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[[], Page]]:
+    """As new_page, in Chromium with third-party cookies phased out."""
+    yield from pages_of(strict_browser, request)
+
+
+def pages_of(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[[], Page]]:
+    """The body of a page-making fixture: yields a function that opens a page in a new context of
+    ``browser``; afterwards closes them all without letting their last requests reach the database."""
     contexts = []
 
     def make() -> Page:
@@ -88,3 +141,14 @@ def log_in(page: Page, base_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/")
+
+
+def lti_lesson_frame(page: Page, lesson: Lesson) -> Frame:
+    """The frame of the LMS's course page where the tool's lesson page (/lti/lesson/<id>/) arrived."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if f"/lti/lesson/{lesson.public_id}/" in frame.url:
+                return frame
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the tool never reached the lesson; frames: {[f.url for f in page.frames]}")

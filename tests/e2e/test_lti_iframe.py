@@ -16,7 +16,6 @@ Secure; Partitioned cookies are accepted over plain HTTP, as they would be over 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,31 +26,14 @@ from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Lesson, LessonProgress
-from lti import tokens
 from lti.models import LtiContext, LtiUser
-from lti.platforms import platform_register
-from outbound.addresses import parse_networks
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import lti_lesson_frame
 from tests.e2e.test_player import _encoded_asset
-from tests.lti.conftest import full_launch, start_emulator
+from tests.lti.conftest import full_launch
 from tests.lti.platform_emulator import PlatformEmulator
 from tests.pipeline_steps import record_sends
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def lms(live_server: LiveServer, settings: Settings) -> PlatformEmulator:
-    settings.SITE_URL = live_server.url
-    settings.LTI_JWKS_REFETCH_COOLDOWN_SECONDS = 0
-    # The default with HTTPS=1: pages loaded in the LMS's iframe send SameSite=None; Secure; Partitioned
-    # session and CSRF cookies (lti/middleware.py); the rest of the site keeps Lax.
-    settings.LTI_IFRAME_COOKIES = True
-    settings.OUTBOUND_HTTP_ALLOW_NETWORKS = parse_networks(["127.0.0.1/32"])
-    tokens.jwks_cache_clear()
-    with start_emulator(tool_url=live_server.url, host="127.0.0.1") as emulator:
-        platform_register(**emulator.registration_args, deployment_ids=[emulator.deployment_id])
-        yield emulator
 
 
 def _graded_lesson(lms: PlatformEmulator, clip: Path, key_prefix: str) -> Lesson:
@@ -72,16 +54,6 @@ def _graded_lesson(lms: PlatformEmulator, clip: Path, key_prefix: str) -> Lesson
     return lesson
 
 
-def _tool_frame(page: Page, lesson: Lesson) -> Frame:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for frame in page.frames:
-            if f"/lti/lesson/{lesson.public_id}/" in frame.url:
-                return frame
-        page.wait_for_timeout(100)
-    raise AssertionError(f"the tool never reached the lesson; frames: {[f.url for f in page.frames]}")
-
-
 def _watch_to_the_end(frame: Frame) -> None:
     frame.wait_for_function("window.lessonPlayer && window.lessonPlayer.state === 'playing'", timeout=30_000)
     frame.evaluate("document.getElementById('lesson-video').playbackRate = 2")
@@ -93,16 +65,6 @@ def _wait_for_scores(lms: PlatformEmulator, count: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(lms.recorded.scores) < count:
         time.sleep(0.2)
-
-
-@pytest.fixture
-def strict_browser(browser: Browser) -> Iterator[Browser]:
-    """Chromium with third-party cookies phased out (Chrome's testing switch)."""
-    strict = browser.browser_type.launch(
-        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"]
-    )
-    yield strict
-    strict.close()
 
 
 @pytest.mark.parametrize("third_party_cookies", ["allowed", "phased out"])
@@ -121,7 +83,7 @@ def test_learner_launches_in_the_lms_iframe_watches_and_the_gradebook_gets_the_s
     context = (browser if third_party_cookies == "allowed" else strict_browser).new_context()
     page: Page = context.new_page()
     page.goto(f"{lms.base}/course?user=learner-1&launch=graded")
-    frame = _tool_frame(page, lesson)
+    frame = lti_lesson_frame(page, lesson)
     assert frame.url.startswith(live_server.url)  # cross-site: localhost inside 127.0.0.1
     _watch_to_the_end(frame)
     page.screenshot(path=str(tmp_path / "lti-iframe.png"))
