@@ -4,11 +4,13 @@ Slides with real text (rendered with Pillow: the wheel's ffmpeg has no drawtext)
 ``slide_seconds``, plus a small "talking head" in the bottom-right corner: a moving picture
 (testsrc2) with temporal noise like a webcam's sensor and a slight blur, and a speech-like audio
 track (pink noise). Encoded as H.264 High / AAC in MP4, as a lecture-capture box or Zoom would
-hand it over. Cached under ``var/bench/`` by its parameters, so a second run reuses it.
+hand it over. Cached under ``var/bench/`` by its parameters, so a second run reuses it; the
+``BENCH_CACHE_DIR`` environment variable puts the cache elsewhere (e.g. one shared by several checkouts).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from PIL import ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = ROOT / "var" / "bench"
+CACHE_DIR = Path(os.environ.get("BENCH_CACHE_DIR") or ROOT / "var" / "bench")
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation")]
 
 TOPICS = [
