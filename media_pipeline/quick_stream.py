@@ -3,9 +3,10 @@
 One ffmpeg reads the source from its standard input (media_pipeline.source_reader feeds it the index
 first, then the media in order) and writes, as it goes, CMAF segments through its HLS muxer: either
 the source's own H.264/AAC packets (``remux``) when every browser decodes them, or one fast H.264 rung
-of at most 360p with the full ladder's 2-second closed GOPs plus stereo AAC (``fast-rung``). A third
-output writes the poster frame. Segments appear whole (``temp_file``: written under another name, then
-renamed); the playlists ffmpeg writes are not used (growing_manifests writes ours).
+of at most 360p with the full ladder's 2-second closed GOPs plus stereo AAC (``fast-rung``); for the
+fast rung a third output writes the poster frame (the frames are decoded anyway). Segments appear
+whole (``temp_file``: written under another name, then renamed); the playlists ffmpeg writes are not
+used (growing_manifests writes ours).
 """
 
 from __future__ import annotations
@@ -94,11 +95,11 @@ def quick_stream_command(
     interlaced: bool = False,
     read_rate: float = 0.0,
 ) -> list[str]:
-    """The source on stdin -> growing CMAF segments in ``out/video`` and ``out/audio``, and
+    """The source on stdin -> growing CMAF segments in ``out/video`` and ``out/audio``, and (fast rung)
     ``out/poster.jpg``. ``read_rate`` (tests, demos): read the input at that multiple of real time."""
     deinterlace = DEINTERLACE + "," if interlaced else ""
     command = [
-        *ffmpeg_preamble(ffmpeg, progress=True), "-stats_period", "0.1",
+        *ffmpeg_preamble(ffmpeg),
         # The input is the pipe from the worker and nothing else: no file, no network, no playlist.
         "-protocol_whitelist", "pipe", "-format_whitelist", FORMAT_WHITELIST, "-threads", str(threads),
         *(["-readrate", f"{read_rate:g}"] if read_rate else []),
@@ -132,6 +133,11 @@ def quick_stream_command(
                 "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_KBPS}k",
             ]  # fmt: skip
         command += _hls_output(out, AUDIO)
+    if kind == REMUX:
+        # No poster output here: decoding the source up to the poster frame would hold back every
+        # output (ffmpeg feeds them all from one demuxer), so the first segment came 0.5 s later.
+        # steps.provisional makes the poster from the copied segment that holds its frame instead.
+        return command
     command += [
         "-map", "0:V:0", "-an", "-sn", "-dn", "-map_metadata", "-1",
         "-vf", f"{deinterlace}select='gte(t\\,{poster_at:.3f})',"

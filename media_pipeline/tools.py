@@ -20,16 +20,18 @@ import functools
 import io
 import logging
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -170,6 +172,7 @@ def run_tool(
     label: str | None = None,
     stdin_chunks: Iterable[bytes] | None = None,
     nice: int = 0,
+    every: tuple[float, Callable[[], None]] | None = None,
 ) -> str:
     """Run a media tool to completion in the sandbox; return its stdout (empty when ``on_stdout_line``
     takes it line by line). Raise ToolFailed on an error, a timeout or a resource limit, with the reason
@@ -183,6 +186,9 @@ def run_tool(
     ``stdin_chunks``: bytes written to the tool's standard input by a thread of its own (the tool reads
     ``pipe:0``), then closed. An error while producing them kills the tool and is raised here once it
     has stopped, so a tool never mistakes input that broke off for the end of its input.
+    ``nice``: run the tool at that lower CPU priority (full-ladder encodes, MEDIA_LADDER_NICE).
+    ``every``: ``(seconds, callback)``: the callback runs in this thread that often while the tool runs
+    (whatever the tool prints, or not); an exception from it kills the tool and is raised.
     """
     label = label or Path(command[0]).name
     worker_unreadable()
@@ -212,8 +218,11 @@ def run_tool(
             timer.start()
             feeder = None if stdin_chunks is None else _feed(process, stdin_chunks)
             try:
-                for line in process.stdout:
-                    if on_stdout_line is not None:
+                for line in process.stdout if every is None else _lines_and_ticks(process.stdout, every[0]):
+                    if line is None:
+                        assert every is not None
+                        every[1]()
+                    elif on_stdout_line is not None:
                         on_stdout_line(line)
                     else:
                         collected.append(line)
@@ -237,6 +246,33 @@ def run_tool(
         raise ToolFailed(f"{label} timed out after {timeout:.0f} s", stderr=stderr, timed_out=True)
     _raise_for(process.returncode, label=label, stderr=stderr, limits=limits, cpu_used=cpu_used)
     return "".join(collected)
+
+
+def _lines_and_ticks(stdout: IO[str], seconds: float) -> Iterator[str | None]:
+    """The tool's stdout lines as they come, with None in between every ``seconds`` (read by a thread)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in stdout:
+                lines.put(line)
+        finally:
+            lines.put(None)  # the end
+
+    reader = threading.Thread(target=read, name="tool-stdout", daemon=True)
+    reader.start()
+    next_tick = time.monotonic() + seconds
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, next_tick - time.monotonic()))
+        except queue.Empty:
+            next_tick = time.monotonic() + seconds
+            yield None
+            continue
+        if line is None:
+            reader.join()
+            return
+        yield line
 
 
 @dataclass

@@ -50,6 +50,7 @@ from media_pipeline import (
     workflow,
 )
 from media_pipeline import selectors as media_selectors
+from media_pipeline.ffmpeg import poster_command
 from media_pipeline.growing_manifests import Stream, dash_mpd, hls_master, hls_media_playlist, target_duration
 from media_pipeline.ladder import AUDIO_BITRATE_KBPS, GOP_SECONDS, Rung
 from media_pipeline.models import AssetStatus, MediaAsset
@@ -60,6 +61,9 @@ from media_pipeline.tools import ToolFailed, run_tool
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30
+# How often the work folder is looked at for new segments while ffmpeg runs (not ffmpeg's -progress: it
+# prints nothing until every output, the poster's included, has written something).
+COLLECT_SECONDS = 0.1
 
 
 class RemuxRefused(Exception):
@@ -119,7 +123,6 @@ def _build_and_publish(asset: MediaAsset, version: int) -> None:
 
 def _grow(asset: MediaAsset, version: int, *, kind: str) -> None:
     probe = asset.probe
-    duration = float(probe["duration"])
     rung = fast_rung(asset.ladder)
     with versions.work_dir() as tmp:
         out = Path(tmp)
@@ -133,7 +136,7 @@ def _grow(asset: MediaAsset, version: int, *, kind: str) -> None:
             rung=rung,
             source_fps=float(probe["fps"]),
             has_audio=bool(probe["has_audio"]),
-            poster_at=min(5.0, duration / 3),
+            poster_at=growing.poster_at,
             threads=settings.ENCODE_THREADS,
             interlaced=bool(probe.get("interlaced", False)),
             read_rate=1.0 if settings.MEDIA_QUICK_STREAM_REAL_TIME else 0.0,
@@ -143,7 +146,7 @@ def _grow(asset: MediaAsset, version: int, *, kind: str) -> None:
                 command,
                 timeout=settings.ENCODE_TIMEOUT_SECONDS,
                 work_dir=out,
-                on_stdout_line=growing.on_progress_line,
+                every=(COLLECT_SECONDS, growing.tick),
                 stdin_chunks=source_reader.stream_in_order(asset.source_key),
                 label="ffmpeg",
             )
@@ -179,6 +182,7 @@ class Growing:
         self.prefix = self.asset.version_prefix(self.version)
         self.has_audio = bool(self.asset.probe["has_audio"])
         self.duration = float(self.asset.probe["duration"])
+        self.poster_at = min(5.0, self.duration / 3)
         self.tracks = media_selectors.asset_text_tracks(asset_id=self.asset.pk)
         self.planned_target = quick_stream.MAX_REMUX_SEGMENT_SECONDS if self.kind == REMUX else GOP_SECONDS
         self.stored = {key[len(self.prefix) :] for key in storage.list_keys(self.prefix)}
@@ -193,10 +197,8 @@ class Growing:
                 available = datetime.fromisoformat(began.group(1).replace("Z", "+00:00"))
                 self.began = available + timedelta(seconds=math.ceil(self.duration))
 
-    # Called for every line of ffmpeg's -progress output (every 0.1 s): the worker's whole loop.
-    def on_progress_line(self, line: str) -> None:
-        if not line.startswith("progress="):
-            return
+    # Called every COLLECT_SECONDS while ffmpeg runs: the worker's whole loop.
+    def tick(self) -> None:
         self._collect()
         if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
             self.last_beat = time.monotonic()
@@ -230,7 +232,7 @@ class Growing:
     def close_early(self) -> None:
         """The stream stops short (a failure, or the build moved on): players that hold it get an end
         instead of waiting at its edge for segments that will never come. No index: not complete."""
-        if not self.closed and _published(self.asset.pk, self.version):
+        if not self.closed and self._ready() and _published(self.asset.pk, self.version):
             try:
                 self._close(complete=False)
             except Exception:  # noqa: BLE001 - the original error is the one to raise
@@ -240,13 +242,12 @@ class Growing:
 
     def _collect(self) -> None:
         """Upload every new whole segment (in order, per stream), then publish or extend the playlists."""
-        added = False
-        for name in (VIDEO, AUDIO) if self.has_audio else (VIDEO,):
-            added |= self._collect_stream(name)
-        self._send_poster()
-        if not self._ready():
-            return
-        if not self.published:
+        names = (VIDEO, AUDIO) if self.has_audio else (VIDEO,)
+        if not self.published:  # the first segment of each stream, then the flip, then the rest
+            for name in names:
+                self._collect_stream(name, limit=1)
+            if not self._ready():
+                return
             self._write_manifests()
             self.published = _publish(self.asset, self.version, extras=self._extras())
             if not self.published:
@@ -255,11 +256,16 @@ class Growing:
                 "asset %s: provisional v%s published while growing (%s, %.1f s written)",
                 self.asset.pk, self.version, self.kind, self.streams[VIDEO].seconds(),
             )  # fmt: skip
-        elif added:
+        added = False
+        for name in names:
+            added |= self._collect_stream(name)
+        self._send_poster()
+        if added and self._ready():  # (a resumed run may have audio before its first video segment)
             self._check_still_building()
             self._write_manifests()
 
-    def _collect_stream(self, name: str) -> bool:
+    def _collect_stream(self, name: str, *, limit: int | None = None) -> bool:
+        """Upload the stream's new whole segments, in order (at most ``limit`` in all); True if any."""
         folder = self.out / name
         stream = self.streams.get(name)
         if stream is None:
@@ -270,7 +276,9 @@ class Growing:
             self._upload(stream.init_name, init)
             self.streams[name] = stream
         added = False
-        while (path := folder / f"{len(stream.segments)}.m4s").exists():
+        while (limit is None or len(stream.segments) < limit) and (
+            path := folder / f"{len(stream.segments)}.m4s"
+        ).exists():
             timing = fmp4.segment_timing(path.read_bytes())
             seconds = timing.duration / stream.track.timescale
             if (
@@ -283,6 +291,8 @@ class Growing:
             if self.kind == REMUX and name == VIDEO and seconds > quick_stream.MAX_REMUX_SEGMENT_SECONDS:
                 logger.warning("asset %s: a %.1f s segment in provisional v%s", self.asset.pk, seconds, self.version)
             self._upload(stream.segment_name(len(stream.segments)), path)
+            if name == VIDEO and self.kind == REMUX and not self.poster_sent:
+                self._poster_from(folder / "init.mp4", path, timing, stream.track.timescale)
             path.unlink()  # uploaded: the work folder holds only what is still to send
             stream.segments.append(timing)
             added = True
@@ -291,6 +301,32 @@ class Growing:
     def _ready(self) -> bool:
         wanted = (VIDEO, AUDIO) if self.has_audio else (VIDEO,)
         return all(name in self.streams and self.streams[name].segments for name in wanted)
+
+    def _poster_from(self, init: Path, segment: Path, timing: fmp4.SegmentTiming, timescale: int) -> None:
+        """A copied stream's poster: one frame of the source-sized segment that holds the poster's time
+        (a small decode of one segment, after the stream is published)."""
+        start, end = timing.start / timescale, (timing.start + timing.duration) / timescale
+        if end < self.poster_at and end < self.duration - 0.1:
+            return  # a later segment holds it
+        joined = self.out / "poster-source.mp4"
+        joined.write_bytes(init.read_bytes() + segment.read_bytes())
+        try:
+            run_tool(
+                poster_command(
+                    ffmpeg=settings.FFMPEG_BIN,
+                    source=joined,
+                    target=self.out / layout.POSTER,
+                    at_seconds=max(0.0, min(self.poster_at - start, end - start - 0.1)),
+                    max_height=quick_stream.POSTER_MAX_HEIGHT,
+                ),
+                timeout=120,
+                work_dir=self.out,
+            )
+        except ToolFailed:
+            logger.warning("asset %s: no poster for provisional v%s", self.asset.pk, self.version, exc_info=True)
+            self.poster_sent = True  # the full version has one; never try again on every segment
+        finally:
+            joined.unlink(missing_ok=True)
 
     def _send_poster(self) -> None:
         poster = self.out / layout.POSTER

@@ -160,6 +160,8 @@ def test_the_quick_stream_is_one_ffmpeg_from_stdin_to_growing_segments() -> None
     )  # fmt: skip
     assert remux[remux.index("-c:v") + 1] == "copy" and remux[remux.index("-c:a") + 1] == "copy"
     assert "libx264" not in remux and remux[remux.index("-readrate") + 1] == "1"
+    # No decode for a poster here (it would hold back the copied segments): made from a segment instead.
+    assert "/w/out/poster.jpg" not in remux
     interlaced = quick_stream.quick_stream_command(
         ffmpeg="ffmpeg", out=out, kind=quick_stream.FAST_RUNG, rung=rung, source_fps=25, has_audio=False,
         poster_at=1, interlaced=True,
