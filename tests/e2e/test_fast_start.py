@@ -82,50 +82,61 @@ def _leave(page: Page) -> None:
     page.goto("about:blank")
 
 
-def test_on_a_slow_network_both_players_start_on_a_low_rung_and_play_without_a_stall(
+def test_both_players_start_on_a_rung_the_learners_bandwidth_carries(
     live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson
 ) -> None:
-    for engine in ENGINES:  # one lesson (one encode) for both players
-        _forget_throughput()
-        page = new_page()
-        log_in(page, live_server.url, "grace", PASSWORD)
-        page.add_init_script(STALL_COUNTER)
-        _throttle(page, 1200)
-        rung, estimate = _first_rung(page, f"{live_server.url}/lessons/{ladder_lesson.public_id}/?engine={engine}")
-        # No history yet: the conservative 1 Mbit/s start, which 480p fits; hls.js's default would have
-        # started from the first variant's bitrate (720p), Shaka's from the browser's Network Information.
-        assert estimate == {"kbps": 1000, "basis": "default"}, engine
-        assert rung == "480p", engine
-        assert page.evaluate("[window.__stalls, window.lessonPlayer.fatalErrors]") == [0, []], engine
-        _leave(page)
+    """The two cases share one lesson (one encode of the four-rung ladder, the slow part of the setup):
+    each engine starts with no history on a slow network, then from a history of its own."""
+    for engine in ENGINES:
+        _on_a_slow_network_it_starts_on_a_low_rung_and_plays_without_a_stall(
+            live_server, new_page, ladder_lesson, engine
+        )
+    for engine in ENGINES:
+        _a_learners_recent_sessions_set_where_the_next_one_starts(live_server, new_page, ladder_lesson, engine)
 
 
-def test_a_learners_recent_sessions_set_where_the_next_one_starts(
-    live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson
+def _on_a_slow_network_it_starts_on_a_low_rung_and_plays_without_a_stall(
+    live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson, engine: str
+) -> None:
+    _forget_throughput()
+    page = new_page()
+    log_in(page, live_server.url, "grace", PASSWORD)
+    page.add_init_script(STALL_COUNTER)
+    _throttle(page, 1200)
+    rung, estimate = _first_rung(page, f"{live_server.url}/lessons/{ladder_lesson.public_id}/?engine={engine}")
+    # No history yet: the conservative 1 Mbit/s start, which 480p fits; hls.js's default would have
+    # started from the first variant's bitrate (720p), Shaka's from the browser's Network Information.
+    assert estimate == {"kbps": 1000, "basis": "default"}, engine
+    assert rung == "480p", engine
+    assert page.evaluate("[window.__stalls, window.lessonPlayer.fatalErrors]") == [0, []], engine
+    _leave(page)
+
+
+def _a_learners_recent_sessions_set_where_the_next_one_starts(
+    live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson, engine: str
 ) -> None:
     lesson = str(ladder_lesson.public_id)
-    for engine in ENGINES:
-        _forget_throughput()
-        page = new_page()
-        log_in(page, live_server.url, "grace", PASSWORD)
-        # An earlier session that measured 450 kbit/s, reported as the player does: a signed heartbeat.
-        earlier = page.request.post(
-            f"{live_server.url}/api/v1/lessons/{lesson}/playback/",
-            headers={"X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")},
-        ).json()
-        beacon = {
-            "view_id": earlier["view_id"], "view_token": earlier["view_token"], "lesson": lesson,
-            "events": [{"type": "heartbeat", "t": 9000, "position": 8, "throughput_kbps": 450}],
-        }  # fmt: skip
-        assert page.request.post(f"{live_server.url}/api/v1/qoe/events/", data=json.dumps(beacon)).status == 202
+    _forget_throughput()
+    page = new_page()
+    log_in(page, live_server.url, "grace", PASSWORD)
+    # An earlier session that measured 450 kbit/s, reported as the player does: a signed heartbeat.
+    earlier = page.request.post(
+        f"{live_server.url}/api/v1/lessons/{lesson}/playback/",
+        headers={"X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")},
+    ).json()
+    beacon = {
+        "view_id": earlier["view_id"], "view_token": earlier["view_token"], "lesson": lesson,
+        "events": [{"type": "heartbeat", "t": 9000, "position": 8, "throughput_kbps": 450}],
+    }  # fmt: skip
+    assert page.request.post(f"{live_server.url}/api/v1/qoe/events/", data=json.dumps(beacon)).status == 202
 
-        rung, estimate = _first_rung(page, f"{live_server.url}/lessons/{lesson}/?engine={engine}")
-        assert estimate == {"kbps": 360, "basis": "history"}, engine  # 450 x 0.8
-        configured = page.evaluate(
-            "window.lessonPlayer.engine === 'hls' ? window.lessonPlayer.instance.config.abrEwmaDefaultEstimate"
-            " : window.lessonPlayer.instance.getConfiguration().abr.defaultBandwidthEstimate"
-        )
-        assert configured == 360_000, engine
-        # 240p fits 360 kbit/s; 360p does not (and the default start would have been 480p).
-        assert rung == "240p", engine
-        _leave(page)
+    rung, estimate = _first_rung(page, f"{live_server.url}/lessons/{lesson}/?engine={engine}")
+    assert estimate == {"kbps": 360, "basis": "history"}, engine  # 450 x 0.8
+    configured = page.evaluate(
+        "window.lessonPlayer.engine === 'hls' ? window.lessonPlayer.instance.config.abrEwmaDefaultEstimate"
+        " : window.lessonPlayer.instance.getConfiguration().abr.defaultBandwidthEstimate"
+    )
+    assert configured == 360_000, engine
+    # 240p fits 360 kbit/s; 360p does not (and the default start would have been 480p).
+    assert rung == "240p", engine
+    _leave(page)
