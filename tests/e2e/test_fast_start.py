@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "pw-learner-123456"
 MEDIA_SEGMENT = re.compile(r"/video_(\d+p)/\d+\.m4s")
-ENGINES = ["hls", "shaka"]
+# The engines play at once, each as a learner of its own (a history of its own).
+LEARNERS = {"hls": "grace", "shaka": "ada"}
 # Counted from the first frame on: a "waiting" event then is a stall. Media events do not bubble, but
 # a capturing listener on the document sees them.
 STALL_COUNTER = """
@@ -44,13 +46,14 @@ document.addEventListener("waiting", () => { if (window.__started) window.__stal
 @pytest.fixture
 def ladder_lesson(tmp_path: Path, key_prefix: str) -> Lesson:
     """A 4 s 720p lesson through the real pipeline: rungs 720p, 480p, 360p and 240p, at about 2.3, 0.75,
-    0.44 and 0.28 Mbit/s with audio (the manifests' average bandwidths)."""
+    0.44 and 0.28 Mbit/s with audio (the manifests' average bandwidths). One learner per engine, so the
+    two players run at once and each has a history of its own."""
     asset = publish_in_process(make_clip(tmp_path / "lecture.mp4", seconds=4, size="1280x720"), key_prefix=key_prefix)
     assert (asset.status, asset.failure_reason) == (AssetStatus.READY, "")
     course = Course.objects.create(slug="optics", title="Optics", published=True)
-    learner = User.objects.create_user("grace", password=PASSWORD)
-    Enrollment.objects.create(user=learner, course=course)
-    ingest.client().delete(ingest.throughput_key(learner.pk))
+    for username in LEARNERS.values():
+        Enrollment.objects.create(user=User.objects.create_user(username, password=PASSWORD), course=course)
+    _forget_throughput()
     return Lesson.objects.create(course=course, title="Refraction", asset=asset)
 
 
@@ -64,21 +67,36 @@ def _throttle(page: Page, kbps: int) -> None:
     )
 
 
-def _first_rung(page: Page, url: str) -> tuple[str, dict]:
-    """Open the lesson; the rung of the first media segment requested, and the session's start_estimate."""
-    rungs: list[str] = []
-    sessions: list[dict] = []
-    page.on("request", lambda r: rungs.append(m.group(1)) if (m := MEDIA_SEGMENT.search(r.url)) else None)
-    page.on("response", lambda r: sessions.append(r.json()) if r.url.endswith("/playback/") else None)
-    page.goto(url)
-    page.wait_for_function("document.getElementById('lesson-video').currentTime > 3", timeout=60_000)
-    return rungs[0], sessions[0]["start_estimate"]
+@dataclass
+class Opened:
+    """A player page being opened: the rungs of its media segment requests and its playback sessions."""
+
+    page: Page
+    rungs: list[str] = field(default_factory=list)
+    sessions: list[dict] = field(default_factory=list)
+
+
+def _open(page: Page, url: str) -> Opened:
+    opened = Opened(page)
+    page.on("request", lambda r: opened.rungs.append(m.group(1)) if (m := MEDIA_SEGMENT.search(r.url)) else None)
+    page.on("response", lambda r: opened.sessions.append(r.json()) if r.url.endswith("/playback/") else None)
+    # Not waiting for the load event: at 1.2 Mbit/s the page's scripts (the two players' libraries, about
+    # 1.5 MB) take seconds, and the other page is opened meanwhile; _first_rung waits for the playing.
+    page.goto(url, wait_until="commit")
+    return opened
+
+
+def _first_rung(opened: Opened) -> tuple[str, dict]:
+    """Once the lesson played past 3 s: the rung of the first media segment requested, and the session's
+    start_estimate."""
+    opened.page.wait_for_function("document.getElementById('lesson-video').currentTime > 3", timeout=60_000)
+    return opened.rungs[0], opened.sessions[0]["start_estimate"]
 
 
 def _forget_throughput() -> None:
-    """Each engine's run starts from the same history: the other engine's session may have reported."""
-    learner = User.objects.get(username="grace")
-    ingest.client().delete(ingest.throughput_key(learner.pk))
+    """Each case starts from the history it sets up: an earlier session of the learner's may have reported."""
+    for learner in User.objects.filter(username__in=LEARNERS.values()):
+        ingest.client().delete(ingest.throughput_key(learner.pk))
 
 
 def _leave(page: Page) -> None:
@@ -87,32 +105,48 @@ def _leave(page: Page) -> None:
     page.goto("about:blank")
 
 
-def test_on_a_slow_network_both_players_start_on_a_low_rung_and_play_without_a_stall(
+def test_both_players_start_on_a_rung_the_learners_bandwidth_carries(
     live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson
 ) -> None:
-    for engine in ENGINES:  # one lesson (one encode) for both players
-        _forget_throughput()
-        page = new_page()
-        log_in(page, live_server.url, "grace", PASSWORD)
+    """The two cases share one lesson (one encode of the four-rung ladder, the slow part of the setup);
+    in each, the two engines play at once, each as its own learner in its own browser context."""
+    _on_a_slow_network_both_start_on_a_low_rung_and_play_without_a_stall(live_server, new_page, ladder_lesson)
+    _forget_throughput()
+    _a_learners_recent_sessions_set_where_the_next_one_starts(live_server, new_page, ladder_lesson)
+
+
+def _on_a_slow_network_both_start_on_a_low_rung_and_play_without_a_stall(
+    live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson
+) -> None:
+    pages = {}
+    for engine, learner in LEARNERS.items():
+        page = pages[engine] = new_page()
+        log_in(page, live_server.url, learner, PASSWORD)
         page.add_init_script(STALL_COUNTER)
         _throttle(page, 1200)
-        rung, estimate = _first_rung(page, f"{live_server.url}/lessons/{ladder_lesson.public_id}/?engine={engine}")
+    opened = {
+        engine: _open(page, f"{live_server.url}/lessons/{ladder_lesson.public_id}/?engine={engine}")
+        for engine, page in pages.items()
+    }
+    for engine, page in pages.items():
+        rung, estimate = _first_rung(opened[engine])
         # No history yet: the conservative 1 Mbit/s start, which 480p fits; hls.js's default would have
         # started from the first variant's bitrate (720p), Shaka's from the browser's Network Information.
         assert estimate == {"kbps": 1000, "basis": "default"}, engine
         assert rung == "480p", engine
         assert page.evaluate("[window.__stalls, window.lessonPlayer.fatalErrors]") == [0, []], engine
+    for page in pages.values():
         _leave(page)
 
 
-def test_a_learners_recent_sessions_set_where_the_next_one_starts(
+def _a_learners_recent_sessions_set_where_the_next_one_starts(
     live_server: LiveServer, new_page: Callable[[], Page], ladder_lesson: Lesson
 ) -> None:
     lesson = str(ladder_lesson.public_id)
-    for engine in ENGINES:
-        _forget_throughput()
-        page = new_page()
-        log_in(page, live_server.url, "grace", PASSWORD)
+    pages = {}
+    for engine, learner in LEARNERS.items():
+        page = pages[engine] = new_page()
+        log_in(page, live_server.url, learner, PASSWORD)
         # An earlier session that measured 450 kbit/s, reported as the player does: a signed heartbeat.
         earlier = page.request.post(
             f"{live_server.url}/api/v1/lessons/{lesson}/playback/",
@@ -123,8 +157,11 @@ def test_a_learners_recent_sessions_set_where_the_next_one_starts(
             "events": [{"type": "heartbeat", "t": 9000, "position": 8, "throughput_kbps": 450}],
         }  # fmt: skip
         assert page.request.post(f"{live_server.url}/api/v1/qoe/events/", data=json.dumps(beacon)).status == 202
-
-        rung, estimate = _first_rung(page, f"{live_server.url}/lessons/{lesson}/?engine={engine}")
+    opened = {
+        engine: _open(page, f"{live_server.url}/lessons/{lesson}/?engine={engine}") for engine, page in pages.items()
+    }
+    for engine, page in pages.items():
+        rung, estimate = _first_rung(opened[engine])
         assert estimate == {"kbps": 360, "basis": "history"}, engine  # 450 x 0.8
         configured = page.evaluate(
             "window.lessonPlayer.engine === 'hls' ? window.lessonPlayer.instance.config.abrEwmaDefaultEstimate"
@@ -133,6 +170,7 @@ def test_a_learners_recent_sessions_set_where_the_next_one_starts(
         assert configured == 360_000, engine
         # 240p fits 360 kbit/s; 360p does not (and the default start would have been 480p).
         assert rung == "240p", engine
+    for page in pages.values():
         _leave(page)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
+from tests.conftest import make_clip
 from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
@@ -28,33 +30,68 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+# A learner, a course and a 6 s lesson (three 2 s segments) made in the stack's own database and
+# published by the stack's own worker: the demo lecture `make run` seeds takes 30 s of 720p through
+# the whole ladder, which these tests do not need (the demo's seeding has its test in test_player.py).
+LESSON = """
+import os, time
+from django.contrib.auth.models import User
+from django.db import transaction
+from courses import services
+from media_pipeline.models import AssetStatus
+
+learner = User.objects.create_user("learner", password=os.environ["LESSON_LEARNER_PASSWORD"])
+course = services.course_create(slug="live", title="Live dashboard", published=True)
+services.enrollment_create(user=learner, course=course)
+lesson = services.lesson_create(course=course, title="Watched live")
+with transaction.atomic(), open(os.environ["LESSON_CLIP"], "rb") as stream:
+    lesson = services.lesson_attach_video(lesson=lesson, stream=stream, source_name="lecture.mp4")
+deadline = time.monotonic() + 240
+while (status := type(lesson).objects.get(pk=lesson.pk).asset.status) != AssetStatus.READY:
+    assert status != AssetStatus.FAILED and time.monotonic() < deadline, status
+    time.sleep(0.2)
+print(f"/lessons/{lesson.public_id}/")
+"""
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     var = tmp_path_factory.mktemp("stack")
-    port = _free_port()
+    port, redis_port = _free_port(), _free_port()
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "STORAGE_BACKEND", "DJANGO_ALLOW_ASYNC_UNSAFE"}
         and not k.startswith("S3_")
     }
-    env.update({"VAR_DIR": str(var), "RUN_PORT": str(port), "RUN_REDIS_PORT": str(_free_port())})
+    env.update({"VAR_DIR": str(var), "RUN_PORT": str(port), "RUN_REDIS_PORT": str(redis_port), "RUN_SEED_DEMO": "0"})
     log = (var / "run.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
+        clip = make_clip(var / "lecture.mp4", seconds=6, size="640x360")
         deadline = time.monotonic() + 240
         while "Press Ctrl-C" not in (var / "run.log").read_text():
             assert process.poll() is None and time.monotonic() < deadline, (var / "run.log").read_text()[-3000:]
-            time.sleep(0.5)
-        output = (var / "run.log").read_text()
+            time.sleep(0.2)
+        # As run.py's own children see the stack: its SQLite, media folder and Valkey.
+        learner_password = secrets.token_urlsafe(12)
+        stack_env = {
+            **env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "REDIS_EMBEDDED": "1",
+            "LESSON_CLIP": str(clip), "LESSON_LEARNER_PASSWORD": learner_password,
+        }  # fmt: skip
+        made = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", LESSON],
+            cwd=ROOT, env=stack_env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr + (var / "run.log").read_text()[-3000:]
         yield {
             "url": f"http://127.0.0.1:{port}",
             "var": var,
-            "lesson": re.search(r"/lessons/([0-9a-f-]{36})/", output).group(1),
+            "lesson": re.search(r"/lessons/([0-9a-f-]{36})/", made.stdout).group(1),
             "admin": (var / "admin-password").read_text().strip(),
-            "learner": (var / "learner-password").read_text().strip(),
+            "learner": learner_password,
         }
     finally:
         process.send_signal(signal.SIGINT)
@@ -97,7 +134,7 @@ def test_a_learners_view_reaches_the_dashboard_within_a_second(stack: dict, new_
 
 
 def test_a_lesson_with_a_missing_segment_shows_up_as_a_failure(stack: dict, new_page: Callable[[], Page]) -> None:
-    # The published version is the newest: `make run` shows a provisional v1 first, then the full ladder.
+    # The published version is the newest: a new upload shows a provisional v1 first, then the full ladder.
     versions = (stack["var"] / "media" / "lessons" / stack["lesson"]).glob("v*")
     version = max(versions, key=lambda path: int(path.name.removeprefix("v")))
     segments = list(version.glob("*/2.m4s"))  # the second segment of every rendition

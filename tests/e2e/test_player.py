@@ -167,13 +167,16 @@ def test_demo_lesson_plays_in_hls_js_and_shaka_and_not_for_strangers(
     assert lesson.asset.status == "ready"
     password = (Path(settings.VAR_DIR) / "learner-password").read_text().strip()
 
-    learner_page = new_page()
+    # The two players at once, each in a browser context of its own (the playing is real time).
+    learner_pages = {engine: new_page() for engine in ("hls", "shaka")}
     segment_urls: list[str] = []
-    learner_page.on("request", lambda request: segment_urls.append(request.url) if ".m4s" in request.url else None)
-    log_in(learner_page, live_server.url, "learner", password)
-    views = []
-    for engine in ("hls", "shaka"):
+    for learner_page in learner_pages.values():
+        learner_page.on("request", lambda request: segment_urls.append(request.url) if ".m4s" in request.url else None)
+        log_in(learner_page, live_server.url, "learner", password)
+    for engine, learner_page in learner_pages.items():
         learner_page.goto(f"{live_server.url}/lessons/{lesson.public_id}/?engine={engine}")
+    views = []
+    for engine, learner_page in learner_pages.items():
         learner_page.wait_for_function(PLAYED_PAST_3S, timeout=30_000)
         state = _player_state(learner_page)
         assert state["fatal"] == [], engine

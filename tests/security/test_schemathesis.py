@@ -71,6 +71,60 @@ def real_headers(served: Served, operation: Any) -> dict[str, str]:
     return {}
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One generated request: where it came from ("METHOD /path (strategy)") and the case."""
+
+    where: str
+    case: Any
+
+
+def generate(where: str, strategy: Any) -> list[Planned]:
+    """The cases hypothesis draws from ``strategy``: ``EXAMPLES`` of them, from a seed fixed by this
+    function (``derandomize``). The draws depend only on the strategy and that seed, never on what is
+    done with a case (nothing is raised into hypothesis: no shrinking, no target), so every principal
+    would draw exactly these; they are drawn once and sent as each principal."""
+    drawn: list[Planned] = []
+
+    @given(case=strategy)
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: failures are collected, not minimised
+        suppress_health_check=list(HealthCheck),
+    )
+    def draw(case: Any) -> None:
+        drawn.append(Planned(where, case))
+
+    try:
+        draw()
+    except Unsatisfiable:
+        # Nothing in this operation can be made invalid (no parameters, no body).
+        assert where.endswith("(invalid data)"), f"{where}: no case could be generated"
+    return drawn
+
+
+def plan(served: Served, schema: Any) -> list[Planned]:
+    """Every operation of the schema, with each of the three strategies, in the order they are sent."""
+    operations = sorted(
+        (item.ok() for item in schema.get_all_operations()),
+        key=lambda op: (METHOD_ORDER.get(op.method.upper(), 9), op.path),
+    )
+    planned: list[Planned] = []
+    for operation in operations:
+        label = f"{operation.method.upper()} {operation.path}"
+        path, headers = real_path_parameters(served, operation), real_headers(served, operation)
+        for name, strategy in (
+            ("random ids", operation.as_strategy(GenerationMode.POSITIVE)),
+            ("real ids", operation.as_strategy(GenerationMode.POSITIVE, path_parameters=path, headers=headers)),
+            ("invalid data", operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=path)),
+        ):
+            planned += generate(f"{label} ({name})", strategy)
+    return planned
+
+
 @dataclass
 class Run:
     """What one principal's run saw: failures by kind (with the first example) and statuses by operation."""
@@ -81,49 +135,22 @@ class Run:
     failures: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
-    def strategy(self, served: Served, where: str, strategy: Any) -> None:
-        @given(case=strategy)
-        @settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],  # no shrinking: failures are collected, not minimised
-            suppress_health_check=list(HealthCheck),
-        )
-        def run(case: Any) -> None:
-            response = case.call(base_url=served.base, session=self.session, headers=self.headers, timeout=60)
-            self.statuses[where.split(" (")[0]][response.status_code] += 1
-            try:
-                case.validate_response(response, checks=CHECKS, headers=self.headers)
-            except FailureGroup as exc:  # collected, reported together below
-                kinds = "; ".join(sorted({f"{failure.title} ({response.status_code})" for failure in exc.exceptions}))
-                key = f"{self.principal} {where}: {kinds}"
-                self.failures.setdefault(key, f"{key}\n    {case.as_curl_command(headers=self.headers)}\n    {exc}")
-
+    def send(self, served: Served, where: str, case: Any) -> None:
+        response = case.call(base_url=served.base, session=self.session, headers=self.headers, timeout=60)
+        self.statuses[where.split(" (")[0]][response.status_code] += 1
         try:
-            run()
-        except Unsatisfiable:
-            # Nothing in this operation can be made invalid (no parameters, no body).
-            assert where.endswith("(invalid data)"), f"{self.principal} {where}: no case could be generated"
+            case.validate_response(response, checks=CHECKS, headers=self.headers)
+        except FailureGroup as exc:  # collected, reported together below
+            kinds = "; ".join(sorted({f"{failure.title} ({response.status_code})" for failure in exc.exceptions}))
+            key = f"{self.principal} {where}: {kinds}"
+            self.failures.setdefault(key, f"{key}\n    {case.as_curl_command(headers=self.headers)}\n    {exc}")
 
 
-def fuzz(served: Served, principal: str, schema: Any) -> Run:
-    """Every operation of the schema, with each of the three strategies."""
+def fuzz(served: Served, principal: str, planned: list[Planned]) -> Run:
+    """Every planned case, in order, as ``principal``."""
     result = Run(principal=principal, headers=served.headers(principal))
-    operations = sorted(
-        (item.ok() for item in schema.get_all_operations()),
-        key=lambda op: (METHOD_ORDER.get(op.method.upper(), 9), op.path),
-    )
-    for operation in operations:
-        label = f"{operation.method.upper()} {operation.path}"
-        path, headers = real_path_parameters(served, operation), real_headers(served, operation)
-        for name, strategy in (
-            ("random ids", operation.as_strategy(GenerationMode.POSITIVE)),
-            ("real ids", operation.as_strategy(GenerationMode.POSITIVE, path_parameters=path, headers=headers)),
-            ("invalid data", operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=path)),
-        ):
-            result.strategy(served, f"{label} ({name})", strategy)
+    for item in planned:
+        result.send(served, item.where, item.case)
     return result
 
 
@@ -133,9 +160,17 @@ def api_schema(served: Served) -> Any:
     return schema
 
 
+@pytest.fixture(scope="module")
+def planned(served: Served, api_schema: Any) -> list[Planned]:
+    """Drawn once for the three principals (drawing took about as long as sending)."""
+    return plan(served, api_schema)
+
+
 @pytest.mark.parametrize("principal", FUZZED_AS)
-def test_no_server_error_and_no_schema_violation(served: Served, api_schema: Any, principal: str) -> None:
-    run = fuzz(served, principal, api_schema)
+def test_no_server_error_and_no_schema_violation(
+    served: Served, api_schema: Any, planned: list[Planned], principal: str
+) -> None:
+    run = fuzz(served, principal, planned)
     seen = "\n".join(f"  {operation}: {dict(sorted(counts.items()))}" for operation, counts in run.statuses.items())
     print(f"\n{principal}: statuses per operation\n{seen}")
     # Every operation of the schema was called (none failed to generate).
