@@ -34,6 +34,7 @@ PASSWORD = "pw-learner-123456"
 MEDIA_SEGMENT = re.compile(r"/video_(\d+p)/\d+\.m4s")
 # The engines play at once, each as a learner of its own (a history of its own).
 LEARNERS = {"hls": "grace", "shaka": "ada"}
+ENGINES = tuple(LEARNERS)
 # Counted from the first frame on: a "waiting" event then is a stall. Media events do not bubble, but
 # a capturing listener on the document sees them.
 STALL_COUNTER = """
