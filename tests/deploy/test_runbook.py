@@ -270,6 +270,19 @@ def _wait_ready(port: int, host: Host) -> None:
         time.sleep(0.2)
 
 
+def _wait_listening(port: int, host: Host, name: str) -> None:
+    """Until a worker's metrics exporter accepts connections: each worker starts it once it has imported
+    Django and its actors, which on a busy machine comes seconds after the web process is ready."""
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert host.processes[name].poll() is None, f"{name} exited\n{host.log(name)}"
+        assert time.monotonic() < deadline, f"{name}: nothing listens on its metrics port\n{host.log(name)}"
+        time.sleep(0.2)
+
+
 def _found(pattern: str, text: str) -> str:
     match = re.search(pattern, text)
     assert match is not None, (pattern, text[:500])
@@ -449,6 +462,8 @@ def test_the_runbook_runs(host_root: Path, databases: tuple[str, str]) -> None:
 
         # Each worker's metrics, through nginx, to the monitoring network only: a message the lti
         # worker runs shows in its counters (Dramatiq's; ours are in the same multiprocess files).
+        for queue, port in metrics_ports.items():
+            _wait_listening(port, host, f"lessons-worker-{queue}")
         assert _https(https, "GET", "/metrics/worker-lti", source=OUTSIDER)[0] == 403
         for queue in metrics_ports:
             assert _https(https, "GET", f"/metrics/worker-{queue}", source=MONITORING)[0] == 200, queue
