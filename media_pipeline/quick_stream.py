@@ -119,6 +119,10 @@ def quick_stream_command(
             "-c:v", "libx264", "-preset", FAST_PRESET, "-profile:v", "high",
             "-crf", str(rung.crf), "-maxrate", f"{rung.maxrate_kbps}k", "-bufsize", f"{rung.bufsize_kbps}k",
             "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
+            # No B-frames: the first frame is then presented at 0, like the audio (with B-frames it came
+            # two frames later, and Shaka Player, started at 0, stalled on that gap before jumping it);
+            # and the encoder holds no frames back for them, so the first segment is written sooner.
+            "-bf", "0",
             "-threads", str(FAST_RUNG_THREADS),
         ]  # fmt: skip
     command += _hls_output(out, VIDEO)
