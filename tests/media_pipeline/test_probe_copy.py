@@ -27,8 +27,6 @@ from tests.media_corpus import (
     VALID,
     _picture,
     _tone,
-    build_hostile,
-    build_valid,
     ffmpeg,
     ts_cut_mid_pes,
 )
@@ -212,16 +210,6 @@ def test_a_large_cut_file_is_refused_for_the_same_reason(
     read = source_reader.probe_copy(stored_source(cut), copy)
     assert _reason(copy) == expected
     assert read < at
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_valid(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    return build_hostile(tmp_path_factory.mktemp("hostile"))
 
 
 def _outcome(path: Path) -> ProbeResult | str:

