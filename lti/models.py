@@ -28,6 +28,26 @@ class LtiPlatform(models.Model):
         "The issuer's and the login URL's origins always are.",
     )
     active = models.BooleanField(default=True)
+    teaching_assistants_instruct = models.BooleanField(
+        default=False,
+        help_text="Teaching Assistants of a context count as its instructors (they pick lessons and see the "
+        "instructor page). Instructors and Administrators always do.",
+    )
+    link_accounts_by_email = models.BooleanField(
+        default=False,
+        help_text="A launch whose verified email matches exactly one account on this site lands in that "
+        "account. Risk: anyone who can set an email on this platform can then enter the site account "
+        "holding that email, staff included. Turn on only when the platform verifies every email it sends "
+        "and no user can change their own. Only a superuser can change this.",
+    )
+    lms_upload_enabled = models.BooleanField(
+        default=False,
+        help_text="Instructors of this platform may upload new videos from the lesson picker.",
+    )
+    lms_upload_quota_bytes = models.BigIntegerField(
+        default=5 * 1024**3,
+        help_text="Bytes of uploaded originals each instructor of this platform may keep from picker uploads.",
+    )
     approved_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -113,6 +133,12 @@ class LtiUser(models.Model):
     sub = models.CharField(max_length=255)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_identities")
     created_at = models.DateTimeField(auto_now_add=True)
+    linked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When this identity was linked to an existing account of this site."
+    )
+    link_method = models.CharField(
+        max_length=16, blank=True, help_text="How it was linked: password, session or email (empty if not linked)."
+    )
 
     class Meta:
         db_table = "courses_ltiuser"
@@ -142,6 +168,23 @@ class LtiContext(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.context_id
+
+
+class LtiCourseShare(models.Model):
+    """A course whose published lessons every instructor of one platform may pick (the shared library)."""
+
+    course = models.ForeignKey("courses.Course", on_delete=models.CASCADE, related_name="lti_shares")
+    platform = models.ForeignKey(LtiPlatform, on_delete=models.CASCADE, related_name="course_shares")
+    shared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["course", "platform"], name="lti_course_share_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.course} shared with {self.platform}"
 
 
 class LtiResourceLink(models.Model):
