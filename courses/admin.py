@@ -23,7 +23,6 @@ from django.utils.safestring import mark_safe
 from core.auth import request_user
 from courses import selectors, services
 from courses.models import Course, Enrollment, Lesson, LessonCaption, TextTrackKind
-from media_pipeline import selectors as media_selectors
 from media_pipeline import text_tracks, uploads
 
 
@@ -297,7 +296,7 @@ class LessonAdmin(EducatorScopedAdmin):
 
     @admin.display(description="Processing")
     def processing_state(self, obj: Lesson) -> str:
-        return _status_text(obj)
+        return selectors.lesson_processing_text(lesson=obj)
 
     @admin.display(description="Failure reason")
     def failure_reason(self, obj: Lesson) -> str:
@@ -370,11 +369,11 @@ class LessonAdmin(EducatorScopedAdmin):
 
     def status_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         lesson = get_object_or_404(self.get_queryset(request).select_related("asset"), pk=object_id)
-        asset = lesson.asset if _has_video(lesson) else None
+        asset = lesson.asset if selectors.lesson_has_video(lesson=lesson) else None
         return JsonResponse(
             {
                 "status": asset.status if asset else "none",
-                "text": _status_text(lesson),
+                "text": selectors.lesson_processing_text(lesson=lesson),
                 "progress": asset.progress if asset else 0,
                 "failure_reason": asset.failure_reason if asset else "",
                 "playable": bool(asset and asset.is_playable),
@@ -386,27 +385,6 @@ class LessonAdmin(EducatorScopedAdmin):
 
 def _region_rows(lesson: Lesson) -> list[dict[str, Any]]:
     return selectors.lesson_replicas(lesson=lesson)
-
-
-def _has_video(lesson: Lesson) -> bool:
-    # A resumable upload makes the asset when it starts; it has a source only once the upload ends.
-    asset = lesson.asset
-    return asset is not None and not (asset.status == "uploaded" and not asset.source_key)
-
-
-def _status_text(lesson: Lesson) -> str:
-    asset = lesson.asset
-    if asset is None or not _has_video(lesson):
-        return "No video yet"
-    text = asset.get_status_display()
-    if asset.status == "transcoding":
-        chunks = media_selectors.asset_chunks_done(asset=asset)
-        text = f"{text} ({asset.progress}%{f', {chunks[0]} of {chunks[1]} chunks' if chunks else ''})"
-    if asset.published_provisional and asset.status != "ready":
-        text = f"{text}; a quick stream is playing, full quality in progress"
-    elif asset.is_playable and asset.status != "ready":
-        text = f"{text}; the previous version is still playing"
-    return text
 
 
 @admin.register(Enrollment)

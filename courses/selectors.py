@@ -193,3 +193,28 @@ def lesson_replicas(*, lesson: Lesson) -> list[dict[str, Any]]:
         for row in media_selectors.asset_replicas(asset=lesson.asset)
         if not row.prefix.startswith("sources/")
     ]
+
+
+def lesson_has_video(*, lesson: Lesson) -> bool:
+    """Whether a video was uploaded for the lesson (a resumable upload makes the asset when it starts;
+    it has a source only once the upload ends)."""
+    asset = lesson.asset
+    return asset is not None and not (asset.status == "uploaded" and not asset.source_key)
+
+
+def lesson_processing_text(*, lesson: Lesson) -> str:
+    """The lesson's video processing state as an educator reads it (the admin, the LMS instructor page).
+
+    Takes the lesson with its asset loaded; a transcoding one costs one query more (its chunks)."""
+    asset = lesson.asset
+    if asset is None or not lesson_has_video(lesson=lesson):
+        return "No video yet"
+    text = asset.get_status_display()
+    if asset.status == "transcoding":
+        chunks = media_selectors.asset_chunks_done(asset=asset)
+        text = f"{text} ({asset.progress}%{f', {chunks[0]} of {chunks[1]} chunks' if chunks else ''})"
+    if asset.published_provisional and asset.status != "ready":
+        text = f"{text}; a quick stream is playing, full quality in progress"
+    elif asset.is_playable and asset.status != "ready":
+        text = f"{text}; the previous version is still playing"
+    return text

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from core import errors
 from courses import hooks, progress, selectors
-from courses.models import Course, Enrollment, Lesson, LessonProgress, LessonState
+from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonProgress, LessonState, TextTrackKind
 from courses.view_tokens import ViewClaim, view_token_read
-from media_pipeline import direct_uploads, tus, uploads
+from media_pipeline import direct_uploads, text_tracks, tus, uploads
 from media_pipeline import services as media_services
 from media_pipeline.models import MediaAsset, ResumableUpload
 
@@ -134,6 +134,66 @@ def lesson_text_tracks_sync(*, lesson: Lesson) -> bool:
     if lesson.asset is None:
         return False  # the video, when it comes, starts with them (_lesson_with_asset)
     return media_services.asset_set_text_tracks(asset=lesson.asset, tracks=selectors.lesson_text_tracks(lesson=lesson))
+
+
+class LessonEditInvalid(errors.Invalid):
+    """A lesson edit that cannot be saved (empty title, bad caption file); nothing was changed."""
+
+
+@transaction.atomic
+def lesson_details_update(*, lesson: Lesson, title: str, description: str) -> Lesson:
+    """Change a lesson's title and description (the educator who may was checked by the caller)."""
+    title = title.strip()
+    if not title:
+        raise LessonEditInvalid("a lesson needs a title")
+    if len(title) > Lesson._meta.get_field("title").max_length:  # type: ignore[operator]
+        raise LessonEditInvalid("the title is too long (200 characters at most)")
+    Lesson.objects.filter(pk=lesson.pk).update(title=title, description=description.strip())
+    lesson.title, lesson.description = title, description.strip()
+    return lesson
+
+
+@transaction.atomic
+def lesson_move(*, lesson: Lesson, offset: int) -> bool:
+    """Move a lesson `offset` places (-1: up, 1: down) in its course; False at either end.
+
+    The course's lessons are renumbered 0..n-1 in their shown order (position, then id), so ties that
+    the admin allows do not make a move a no-op. The course row is locked: two moves take turns."""
+    Course.objects.select_for_update().filter(pk=lesson.course_id).first()
+    ordered = list(Lesson.objects.filter(course_id=lesson.course_id).order_by("position", "id").only("id", "position"))
+    index = next((i for i, row in enumerate(ordered) if row.pk == lesson.pk), None)
+    if index is None or not 0 <= index + offset < len(ordered):
+        return False
+    ordered[index], ordered[index + offset] = ordered[index + offset], ordered[index]
+    changed = []
+    for position, row in enumerate(ordered):
+        if row.position != position:
+            row.position = position
+            changed.append(row)
+    Lesson.objects.bulk_update(changed, ["position"])
+    return True
+
+
+@transaction.atomic
+def lesson_caption_save(*, lesson: Lesson, language: str, label: str, data: bytes, source_name: str) -> LessonCaption:
+    """Add or replace the captions of one language (SRT or WebVTT, validated and converted to WebVTT as
+    the admin does), then hand the lesson's captions to its video. A bad file changes nothing."""
+    language = language.strip()
+    if not text_tracks.language_valid(language):
+        raise LessonEditInvalid("use a BCP 47 language code such as en, fr or pt-BR")
+    label = label.strip()[:80] or language
+    try:
+        vtt = text_tracks.captions_to_vtt(data, duration=lesson.duration_seconds)
+    except text_tracks.TextTrackInvalid as exc:
+        raise LessonEditInvalid(f"{source_name[:100]}: {exc}") from exc
+    caption, _ = LessonCaption.objects.update_or_create(
+        lesson=lesson,
+        kind=TextTrackKind.CAPTIONS,
+        language__iexact=language,
+        defaults={"language": language, "label": label, "vtt": vtt, "source_name": source_name[:255]},
+    )
+    lesson_text_tracks_sync(lesson=lesson)
+    return caption
 
 
 class ProgressUnavailable(errors.Conflict):

@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.auth import request_user
 from core.tasks import send_on_commit
-from lti import platforms, registration
+from lti import gradebook, platforms, registration
 from lti.models import (
     LtiContext,
     LtiDeployment,
@@ -194,8 +194,18 @@ class LtiResourceLinkAdmin(SuperuserOnly):
 
 @admin.register(LtiScore)
 class LtiScoreAdmin(SuperuserOnly):
-    list_display = ("resource_link", "lti_user", "score_given", "activity_progress", "version", "posted_version")
+    list_display = (
+        "resource_link", "lti_user", "score_given", "score_maximum", "activity_progress", "version", "posted_version",
+        "refused_version", "last_error",
+    )  # fmt: skip
+    list_filter = (("last_error", admin.EmptyFieldListFilter),)
     readonly_fields = [f.name for f in LtiScore._meta.fields]
+    actions = ["resend"]
+
+    @admin.action(description="Send the selected scores again (refused or failed ones)")
+    def resend(self, request: HttpRequest, queryset: QuerySet[LtiScore]) -> None:
+        sent = sum(gradebook.score_resend(score_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{sent} score(s) queued to be sent again; the others had reached the gradebook.")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

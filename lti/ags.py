@@ -94,10 +94,19 @@ def _claim(score_id: int) -> Claim | None:
         )
         if score is None or score.posted_version >= score.version or not score.resource_link.lineitem_url:
             return None
+        if score.refused_version >= score.version:
+            return None  # the platform refused this version: only a re-send (score_resend) tries it again
         if score.claimed_version >= score.version and score.claimed_at and score.claimed_at > now - STALE_CLAIM:
             return None  # another worker is posting this very version
         score.claimed_version, score.claimed_at = score.version, now
-        score.save(update_fields=["claimed_version", "claimed_at"])
+        fields = ["claimed_version", "claimed_at"]
+        maximum = score.resource_link.score_maximum
+        if maximum > 0 and score.score_maximum != maximum:
+            # The column found on the platform has its own scoreMaximum (lineitems.py): the same share of it.
+            share = score.score_given / score.score_maximum if score.score_maximum > 0 else 0.0
+            score.score_given, score.score_maximum = round(share * maximum, 2), maximum
+            fields += ["score_given", "score_maximum"]
+        score.save(update_fields=fields)
         payload = messages.score_payload(
             user_id=score.lti_user.sub,
             score_given=score.score_given,
@@ -115,8 +124,12 @@ def ags_score_post(*, score_id: int) -> bool:
     A link without a line item gets it found or created first. Transient failures release the claim
     and raise PlatformTransientError (the actor retries); a refusal (4xx) is recorded and not retried.
     """
-    pending = LtiScore.objects.filter(pk=score_id).values("resource_link_id", "version", "posted_version").first()
-    if pending is None or pending["posted_version"] >= pending["version"]:
+    pending = (
+        LtiScore.objects.filter(pk=score_id)
+        .values("resource_link_id", "version", "posted_version", "refused_version")
+        .first()
+    )
+    if pending is None or max(pending["posted_version"], pending["refused_version"]) >= pending["version"]:
         return False
     try:
         lineitems.lineitem_resolve(link_id=pending["resource_link_id"])
@@ -146,6 +159,11 @@ def ags_score_post(*, score_id: int) -> bool:
         LtiScore.objects.filter(pk=score_id, claimed_version=claim.version).update(
             claimed_version=claim.version - 1, last_error=str(exc)[:1000]
         )
+        if isinstance(exc, PlatformPermanentError):
+            # Refused (4xx): this version waits for a change of score or a re-send, never a periodic retry.
+            LtiScore.objects.filter(pk=score_id, refused_version__lt=claim.version).update(
+                refused_version=claim.version
+            )
         LtiScore.objects.filter(pk=score_id).update(attempts=F("attempts") + 1)
         raise
     LtiScore.objects.filter(pk=score_id, posted_version__lt=claim.version).update(

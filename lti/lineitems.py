@@ -45,9 +45,11 @@ def lineitem_resolve(*, link_id: int) -> str:
             link = LtiResourceLink.objects.select_for_update(of=("self",)).select_related("lesson").get(pk=link_id)
             if link.lineitem_url:
                 return link.lineitem_url
-            url = _find_or_create(link, token=grant.token, may_create=may_create)
+            url, maximum = _find_or_create(link, token=grant.token, may_create=may_create)
             link.lineitem_url, link.grades_blocked_reason = url, ""
-            link.save(update_fields=["lineitem_url", "grades_blocked_reason"])
+            if maximum is not None:
+                link.score_maximum = maximum  # scores are scaled to the column's own maximum (ags._claim)
+            link.save(update_fields=["lineitem_url", "grades_blocked_reason", "score_maximum"])
             return url
     except PlatformPermanentError as exc:
         if " answered 401" in str(exc):  # token revoked early: forget it and try again with a new one
@@ -64,7 +66,8 @@ def _blocked(link_id: int, reason: str) -> None:
     LtiResourceLink.objects.filter(pk=link_id, lineitem_url="").update(grades_blocked_reason=reason[:300])
 
 
-def _find_or_create(link: LtiResourceLink, *, token: str, may_create: bool) -> str:
+def _find_or_create(link: LtiResourceLink, *, token: str, may_create: bool) -> tuple[str, float | None]:
+    """The column's URL, and its scoreMaximum when it was found (None when we made it with ours)."""
     if link.lesson is None:
         raise LtiError("this link points at no lesson")
     auth = {"Authorization": f"Bearer {token}"}
@@ -92,10 +95,18 @@ def _find_or_create(link: LtiResourceLink, *, token: str, may_create: bool) -> s
     url = created.get("id") if isinstance(created, dict) else None
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
         raise PlatformPermanentError("the platform created a line item but answered without its id")
-    return url[:500]
+    return url[:500], None
 
 
-def _find(link: LtiResourceLink, auth: dict[str, str], *, resource_id: str) -> str | None:
+def score_maximum_of(item: object) -> float | None:
+    """A line item's own scoreMaximum, when it is a usable one (a positive, finite number)."""
+    value = item.get("scoreMaximum") if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        return None
+    return float(value)
+
+
+def _find(link: LtiResourceLink, auth: dict[str, str], *, resource_id: str) -> tuple[str, float | None] | None:
     """Every page of the container filtered to this link; None only once all of them were read."""
     url: str | None = messages.lineitems_query_url(link.lineitems_url, resource_link_id=link.resource_link_id)
     seen: set[str] = set()
@@ -111,6 +122,7 @@ def _find(link: LtiResourceLink, auth: dict[str, str], *, resource_id: str) -> s
             raise PlatformPermanentError("the platform's line items page is not a list of line items")
         found = messages.lineitem_pick(items, resource_link_id=link.resource_link_id, resource_id=resource_id)
         if found:
-            return found[:500]
+            item = next((item for item in items if isinstance(item, dict) and item.get("id") == found), None)
+            return found[:500], score_maximum_of(item)
         url = messages.next_page_url(reply.headers.get("link"))
     return None

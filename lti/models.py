@@ -6,6 +6,8 @@ The tables keep the names they had when these models lived in courses (docs/adr/
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -153,6 +155,8 @@ class LtiContext(models.Model):
 
     deployment = models.ForeignKey(LtiDeployment, on_delete=models.CASCADE, related_name="contexts")
     context_id = models.CharField(max_length=255)
+    # Names the context in the instructor page's URL: not guessable, not counting the contexts.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     title = models.CharField(max_length=255, blank=True)
     label = models.CharField(max_length=255, blank=True)
     course = models.ForeignKey(
@@ -273,6 +277,11 @@ class LtiScore(models.Model):
     posted_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    refused_version = models.PositiveIntegerField(
+        default=0,
+        help_text="The platform refused this version (4xx): not sent again until the score changes or someone "
+        "re-sends it (instructor page, admin).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -16,7 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from courses import services as course_services
 from courses.models import Course, Lesson, LessonState
-from lti import claims, messages
+from lti import claims, gradebook, messages
 from lti.errors import LtiError, LtiNotFound, LtiRefused
 from lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 
@@ -152,5 +152,7 @@ def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: clai
         resource_link=link,
         defaults={"user": user, "learner": not educator, "last_launch_at": timezone.now()},
     )
+    # The launch may bring the scopes or the column a score was waiting for (lti/gradebook.py).
+    gradebook.link_reconcile_after_launch(link=link)
     return LaunchResult(user=user, message=message, deployment=deployment, lesson=link.lesson, resource_link=link,
                         educator=educator)  # fmt: skip

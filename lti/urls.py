@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from lti import views
+from lti import instructor_views, views
 
 app_name = "lti"
 urlpatterns = [
@@ -15,4 +15,25 @@ urlpatterns = [
     path("lesson/<uuid:public_id>/", views.lesson, name="lesson"),
     path("handoff/", views.handoff_view, name="handoff"),
     path("deep-link/", views.deep_link, name="deep-link"),
+    path("instructor/<uuid:public_id>/", instructor_views.instructor_page, name="instructor"),
+    path(
+        "instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/details/",
+        instructor_views.lesson_details,
+        name="instructor-lesson-details",
+    ),
+    path(
+        "instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/move/",
+        instructor_views.lesson_move,
+        name="instructor-lesson-move",
+    ),
+    path(
+        "instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/captions/",
+        instructor_views.lesson_captions,
+        name="instructor-lesson-captions",
+    ),
+    path(
+        "instructor/<uuid:public_id>/scores/<int:score_id>/resend/",
+        instructor_views.score_resend,
+        name="instructor-score-resend",
+    ),
 ]

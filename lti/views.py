@@ -23,12 +23,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.api_errors import status_for
 from courses import entitlement
 from courses import selectors as course_selectors
-from lti import claims, deep_linking, handoff, launch, messages, platforms, registration
+from lti import claims, deep_linking, handoff, instructor, launch, messages, platforms, registration
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
 
 DEEP_LINK_SESSION_KEY = "lti_deep_link"
+INSTRUCTOR_SESSION_KEY = "lti_instructor_context"  # the picker's link to the instructor page
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
 
 
@@ -163,14 +164,27 @@ def launch_view(request: HttpRequest) -> HttpResponse:
             ).to_session()
         except LtiError as error:
             return _error(request, error)
+        request.session[INSTRUCTOR_SESSION_KEY] = str(instructor.instructor_context_of_launch(result=result) or "")
         response = redirect("lti:deep-link")
     elif result.lesson is None:
-        response = render(request, "lti/no_lesson.html", {"educator": result.educator})
+        response = render(
+            request, "lti/no_lesson.html", {"educator": result.educator, "instructor_url": _instructor_link(result)}
+        )
     else:
         token = handoff.handoff_token_create(user=result.user, lesson=result.lesson)
         response = redirect(f"{reverse('lti:lesson', args=[result.lesson.public_id])}?{urlencode({'handoff': token})}")
     response.delete_cookie(state_cookie_name(state), path="/lti/", samesite="None")
     return response
+
+
+def _instructor_link(result: launch.LaunchResult) -> str:
+    """The instructor page of the launch's context, with a handoff token: the page this response renders
+    may have lost our session cookie in the iframe (then the page continues in a new window)."""
+    public_id = instructor.instructor_context_of_launch(result=result)
+    if public_id is None:
+        return ""
+    token = handoff.handoff_token_create(user=result.user, context_public_id=str(public_id))
+    return f"{reverse('lti:instructor', args=[public_id])}?{urlencode({'handoff': token})}"
 
 
 @frameable
@@ -193,7 +207,11 @@ def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         # A draft, or a course this user has no place in: not even the title (playback/access.py decides).
         return _error(request, LtiRefused("this lesson is not available to you"))
     engine = request.GET.get("engine", "hls")
-    context = {"lesson": found, "engine": engine if engine in ("hls", "shaka") else "hls"}
+    context = {
+        "lesson": found,
+        "engine": engine if engine in ("hls", "shaka") else "hls",
+        "instructor_context": instructor.instructor_context_of_lesson(user=request.user, lesson=found),
+    }
     return render(request, "lti/lesson.html", context)
 
 
@@ -208,12 +226,15 @@ def handoff_view(request: HttpRequest) -> HttpResponse:
         token = request.GET.get("token", "")
         if handoff.handoff_token_peek(token=token) is None:
             return _error(request, LtiRefused("this link is not valid or has expired"))
-        return render(request, "lti/handoff.html", {"token": token})
+        page = "the instructor page" if handoff.handoff_token_peek_context(token=token) else "the lesson"
+        return render(request, "lti/handoff.html", {"token": token, "page": page})
     try:
-        user, public_id = handoff.handoff_token_consume(token=request.POST.get("token", ""))
+        user, public_id, context_id = handoff.handoff_token_consume_target(token=request.POST.get("token", ""))
     except LtiError as error:
         return _error(request, error)
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if context_id:
+        return redirect("lti:instructor", public_id=context_id)
     return redirect("lti:lesson", public_id=public_id)
 
 
@@ -235,7 +256,12 @@ def deep_link(request: HttpRequest) -> HttpResponse:
     except LtiError as error:
         return _error(request, error)
     lessons = deep_linking.deep_link_lessons(user=request.user)
-    return render(request, "lti/deep_link.html", {"lessons": lessons, "multiple": dl_request.accept_multiple})
+    return render(
+        request,
+        "lti/deep_link.html",
+        {"lessons": lessons, "multiple": dl_request.accept_multiple,
+         "instructor_context": request.session.get(INSTRUCTOR_SESSION_KEY, "")},
+    )  # fmt: skip
 
 
 @require_GET

@@ -90,6 +90,7 @@ class PlatformEmulator:
         ]
         self.recorded = Recorded()
         self.fail_scores = 0  # the next N score posts answer 500
+        self.refuse_scores = 0  # the next N score posts answer 400 (a score the platform will not take)
         self.lineitems: list[dict[str, Any]] = []  # the gradebook columns of the course
         self.lineitems_page_size = 2
         self.lineitems_filtered = True  # False: a platform that ignores the container filters
@@ -538,6 +539,9 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 if platform.fail_scores > 0:
                     platform.fail_scores -= 1
                     return self._json(500, {"error": "temporarily broken"})
+                if platform.refuse_scores > 0:
+                    platform.refuse_scores -= 1
+                    return self._json(400, {"error": "the learner is not in this course"})
                 platform.recorded.scores.append({"path": path, **json.loads(body)})
                 platform.recorded.score_headers.append(dict(self.headers.items()))
             self._send(204, b"")
