@@ -17,12 +17,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from dramatiq import Worker
 
 from courses.models import Enrollment, Lesson, LessonCaption, LessonProgress
 from lti.models import LtiContext, LtiResourceLink, LtiScore, LtiUser
 from media_pipeline.models import MediaAsset
 from tests.lti.conftest import full_launch, register
 from tests.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, PlatformEmulator
+from tests.lti.test_ags import _progress, _wait
 
 SRT = b"1\n00:00:00,500 --> 00:00:02,000\nHello there\n"
 
@@ -310,3 +312,59 @@ def test_a_context_without_a_course_and_a_learner_only_role_stay_out(emulator: P
     context = LtiContext.objects.get()
     assert context.course is None
     assert client.get(f"/lti/instructor/{context.public_id}/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_learner_watches_and_the_instructor_page_shows_what_reached_the_gradebook(
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
+    emulator = live_emulator
+    teacher = Client()
+    launched = full_launch(teacher, emulator, user="teacher-1", launch="first")
+    (href,) = re.findall(r'id="lti-instructor-link" href="([^"]+)"', launched.content.decode())
+    context = LtiContext.objects.get()
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/ip-e2e", status="ready", published_version=1, building_version=1, duration_seconds=6.0
+    )
+    lesson = Lesson.objects.create(course=context.course, title="Lenses", asset=asset, completion_threshold=90)
+    emulator.launches["graded"] = {
+        "custom": {"lesson": str(lesson.public_id)},
+        "resource_link": {"id": "graded-1", "title": "Lenses (week 1)"},
+        "lineitem": emulator.lineitem_url("li-7"),
+    }
+    learner = Client()
+    assert full_launch(learner, emulator, user="learner-1", launch="graded").status_code == 302
+
+    # The player's progress reports: half, then the rest.
+    assert _progress(learner, lesson, [[0, 3.0]]) == {"seconds_watched": 3, "completed": False}
+    _wait(lambda: len(emulator.recorded.scores) == 1)  # else the worker may post only the newer version
+    assert _progress(learner, lesson, [[3.0, 6.0]]) == {"seconds_watched": 6, "completed": True}
+    _wait(lambda: LtiScore.objects.filter(posted_version=2).exists())
+    assert [(s["scoreGiven"], s["activityProgress"]) for s in emulator.recorded.scores] == [
+        (50.0, "InProgress"),
+        (100, "Completed"),
+    ]
+
+    page = teacher.get(html.unescape(href))
+    assert page.status_code == 200
+    (row,) = page.context["page"].rows
+    assert (row.learner, row.lesson, row.seconds_watched, row.lesson_seconds) == ("Ada Lovelace", "Lenses", 6, 6)
+    assert row.completed_at is not None
+    assert [(s.column, s.score_given, s.score_maximum, s.status) for s in row.scores] == [
+        ("Lenses (week 1)", 100, 100, "sent")
+    ]
+    assert "Lenses (week 1): 100 / 100, sent" in page.content.decode()
+
+    table = list(
+        csv.reader(
+            io.StringIO(teacher.get(f"/lti/instructor/{context.public_id}/?format=csv").content.decode("utf-8-sig"))
+        )
+    )
+    assert table[1] == [
+        "Ada Lovelace", "ada@lms.example", "Lenses", "6", "6", "yes", row.completed_at.isoformat(),
+        "Lenses (week 1)", "100.0", "100.0", "sent", "",
+    ]  # fmt: skip
+    assert len(table) == 2
+
+    assert learner.get(f"/lti/instructor/{context.public_id}/").status_code == 403
+    assert learner.get(f"/lti/instructor/{context.public_id}/?format=csv").status_code == 403
