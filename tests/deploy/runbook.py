@@ -34,7 +34,9 @@ HOST_ONLY = {
         "needs systemd as PID 1; the test starts each unit's ExecStart itself"
     ),
     "systemctl enable --now lessons-pipeline-resume.timer lessons-lti-prune.timer lessons-lti-sync-roster.timer "
-    "lessons-replicas-verify.timer": "needs systemd as PID 1; the test runs each timer's command once",
+    "lessons-lti-grades-reconcile.timer lessons-replicas-verify.timer": (
+        "needs systemd as PID 1; the test runs each timer's command once"
+    ),
     "cp -r deploy/nginx /etc/nginx/lessons": "writes the host's /etc/nginx; the test copies into a folder of its own",
     "ln -s /etc/nginx/lessons/lessons-site.conf /etc/nginx/sites-enabled/lessons": (
         "writes the host's /etc/nginx; the test includes the file from its own nginx.conf"
@@ -73,6 +75,7 @@ RUNBOOK_COMMANDS = (
     ".venv/bin/python manage.py pipeline_resume",
     ".venv/bin/python manage.py lti_prune",
     ".venv/bin/python manage.py lti_sync_roster --queue",
+    ".venv/bin/python manage.py lti_grades_reconcile --queue",
     ".venv/bin/python manage.py replicas verify --quick",
     'pg_dump --format=custom --file=lessons.dump "$DATABASE_URL"',
     'pg_restore --no-owner --dbname="$RESTORE_DATABASE_URL" lessons.dump',
