@@ -368,3 +368,11 @@ def test_a_learner_watches_and_the_instructor_page_shows_what_reached_the_gradeb
 
     assert learner.get(f"/lti/instructor/{context.public_id}/").status_code == 403
     assert learner.get(f"/lti/instructor/{context.public_id}/?format=csv").status_code == 403
+
+
+def test_the_lesson_picker_links_to_the_page(course: Course, emulator: PlatformEmulator) -> None:
+    emulator.launches["pick"] = {"message_type": "LtiDeepLinkingRequest"}
+    response = full_launch(course.teacher, emulator, user="teacher-1", launch="pick")
+    assert (response.status_code, response["Location"]) == (302, "/lti/deep-link/")
+    picker = course.teacher.get("/lti/deep-link/").content.decode()
+    assert f'id="lti-instructor-link" href="{course.url}"' in picker
