@@ -50,17 +50,16 @@ def instructor_url(*, public_id: uuid.UUID | str, handoff_token: str = "") -> st
 @require_GET
 def instructor_page(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     """The course's lessons and its learners' progress and scores; `?format=csv` for the learner table."""
-    if not request.user.is_authenticated:
+    context = instructor.instructor_context_get(user=request.user, public_id=public_id)
+    if context is None:
         token = request.GET.get("handoff", "")
         if token and handoff.handoff_token_peek_context(token=token) == str(public_id):
-            # The iframe did not keep our session cookie: carry on in a first-party window (lti/handoff.py).
+            # The iframe did not keep the session of the launch that made this link (no cookie, or an older
+            # one of another user): carry on in a first-party window, where the token signs in (lti/handoff.py).
             url = f"{reverse('lti:handoff')}?{urlencode({'token': token})}"
             return render(request, "lti/new_window.html", {"url": url, "page": PAGE})
-        return _error(request, LtiRefused("open this page from your course in the LMS"))
-    try:
-        context = _context_or_refuse(request, public_id)
-    except LtiError as error:
-        return _error(request, error)
+        reason = NOT_YOURS if request.user.is_authenticated else "open this page from your course in the LMS"
+        return _error(request, LtiRefused(reason))
     page = instructor.instructor_page(context=context)
     if request.GET.get("format") == "csv":
         response = HttpResponse("\ufeff" + instructor.instructor_csv(page=page), content_type="text/csv; charset=utf-8")

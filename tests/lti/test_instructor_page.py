@@ -111,6 +111,10 @@ def test_the_no_lesson_page_links_to_the_page_and_a_lost_cookie_continues_in_a_n
 
     # The iframe kept our cookie: the page itself.
     assert course.teacher.get(href).status_code == 200
+    # The iframe holds another user's older session: nothing of the page, only the new window.
+    other_session = course.learner.get(href)
+    assert b"Open the instructor page in a new window" in other_session.content
+    assert b"Lenses" not in other_session.content
     # It did not: a first-party window signs in with the single-use token, then shows the page.
     stranger = Client()
     framed = stranger.get(href)
