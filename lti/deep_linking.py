@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import enum
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Q, QuerySet
 
 from courses import selectors as course_selectors
 from courses.models import Lesson, LessonState
-from lti import messages, platforms
+from lti import messages, platforms, sharing
 from lti.errors import LtiError, LtiRefused
 from lti.models import LtiPlatform
 from lti.provisioning import LaunchResult, lesson_grant_sign
@@ -54,24 +58,163 @@ def deep_link_request_from_launch(*, result: LaunchResult) -> DeepLinkRequest:
     )
 
 
-def deep_link_lessons(*, user: User) -> QuerySet[Lesson]:
-    """Lessons an instructor may place in their LMS course: published lessons of the courses they teach."""
+PAGE_SIZE = 20
+# One Deep Linking response carries every item picked; LMSs add them one by one, and a few dozen
+# activities at once is already more than an instructor checks by eye.
+MAX_PICKED = 50
+SEARCH_MAX_CHARS = 100
+
+
+class Source(enum.StrEnum):
+    """Where the picker's lessons come from."""
+
+    MINE = "mine"  # published lessons of the courses this user teaches
+    SHARED = "shared"  # published lessons of the courses shared with the launching platform
+
+
+SOURCE_LABELS = {Source.MINE: "Your courses", Source.SHARED: "Shared library"}
+
+
+def deep_link_pickable(*, user: User, platform_id: int) -> QuerySet[Lesson]:
+    """Every lesson this user may place in a course of this platform: the one rule, used to list the
+    picker's lessons and to check the lessons posted back.
+
+    Published lessons of the courses the user teaches, and of the courses shared with this platform
+    (never another platform's shares). Drafts never: a learner could not watch them anyway."""
+    taught = course_selectors.courses_taught_by(user=user).values("pk")
+    shared = sharing.shared_course_ids(platform_id=platform_id)
+    return Lesson.objects.filter(state=LessonState.PUBLISHED).filter(Q(course__in=taught) | Q(course_id__in=shared))
+
+
+def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: str = "") -> QuerySet[Lesson]:
+    """One source's pickable lessons matching ``query`` (title, description or course title; case does
+    not matter), with their course and video duration fetched in the same query, in course order."""
+    lessons = deep_link_pickable(user=user, platform_id=platform_id)
+    if source is Source.MINE:
+        lessons = lessons.filter(course__in=course_selectors.courses_taught_by(user=user).values("pk"))
+    else:
+        lessons = lessons.filter(course_id__in=sharing.shared_course_ids(platform_id=platform_id))
+    query = query.strip()[:SEARCH_MAX_CHARS]
+    if query:
+        lessons = lessons.filter(
+            Q(title__icontains=query) | Q(description__icontains=query) | Q(course__title__icontains=query)
+        )
     return (
-        Lesson.objects.filter(course__in=course_selectors.courses_taught_by(user=user), state=LessonState.PUBLISHED)
-        .select_related("course")
-        .order_by("course__title", "position", "id")
+        lessons.select_related("course")
+        .annotate(video_seconds=F("asset__duration_seconds"))
+        .order_by("course__title", "course_id", "position", "id")
+    )
+
+
+def lesson_id_parse(value: str) -> str | None:
+    """The canonical form of a lesson's public id, or None if ``value`` is not one."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def selection_update(*, selected: Sequence[str], shown: Sequence[str], checked: Sequence[str],
+                     multiple: bool) -> list[str]:  # fmt: skip
+    """The instructor's selection after one submit of a picker page, in the order they chose.
+
+    ``selected`` is what earlier pages chose; ``shown`` the lessons this page listed and ``checked``
+    those ticked on it. With multiple selection a lesson shown and not ticked leaves the selection,
+    lessons ticked here join it at the end; with single selection a lesson ticked here replaces it.
+    Ids that are not lesson ids are kept as they are: the response refuses them."""
+    if not multiple:
+        return list(checked) if checked else list(selected)
+    unticked = set(shown) - set(checked)
+    kept = [lesson_id for lesson_id in dict.fromkeys(selected) if lesson_id not in unticked]
+    return kept + [lesson_id for lesson_id in dict.fromkeys(checked) if lesson_id not in kept]
+
+
+def duration_text(seconds: float | None) -> str:
+    """A video's length as the picker shows it (m:ss, or h:mm:ss); empty when not known yet."""
+    if not seconds or seconds < 0:
+        return ""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass(frozen=True)
+class PickerRow:
+    lesson: Lesson
+    public_id: str
+    duration: str
+
+
+@dataclass(frozen=True)
+class PickerPage:
+    """What one page of the picker shows."""
+
+    source: Source
+    query: str
+    counts: dict[Source, int]
+    page: Page
+    rows: list[PickerRow]  # the page's lessons
+    selected: list[Lesson]  # the current selection, pickable lessons only, in the order chosen
+    selected_ids: frozenset[str]
+    platform: LtiPlatform
+
+
+def deep_link_page(*, user: User, request: DeepLinkRequest, source: str | None, query: str, page: str | None,
+                   selected: Sequence[str]) -> PickerPage:  # fmt: skip
+    """One page of the picker, in a fixed number of queries whatever the size of the library.
+
+    Without a source it opens on the instructor's own courses if they have any lessons to pick, else
+    on the shared library: a first-time instructor lands where there is something to pick."""
+    platform = LtiPlatform.objects.get(pk=request.platform_id)
+    counts = {kind: deep_link_lessons(user=user, platform_id=platform.pk, source=kind).count() for kind in Source}
+    chosen = Source(source) if source in {kind.value for kind in Source} else None
+    if chosen is None:
+        chosen = Source.MINE if counts[Source.MINE] or not counts[Source.SHARED] else Source.SHARED
+    lessons = deep_link_lessons(user=user, platform_id=platform.pk, source=chosen, query=query)
+    ids = [lesson_id for lesson_id in map(lesson_id_parse, selected) if lesson_id][:MAX_PICKED]
+    found: dict[str, Lesson] = {}
+    if ids:
+        picked = deep_link_pickable(user=user, platform_id=platform.pk).filter(public_id__in=ids)
+        found = {str(lesson.public_id): lesson for lesson in picked.select_related("course")}
+    shown = Paginator(lessons, PAGE_SIZE).get_page(page)
+    rows = [
+        PickerRow(
+            lesson=lesson,
+            public_id=str(lesson.public_id),
+            duration=duration_text(getattr(lesson, "video_seconds", None)),
+        )
+        for lesson in shown.object_list
+    ]
+    chosen_lessons = [found[lesson_id] for lesson_id in ids if lesson_id in found]
+    return PickerPage(
+        source=chosen,
+        query=query.strip()[:SEARCH_MAX_CHARS],
+        counts=counts,
+        page=shown,
+        rows=rows,
+        selected=chosen_lessons,
+        selected_ids=frozenset(str(lesson.public_id) for lesson in chosen_lessons),
+        platform=platform,
     )
 
 
 def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list[str]) -> tuple[str, str]:
     """(return URL, signed JWT) for the lessons picked; refuses lessons the user may not offer."""
-    if not lesson_ids:
+    ids = list(dict.fromkeys(lesson_id_parse(value) for value in lesson_ids))
+    if not ids:
         raise LtiError("pick at least one lesson")
-    if len(lesson_ids) > 1 and not request.accept_multiple:
+    if len(ids) > 1 and not request.accept_multiple:
         raise LtiError("the platform accepts only one lesson here")
-    lessons = list(deep_link_lessons(user=user).filter(public_id__in=lesson_ids))
-    if len(lessons) != len(set(lesson_ids)):
+    if len(ids) > MAX_PICKED:
+        raise LtiError(f"pick at most {MAX_PICKED} lessons at once")
+    if None in ids:
         raise LtiRefused("one of the lessons picked is not yours to offer")
+    found = deep_link_pickable(user=user, platform_id=request.platform_id).filter(public_id__in=ids)
+    by_id = {str(lesson.public_id): lesson for lesson in found}
+    if len(by_id) != len(ids):
+        raise LtiRefused("one of the lessons picked is not yours to offer")
+    lessons = [by_id[lesson_id] for lesson_id in ids if lesson_id is not None]  # the order chosen
     platform = LtiPlatform.objects.get(pk=request.platform_id)
     picked = [
         messages.PickedLesson(
