@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from courses.models import Lesson, LessonState
 from lti import messages, platforms, sharing
 from lti.errors import LtiError, LtiRefused
 from lti.models import LtiPlatform
+from lti.picking import duration_text, lesson_id_parse
 from lti.provisioning import LaunchResult, lesson_grant_sign
 
 
@@ -88,7 +88,7 @@ def deep_link_pickable(*, user: User, platform_id: int) -> QuerySet[Lesson]:
 
 def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: str = "") -> QuerySet[Lesson]:
     """One source's pickable lessons matching ``query`` (title, description or course title; case does
-    not matter), with their course and video duration fetched in the same query, in course order."""
+    not matter), in course order."""
     lessons = deep_link_pickable(user=user, platform_id=platform_id)
     if source is Source.MINE:
         lessons = lessons.filter(course__in=course_selectors.courses_taught_by(user=user).values("pk"))
@@ -99,44 +99,7 @@ def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: st
         lessons = lessons.filter(
             Q(title__icontains=query) | Q(description__icontains=query) | Q(course__title__icontains=query)
         )
-    return (
-        lessons.select_related("course")
-        .annotate(video_seconds=F("asset__duration_seconds"))
-        .order_by("course__title", "course_id", "position", "id")
-    )
-
-
-def lesson_id_parse(value: str) -> str | None:
-    """The canonical form of a lesson's public id, or None if ``value`` is not one."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        return None
-
-
-def selection_update(*, selected: Sequence[str], shown: Sequence[str], checked: Sequence[str],
-                     multiple: bool) -> list[str]:  # fmt: skip
-    """The instructor's selection after one submit of a picker page, in the order they chose.
-
-    ``selected`` is what earlier pages chose; ``shown`` the lessons this page listed and ``checked``
-    those ticked on it. With multiple selection a lesson shown and not ticked leaves the selection,
-    lessons ticked here join it at the end; with single selection a lesson ticked here replaces it.
-    Ids that are not lesson ids are kept as they are: the response refuses them."""
-    if not multiple:
-        return list(checked) if checked else list(selected)
-    unticked = set(shown) - set(checked)
-    kept = [lesson_id for lesson_id in dict.fromkeys(selected) if lesson_id not in unticked]
-    return kept + [lesson_id for lesson_id in dict.fromkeys(checked) if lesson_id not in kept]
-
-
-def duration_text(seconds: float | None) -> str:
-    """A video's length as the picker shows it (m:ss, or h:mm:ss); empty when not known yet."""
-    if not seconds or seconds < 0:
-        return ""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return lessons.order_by("course__title", "course_id", "position", "id")
 
 
 @dataclass(frozen=True)
@@ -171,7 +134,12 @@ def deep_link_page(*, user: User, request: DeepLinkRequest, source: str | None, 
     chosen = Source(source) if source in {kind.value for kind in Source} else None
     if chosen is None:
         chosen = Source.MINE if counts[Source.MINE] or not counts[Source.SHARED] else Source.SHARED
-    lessons = deep_link_lessons(user=user, platform_id=platform.pk, source=chosen, query=query)
+    # The course and the video's duration come with each row: one query for the page, not one per lesson.
+    lessons = (
+        deep_link_lessons(user=user, platform_id=platform.pk, source=chosen, query=query)
+        .select_related("course")
+        .annotate(video_seconds=F("asset__duration_seconds"))
+    )
     ids = [lesson_id for lesson_id in map(lesson_id_parse, selected) if lesson_id][:MAX_PICKED]
     found: dict[str, Lesson] = {}
     if ids:

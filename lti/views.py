@@ -24,7 +24,7 @@ from config.api_errors import status_for
 from core.auth import request_user
 from courses import entitlement
 from courses import selectors as course_selectors
-from lti import claims, deep_linking, handoff, launch, messages, platforms, registration
+from lti import claims, deep_linking, handoff, launch, messages, picking, platforms, registration
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
@@ -235,7 +235,7 @@ def deep_link(request: HttpRequest) -> HttpResponse:
             raise LtiRefused("open the lesson picker from your course in the LMS")
         user = request_user(request)
         if request.method == "POST":
-            selection = deep_linking.selection_update(
+            selection = picking.selection_update(
                 selected=request.session.get(DEEP_LINK_SELECTION_KEY, []),
                 shown=request.POST.getlist("shown"),
                 checked=request.POST.getlist("lesson"),
@@ -271,7 +271,7 @@ def deep_link(request: HttpRequest) -> HttpResponse:
 
 def _deep_link_navigate(request: HttpRequest, *, action: str, selection: list[str]) -> HttpResponse:
     """Keep the selection (valid ids, at most MAX_PICKED) and go to the page a picker button asked for."""
-    ids = [lesson_id for lesson_id in map(deep_linking.lesson_id_parse, selection) if lesson_id]
+    ids = [lesson_id for lesson_id in map(picking.lesson_id_parse, selection) if lesson_id]
     request.session[DEEP_LINK_SELECTION_KEY] = ids[: deep_linking.MAX_PICKED]
     kind, _, value = action.partition(":")
     params = {"source": request.POST.get("source", ""), "q": request.POST.get("q", "").strip()}
