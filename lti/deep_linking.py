@@ -102,6 +102,15 @@ def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: st
     return lessons.order_by("course__title", "course_id", "position", "id")
 
 
+def deep_link_platform(*, request: DeepLinkRequest) -> LtiPlatform:
+    """The platform that asked, while it is still active: a registration switched off (or deleted)
+    since the launch ends the picker it opened."""
+    platform = LtiPlatform.objects.filter(pk=request.platform_id, active=True).first()
+    if platform is None:
+        raise LtiRefused("this LMS may no longer use the tool; ask the site's administrator")
+    return platform
+
+
 @dataclass(frozen=True)
 class PickerRow:
     lesson: Lesson
@@ -129,7 +138,7 @@ def deep_link_page(*, user: User, request: DeepLinkRequest, source: str | None, 
 
     Without a source it opens on the instructor's own courses if they have any lessons to pick, else
     on the shared library: a first-time instructor lands where there is something to pick."""
-    platform = LtiPlatform.objects.get(pk=request.platform_id)
+    platform = deep_link_platform(request=request)
     counts = {kind: deep_link_lessons(user=user, platform_id=platform.pk, source=kind).count() for kind in Source}
     chosen = Source(source) if source in {kind.value for kind in Source} else None
     if chosen is None:
@@ -178,12 +187,12 @@ def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list
         raise LtiError(f"pick at most {MAX_PICKED} lessons at once")
     if None in ids:
         raise LtiRefused("one of the lessons picked is not yours to offer")
-    found = deep_link_pickable(user=user, platform_id=request.platform_id).filter(public_id__in=ids)
+    platform = deep_link_platform(request=request)
+    found = deep_link_pickable(user=user, platform_id=platform.pk).filter(public_id__in=ids)
     by_id = {str(lesson.public_id): lesson for lesson in found}
     if len(by_id) != len(ids):
         raise LtiRefused("one of the lessons picked is not yours to offer")
     lessons = [by_id[lesson_id] for lesson_id in ids if lesson_id is not None]  # the order chosen
-    platform = LtiPlatform.objects.get(pk=request.platform_id)
     picked = [
         messages.PickedLesson(
             public_id=str(lesson.public_id),

@@ -248,16 +248,16 @@ def deep_link(request: HttpRequest) -> HttpResponse:
                 request.session.pop(DEEP_LINK_SELECTION_KEY, None)
                 return render(request, "lti/deep_link_return.html", {"return_url": return_url, "jwt": jwt})
             return _deep_link_navigate(request, action=action, selection=selection)
+        picker = deep_linking.deep_link_page(
+            user=user,
+            request=dl_request,
+            source=request.GET.get("source"),
+            query=request.GET.get("q", ""),
+            page=request.GET.get("page"),
+            selected=request.session.get(DEEP_LINK_SELECTION_KEY, []),
+        )
     except LtiError as error:
         return _error(request, error)
-    picker = deep_linking.deep_link_page(
-        user=user,
-        request=dl_request,
-        source=request.GET.get("source"),
-        query=request.GET.get("q", ""),
-        page=request.GET.get("page"),
-        selected=request.session.get(DEEP_LINK_SELECTION_KEY, []),
-    )
     context = {
         "picker": picker,
         "multiple": dl_request.accept_multiple,

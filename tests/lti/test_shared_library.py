@@ -184,6 +184,12 @@ def test_forged_draft_and_unknown_lessons_are_refused_and_change_nothing(lms: Pl
     nothing = teacher.post(PICKER, {"action": "add"})
     assert nothing.status_code == 400 and "Pick at least one lesson" in nothing.text
     assert picker_state(teacher) == before
+    # The LMS is switched off while the picker is open: the picker ends, nothing is sent.
+    LtiPlatform.objects.filter(pk=platform_of(lms).pk).update(active=False)
+    for response in (teacher.get(PICKER), teacher.post(PICKER, {"lesson": [str(lenses[0].public_id)]})):
+        assert response.status_code == 403 and "may no longer use the tool" in response.text
+        assert "JWT" not in response.text and picker_state(teacher) == before
+    LtiPlatform.objects.filter(pk=platform_of(lms).pk).update(active=True)
     assert returned_items(teacher.post(PICKER, {"lesson": [str(lenses[0].public_id)]}))[0]["title"] == "Lens 00"
 
 
