@@ -1,4 +1,5 @@
-"""LTI registrations in the admin: superusers only (a platform registration is a trust decision)."""
+"""LTI in the admin: registrations are for superusers only (a platform registration is a trust
+decision); course shares (the picker's shared library) also for educators, scoped to their courses."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
+from django.forms import ModelChoiceField
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from core.auth import request_user
 from core.tasks import send_on_commit
-from lti import gradebook, platforms, registration
+from lti import gradebook, platforms, registration, sharing
+from lti.errors import LtiError
 from lti.models import (
     LtiContext,
+    LtiCourseShare,
     LtiDeployment,
     LtiPlatform,
     LtiRegistrationLink,
@@ -225,3 +230,68 @@ class LtiToolKeyAdmin(SuperuserOnly):
     def rotate(self, request: HttpRequest, queryset: QuerySet[LtiToolKey]) -> None:
         key = platforms.tool_key_rotate()
         messages.info(request, f"New signing key {key.kid}.")
+
+
+@admin.register(LtiCourseShare)
+class LtiCourseShareAdmin(admin.ModelAdmin):
+    """Share a course with an LMS: every instructor of that LMS may then pick its published lessons.
+
+    Superusers share any course with any active LMS; educators (active staff) only the courses they
+    teach, as in the course admin (courses.admin.EducatorScopedAdmin), and they see only those shares.
+    Adding and deleting go through lti.sharing, which checks the same rule again."""
+
+    list_display = ("course", "platform", "shared_by", "created_at")
+    list_select_related = ("course", "platform", "shared_by")
+    list_filter = ("platform",)
+    search_fields = ("course__title", "course__slug")
+    fields = ("course", "platform")
+
+    def _is_educator(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_educator(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not self._is_educator(request):
+            return False
+        return obj is None or sharing.user_may_share(user=request_user(request), course=obj.course)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._is_educator(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a share has nothing to edit: delete it (unshare) or add another
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_permission(request, obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LtiCourseShare]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(course__in=sharing.courses_shareable_by(user=request_user(request)))
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        if db_field.name == "course":
+            kwargs["queryset"] = sharing.courses_shareable_by(user=request_user(request)).order_by("title")
+        elif db_field.name == "platform":
+            kwargs["queryset"] = LtiPlatform.objects.filter(active=True).order_by("name", "issuer")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: LtiCourseShare, form: Any, change: bool) -> None:
+        try:
+            share, _ = sharing.course_share(course=obj.course, platform=obj.platform, by=request_user(request))
+        except LtiError as exc:  # the form's choices already exclude it; checked again in the service
+            raise PermissionDenied(exc.reason) from exc
+        obj.pk, obj.created_at, obj.shared_by = share.pk, share.created_at, share.shared_by
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: LtiCourseShare) -> None:
+        sharing.course_unshare(course=obj.course, platform=obj.platform, by=request_user(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LtiCourseShare]) -> None:
+        for share in queryset.select_related("course", "platform"):
+            sharing.course_unshare(course=share.course, platform=share.platform, by=request_user(request))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Q, QuerySet
 
 from courses import selectors as course_selectors
 from courses.models import Lesson, LessonState
-from lti import messages, platforms
+from lti import messages, platforms, sharing
 from lti.errors import LtiError, LtiRefused
 from lti.models import LtiPlatform
+from lti.picking import duration_text, lesson_id_parse
 from lti.provisioning import LaunchResult, lesson_grant_sign
 
 
@@ -54,25 +58,141 @@ def deep_link_request_from_launch(*, result: LaunchResult) -> DeepLinkRequest:
     )
 
 
-def deep_link_lessons(*, user: User) -> QuerySet[Lesson]:
-    """Lessons an instructor may place in their LMS course: published lessons of the courses they teach."""
-    return (
-        Lesson.objects.filter(course__in=course_selectors.courses_taught_by(user=user), state=LessonState.PUBLISHED)
+PAGE_SIZE = 20
+# One Deep Linking response carries every item picked; LMSs add them one by one, and a few dozen
+# activities at once is already more than an instructor checks by eye.
+MAX_PICKED = 50
+SEARCH_MAX_CHARS = 100
+
+
+class Source(enum.StrEnum):
+    """Where the picker's lessons come from."""
+
+    MINE = "mine"  # published lessons of the courses this user teaches
+    SHARED = "shared"  # published lessons of the courses shared with the launching platform
+
+
+SOURCE_LABELS = {Source.MINE: "Your courses", Source.SHARED: "Shared library"}
+
+
+def deep_link_pickable(*, user: User, platform_id: int) -> QuerySet[Lesson]:
+    """Every lesson this user may place in a course of this platform: the one rule, used to list the
+    picker's lessons and to check the lessons posted back.
+
+    Published lessons of the courses the user teaches, and of the courses shared with this platform
+    (never another platform's shares). Drafts never: a learner could not watch them anyway."""
+    taught = course_selectors.courses_taught_by(user=user).values("pk")
+    shared = sharing.shared_course_ids(platform_id=platform_id)
+    return Lesson.objects.filter(state=LessonState.PUBLISHED).filter(Q(course__in=taught) | Q(course_id__in=shared))
+
+
+def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: str = "") -> QuerySet[Lesson]:
+    """One source's pickable lessons matching ``query`` (title, description or course title; case does
+    not matter), in course order."""
+    lessons = deep_link_pickable(user=user, platform_id=platform_id)
+    if source is Source.MINE:
+        lessons = lessons.filter(course__in=course_selectors.courses_taught_by(user=user).values("pk"))
+    else:
+        lessons = lessons.filter(course_id__in=sharing.shared_course_ids(platform_id=platform_id))
+    query = query.strip()[:SEARCH_MAX_CHARS]
+    if query:
+        lessons = lessons.filter(
+            Q(title__icontains=query) | Q(description__icontains=query) | Q(course__title__icontains=query)
+        )
+    return lessons.order_by("course__title", "course_id", "position", "id")
+
+
+def deep_link_platform(*, request: DeepLinkRequest) -> LtiPlatform:
+    """The platform that asked, while it is still active: a registration switched off (or deleted)
+    since the launch ends the picker it opened."""
+    platform = LtiPlatform.objects.filter(pk=request.platform_id, active=True).first()
+    if platform is None:
+        raise LtiRefused("this LMS may no longer use the tool; ask the site's administrator")
+    return platform
+
+
+@dataclass(frozen=True)
+class PickerRow:
+    lesson: Lesson
+    public_id: str
+    duration: str
+
+
+@dataclass(frozen=True)
+class PickerPage:
+    """What one page of the picker shows."""
+
+    source: Source
+    query: str
+    counts: dict[Source, int]
+    page: Page
+    rows: list[PickerRow]  # the page's lessons
+    selected: list[Lesson]  # the current selection, pickable lessons only, in the order chosen
+    selected_ids: frozenset[str]
+    platform: LtiPlatform
+
+
+def deep_link_page(*, user: User, request: DeepLinkRequest, source: str | None, query: str, page: str | None,
+                   selected: Sequence[str]) -> PickerPage:  # fmt: skip
+    """One page of the picker, in a fixed number of queries whatever the size of the library.
+
+    Without a source it opens on the instructor's own courses if they have any lessons to pick, else
+    on the shared library: a first-time instructor lands where there is something to pick."""
+    platform = deep_link_platform(request=request)
+    counts = {kind: deep_link_lessons(user=user, platform_id=platform.pk, source=kind).count() for kind in Source}
+    chosen = Source(source) if source in {kind.value for kind in Source} else None
+    if chosen is None:
+        chosen = Source.MINE if counts[Source.MINE] or not counts[Source.SHARED] else Source.SHARED
+    # The course and the video's duration come with each row: one query for the page, not one per lesson.
+    lessons = (
+        deep_link_lessons(user=user, platform_id=platform.pk, source=chosen, query=query)
         .select_related("course")
-        .order_by("course__title", "position", "id")
+        .annotate(video_seconds=F("asset__duration_seconds"))
+    )
+    ids = [lesson_id for lesson_id in map(lesson_id_parse, selected) if lesson_id][:MAX_PICKED]
+    found: dict[str, Lesson] = {}
+    if ids:
+        picked = deep_link_pickable(user=user, platform_id=platform.pk).filter(public_id__in=ids)
+        found = {str(lesson.public_id): lesson for lesson in picked.select_related("course")}
+    shown = Paginator(lessons, PAGE_SIZE).get_page(page)
+    rows = [
+        PickerRow(
+            lesson=lesson,
+            public_id=str(lesson.public_id),
+            duration=duration_text(getattr(lesson, "video_seconds", None)),
+        )
+        for lesson in shown.object_list
+    ]
+    chosen_lessons = [found[lesson_id] for lesson_id in ids if lesson_id in found]
+    return PickerPage(
+        source=chosen,
+        query=query.strip()[:SEARCH_MAX_CHARS],
+        counts=counts,
+        page=shown,
+        rows=rows,
+        selected=chosen_lessons,
+        selected_ids=frozenset(str(lesson.public_id) for lesson in chosen_lessons),
+        platform=platform,
     )
 
 
 def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list[str]) -> tuple[str, str]:
     """(return URL, signed JWT) for the lessons picked; refuses lessons the user may not offer."""
-    if not lesson_ids:
+    ids = list(dict.fromkeys(lesson_id_parse(value) for value in lesson_ids))
+    if not ids:
         raise LtiError("pick at least one lesson")
-    if len(lesson_ids) > 1 and not request.accept_multiple:
+    if len(ids) > 1 and not request.accept_multiple:
         raise LtiError("the platform accepts only one lesson here")
-    lessons = list(deep_link_lessons(user=user).filter(public_id__in=lesson_ids))
-    if len(lessons) != len(set(lesson_ids)):
+    if len(ids) > MAX_PICKED:
+        raise LtiError(f"pick at most {MAX_PICKED} lessons at once")
+    if None in ids:
         raise LtiRefused("one of the lessons picked is not yours to offer")
-    platform = LtiPlatform.objects.get(pk=request.platform_id)
+    platform = deep_link_platform(request=request)
+    found = deep_link_pickable(user=user, platform_id=platform.pk).filter(public_id__in=ids)
+    by_id = {str(lesson.public_id): lesson for lesson in found}
+    if len(by_id) != len(ids):
+        raise LtiRefused("one of the lessons picked is not yours to offer")
+    lessons = [by_id[lesson_id] for lesson_id in ids if lesson_id is not None]  # the order chosen
     picked = [
         messages.PickedLesson(
             public_id=str(lesson.public_id),

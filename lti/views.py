@@ -14,22 +14,24 @@ from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.api_errors import status_for
+from core.auth import request_user
 from courses import entitlement
 from courses import selectors as course_selectors
-from lti import claims, deep_linking, handoff, instructor, launch, messages, platforms, registration
+from lti import claims, deep_linking, handoff, instructor, launch, messages, picking, platforms, registration
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
 
 DEEP_LINK_SESSION_KEY = "lti_deep_link"
 INSTRUCTOR_SESSION_KEY = "lti_instructor_context"  # the picker's link to the instructor page
+DEEP_LINK_SELECTION_KEY = "lti_deep_link_selection"  # lesson ids picked so far, across the picker's pages
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
 
 
@@ -162,6 +164,7 @@ def launch_view(request: HttpRequest) -> HttpResponse:
             request.session[DEEP_LINK_SESSION_KEY] = deep_linking.deep_link_request_from_launch(
                 result=result
             ).to_session()
+            request.session.pop(DEEP_LINK_SELECTION_KEY, None)  # a new request starts with nothing picked
         except LtiError as error:
             return _error(request, error)
         request.session[INSTRUCTOR_SESSION_KEY] = str(instructor.instructor_context_of_launch(result=result) or "")
@@ -242,26 +245,74 @@ def handoff_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def deep_link(request: HttpRequest) -> HttpResponse:
-    """The lesson picker of a Deep Linking request, and the signed answer to the platform."""
+    """The lesson picker of a Deep Linking request, and the signed answer to the platform.
+
+    Every button of the picker posts its one form, so what was ticked on a page is never lost: "add"
+    answers the platform; search, source and page buttons keep the selection in the session and
+    come back here with the source, search and page in the query string."""
     try:
         dl_request = deep_linking.DeepLinkRequest.from_session(request.session.get(DEEP_LINK_SESSION_KEY))
         if not request.user.is_authenticated:
             raise LtiRefused("open the lesson picker from your course in the LMS")
+        user = request_user(request)
         if request.method == "POST":
-            return_url, jwt = deep_linking.deep_link_response(
-                user=request.user, request=dl_request, lesson_ids=request.POST.getlist("lesson")
+            selection = picking.selection_update(
+                selected=request.session.get(DEEP_LINK_SELECTION_KEY, []),
+                shown=request.POST.getlist("shown"),
+                checked=request.POST.getlist("lesson"),
+                multiple=dl_request.accept_multiple,
             )
-            del request.session[DEEP_LINK_SESSION_KEY]
-            return render(request, "lti/deep_link_return.html", {"return_url": return_url, "jwt": jwt})
+            action = request.POST.get("action", "add")
+            if action == "add":
+                return_url, jwt = deep_linking.deep_link_response(user=user, request=dl_request, lesson_ids=selection)
+                del request.session[DEEP_LINK_SESSION_KEY]
+                request.session.pop(DEEP_LINK_SELECTION_KEY, None)
+                return render(request, "lti/deep_link_return.html", {"return_url": return_url, "jwt": jwt})
+            return _deep_link_navigate(request, action=action, selection=selection)
+        picker = deep_linking.deep_link_page(
+            user=user,
+            request=dl_request,
+            source=request.GET.get("source"),
+            query=request.GET.get("q", ""),
+            page=request.GET.get("page"),
+            selected=request.session.get(DEEP_LINK_SELECTION_KEY, []),
+        )
     except LtiError as error:
         return _error(request, error)
-    lessons = deep_linking.deep_link_lessons(user=request.user)
-    return render(
-        request,
-        "lti/deep_link.html",
-        {"lessons": lessons, "multiple": dl_request.accept_multiple,
-         "instructor_context": request.session.get(INSTRUCTOR_SESSION_KEY, "")},
-    )  # fmt: skip
+    context = {
+        "picker": picker,
+        "multiple": dl_request.accept_multiple,
+        "max_picked": deep_linking.MAX_PICKED,
+        "capped": request.GET.get("capped") == "1",
+        "sources": [(kind.value, label, picker.counts[kind]) for kind, label in deep_linking.SOURCE_LABELS.items()],
+        "upload_url": _deep_link_upload_url() if picker.platform.lms_upload_enabled else None,
+        "instructor_context": request.session.get(INSTRUCTOR_SESSION_KEY, ""),
+    }
+    return render(request, "lti/deep_link.html", context)
+
+
+def _deep_link_navigate(request: HttpRequest, *, action: str, selection: list[str]) -> HttpResponse:
+    """Keep the selection (valid ids, at most MAX_PICKED) and go to the page a picker button asked for."""
+    ids = [lesson_id for lesson_id in map(picking.lesson_id_parse, selection) if lesson_id]
+    request.session[DEEP_LINK_SELECTION_KEY] = ids[: deep_linking.MAX_PICKED]
+    kind, _, value = action.partition(":")
+    params = {"source": request.POST.get("source", ""), "q": request.POST.get("q", "").strip()}
+    if kind == "source":
+        params = {"source": value, "q": ""}
+    elif kind == "page" and value.isdigit():
+        params["page"] = value
+    if len(ids) > deep_linking.MAX_PICKED:
+        params["capped"] = "1"
+    query = urlencode({name: param for name, param in params.items() if param})
+    return redirect(f"{reverse('lti:deep-link')}?{query}" if query else reverse("lti:deep-link"))
+
+
+def _deep_link_upload_url() -> str | None:
+    """The picker's upload page, when this build has one (it is a separate view of lti)."""
+    try:
+        return reverse("lti:deep-link-upload")
+    except NoReverseMatch:
+        return None
 
 
 @require_GET

@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from lti import claims, keys, messages
+from lti import claims, keys, messages, picking
 from lti.errors import LtiError
 
 NOW = 1_800_000_000
@@ -215,3 +215,34 @@ def test_a_platform_answer_that_is_not_json_is_a_permanent_error() -> None:
     assert http.Reply(200, {}, b'{"ok": 1}').json() == {"ok": 1}
     with pytest.raises(PlatformPermanentError, match="not JSON"):
         http.Reply(200, {}, b"<html>maintenance</html>").json()
+
+
+A, B, C, D = (f"00000000-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+
+
+@pytest.mark.parametrize(
+    ("selected", "shown", "checked", "multiple", "expected"),
+    [
+        ([], [A, B], [B, A], True, [B, A]),  # ticked on one page: in page order (the form's order)
+        ([C], [A, B], [B], True, [C, B]),  # earlier pages' choices come first
+        ([A, C], [A, B], [B], True, [C, B]),  # shown here and not ticked any more: dropped
+        ([A, C], [D], [], True, [A, C]),  # another page, nothing ticked: kept
+        ([A, A, C], [], [C, D, D], True, [A, C, D]),  # no duplicates
+        ([A], [B, C], [], False, [A]),  # single: kept until something is picked
+        ([A], [B, C], [C], False, [C]),  # single: replaced
+        ([A], [B, C], [B, C], False, [B, C]),  # single: a forged second value is left for the response to refuse
+    ],
+)
+def test_the_selection_kept_across_picker_pages(
+    selected: list[str], shown: list[str], checked: list[str], multiple: bool, expected: list[str]
+) -> None:
+    assert picking.selection_update(selected=selected, shown=shown, checked=checked, multiple=multiple) == expected
+
+
+def test_lesson_ids_and_durations_as_the_picker_reads_and_shows_them() -> None:
+    assert picking.lesson_id_parse(A.upper()) == A
+    assert picking.lesson_id_parse("{" + A + "}") == A
+    assert [picking.lesson_id_parse(value) for value in ("", "lesson-1", "1' OR 1=1")] == [None, None, None]
+    assert [picking.duration_text(value) for value in (None, 0, 0.4, 59.5, 75.4, 3600, 3725)] == [
+        "", "", "0:00", "1:00", "1:15", "1:00:00", "1:02:05",
+    ]  # fmt: skip
