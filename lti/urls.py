@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from lti import views
+from lti import upload_views, views
 
 app_name = "lti"
 urlpatterns = [
@@ -15,4 +15,7 @@ urlpatterns = [
     path("lesson/<uuid:public_id>/", views.lesson, name="lesson"),
     path("handoff/", views.handoff_view, name="handoff"),
     path("deep-link/", views.deep_link, name="deep-link"),
+    path("deep-link/upload/", upload_views.deep_link_upload, name="deep-link-upload"),
+    path("deep-link/upload/done/", upload_views.deep_link_upload_done, name="deep-link-upload-done"),
+    path("lesson/<uuid:public_id>/status/", upload_views.lesson_status, name="lesson-status"),
 ]

@@ -6,12 +6,14 @@
 //   carries on with the parts storage already holds; the server checks the parts and starts processing;
 // - otherwise over tus (docs/adr/0009), in chunks through the web process, resumed from its offset.
 // Without JavaScript the plain form upload of the "Video" field still works.
-(function () {
+//
+// The LMS lesson picker's upload page (static/js/lti-upload.js) uses the same uploader through
+// window.lessonUploadAttach(input, config): there config.token, an upload grant for one lesson, is
+// sent as "Authorization: LessonUpload <token>" instead of the session and CSRF header (the LMS
+// iframe may keep no cookies), config.lesson is set once the lesson is made, and with
+// config.reload false the page is told "lesson-upload:done" instead of being reloaded.
+window.lessonUploadAttach = function (input, config) {
   "use strict";
-  const input = document.getElementById("id_video");
-  const configNode = document.getElementById("upload-config");
-  if (!input || !configNode) return;
-  const config = JSON.parse(configNode.textContent);
   const PARALLEL = 6;
   const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
@@ -24,7 +26,9 @@
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
   const cancel = document.getElementById("upload-cancel");
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const csrfField = document.querySelector("[name=csrfmiddlewaretoken]");
+  // The grant, when there is one, is the only credential sent (no cookies, so no CSRF token either).
+  const auth = config.token ? {"Authorization": "LessonUpload " + config.token} : {"X-CSRFToken": csrfField ? csrfField.value : ""};
   const mb = (n) => (n / 1e6).toFixed(1) + " MB";
   window.lessonUpload = {state: "idle", error: null, transport: null, timings: []};
   let current = null;  // {cancel: async () => ...}
@@ -51,11 +55,11 @@
   function succeeded() {
     bar.value = 100;
     finish("done", "Upload complete. Processing has started.");
-    setTimeout(() => window.location.reload(), 500);  // the page then shows processing live
+    if (config.reload === false) document.dispatchEvent(new CustomEvent("lesson-upload:done"));
+    else setTimeout(() => window.location.reload(), 500);  // the page then shows processing live
   }
 
-  input.addEventListener("change", async function () {
-    const file = input.files[0];
+  async function begin(file) {
     if (!file) return;
     input.disabled = true;  // the file goes up here, not with the form
     bar.hidden = false;
@@ -72,7 +76,7 @@
     } else {
       failed("this browser cannot upload here; save the form with the file chosen instead");
     }
-  });
+  }
 
   cancel.addEventListener("click", async function () {
     if (!current) return;
@@ -88,7 +92,7 @@
       chunkSize: config.chunk,
       retryDelays: RETRY_DELAYS,
       metadata: {lesson: config.lesson, filename: file.name, filetype: file.type},
-      headers: {"X-CSRFToken": csrf},
+      headers: auth,
       removeFingerprintOnSuccess: true,
       onProgress: (sent, total) => progress(file.name, sent, total),
       onShouldRetry(err) {
@@ -121,8 +125,8 @@
     try {
       response = await fetch(config.direct + path, {
         method: method,
-        credentials: "same-origin",
-        headers: {"X-CSRFToken": csrf, "Content-Type": "application/json", "Accept": "application/json"},
+        credentials: config.token ? "omit" : "same-origin",
+        headers: {...auth, "Content-Type": "application/json", "Accept": "application/json"},
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
@@ -397,4 +401,13 @@
       hasher.stop();
     }
   }
+
+  // The admin's widget starts when a file is chosen; the picker's page calls start() itself.
+  return {start: begin, listen: () => input.addEventListener("change", () => begin(input.files[0]))};
+};
+
+(function () {
+  const input = document.getElementById("id_video");
+  const configNode = document.getElementById("upload-config");
+  if (input && configNode) window.lessonUploadAttach(input, JSON.parse(configNode.textContent)).listen();
 })();
