@@ -16,7 +16,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import transaction
 
 from courses import selectors as course_selectors
 from courses import services as course_services
@@ -72,10 +71,9 @@ def lms_upload_start(*, request: DeepLinkRequest, user: User, title: str, descri
     platform, course = lms_upload_course(request=request, user=user)
     uploads.check_size(size)
     uploads.check_quota(user=user, length=size, quota=lms_upload_quota(platform=platform, user=user))
-    with transaction.atomic():
-        lesson = course_services.lesson_create(
-            course=course, title=title, description=description, state=LessonState.PUBLISHED
-        )
+    lesson = course_services.lesson_create(
+        course=course, title=title, description=description, state=LessonState.PUBLISHED
+    )
     scope = {"kind": SCOPE_KIND, "platform": platform.pk, "deep_link": request.to_session()}
     token = upload_grants.upload_grant_issue(user=user, lesson=lesson, scope=scope, seconds=UPLOAD_GRANT_SECONDS)
     return LmsUpload(lesson=lesson, token=token)

@@ -104,7 +104,6 @@ def deep_link_upload_done(request: HttpRequest) -> HttpResponse:
     return render(request, "lti/deep_link_return.html", {"return_url": return_url, "jwt": jwt})
 
 
-@frameable
 @never_cache
 @require_GET
 def lesson_status(request: HttpRequest, public_id: uuid.UUID) -> JsonResponse:
