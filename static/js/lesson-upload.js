@@ -118,6 +118,19 @@ window.lessonUploadAttach = function (input, config) {
   }
 
   // --- direct to S3 ------------------------------------------------------------------------------
+  // Where an upload's id is kept to resume it after a reload. A third-party frame (the LMS's iframe)
+  // whose browser blocks third-party cookies may not touch localStorage at all (reading the property
+  // throws): the upload then resumes within the page only.
+  const resumeStore = (function () {
+    try {
+      window.localStorage.getItem("lesson-upload:probe");
+      return window.localStorage;
+    } catch (err) {
+      const kept = new Map();
+      return {getItem: (k) => kept.get(k) ?? null, setItem: (k, v) => kept.set(k, v), removeItem: (k) => kept.delete(k)};
+    }
+  })();
+
   class Refused extends Error {}  // the server said no, with a reason: final, not retried
 
   async function api(method, path, body) {
@@ -226,7 +239,7 @@ window.lessonUploadAttach = function (input, config) {
       cancel: async () => {
         cancelled = true;
         for (const xhr of requests) xhr.abort();
-        localStorage.removeItem(resumeKey);
+        resumeStore.removeItem(resumeKey);
         if (upload) await api("DELETE", upload.id + "/").catch(() => null);
       },
     };
@@ -243,7 +256,7 @@ window.lessonUploadAttach = function (input, config) {
     const stopped = () => cancelled || halted;
     try {
       // The same file chosen again after a reload carries on with the parts storage holds.
-      const previous = localStorage.getItem(resumeKey);
+      const previous = resumeStore.getItem(resumeKey);
       if (previous) {
         const state = await api("GET", previous + "/").catch(() => null);
         if (state && state.status === "active" && state.size === file.size) {
@@ -259,7 +272,7 @@ window.lessonUploadAttach = function (input, config) {
       }
       if (!upload) {
         upload = await api("POST", "", {lesson: config.lesson, filename: file.name, size: file.size});
-        localStorage.setItem(resumeKey, upload.id);
+        resumeStore.setItem(resumeKey, upload.id);
       }
       const partSize = upload.part_size;
       const sizeOf = (n) => Math.min(n * partSize, file.size) - (n - 1) * partSize;
@@ -391,7 +404,7 @@ window.lessonUploadAttach = function (input, config) {
           await sleep(RETRY_DELAYS[attempt + 1]);
         }
       }
-      localStorage.removeItem(resumeKey);
+      resumeStore.removeItem(resumeKey);
       succeeded();
     } catch (err) {
       if (cancelled) return;

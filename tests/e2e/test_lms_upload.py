@@ -96,6 +96,7 @@ def test_a_first_time_instructor_uploads_in_the_picker_and_a_learner_sees_proces
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not lms.recorded.deep_link_responses:
             page.wait_for_timeout(100)
+        assert lms.recorded.deep_link_responses, form.evaluate("[window.lessonUpload, window.ltiUpload]")
         (response,) = lms.recorded.deep_link_responses
         (item,) = response["claims"]["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
         lesson = Lesson.objects.select_related("asset").get(public_id=item["custom"]["lesson"])
