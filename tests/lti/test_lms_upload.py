@@ -29,6 +29,7 @@ from media_pipeline import services as media_services
 from media_pipeline import storage
 from media_pipeline.models import ResumableUpload, UploadStatus
 from tests.conftest import make_clip
+from tests.courses import test_direct_uploads as direct
 from tests.lti.conftest import full_launch
 from tests.lti.platform_emulator import PlatformEmulator
 from tests.pipeline_steps import record_sends
@@ -279,3 +280,34 @@ def test_an_upload_returns_the_link_at_once_and_learners_see_processing_then_the
     assert learner.get(status_url).json() == {"ready": True}
     player = learner.get(lesson_url)
     assert player.status_code == 200 and 'id="lesson-video"' in player.content.decode()
+
+
+def test_the_grant_uploads_straight_to_s3_and_opens_nothing_else_of_the_api(
+    live_emulator: PlatformEmulator, live_server: LiveServer, clip: bytes
+) -> None:
+    teacher = _picker(live_emulator)
+    started = _start(teacher, size=len(clip)).json()
+    lesson = Lesson.objects.get(public_id=started["lesson"])
+    grant = {"Authorization": f"LessonUpload {started['token']}"}
+    created = direct.start(live_server, grant, lesson, len(clip))
+    assert created.status_code == 201, created.text
+    upload_id = created.json()["id"]
+    etag = direct.put_part(live_server, grant, upload_id, 1, clip)
+    done = direct.api(live_server, grant, "POST", f"{upload_id}/complete/", {"parts": [{"number": 1, "etag": etag}]})
+    assert (done.status_code, done.json()["status"]) == (200, "completed")
+    assert Client().post("/lti/deep-link/upload/done/", {"token": started["token"]}).status_code == 200
+    # Elsewhere in the API the grant is no credential: the answers are those to no credential at all.
+    for path in (f"/api/v1/lessons/{lesson.public_id}/", f"/api/v1/lessons/{lesson.public_id}/replicas/"):
+        with_grant = requests.get(f"{live_server.url}{path}", headers=grant, timeout=30)
+        anonymous = requests.get(f"{live_server.url}{path}", timeout=30)
+        assert (with_grant.status_code, with_grant.content) == (anonymous.status_code, anonymous.content)
+        assert with_grant.status_code in (401, 403, 404)
+
+
+def test_operators_edit_the_switch_and_the_quota_in_the_admin(live_emulator: PlatformEmulator) -> None:
+    platform = LtiPlatform.objects.get()
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", password="pw-root-123456"))
+    page = admin.get(f"/admin/lti/ltiplatform/{platform.pk}/change/").content.decode()
+    assert "Uploads from the lesson picker" in page
+    assert 'name="lms_upload_enabled"' in page and 'name="lms_upload_quota_bytes" value="5368709120"' in page
