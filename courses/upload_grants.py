@@ -21,6 +21,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core import signing
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -105,3 +106,18 @@ class UploadGrantAuthentication(BaseAuthentication):
             return user, upload_grant_resolve(grant=grant, user=user)
         except GrantRefused as exc:
             raise AuthenticationFailed(str(exc)) from exc
+
+
+class UploadGrantScheme(OpenApiAuthenticationExtension):
+    """The grant in the OpenAPI schema, beside session and token authentication."""
+
+    target_class = UploadGrantAuthentication
+    name = "uploadGrant"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": f"`{KEYWORD} <grant>`: an upload grant for one lesson, from the LMS lesson picker",
+        }
