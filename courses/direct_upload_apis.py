@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from config.openapi import NOT_LOGGED_IN, error
 from courses import selectors, services
+from courses.upload_grants import UploadGrantAuthentication, upload_grant_of
 from media_pipeline import direct_uploads, uploads
 from media_pipeline.models import ResumableUpload, UploadStatus
 
@@ -149,13 +150,19 @@ def _invalid(description: str = _INVALID) -> OpenApiResponse:
 
 
 def _upload_of(request: Request, upload_id: uuid.UUID) -> ResumableUpload:
-    upload = selectors.upload_get_for(user=_user(request), public_id=upload_id, direct=True)
+    grant = upload_grant_of(request)
+    upload = selectors.upload_get_for(user=_user(request), public_id=upload_id, direct=True, grant=grant)
     if upload is None:
         raise NotFound("no such upload of yours")
     return upload
 
 
-class DirectUploadsApi(APIView):
+class GrantOrUserApi(APIView):
+    # An upload grant (an LMS picker's page, which may have no cookies) or the usual credentials.
+    authentication_classes = [UploadGrantAuthentication, *APIView.authentication_classes]
+
+
+class DirectUploadsApi(GrantOrUserApi):
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -188,7 +195,8 @@ class DirectUploadsApi(APIView):
         data.is_valid(raise_exception=True)
         user = _user(request)
         lesson = selectors.lesson_get(public_id=data.validated_data["lesson"])
-        if lesson is None or not selectors.user_may_upload(user=user, lesson=lesson):
+        grant = upload_grant_of(request)
+        if lesson is None or not selectors.user_may_upload(user=user, lesson=lesson, grant=grant):
             raise NotFound("no such lesson among the ones you teach")
         upload = services.lesson_upload_start(
             user=user,
@@ -196,11 +204,12 @@ class DirectUploadsApi(APIView):
             length=data.validated_data["size"],
             filename=data.validated_data["filename"],
             direct=True,
+            quota=grant.quota if grant else None,
         )
         return Response(UploadOutput(upload).data, status=201, headers={"Cache-Control": "no-store"})
 
 
-class DirectUploadApi(APIView):
+class DirectUploadApi(GrantOrUserApi):
     @extend_schema(
         operation_id="direct_upload_state",
         summary="A direct upload and the parts storage holds (to resume it)",
@@ -230,7 +239,7 @@ class DirectUploadApi(APIView):
         return Response(status=204)
 
 
-class DirectUploadPartUrlsApi(APIView):
+class DirectUploadPartUrlsApi(GrantOrUserApi):
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -256,7 +265,7 @@ class DirectUploadPartUrlsApi(APIView):
         return Response(PartUrlsOutput({"parts": urls}).data, headers={"Cache-Control": "no-store"})
 
 
-class DirectUploadCompleteApi(APIView):
+class DirectUploadCompleteApi(GrantOrUserApi):
     parser_classes = [JSONParser]
 
     @extend_schema(

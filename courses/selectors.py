@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -14,8 +14,11 @@ from django.db.models import QuerySet
 from courses import hooks, lesson_row
 from courses.models import Course, Enrollment, Lesson, LessonCaption, LessonState
 from media_pipeline import selectors as media_selectors
-from media_pipeline.models import ResumableUpload, UploadTransport
+from media_pipeline.models import ResumableUpload, UploadStatus, UploadTransport
 from media_pipeline.text_tracks import TextTrack
+
+if TYPE_CHECKING:
+    from courses.upload_grants import UploadGrant
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -112,14 +115,25 @@ def user_teaches(*, user: User, course: Course) -> bool:
     return course.educators.filter(pk=user.pk).exists()
 
 
-def user_may_upload(*, user: User, lesson: Lesson) -> bool:
-    """Educators (active staff) who teach the lesson's course, and superusers, may upload its video."""
+def user_may_upload(*, user: User, lesson: Lesson, grant: UploadGrant | None = None) -> bool:
+    """Educators (active staff) who teach the lesson's course, and superusers, may upload its video.
+    A request authenticated with an upload grant (courses/upload_grants.py) may upload the video of
+    the grant's lesson only, whoever its user is."""
+    if grant is not None:
+        return (
+            user.is_authenticated
+            and user.is_active
+            and grant.user_id == user.pk
+            and grant.lesson == str(lesson.public_id)
+        )
     if not (user.is_authenticated and user.is_active and getattr(user, "is_staff", False)):
         return False
     return bool(getattr(user, "is_superuser", False)) or user_teaches(user=user, course=lesson.course)
 
 
-def upload_get_for(*, user: User, public_id: uuid.UUID, direct: bool = False) -> ResumableUpload | None:
+def upload_get_for(
+    *, user: User, public_id: uuid.UUID, direct: bool = False, grant: UploadGrant | None = None
+) -> ResumableUpload | None:
     """One of the user's own resumable uploads (tus, or ``direct`` ones), while they may still upload
     to its lesson; else None (someone else's upload is indistinguishable from one that does not exist)."""
     if not user.is_authenticated:
@@ -135,7 +149,7 @@ def upload_get_for(*, user: User, public_id: uuid.UUID, direct: bool = False) ->
     if upload.asset_id is None:
         return None
     lesson = Lesson.objects.select_related("course").filter(asset_id=upload.asset_id).first()
-    if lesson is None or not user_may_upload(user=user, lesson=lesson):
+    if lesson is None or not user_may_upload(user=user, lesson=lesson, grant=grant):
         return None
     return upload
 
@@ -159,6 +173,16 @@ def lesson_ids_taught_by(*, user: User) -> list[str]:
         str(p)
         for p in Lesson.objects.filter(course__in=courses_taught_by(user=user)).values_list("public_id", flat=True)
     ]
+
+
+def lesson_upload_received(*, lesson: Lesson, user: User) -> bool:
+    """Whether ``user`` finished uploading a video to ``lesson`` (its bytes are all in storage; processing
+    may still be running)."""
+    if lesson.asset_id is None or not user.is_authenticated:
+        return False
+    return ResumableUpload.objects.filter(
+        owner_id=user.pk, asset_id=lesson.asset_id, status__in=[UploadStatus.COMPLETING, UploadStatus.COMPLETED]
+    ).exists()
 
 
 def user_launched_lesson_from_lms(*, user: User, lesson: Lesson) -> bool:

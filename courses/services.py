@@ -100,20 +100,28 @@ def _lesson_with_asset(lesson: Lesson) -> tuple[Lesson, MediaAsset]:
 
 
 def lesson_upload_start(
-    *, user: User, lesson: Lesson, length: int, filename: str, direct: bool = False
+    *,
+    user: User,
+    lesson: Lesson,
+    length: int,
+    filename: str,
+    direct: bool = False,
+    quota: uploads.QuotaScope | None = None,
 ) -> ResumableUpload:
     """Start a resumable upload of a new video for the lesson: over tus, or ``direct`` to S3 through
     presigned part URLs (media_pipeline.direct_uploads). The caller has checked that the user may
-    upload to it (selectors.user_may_upload). Raises uploads.UploadError subclasses (413 for size and
-    quota, before any storage call) with a reason to show. Completing the upload starts processing, once."""
+    upload to it (selectors.user_may_upload). The upload counts against ``quota`` when given (an upload
+    grant's, courses/upload_grants.py), else the user's site-wide quota. Raises uploads.UploadError
+    subclasses (413 for size and quota, before any storage call) with a reason to show. Completing the
+    upload starts processing, once."""
     if direct and not direct_uploads.direct_available():  # before the lesson gets an asset
         raise direct_uploads.DirectUnavailable("direct uploads need S3 storage; upload over tus (/api/v1/uploads/)")
     with transaction.atomic():
         lesson, asset = _lesson_with_asset(lesson)
     name = tus.display_name(filename)
     if direct:
-        return direct_uploads.direct_upload_create(owner=user, asset=asset, length=length, filename=name)
-    return uploads.upload_create(owner=user, asset=asset, length=length, filename=name)
+        return direct_uploads.direct_upload_create(owner=user, asset=asset, length=length, filename=name, quota=quota)
+    return uploads.upload_create(owner=user, asset=asset, length=length, filename=name, quota=quota)
 
 
 @transaction.atomic

@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 from config.api_errors import status_for
 from config.openapi import NOT_LOGGED_IN, error
 from courses import selectors, services
+from courses.upload_grants import UploadGrantAuthentication, upload_grant_of
 from media_pipeline import tus, uploads
 from media_pipeline.models import ResumableUpload, UploadStatus
 
@@ -109,6 +110,8 @@ def _options_schema(operation_id: str, *parameters: OpenApiParameter) -> Any:
 class TusApi(APIView):
     # HEAD carries the offset and OPTIONS the capabilities: both are part of the protocol.
     openapi_extra_methods = ("HEAD", "OPTIONS")
+    # An upload grant (an LMS picker's page, which may have no cookies) or the usual credentials.
+    authentication_classes = [UploadGrantAuthentication, *APIView.authentication_classes]
 
     def get_permissions(self) -> Sequence[Any]:
         # OPTIONS is the unauthenticated capability probe of the protocol.
@@ -173,11 +176,16 @@ class UploadCreateApi(TusApi):
         if isinstance(user, AnonymousUser):  # IsAuthenticated let no one else in; this tells the type checker
             raise NotAuthenticated()
         lesson = selectors.lesson_get(public_id=metadata.get("lesson", ""))
-        if lesson is None or not selectors.user_may_upload(user=user, lesson=lesson):
+        grant = upload_grant_of(request)
+        if lesson is None or not selectors.user_may_upload(user=user, lesson=lesson, grant=grant):
             return _text(404, "no such lesson among the ones you teach")
         try:
             upload = services.lesson_upload_start(
-                user=user, lesson=lesson, length=length, filename=metadata.get("filename", "")
+                user=user,
+                lesson=lesson,
+                length=length,
+                filename=metadata.get("filename", ""),
+                quota=grant.quota if grant else None,
             )
         except uploads.UploadError as exc:
             return _refused(exc)
@@ -194,7 +202,8 @@ class UploadApi(TusApi):
         return _options()
 
     def _upload(self, request: Request, upload_id: uuid.UUID) -> ResumableUpload | None:
-        return selectors.upload_get_for(user=request.user, public_id=upload_id, direct=False)
+        grant = upload_grant_of(request)
+        return selectors.upload_get_for(user=request.user, public_id=upload_id, direct=False, grant=grant)
 
     @extend_schema(
         operation_id="upload_offset",

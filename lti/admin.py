@@ -81,6 +81,15 @@ class LtiPlatformAdmin(SuperuserOnly):
             },
         ),
         ("Framing", {"fields": ("frame_origins",)}),
+        (
+            "Uploads from the lesson picker",
+            {
+                "fields": ("lms_upload_enabled", "lms_upload_quota_bytes"),
+                "description": "Instructors of this platform upload new videos into their LMS course's lesson "
+                "list from the Deep Linking picker. Each instructor may keep at most the quota in originals "
+                "uploaded this way (their site-wide quota does not apply there).",
+            },
+        ),
     ]
     actions = ["approve"]
 

@@ -16,7 +16,7 @@ from courses import selectors as course_selectors
 from courses.models import Lesson, LessonState
 from lti import messages, platforms, sharing
 from lti.errors import LtiError, LtiRefused
-from lti.models import LtiPlatform
+from lti.models import LtiContext, LtiPlatform
 from lti.picking import duration_text, lesson_id_parse
 from lti.provisioning import LaunchResult, lesson_grant_sign
 
@@ -30,6 +30,8 @@ class DeepLinkRequest:
     return_url: str
     data: str | None
     accept_multiple: bool
+    # The LMS context (LtiContext pk) the picker was opened from: a new upload goes into its course.
+    context_pk: int | None = None
 
     def to_session(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -49,7 +51,11 @@ def deep_link_request_from_launch(*, result: LaunchResult) -> DeepLinkRequest:
     if isinstance(accept_types, list) and "ltiResourceLink" not in accept_types:
         raise LtiError("the platform does not accept LTI resource links here")
     data = dl.get("data")
+    context = result.message.context
+    contexts = LtiContext.objects.filter(deployment=result.deployment, context_id=context["id"]) if context else None
+    context_pk = contexts.values_list("pk", flat=True).first() if contexts is not None else None
     return DeepLinkRequest(
+        context_pk=context_pk,
         platform_id=result.deployment.platform_id,
         deployment_id=result.deployment.deployment_id,
         return_url=dl["deep_link_return_url"],
@@ -193,6 +199,31 @@ def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list
     if len(by_id) != len(ids):
         raise LtiRefused("one of the lessons picked is not yours to offer")
     lessons = [by_id[lesson_id] for lesson_id in ids if lesson_id is not None]  # the order chosen
+    picked = [
+        messages.PickedLesson(
+            public_id=str(lesson.public_id),
+            title=lesson.title,
+            description=lesson.description,
+            url=f"{settings.SITE_URL}/lti/launch/",
+            grant=lesson_grant_sign(platform=platform, public_id=str(lesson.public_id)),
+        )
+        for lesson in lessons
+    ]
+    payload = messages.deep_linking_response_claims(
+        client_id=platform.client_id,
+        issuer=platform.issuer,
+        deployment_id=request.deployment_id,
+        lessons=picked,
+        data=request.data,
+        now=platforms.now(),
+        lifetime=settings.LTI_TOKEN_LIFETIME_SECONDS,
+    )
+    return request.return_url, platforms.tool_sign(payload)
+
+
+def deep_link_response_for_lessons(*, request: DeepLinkRequest, lessons: list[Lesson]) -> tuple[str, str]:
+    """(return URL, signed JWT) naming ``lessons``, which the caller has already allowed (a new upload)."""
+    platform = LtiPlatform.objects.get(pk=request.platform_id)
     picked = [
         messages.PickedLesson(
             public_id=str(lesson.public_id),

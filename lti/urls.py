@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from lti import instructor_views, views
+from lti import instructor_views, upload_views, views
 
 app_name = "lti"
 urlpatterns = [
@@ -36,4 +36,7 @@ urlpatterns = [
         instructor_views.score_resend,
         name="instructor-score-resend",
     ),
+    path("deep-link/upload/", upload_views.deep_link_upload, name="deep-link-upload"),
+    path("deep-link/upload/done/", upload_views.deep_link_upload_done, name="deep-link-upload-done"),
+    path("lesson/<uuid:public_id>/status/", upload_views.lesson_status, name="lesson-status"),
 ]

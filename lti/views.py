@@ -28,10 +28,13 @@ from lti import claims, deep_linking, handoff, instructor, launch, messages, pic
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
+from playback.access import Verdict, can_watch
 
 DEEP_LINK_SESSION_KEY = "lti_deep_link"
 INSTRUCTOR_SESSION_KEY = "lti_instructor_context"  # the picker's link to the instructor page
 DEEP_LINK_SELECTION_KEY = "lti_deep_link_selection"  # lesson ids picked so far, across the picker's pages
+# How often the processing page of a lesson still being prepared asks whether it is ready.
+PROCESSING_POLL_SECONDS = 3
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
 
 
@@ -209,6 +212,12 @@ def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     if not entitlement.lesson_entitled(user=request.user, lesson=found):
         # A draft, or a course this user has no place in: not even the title (playback/access.py decides).
         return _error(request, LtiRefused("this lesson is not available to you"))
+    if can_watch(user=request.user, lesson=found).verdict is Verdict.NOT_READY:
+        # Entitled, but its video is still being prepared (a picker upload is linked at once): the
+        # title and a page that turns into the player when the status endpoint says it is ready.
+        status_url = reverse("lti:lesson-status", args=[found.public_id])
+        context = {"lesson": found, "status_url": status_url, "poll_seconds": PROCESSING_POLL_SECONDS}
+        return render(request, "lti/processing.html", context)
     engine = request.GET.get("engine", "hls")
     context = {
         "lesson": found,

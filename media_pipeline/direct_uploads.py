@@ -68,7 +68,9 @@ def part_count(upload: ResumableUpload) -> int:
     return math.ceil(upload.length / upload.part_size)
 
 
-def direct_upload_create(*, owner: User, asset: MediaAsset, length: int, filename: str) -> ResumableUpload:
+def direct_upload_create(
+    *, owner: User, asset: MediaAsset, length: int, filename: str, quota: uploads.QuotaScope | None = None
+) -> ResumableUpload:
     """Start a direct upload (the caller checked that ``owner`` may upload to the asset's lesson).
     Raises DirectUnavailable, or uploads' UploadTooLarge / QuotaExceeded before any storage call."""
     if not direct_available():
@@ -80,6 +82,7 @@ def direct_upload_create(*, owner: User, asset: MediaAsset, length: int, filenam
         filename=filename,
         transport=UploadTransport.DIRECT,
         part_size=settings.UPLOAD_DIRECT_PART_BYTES,
+        quota=quota,
     )
 
 

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -112,12 +112,36 @@ def quota_used(*, user: User) -> int:
     return held.aggregate(total=Sum("length"))["total"] or 0
 
 
-def _check_quota(user: User, length: int) -> None:
-    quota, used = quota_bytes(user=user), quota_used(user=user)
+@dataclass(frozen=True)
+class QuotaScope:
+    """A quota that replaces the owner's site-wide one for one way of uploading (an LMS's lesson picker
+    has its own, per platform): at most ``limit`` bytes over the owner's originals held for the assets
+    ``assets`` selects (a query of MediaAsset ids, evaluated at every check, so assets made since count).
+    ``name`` says which quota in the refusal."""
+
+    limit: int
+    assets: QuerySet[Any]
+    name: str
+
+
+def _quota_used_in(user: User, scope: QuotaScope) -> int:
+    held = ResumableUpload.objects.filter(
+        owner_id=user.pk,
+        asset_id__in=scope.assets,
+        status__in=[UploadStatus.ACTIVE, UploadStatus.COMPLETING, UploadStatus.COMPLETED],
+    )
+    return held.aggregate(total=Sum("length"))["total"] or 0
+
+
+def _check_quota(user: User, length: int, scope: QuotaScope | None = None) -> None:
+    if scope is None:
+        quota, used, name = quota_bytes(user=user), quota_used(user=user), "storage quota"
+    else:
+        quota, used, name = scope.limit, _quota_used_in(user, scope), scope.name
     if used + length > quota:
         raise QuotaExceeded(
             f"This file is {_size(length)}, but only {_size(max(0, quota - used))} of your {_size(quota)} "
-            "storage quota is left. Delete videos you no longer need, or ask an administrator for more."
+            f"{name} is left. Delete videos you no longer need, or ask an administrator for more."
         )
 
 
@@ -147,15 +171,17 @@ def upload_create(
     filename: str,
     transport: str = UploadTransport.TUS,
     part_size: int | None = None,
+    quota: QuotaScope | None = None,
 ) -> ResumableUpload:
     """Start a resumable upload of ``length`` bytes as the next original of ``asset`` (its bytes come
     over tus, or for ``UploadTransport.DIRECT`` straight from the client to S3: direct_uploads.py).
 
     Raises UploadTooLarge / QuotaExceeded (413) with a reason the uploader can read, before any
-    storage call. While unfinished, the upload's whole length counts towards the owner's quota.
+    storage call. While unfinished, the upload's whole length counts towards the owner's quota
+    (``quota``, when given, instead of the site-wide one).
     """
     check_size(length)
-    _check_quota(owner, length)  # cheap early refusal before any storage call
+    _check_quota(owner, length, quota)  # cheap early refusal before any storage call
     key = layout.source_key(asset_public_id=str(asset.public_id), upload_id=uuid.uuid4().hex)
     sink = sink_for_storage()
     multipart_id = sink.begin(key)
@@ -164,7 +190,7 @@ def upload_create(
             # One educator's uploads are admitted one at a time, so two at once cannot both take the
             # last of a quota.
             get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-            _check_quota(owner, length)
+            _check_quota(owner, length, quota)
             return ResumableUpload.objects.create(
                 owner=owner,
                 asset=asset,
@@ -198,9 +224,10 @@ def upload_record_direct(*, owner: User, asset: MediaAsset, filename: str) -> Re
     )
 
 
-def check_quota(*, user: User, length: int) -> None:
-    """Raise QuotaExceeded (with the reason to show) if ``length`` more bytes would not fit."""
-    _check_quota(user, length)
+def check_quota(*, user: User, length: int, quota: QuotaScope | None = None) -> None:
+    """Raise QuotaExceeded (with the reason to show) if ``length`` more bytes would not fit (in ``quota``,
+    when given, else in the user's site-wide quota)."""
+    _check_quota(user, length, quota)
 
 
 def upload_append(

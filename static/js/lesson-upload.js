@@ -6,12 +6,14 @@
 //   carries on with the parts storage already holds; the server checks the parts and starts processing;
 // - otherwise over tus (docs/adr/0009), in chunks through the web process, resumed from its offset.
 // Without JavaScript the plain form upload of the "Video" field still works.
-(function () {
+//
+// The LMS lesson picker's upload page (static/js/lti-upload.js) uses the same uploader through
+// window.lessonUploadAttach(input, config): there config.token, an upload grant for one lesson, is
+// sent as "Authorization: LessonUpload <token>" instead of the session and CSRF header (the LMS
+// iframe may keep no cookies), config.lesson is set once the lesson is made, and with
+// config.reload false the page is told "lesson-upload:done" instead of being reloaded.
+window.lessonUploadAttach = function (input, config) {
   "use strict";
-  const input = document.getElementById("id_video");
-  const configNode = document.getElementById("upload-config");
-  if (!input || !configNode) return;
-  const config = JSON.parse(configNode.textContent);
   const PARALLEL = 6;
   const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
@@ -24,7 +26,9 @@
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
   const cancel = document.getElementById("upload-cancel");
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const csrfField = document.querySelector("[name=csrfmiddlewaretoken]");
+  // The grant, when there is one, is the only credential sent (no cookies, so no CSRF token either).
+  const auth = config.token ? {"Authorization": "LessonUpload " + config.token} : {"X-CSRFToken": csrfField ? csrfField.value : ""};
   const mb = (n) => (n / 1e6).toFixed(1) + " MB";
   window.lessonUpload = {state: "idle", error: null, transport: null, timings: []};
   let current = null;  // {cancel: async () => ...}
@@ -51,11 +55,11 @@
   function succeeded() {
     bar.value = 100;
     finish("done", "Upload complete. Processing has started.");
-    setTimeout(() => window.location.reload(), 500);  // the page then shows processing live
+    if (config.reload === false) document.dispatchEvent(new CustomEvent("lesson-upload:done"));
+    else setTimeout(() => window.location.reload(), 500);  // the page then shows processing live
   }
 
-  input.addEventListener("change", async function () {
-    const file = input.files[0];
+  async function begin(file) {
     if (!file) return;
     input.disabled = true;  // the file goes up here, not with the form
     bar.hidden = false;
@@ -72,7 +76,7 @@
     } else {
       failed("this browser cannot upload here; save the form with the file chosen instead");
     }
-  });
+  }
 
   cancel.addEventListener("click", async function () {
     if (!current) return;
@@ -88,7 +92,7 @@
       chunkSize: config.chunk,
       retryDelays: RETRY_DELAYS,
       metadata: {lesson: config.lesson, filename: file.name, filetype: file.type},
-      headers: {"X-CSRFToken": csrf},
+      headers: auth,
       removeFingerprintOnSuccess: true,
       onProgress: (sent, total) => progress(file.name, sent, total),
       onShouldRetry(err) {
@@ -114,6 +118,19 @@
   }
 
   // --- direct to S3 ------------------------------------------------------------------------------
+  // Where an upload's id is kept to resume it after a reload. A third-party frame (the LMS's iframe)
+  // whose browser blocks third-party cookies may not touch localStorage at all (reading the property
+  // throws): the upload then resumes within the page only.
+  const resumeStore = (function () {
+    try {
+      window.localStorage.getItem("lesson-upload:probe");
+      return window.localStorage;
+    } catch (err) {
+      const kept = new Map();
+      return {getItem: (k) => kept.get(k) ?? null, setItem: (k, v) => kept.set(k, v), removeItem: (k) => kept.delete(k)};
+    }
+  })();
+
   class Refused extends Error {}  // the server said no, with a reason: final, not retried
 
   async function api(method, path, body) {
@@ -121,8 +138,8 @@
     try {
       response = await fetch(config.direct + path, {
         method: method,
-        credentials: "same-origin",
-        headers: {"X-CSRFToken": csrf, "Content-Type": "application/json", "Accept": "application/json"},
+        credentials: config.token ? "omit" : "same-origin",
+        headers: {...auth, "Content-Type": "application/json", "Accept": "application/json"},
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
@@ -222,7 +239,7 @@
       cancel: async () => {
         cancelled = true;
         for (const xhr of requests) xhr.abort();
-        localStorage.removeItem(resumeKey);
+        resumeStore.removeItem(resumeKey);
         if (upload) await api("DELETE", upload.id + "/").catch(() => null);
       },
     };
@@ -239,7 +256,7 @@
     const stopped = () => cancelled || halted;
     try {
       // The same file chosen again after a reload carries on with the parts storage holds.
-      const previous = localStorage.getItem(resumeKey);
+      const previous = resumeStore.getItem(resumeKey);
       if (previous) {
         const state = await api("GET", previous + "/").catch(() => null);
         if (state && state.status === "active" && state.size === file.size) {
@@ -255,7 +272,7 @@
       }
       if (!upload) {
         upload = await api("POST", "", {lesson: config.lesson, filename: file.name, size: file.size});
-        localStorage.setItem(resumeKey, upload.id);
+        resumeStore.setItem(resumeKey, upload.id);
       }
       const partSize = upload.part_size;
       const sizeOf = (n) => Math.min(n * partSize, file.size) - (n - 1) * partSize;
@@ -387,7 +404,7 @@
           await sleep(RETRY_DELAYS[attempt + 1]);
         }
       }
-      localStorage.removeItem(resumeKey);
+      resumeStore.removeItem(resumeKey);
       succeeded();
     } catch (err) {
       if (cancelled) return;
@@ -397,4 +414,13 @@
       hasher.stop();
     }
   }
+
+  // The admin's widget starts when a file is chosen; the picker's page calls start() itself.
+  return {start: begin, listen: () => input.addEventListener("change", () => begin(input.files[0]))};
+};
+
+(function () {
+  const input = document.getElementById("id_video");
+  const configNode = document.getElementById("upload-config");
+  if (input && configNode) window.lessonUploadAttach(input, JSON.parse(configNode.textContent)).listen();
 })();

@@ -110,6 +110,12 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("lti/handoff/", "GET"):                                      (403, 403, 403, 403, 403, 403),
     ("lti/handoff/", "POST"):                                     (403, 403, 403, 403, 403, 403),
     ("lti/deep-link/", "GET"):                                    (403, 403, 403, 403, 403, 403),
+    # picker uploads: the picker's session (none here), then an upload grant (none here: refused)
+    ("lti/deep-link/upload/", "GET"):                             (403, 403, 403, 403, 403, 403),
+    ("lti/deep-link/upload/done/", "POST"):                       (403, 403, 403, 403, 403, 403),
+    # whether a lesson is ready: for whom the LTI lesson page shows it
+    ("lti/lesson/<uuid:public_id>/status/", "GET"):               (403, 403, 200, 403, 200, 200),
+    ("lti/lesson/<uuid:public_id>/status/", "GET", "draft"):      (403, 403, 403, 403, 200, 200),
     # operations
     ("healthz", "GET"):                                           (200, 200, 200, 200, 200, 200),
     ("readyz", "GET"):                                            (200, 200, 200, 200, 200, 200),
