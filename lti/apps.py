@@ -16,7 +16,8 @@ class LtiConfig(AppConfig):
         # every process, so core.tasks.send_on_commit finds them by name in the web process too.
         # courses never imports lti: it calls what lti registers in courses/hooks.py.
         from courses import hooks
-        from lti import actors, ags, selectors  # noqa: F401  (actors: see above)
+        from lti import account, actors, ags, selectors  # noqa: F401  (actors: see above)
 
         hooks.progress_recorded_listen(ags.scores_update)
+        hooks.account_section_register(account.account_section)
         hooks.lesson_launch_source_register(sql=selectors.launched_lesson_sql, check=selectors.user_launched_lesson)

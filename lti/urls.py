@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from lti import views
+from lti import linking_views, views
 
 app_name = "lti"
 urlpatterns = [
@@ -15,4 +15,6 @@ urlpatterns = [
     path("lesson/<uuid:public_id>/", views.lesson, name="lesson"),
     path("handoff/", views.handoff_view, name="handoff"),
     path("deep-link/", views.deep_link, name="deep-link"),
+    path("link/", linking_views.link, name="link"),
+    path("unlink/<int:identity_id>/", linking_views.unlink, name="unlink"),
 ]

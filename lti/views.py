@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.api_errors import status_for
 from courses import entitlement
 from courses import selectors as course_selectors
-from lti import claims, deep_linking, handoff, launch, messages, platforms, registration
+from lti import account, claims, deep_linking, handoff, launch, messages, platforms, registration
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
@@ -155,6 +155,10 @@ def launch_view(request: HttpRequest) -> HttpResponse:
     except LtiError as error:
         return _error(request, error)
     auth_login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    if result.identity is not None:  # the pages after the launch offer linking, or say it is linked
+        request.session[account.SESSION_IDENTITY] = result.identity.pk
+        if result.linked_by_email:
+            request.session[account.SESSION_LINKED_BY_EMAIL] = result.identity.pk
     response: HttpResponse
     if result.message.message_type == claims.DEEP_LINKING_REQUEST:
         try:
