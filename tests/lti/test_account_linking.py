@@ -103,7 +103,7 @@ def test_a_password_links_moves_what_the_placeholder_had_and_later_launches_land
     assert shown.status_code == 200
     assert b"Grace Hopper (grace@lms.example)" in shown.content and b'id="lti-link-submit"' in shown.content
     assert b"lti-link-session" not in shown.content  # nobody is signed in here
-    assert shown["Referrer-Policy"] == "no-referrer" and shown["X-Frame-Options"] == "DENY"
+    assert shown["Referrer-Policy"] == "same-origin" and shown["X-Frame-Options"] == "DENY"
 
     linked = _link(window, token)
     assert (linked.status_code, linked["Location"]) == (302, "/account/")
