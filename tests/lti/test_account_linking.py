@@ -245,7 +245,9 @@ def test_unlinking_gives_the_identity_its_placeholder_back(emulator: PlatformEmu
     owner = Client()
     owner.force_login(educator)
     url = f"/lti/unlink/{identity.pk}/"
-    assert f'id="lti-unlink-{identity.pk}"' in owner.get("/account/").content.decode()
+    account = owner.get("/account/").content.decode()
+    assert f'id="lti-unlink-{identity.pk}"' in account and 'id="nav-account" href="/account/"' in account
+    assert Client().get("/account/")["Location"] == "/accounts/login/?next=/account/"
 
     before = _state()
     assert owner.get(url).status_code == 405  # GET never changes anything
