@@ -51,10 +51,6 @@ SUPERUSER_REFUSED = (
 )
 
 
-class TooManyAttempts(LtiRefused):
-    """Too many wrong passwords for this account or this LMS identity: wait, then try again."""
-
-
 @dataclass(frozen=True)
 class LinkRequest:
     """A link token's identity, still valid (not expired, not used, the identity not re-pointed)."""

@@ -66,51 +66,56 @@ def _refused(request: HttpRequest, error: LtiError) -> HttpResponse:
 def link(request: HttpRequest) -> HttpResponse:
     """GET shows who is being linked and how to prove the target account; only the POST links."""
     token = (request.POST if request.method == "POST" else request.GET).get("token", "")
-    if _opened_from_our_page(request) is False and request.method == "GET":
+    if _opened_from_our_page(request) is False:  # another site, a mailed link (a POST: CSRF refuses it too)
         return _refused(request, LtiRefused(OPENED_ELSEWHERE))
     try:
         pending = linking.link_request_read(token=token)
-    except LtiError as error:
-        return _refused(request, error)
-    if request.method == "GET":
-        return _page(request, token=token, link=pending)
-    if _opened_from_our_page(request) is False:  # a form post from another site (CSRF checks it too)
-        return _refused(request, LtiRefused(OPENED_ELSEWHERE))
-    method = request.POST.get("method", "")
-    try:
+        if request.method == "GET":
+            return _page(request, token=token, link=pending)
+        method = request.POST.get("method", "")
         if method == linking.METHOD_SESSION:
-            target = request.user
-            if not _opened_from_our_page(request):
-                raise LtiRefused(OPENED_ELSEWHERE)
-            if not isinstance(target, User):
-                raise LtiRefused("sign in to this site first, or use your username and password")
-            linking.identity_link(token=token, target=target, method=method)
+            refusal = _link_by_session(request, token=token)
         elif method == linking.METHOD_PASSWORD:
-            username = request.POST.get("username", "")
-            if linking.attempts_exhausted(username=username, identity_id=pending.identity.pk):
-                raise linking.TooManyAttempts("too many wrong passwords; wait a quarter of an hour and try again")
-            found = authenticate(request, username=username, password=request.POST.get("password", ""))
-            if not isinstance(found, User):
-                linking.attempt_failed(username=username, identity_id=pending.identity.pk)
-                return _page(request, token=token, link=pending, error="The username or password is not right.",
-                             status=400)  # fmt: skip
-            target = found
-            linking.identity_link(token=token, target=target, method=method)
-            linking.attempts_forget(username=username, identity_id=pending.identity.pk)
-            auth_login(request, target, backend="django.contrib.auth.backends.ModelBackend")
+            refusal = _link_by_password(request, token=token, pending=pending)
         else:
             raise LtiRefused("choose how to prove the account: your session or your password")
-    except linking.TooManyAttempts as error:
-        return _page(request, token=token, link=pending, error=error.reason[:1].upper() + error.reason[1:] + ".",
-                     status=429)  # fmt: skip
     except LtiError as error:
         return _refused(request, error)
+    if refusal is not None:
+        return refusal
     messages.success(
         request,
         f"Linked: every launch from {pending.platform_name} as this LMS user now lands in this account. "
         "Go back to the LMS and open the tool again. You can unlink it here at any time.",
     )
     return redirect("courses:account")
+
+
+def _link_by_session(request: HttpRequest, *, token: str) -> HttpResponse | None:
+    target = request.user
+    if not _opened_from_our_page(request):  # offered only then (_page); without Fetch metadata, never
+        raise LtiRefused(OPENED_ELSEWHERE)
+    if not isinstance(target, User):
+        raise LtiRefused("sign in to this site first, or use your username and password")
+    linking.identity_link(token=token, target=target, method=linking.METHOD_SESSION)
+    return None
+
+
+def _link_by_password(request: HttpRequest, *, token: str, pending: linking.LinkRequest) -> HttpResponse | None:
+    """Link to the account whose password was given, and sign this first-party window in to it; a wrong
+    password (or too many of them) answers with the form again, and nothing changes."""
+    username, identity_id = request.POST.get("username", ""), pending.identity.pk
+    if linking.attempts_exhausted(username=username, identity_id=identity_id):
+        error = "Too many wrong passwords; wait a quarter of an hour and try again."
+        return _page(request, token=token, link=pending, error=error, status=429)
+    found = authenticate(request, username=username, password=request.POST.get("password", ""))
+    if not isinstance(found, User):  # inactive accounts too: Django's backend lets none in
+        linking.attempt_failed(username=username, identity_id=identity_id)
+        return _page(request, token=token, link=pending, error="The username or password is not right.", status=400)
+    linking.identity_link(token=token, target=found, method=linking.METHOD_PASSWORD)
+    linking.attempts_forget(username=username, identity_id=identity_id)
+    auth_login(request, found, backend="django.contrib.auth.backends.ModelBackend")
+    return None
 
 
 @require_POST
