@@ -57,8 +57,9 @@ def _page(
     return response
 
 
-def _refused(request: HttpRequest, error: LtiError) -> HttpResponse:
-    return render(request, "lti/link_refused.html", {"reason": error.reason}, status=status_for(error))
+def _refused(request: HttpRequest, error: LtiError, *, heading: str = "The accounts were not linked") -> HttpResponse:
+    context = {"reason": error.reason, "heading": heading}
+    return render(request, "lti/link_refused.html", context, status=status_for(error))
 
 
 @never_cache
@@ -124,7 +125,7 @@ def unlink(request: HttpRequest, identity_id: int) -> HttpResponse:
     try:
         identity = linking.identity_unlink(identity_id=identity_id, owner=request_user(request))
     except LtiError as error:
-        return _refused(request, error)
+        return _refused(request, error, heading="Nothing was unlinked")
     messages.success(
         request,
         f"Unlinked: launches from {linking.platform_name_of(identity)} as that LMS user no longer land in "
