@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser, User
+    from django.http import HttpRequest
 
     from courses.models import Lesson
 
@@ -71,3 +72,23 @@ def lesson_launched_sql() -> str | None:
 def lesson_launched(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> bool:
     """Whether ``user`` launched ``lesson`` from elsewhere (an LMS); False until a source is registered."""
     return bool(_launch_source) and _launch_source[0][1](user=user, lesson=lesson)
+
+
+# --- Account page sections ---------------------------------------------------------------------------
+
+AccountSection = Callable[..., str]
+account_sections: list[AccountSection] = []
+
+
+def account_section_register(section: AccountSection) -> AccountSection:
+    """Add a section to the account page (/account/): ``section(request=...)`` returns its HTML, already
+    escaped (a rendered template), or "" to show nothing. lti lists the LMS identities linked to the
+    account; sections appear in the order they were registered, and registering twice keeps one."""
+    if section not in account_sections:
+        account_sections.append(section)
+    return section
+
+
+def account_sections_render(*, request: HttpRequest) -> list[str]:
+    """Every registered section's HTML for the signed-in user of ``request`` (empty ones left out)."""
+    return [html for html in (section(request=request) for section in list(account_sections)) if html]

@@ -294,3 +294,39 @@ def course_delete(*, course: Course) -> None:
         for lesson in course.lessons.all():
             lesson_delete(lesson=lesson)
         course.delete()
+
+
+@transaction.atomic
+def user_records_move(*, source: User, target: User) -> None:
+    """Give ``target`` what ``source`` has in courses: the courses it teaches, its enrolments and its
+    watched seconds (lti calls this when an LMS identity's placeholder account is linked to an
+    existing account). Where both have progress in a lesson, the watched seconds are merged (a second
+    either watched counts), the earlier completion is kept, and the later credit clock (so merging
+    earns no credit that neither had)."""
+    for course in Course.objects.filter(educators=source):
+        course.educators.add(target)
+        course.educators.remove(source)
+    for enrollment in Enrollment.objects.filter(user=source):
+        Enrollment.objects.get_or_create(user=target, course_id=enrollment.course_id)
+    Enrollment.objects.filter(user=source).delete()
+    moved = LessonProgress.objects.select_for_update().filter(user__in=[source, target]).order_by("pk")
+    by_lesson: dict[int, dict[int, LessonProgress]] = {}
+    for record in moved:
+        by_lesson.setdefault(record.lesson_id, {})[record.user_id] = record
+    for records in by_lesson.values():
+        theirs, ours = records.get(source.pk), records.get(target.pk)
+        if theirs is None:
+            continue
+        if ours is None:
+            LessonProgress.objects.filter(pk=theirs.pk).update(user=target)
+            continue
+        watched = bytes(ours.watched), bytes(theirs.watched)
+        merged = bytes(a | b for a, b in zip(*(w.ljust(max(map(len, watched)), b"\0") for w in watched), strict=True))
+        ours.watched = merged
+        ours.seconds_watched = progress.bitmap_count(merged, total=len(merged) * 8)
+        done = [at for at in (ours.completed_at, theirs.completed_at) if at is not None]
+        ours.completed_at = min(done) if done else None
+        clocks = [at for at in (ours.credit_clock, theirs.credit_clock) if at is not None]
+        ours.credit_clock = max(clocks) if clocks else None
+        theirs.delete()
+        ours.save()

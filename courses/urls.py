@@ -10,4 +10,5 @@ urlpatterns = [
     path("courses/<slug:slug>/", views.course_detail, name="course"),
     path("courses/<slug:slug>/enroll/", views.enroll, name="enroll"),
     path("lessons/<uuid:public_id>/", views.lesson_detail, name="lesson"),
+    path("account/", views.account, name="account"),
 ]

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.auth import request_user
-from courses import selectors, services
+from courses import hooks, selectors, services
 from courses.models import LessonState
 
 
@@ -62,3 +62,10 @@ def lesson_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "engine": engine if engine in ("hls", "shaka") else "hls",
     }
     return render(request, "courses/lesson.html", context)
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's account page; other apps add their sections through courses.hooks."""
+    context = {"sections": hooks.account_sections_render(request=request)}
+    return render(request, "courses/account.html", context)

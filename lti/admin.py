@@ -81,6 +81,7 @@ class LtiPlatformAdmin(SuperuserOnly):
             },
         ),
         ("Framing", {"fields": ("frame_origins",)}),
+        ("Instructors and accounts", {"fields": ("teaching_assistants_instruct", "link_accounts_by_email")}),
         (
             "Uploads from the lesson picker",
             {
@@ -92,6 +93,12 @@ class LtiPlatformAdmin(SuperuserOnly):
         ),
     ]
     actions = ["approve"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        # Linking by email hands site accounts to whoever can set an email on the LMS: a superuser's call
+        # only, even if this admin is ever opened to other staff (SuperuserOnly shuts them out today).
+        return fields if request.user.is_superuser else (*fields, "link_accounts_by_email")
 
     @admin.display(description="Endpoints elsewhere")
     def endpoints_elsewhere(self, platform: LtiPlatform) -> int:

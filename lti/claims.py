@@ -31,28 +31,96 @@ DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 MESSAGE_TYPES = (RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST)
 LTI_VERSION = "1.3.0"
 
-# Context roles that make someone an educator of the linked course. Roles come as full URIs
-# (membership#Instructor, membership/Instructor#TeachingAssistant) or, deprecated, as short names.
-EDUCATOR_ROLES = frozenset({"Instructor", "ContentDeveloper", "TeachingAssistant", "Administrator", "Mentor"})
-LEARNER_ROLES = frozenset({"Learner"})
+# LTI roles (LTI 1.3 core, appendix A.2). A role is a full URI: a context (membership) role of the
+# course launched from, e.g. ".../membership#Instructor", or a sub-role ".../membership/Instructor#
+# TeachingAssistant"; an institution role ".../institution/person#Instructor" (the person's role in the
+# school); a system role ".../system/person#Administrator" (their role in the LMS software). The spec
+# lets platforms send context roles by their simple LTI 1.1 name ("Instructor"), deprecated: tools MAY
+# accept them, and we do (as context roles), since some platforms still send them; any other URI
+# (another vocabulary, a misspelt one) counts for nothing.
+LIS = ("http://purl.imsglobal.org/vocab/lis/v2/", "https://purl.imsglobal.org/vocab/lis/v2/")
+CONTEXT_ROLE_NAMES = frozenset(
+    {"Administrator", "ContentDeveloper", "Instructor", "Learner", "Mentor", "Manager", "Member", "Officer",
+     "TeachingAssistant"}
+)  # fmt: skip
+INSTRUCTOR = "Instructor"
+ADMINISTRATOR = "Administrator"
+TEACHING_ASSISTANT = "TeachingAssistant"
+LEARNER = "Learner"
+
+
+@dataclass(frozen=True)
+class Role:
+    """One role of a launch: its vocabulary (membership, institution, system), principal role and sub-role."""
+
+    vocabulary: str
+    name: str
+    sub: str = ""
+
+
+def roles_parse(roles: Collection[str]) -> list[Role]:
+    """The roles we understand, parsed; anything else is left out."""
+    parsed: list[Role] = []
+    for role in roles:
+        if role in CONTEXT_ROLE_NAMES:
+            parsed.append(Role("membership", role))
+            continue
+        rest = next((role[len(prefix) :] for prefix in LIS if role.startswith(prefix)), None)
+        if rest is None or rest.count("#") != 1:
+            continue
+        path, fragment = rest.split("#")
+        if path == "membership":
+            parsed.append(Role("membership", fragment))
+        elif path.startswith("membership/") and path.count("/") == 1:
+            parsed.append(Role("membership", path.split("/")[1], sub=fragment))
+        elif path in ("institution/person", "system/person"):
+            parsed.append(Role(path.split("/")[0], fragment))
+    return parsed
 
 
 def role_names(roles: Collection[str]) -> set[str]:
-    """Short names of LTI roles: ".../membership#Instructor" -> "Instructor" (institution roles excluded)."""
-    names: set[str] = set()
-    for role in roles:
-        if "/institution/" in role:
-            continue  # a role in the school, not in this course
-        names.add(role.rsplit("#", 1)[-1] if "#" in role else role.rsplit("/", 1)[-1])
-    return names
+    """Principal context (membership) roles of a launch: ".../membership/Instructor#Grader" -> "Instructor".
+
+    Institution and system roles are left out (see is_educator for where institution roles count)."""
+    return {role.name for role in roles_parse(roles) if role.vocabulary == "membership"}
 
 
-def is_educator(roles: Collection[str]) -> bool:
-    return bool(role_names(roles) & (EDUCATOR_ROLES - {"Mentor"}))
+def is_teaching_assistant_role(role: Role) -> bool:
+    """membership#TeachingAssistant, or a TeachingAssistant sub-role of Instructor (TeachingAssistant,
+    TeachingAssistantSection, ...): under Instructor by its path, but not an Instructor for us."""
+    if role.vocabulary != "membership":
+        return False
+    return role.name == TEACHING_ASSISTANT or (role.name == INSTRUCTOR and role.sub.startswith(TEACHING_ASSISTANT))
+
+
+def is_educator(roles: Collection[str], *, teaching_assistants: bool) -> bool:
+    """Whether the launch's user instructs the context (picks lessons, teaches its course, sees its
+    instructor page).
+
+    Instructors and Administrators do. Teaching Assistants only when ``teaching_assistants`` (the
+    platform's LtiPlatform.teaching_assistants_instruct): a TA sub-role's path names Instructor and a
+    platform SHOULD send the principal role "Instructor" with it, so both are read as "a TA".
+    Institution Instructor and Administrator count when the launch carries no context role: the
+    context's own roles decide otherwise, so a teacher of the school who takes a course as a learner
+    there (Canvas sends them institution#Instructor and membership#Learner) is a learner in it.
+    ContentDeveloper, Mentor, Learner and every system role (an LMS's own administrator) are not."""
+    parsed = roles_parse(roles)
+    context = [role for role in parsed if role.vocabulary == "membership"]
+    teaching_assistant = any(is_teaching_assistant_role(role) for role in context)
+    if any(role.name == ADMINISTRATOR for role in context):
+        return True
+    if teaching_assistant:
+        return teaching_assistants
+    if any(role.name == INSTRUCTOR for role in context):
+        return True
+    if context:
+        return False
+    return any(role.vocabulary == "institution" and role.name in (INSTRUCTOR, ADMINISTRATOR) for role in parsed)
 
 
 def is_learner(roles: Collection[str]) -> bool:
-    return bool(role_names(roles) & LEARNER_ROLES)
+    """Learner of the context (membership#Learner or one of its sub-roles)."""
+    return LEARNER in role_names(roles)
 
 
 @dataclass(frozen=True)

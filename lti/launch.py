@@ -62,7 +62,8 @@ def lti_launch_validate(
     target = message.claims.get(claims.TARGET_LINK_URI)
     if target is not None and target != login_state.target_link_uri:
         raise LtiError("the launch's target link URI is not the one its login asked for")
-    if message.message_type == claims.DEEP_LINKING_REQUEST and not claims.is_educator(message.roles):
+    educator = claims.is_educator(message.roles, teaching_assistants=platform.teaching_assistants_instruct)
+    if message.message_type == claims.DEEP_LINKING_REQUEST and not educator:
         raise LtiRefused("only instructors can add lessons to the course")
     accept_types = message.deep_linking_settings.get("accept_types")
     if message.message_type == claims.DEEP_LINKING_REQUEST and isinstance(accept_types, list):

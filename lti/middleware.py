@@ -18,7 +18,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-FIRST_PARTY_LTI_PATHS = ("/lti/handoff/",)
+FIRST_PARTY_LTI_PATHS = ("/lti/handoff/", "/lti/link/", "/lti/unlink/")
 
 
 def in_lms_iframe(request: HttpRequest) -> bool:

@@ -60,7 +60,7 @@ def roster_sync(*, context_id: int) -> RosterSync:
                     removed += Enrollment.objects.filter(user=user, course=context.course).delete()[0]
                     context.course.educators.remove(user)
                     continue
-                if claims.is_educator(roles):
+                if claims.is_educator(roles, teaching_assistants=platform.teaching_assistants_instruct):
                     context.course.educators.add(user)
                     educators += 1
                 if claims.is_learner(roles):

@@ -3,7 +3,6 @@ learners, the resource link and its lesson, and the launch grant that lets the l
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from django.utils.crypto import constant_time_compare
 
 from courses import services as course_services
 from courses.models import Course, Lesson, LessonState
-from lti import claims, gradebook, messages
+from lti import claims, gradebook, linking, messages
 from lti.errors import LtiError, LtiNotFound, LtiRefused
 from lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
 
@@ -31,21 +30,52 @@ class LaunchResult:
     lesson: Lesson | None
     resource_link: LtiResourceLink | None
     educator: bool
+    identity: LtiUser | None = None
+    linked_by_email: bool = False  # this launch linked the identity by email: the page must say so
 
 
 def lti_user_provision(*, issuer: str, sub: str, claims_: dict) -> tuple[LtiUser, User]:
-    """The user for issuer + sub (created on first sight, never re-pointed); name and email kept current."""
+    """The user for issuer + sub (a roster's members; launches use lti_identity_provision)."""
+    provisioned = lti_identity_provision(issuer=issuer, sub=sub, claims_=claims_)
+    return provisioned.identity, provisioned.user
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    identity: LtiUser
+    user: User
+    linked_now: bool  # linked by email by this very call
+
+
+def lti_identity_provision(*, issuer: str, sub: str, claims_: dict, link_by_email: bool = False) -> Provisioned:
+    """The user for issuer + sub, and whether this call linked it by email.
+
+    On first sight the identity gets a placeholder account ``lti-<digest>``, or, with ``link_by_email``
+    (the platform's link_accounts_by_email), the one account whose email is the launch's (linking.py).
+    A placeholder's name and email follow the LMS; a linked account's never do: an LMS must not be able
+    to change the email (and so the password resets) of an account of this site."""
     user_model = get_user_model()
+    linked_now = False
     identity = LtiUser.objects.select_related("user").filter(issuer=issuer, sub=sub).first()
     if identity is None:
-        digest = hashlib.sha256(f"{issuer}\n{sub}".encode()).hexdigest()[:24]
+        target = linking.email_link_target(email=claims_.get("email")) if link_by_email else None
         try:
             with transaction.atomic():
-                user = user_model.objects.create_user(username=f"lti-{digest}", password=None)
-                identity = LtiUser.objects.create(issuer=issuer, sub=sub, user=user)
+                if target is not None:
+                    identity = LtiUser.objects.create(
+                        issuer=issuer, sub=sub, user=target, linked_at=timezone.now(), link_method=linking.METHOD_EMAIL
+                    )
+                    linked_now = True
+                else:
+                    username = linking.placeholder_username(issuer=issuer, sub=sub)
+                    user = user_model.objects.create_user(username=username, password=None)
+                    identity = LtiUser.objects.create(issuer=issuer, sub=sub, user=user)
         except IntegrityError:  # the same person's first launch in two tabs at once: the other one won
             identity = LtiUser.objects.select_related("user").get(issuer=issuer, sub=sub)
+            linked_now = False
     user = identity.user
+    if identity.linked_at is not None:
+        return Provisioned(identity=identity, user=user, linked_now=linked_now)
     changed = []
     for field, claim in (("first_name", "given_name"), ("last_name", "family_name"), ("email", "email")):
         value = claims_.get(claim)
@@ -57,7 +87,7 @@ def lti_user_provision(*, issuer: str, sub: str, claims_: dict) -> tuple[LtiUser
         changed.append("first_name")
     if changed:
         user.save(update_fields=changed)
-    return identity, user
+    return Provisioned(identity=identity, user=user, linked_now=linked_now)
 
 
 def lesson_grant_sign(*, platform: LtiPlatform, public_id: str) -> str:
@@ -114,8 +144,13 @@ def _context_provision(*, deployment: LtiDeployment, message: claims.LaunchMessa
 
 
 def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: claims.LaunchMessage) -> LaunchResult:
-    identity, user = lti_user_provision(issuer=message.issuer, sub=message.sub, claims_=message.claims)
-    educator = claims.is_educator(message.roles)
+    provisioned = lti_identity_provision(
+        issuer=message.issuer, sub=message.sub, claims_=message.claims, link_by_email=platform.link_accounts_by_email
+    )
+    identity, user, linked_now = provisioned.identity, provisioned.user, provisioned.linked_now
+    if not user.is_active:
+        raise LtiRefused("the account this LMS user signs in to here is not active; ask the site's operator")
+    educator = claims.is_educator(message.roles, teaching_assistants=platform.teaching_assistants_instruct)
     context = _context_provision(deployment=deployment, message=message, user=user, educator=educator)
     course: Course | None = context.course if context else None
     if course is not None:
@@ -125,7 +160,7 @@ def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: clai
             course_services.enrollment_create(user=user, course=course)
     if message.message_type != claims.RESOURCE_LINK_REQUEST:
         return LaunchResult(user=user, message=message, deployment=deployment, lesson=None, resource_link=None,
-                            educator=educator)  # fmt: skip
+                            educator=educator, identity=identity, linked_by_email=linked_now)  # fmt: skip
 
     link_claim = message.claims[claims.RESOURCE_LINK]
     link, _ = LtiResourceLink.objects.get_or_create(deployment=deployment, resource_link_id=link_claim["id"])
@@ -155,4 +190,4 @@ def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: clai
     # The launch may bring the scopes or the column a score was waiting for (lti/gradebook.py).
     gradebook.link_reconcile_after_launch(link=link)
     return LaunchResult(user=user, message=message, deployment=deployment, lesson=link.lesson, resource_link=link,
-                        educator=educator)  # fmt: skip
+                        educator=educator, identity=identity, linked_by_email=linked_now)  # fmt: skip

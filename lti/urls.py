@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from lti import instructor_views, upload_views, views
+from lti import instructor_views, linking_views, upload_views, views
 
 app_name = "lti"
 urlpatterns = [
@@ -39,4 +39,6 @@ urlpatterns = [
     path("deep-link/upload/", upload_views.deep_link_upload, name="deep-link-upload"),
     path("deep-link/upload/done/", upload_views.deep_link_upload_done, name="deep-link-upload-done"),
     path("lesson/<uuid:public_id>/status/", upload_views.lesson_status, name="lesson-status"),
+    path("link/", linking_views.link, name="link"),
+    path("unlink/<int:identity_id>/", linking_views.unlink, name="unlink"),
 ]

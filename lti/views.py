@@ -24,7 +24,7 @@ from config.api_errors import status_for
 from core.auth import request_user
 from courses import entitlement
 from courses import selectors as course_selectors
-from lti import claims, deep_linking, handoff, instructor, launch, messages, picking, platforms, registration
+from lti import account, claims, deep_linking, handoff, instructor, launch, messages, picking, platforms, registration
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
@@ -161,6 +161,10 @@ def launch_view(request: HttpRequest) -> HttpResponse:
     except LtiError as error:
         return _error(request, error)
     auth_login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    if result.identity is not None:  # the pages after the launch offer linking, or say it is linked
+        request.session[account.SESSION_IDENTITY] = result.identity.pk
+        if result.linked_by_email:
+            request.session[account.SESSION_LINKED_BY_EMAIL] = result.identity.pk
     response: HttpResponse
     if result.message.message_type == claims.DEEP_LINKING_REQUEST:
         try:

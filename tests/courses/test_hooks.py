@@ -115,3 +115,26 @@ def test_without_a_launch_source_nobody_launched_anything(monkeypatch: pytest.Mo
     assert fetched is not None
     assert selectors.viewer_fact(lesson=fetched, user=learner, name="viewer_launched") is False
     assert selectors.user_launched_lesson_from_lms(user=AnonymousUser(), lesson=lesson) is False
+
+
+def test_account_sections_come_in_order_once_each_and_empty_ones_are_left_out(
+    monkeypatch: pytest.MonkeyPatch, rf: Any
+) -> None:
+    monkeypatch.setattr(hooks, "account_sections", [])
+
+    def first(*, request: Any) -> str:
+        return "<p>first</p>"
+
+    def empty(*, request: Any) -> str:
+        return ""
+
+    hooks.account_section_register(first)
+    hooks.account_section_register(empty)
+    hooks.account_section_register(first)
+    assert hooks.account_sections_render(request=rf.get("/account/")) == ["<p>first</p>"]
+
+
+def test_lti_registers_its_account_section() -> None:
+    from lti import account
+
+    assert account.account_section in hooks.account_sections

@@ -121,7 +121,9 @@ def test_learner_launch_provisions_user_enrolment_link_and_grant(emulator: Platf
 
 
 def test_instructor_launch_makes_an_educator_of_the_linked_course(emulator: PlatformEmulator) -> None:
-    register(emulator)
+    platform = register(emulator)
+    platform.teaching_assistants_instruct = True  # off by default (tests/lti/test_account_linking.py)
+    platform.save()
     lesson = _lesson()
     emulator.users["ta-1"] = {"sub": "ta-sub", "roles": [ROLE_TA]}
     emulator.launches["launch-1"] = {"custom": {"lesson": str(lesson.public_id)}}

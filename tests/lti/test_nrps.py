@@ -11,7 +11,7 @@ from dramatiq import Worker
 
 from courses.models import Enrollment
 from lti.actors import nrps_sync_context
-from lti.models import LtiContext, LtiUser
+from lti.models import LtiContext, LtiPlatform, LtiUser
 from tests.lti.conftest import full_launch
 from tests.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, ROLE_TA, PlatformEmulator, new_member
 
@@ -31,6 +31,7 @@ def _roster(emulator: PlatformEmulator) -> None:
 def test_roster_sync_follows_every_page(live_emulator: PlatformEmulator) -> None:
     emulator = live_emulator
     _roster(emulator)
+    LtiPlatform.objects.update(teaching_assistants_instruct=True)  # so the roster's TA is an educator too
     assert full_launch(Client(), emulator, user="teacher-1", launch="first").status_code == 200
     context = LtiContext.objects.get()
     assert context.memberships_url == emulator.memberships_url

@@ -88,17 +88,54 @@ def test_skew_is_tolerated() -> None:
     _validate(_claims(aud=["tool", "x"], azp="tool"))
 
 
-def test_roles() -> None:
-    full = "http://purl.imsglobal.org/vocab/lis/v2/"
-    assert claims.is_educator([full + "membership#Instructor"])
-    assert claims.is_educator([full + "membership/Instructor#TeachingAssistant"])
-    assert claims.is_educator([full + "membership#ContentDeveloper", full + "membership#Learner"])
-    assert claims.is_educator([full + "membership#Administrator"])
-    assert claims.is_educator(["Instructor"])  # deprecated short form
-    # A school-level role is not a role in this course.
-    assert not claims.is_educator([full + "institution/person#Instructor", full + "institution/person#Administrator"])
-    assert not claims.is_educator([full + "membership#Mentor", full + "membership#Learner"])
-    assert claims.is_learner([full + "membership#Learner"]) and not claims.is_learner([full + "membership#Instructor"])
+LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
+MEMBERSHIP, INSTITUTION, SYSTEM = LIS + "membership#", LIS + "institution/person#", LIS + "system/person#"
+TA_SUB = LIS + "membership/Instructor#TeachingAssistant"
+
+
+# (roles, instructor when TAs do not instruct, instructor when they do): one row per role.
+@pytest.mark.parametrize(
+    ("roles", "without_tas", "with_tas"),
+    [
+        ([MEMBERSHIP + "Instructor"], True, True),
+        ([MEMBERSHIP + "Administrator"], True, True),
+        ([INSTITUTION + "Instructor"], True, True),
+        ([INSTITUTION + "Administrator"], True, True),
+        ([MEMBERSHIP + "TeachingAssistant"], False, True),
+        ([TA_SUB], False, True),
+        # The spec says a sub-role comes with its principal role: still a TA, not an Instructor.
+        ([MEMBERSHIP + "Instructor", TA_SUB], False, True),
+        ([LIS + "membership/Instructor#TeachingAssistantSection"], False, True),
+        ([LIS + "membership/Instructor#PrimaryInstructor"], True, True),
+        ([MEMBERSHIP + "ContentDeveloper"], False, False),
+        ([MEMBERSHIP + "Mentor"], False, False),
+        ([MEMBERSHIP + "Learner"], False, False),
+        ([SYSTEM + "Administrator"], False, False),
+        ([SYSTEM + "SysAdmin"], False, False),
+        # A teacher of the school taking this course as a learner: the context's role decides.
+        ([INSTITUTION + "Instructor", MEMBERSHIP + "Learner"], False, False),
+        ([INSTITUTION + "Administrator", MEMBERSHIP + "Learner"], False, False),
+        # LTI 1.1 simple names are context roles (the spec lets tools accept them).
+        (["Instructor"], True, True),
+        (["Administrator"], True, True),
+        (["TeachingAssistant"], False, True),
+        (["Learner"], False, False),
+        # Other vocabularies, lookalikes and garbage count for nothing.
+        (["http://example.com/vocab#Instructor"], False, False),
+        ([LIS + "membership#Instructor#x"], False, False),
+        ([LIS + "membershipX#Instructor"], False, False),
+        ([], False, False),
+    ],
+)
+def test_who_instructs(roles: list[str], without_tas: bool, with_tas: bool) -> None:
+    assert claims.is_educator(roles, teaching_assistants=False) is without_tas
+    assert claims.is_educator(roles, teaching_assistants=True) is with_tas
+
+
+def test_learners() -> None:
+    assert claims.is_learner([MEMBERSHIP + "Learner"]) and claims.is_learner(["Learner"])
+    assert claims.is_learner([LIS + "membership/Learner#NonCreditLearner"])
+    assert not claims.is_learner([MEMBERSHIP + "Instructor"]) and not claims.is_learner([INSTITUTION + "Learner"])
 
 
 def test_next_page_url_reads_link_headers() -> None:
