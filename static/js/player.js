@@ -325,8 +325,10 @@
         return mediaSegments >= MEASURED_AFTER_SEGMENTS ? hls.bandwidthEstimate : 0;
       };
       if (window.lessonPlayerExtras) window.lessonPlayerExtras.hlsCaptions(hls, window.Hls);
+      playOnceBuffered(hls);
       hls.loadSource(url);
       hls.attachMedia(video);
+      return;
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = url; // Safari plays HLS natively.
     } else {
@@ -334,6 +336,41 @@
       return;
     }
     video.play().catch(function () { /* autoplay may be blocked; the controls remain */ });
+  }
+
+  // A growing stream (a provisional version still being written: an EVENT playlist, no ENDLIST) begins
+  // with a 1-second segment, so that it is published sooner. Playing on that one second stalls whenever
+  // the next segment takes longer to arrive (a slow link, a busy machine), so hls.js starts it only once
+  // STARTUP_BUFFER_SECONDS are buffered, as Shaka Player does by itself (its rebufferingGoal, 2 s).
+  // A finished stream plays as soon as it can, as before.
+  const STARTUP_BUFFER_SECONDS = 2;
+
+  function bufferedAhead() {
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= video.currentTime + 0.5 && video.currentTime < video.buffered.end(i)) {
+        return video.buffered.end(i) - video.currentTime;
+      }
+    }
+    return 0;
+  }
+
+  function playOnceBuffered(hls) {
+    const Events = window.Hls.Events;
+    let live = null; // unknown until the first media playlist
+    function play() {
+      hls.off(Events.FRAG_BUFFERED, check);
+      hls.off(Events.LEVEL_LOADED, levelLoaded);
+      video.play().catch(function () { /* autoplay may be blocked; the controls remain */ });
+    }
+    function check() {
+      if (live === false || bufferedAhead() >= STARTUP_BUFFER_SECONDS) play();
+    }
+    function levelLoaded(_event, data) {
+      live = Boolean(data.details && data.details.live); // a growing playlist that has just closed plays too
+      check();
+    }
+    hls.on(Events.LEVEL_LOADED, levelLoaded);
+    hls.on(Events.FRAG_BUFFERED, check);
   }
 
   async function playShaka(url) {
