@@ -82,7 +82,7 @@ def test_an_instructor_links_their_account_and_picks_one_of_its_lessons(
         assert picker.locator("#lti-account-linked").count() == 1
         choice = picker.locator(f"input[name=lesson][value='{lesson.public_id}']")
         choice.check()
-        picker.locator("#lti-deep-link-form button[type=submit]").click()
+        picker.locator("#lti-deep-link-form button[value=add]").click()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not lms.recorded.deep_link_responses:
             page.wait_for_timeout(100)

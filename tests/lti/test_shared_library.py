@@ -283,9 +283,10 @@ def test_the_picker_page_costs_the_same_queries_for_3_or_63_lessons(lms: Platfor
     page = teacher.get(PICKER, {"source": "shared"})
     assert '<span class="visually-hidden">Length </span>1:15</span>' in page.text  # the video's duration
     # Session, user, platform, the two sources' counts, the selected lessons, the page's count and rows,
-    # and the origins allowed to frame the page.
+    # the launch's LMS identity (the offer to link it to a site account), and the origins allowed to frame
+    # the page.
     few = queries()
-    assert few == 9
+    assert few == 10
     Lesson.objects.bulk_create(Lesson(course=course, title=f"More {n}", position=10 + n) for n in range(60))
     assert queries() == few
     assert len(listed(teacher.get(PICKER, {"source": "shared"}))) == 20

@@ -116,6 +116,17 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     # whether a lesson is ready: for whom the LTI lesson page shows it
     ("lti/lesson/<uuid:public_id>/status/", "GET"):               (403, 403, 200, 403, 200, 200),
     ("lti/lesson/<uuid:public_id>/status/", "GET", "draft"):      (403, 403, 403, 403, 200, 200),
+    # the instructor page of an LMS context: only its instructors (nobody here is one of an LMS context)
+    ("lti/instructor/<uuid:public_id>/", "GET"):                  (403, 403, 403, 403, 403, 403),
+    ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/details/", "POST"): (403, 403, 403, 403, 403, 403),
+    ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/move/", "POST"): (403, 403, 403, 403, 403, 403),
+    ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/captions/", "POST"): (403, 403, 403, 403, 403, 403),
+    ("lti/instructor/<uuid:public_id>/scores/<int:score_id>/resend/", "POST"): (403, 403, 403, 403, 403, 403),
+    # account linking: a link token from an LMS launch (none here), unlinking only one's own identity
+    ("lti/link/", "GET"):                                         (403, 403, 403, 403, 403, 403),
+    ("lti/unlink/<int:identity_id>/", "POST"):                    (LOGIN, 403, 403, 403, 403, 403),
+    # the account page
+    ("account/", "GET"):                                          (LOGIN, 200, 200, 200, 200, 200),
     # operations
     ("healthz", "GET"):                                           (200, 200, 200, 200, 200, 200),
     ("readyz", "GET"):                                            (200, 200, 200, 200, 200, 200),
@@ -174,6 +185,9 @@ def fill(route: str, variant: str, served: Served, media: dict[str, str], pks: d
         "slug": served.open_course_slug if route.endswith("/enroll/") else served.course_slug,
         "upload_id": served.uploads["matrix-direct" if route.startswith("api/v1/uploads/direct/") else "matrix-delete"],
         "object_id": pks["lesson" if route.startswith("admin/courses/lesson/") else "course"],
+        "lesson_id": served.lesson_id,
+        "score_id": "1",
+        "identity_id": "1",
         "uidb64": "MQ",
         "kid": "0" * 32,
         "token": media["token"],
