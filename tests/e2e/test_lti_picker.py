@@ -1,14 +1,20 @@
 """The lesson picker in a real browser, inside the emulated LMS's cross-site iframe with third-party
 cookies phased out: a first-time instructor searches the shared library, ticks lessons on two pages,
-and the LMS receives both, in the order ticked (tests/lti/test_shared_library.py covers the rest)."""
+and the LMS receives both, in the order ticked; an instructor of another LMS never sees that
+library, and once the course is unshared nobody does (tests/lti/test_shared_library.py covers the rest)."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import Browser, expect
+from pytest_django.live_server_helper import LiveServer
 
 from courses.models import Course, Lesson
 from lti.models import LtiPlatform
+from lti.platforms import platform_register
 from lti.sharing import course_share
 from tests.lti.platform_emulator import PlatformEmulator
 
@@ -50,3 +56,50 @@ def test_an_instructor_picks_shared_lessons_on_two_pages_in_the_lms_iframe(
     assert claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"] == "dl-data"
     items = claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
     assert [item["title"] for item in items] == ["Lens 03", "Lens 22"]
+
+
+def test_a_shared_lesson_is_hidden_from_another_lms_and_from_everyone_once_unshared(
+    lms: PlatformEmulator, live_server: LiveServer, strict_browser: Browser
+) -> None:
+    from tests.lti.conftest import start_emulator
+
+    course = Course.objects.create(slug="acoustics-library", title="Acoustics library")
+    Lesson.objects.create(course=course, title="Standing waves", position=1)
+    course_share(course=course, platform=LtiPlatform.objects.get(issuer=lms.issuer), by=None)
+    launch = {"message_type": "LtiDeepLinkingRequest", "accept_multiple": True}
+    lms.launches["dl"] = launch
+
+    context = strict_browser.new_context()
+    try:
+        page = context.new_page()
+        elsewhere = start_emulator(tool_url=live_server.url)
+        elsewhere.client_id = "tool-client-2"  # a client id is unique to one LMS
+        with elsewhere as other:
+            platform_register(**other.registration_args, deployment_ids=[other.deployment_id])
+            other.launches["dl"] = launch
+            # The same teacher's name on another LMS: another platform's instructor, none of its shares.
+            page.goto(f"{other.base}/course?user=teacher-1&launch=dl")
+            tool = page.frame_locator("#tool")
+            expect(tool.locator(".picker-source", has_text="Shared library")).to_have_text(
+                "Shared library (0)", timeout=30_000
+            )
+            tool.get_by_role("button", name="Shared library").click()
+            tool.get_by_label("Search the shared library").fill("Standing waves")
+            tool.get_by_label("Search the shared library").press("Enter")
+            expect(tool.locator("#lti-picker-results")).to_contain_text("0 lessons match “Standing waves”.")
+            expect(tool.get_by_label("Acoustics library: Standing waves")).to_have_count(0)
+
+        # The first LMS's instructor sees it, until the course is unshared and the picker reopened.
+        page.goto(f"{lms.base}/course?user=teacher-1&launch=dl")
+        tool = page.frame_locator("#tool")
+        expect(tool.get_by_label("Acoustics library: Standing waves")).to_have_count(1, timeout=30_000)
+        call_command("lti_share_course", course.slug, "--issuer", lms.issuer, "--unshare", stdout=StringIO())
+        page.goto(f"{lms.base}/course?user=teacher-1&launch=dl")
+        tool = page.frame_locator("#tool")
+        expect(tool.locator(".picker-source", has_text="Shared library")).to_have_text(
+            "Shared library (0)", timeout=30_000
+        )
+        expect(tool.get_by_label("Acoustics library: Standing waves")).to_have_count(0)
+    finally:
+        context.close()
+    assert lms.recorded.deep_link_responses == []
