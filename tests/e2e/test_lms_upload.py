@@ -1,6 +1,6 @@
 """A first-time LMS instructor uploads a new video from the Deep Linking picker, inside the LMS's
-iframe with third-party cookies phased out, and the LMS gets its link at once; a learner's launch of
-that link says "being prepared" while the pipeline is held, then plays (docs/adr/0033).
+iframe with third-party cookies phased out (and once with them allowed), and the LMS gets its link at
+once; a learner's launch of that link says "being prepared" while the pipeline is held, then plays (docs/adr/0033).
 
 The tool (live_server, http://localhost:<port>) is framed by the emulated LMS (http://127.0.0.1:<port>):
 cross-site, so only its partitioned cookies live there. The video's parts go straight to the harness's
@@ -56,6 +56,15 @@ def held_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, .
         storage.delete_prefix(key.rsplit("/", 1)[0] + "/")
 
 
+@pytest.fixture(params=["third-party cookies blocked", "third-party cookies allowed"])
+def lms_browser(request: pytest.FixtureRequest, browser: Browser) -> Browser:
+    """Chromium as browsers now ship it (third-party cookies phased out), and once with them allowed:
+    the tool's partitioned cookies then live in the iframe, and the upload must still send none."""
+    if request.param == "third-party cookies blocked":
+        return request.getfixturevalue("strict_browser")  # type: ignore[no-any-return]
+    return browser
+
+
 def _tool_frame(page: Page, live_server: LiveServer, selector: str) -> Frame:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -69,7 +78,7 @@ def _tool_frame(page: Page, live_server: LiveServer, selector: str) -> Frame:
 def test_a_first_time_instructor_uploads_in_the_picker_and_a_learner_sees_processing_then_plays(
     lms: PlatformEmulator,
     live_server: LiveServer,
-    strict_browser: Browser,
+    lms_browser: Browser,
     tmp_path: Path,
     held_pipeline: list[tuple[Any, ...]],
     upload_calls: list[tuple[str, str, bool]],
@@ -78,8 +87,8 @@ def test_a_first_time_instructor_uploads_in_the_picker_and_a_learner_sees_proces
     lms.launches["dl"] = {"message_type": "LtiDeepLinkingRequest", "accept_multiple": False}
     clip = make_clip(tmp_path / "prism.mp4", seconds=4, size="320x180")
 
-    teacher = strict_browser.new_context()
-    learner = strict_browser.new_context()
+    teacher = lms_browser.new_context()
+    learner = lms_browser.new_context()
     try:
         page = teacher.new_page()
         page.goto(f"{lms.base}/course?user=teacher-1&launch=dl")
