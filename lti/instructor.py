@@ -91,6 +91,7 @@ class LessonOverview:
     lesson: Lesson
     processing: str
     captions: list[str]
+    problem: str = ""  # why its video will not play without the instructor acting (failed, never uploaded)
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,20 @@ def _score_status(score: Mapping[str, Any]) -> str:
     return "waiting"
 
 
+def _video_problem(lesson: Lesson) -> str:
+    """The pipeline's reason a lesson's video will not play, or "". Asked only of videos not playing (a
+    query at most, for one with no original): the page's other lessons cost nothing more."""
+    if lesson.asset is not None and lesson.asset.is_playable:
+        return ""
+    video = course_selectors.lesson_video_state(lesson=lesson)
+    return video.reason if video.phase is course_selectors.VideoPhase.FAILED else ""
+
+
 def instructor_page(*, context: LtiContext) -> InstructorPage:
     """Lessons with their state, and per learner and lesson the seconds watched, completion and scores.
 
-    A fixed number of queries whatever the number of learners (one more per lesson being transcoded)."""
+    A fixed number of queries whatever the number of learners (one more per lesson being transcoded, or
+    without a video)."""
     course_id = context.course_id
     assert course_id is not None  # instructor_context_get returns linked contexts only
     lessons = list(
@@ -146,6 +157,7 @@ def instructor_page(*, context: LtiContext) -> InstructorPage:
             lesson=lesson,
             processing=course_selectors.lesson_processing_text(lesson=lesson),
             captions=[caption.language for caption in lesson.captions.all() if caption.kind == "subtitles"],
+            problem=_video_problem(lesson),
         )
         for lesson in lessons
     ]

@@ -158,6 +158,24 @@ def lesson_captions(request: HttpRequest, public_id: uuid.UUID, lesson_id: uuid.
 @frameable
 @never_cache
 @require_POST
+def lesson_delete(request: HttpRequest, public_id: uuid.UUID, lesson_id: uuid.UUID) -> HttpResponse:
+    """Delete a lesson of this course and its video (a failed or abandoned upload from the picker, say).
+    The LMS's links to it then say it no longer exists."""
+    try:
+        context, lesson = _lesson_of(request, public_id, lesson_id)
+    except LtiError as error:
+        return _error(request, error)
+
+    def write() -> str:
+        course_services.lesson_delete(lesson=lesson)
+        return f"Deleted “{lesson.title}” and its video."
+
+    return _after_write(request, context, write)
+
+
+@frameable
+@never_cache
+@require_POST
 def score_resend(request: HttpRequest, public_id: uuid.UUID, score_id: int) -> HttpResponse:
     """Send a score the platform refused (or that failed) again, once."""
     try:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from courses import selectors as course_selectors
 from courses import services as course_services
@@ -117,3 +118,41 @@ def lms_upload_finish(*, token: str) -> tuple[str, str]:
 
 def _dict(value: Any) -> Any:
     return value if isinstance(value, dict) else None
+
+
+# What the processing page says (docs/adr/0033). Learners get no detail: the reason is the instructor's.
+PROCESSING_TEXTS = {
+    course_selectors.VideoPhase.UPLOADING: "This video is still being uploaded. It will play here once it is "
+    "uploaded and prepared.",
+    course_selectors.VideoPhase.PROCESSING: "This video is being prepared. It will play here as soon as it is ready.",
+}
+NOT_AVAILABLE_TEXT = "This video is not available yet. Your instructor can see why on their course page."
+FAILED_TEXT = (
+    "This video could not be prepared: {reason}. Delete this lesson on the instructor page, then upload the video "
+    "again from the lesson picker."
+)
+
+
+@dataclass(frozen=True)
+class ProcessingNotice:
+    """What the processing page of a lesson whose video does not play yet tells this viewer."""
+
+    state: str  # "uploading", "processing", "failed" (or "ready": reload into the player)
+    text: str
+    reason: str  # the pipeline's user-visible reason, for the course's educators only; "" otherwise
+
+
+def lesson_processing_notice(*, user: AbstractBaseUser | AnonymousUser, lesson: Lesson) -> ProcessingNotice:
+    """For a viewer already entitled to the lesson (the caller asked playback.access): waiting for the
+    upload, being prepared, or could not be prepared; why only to those who can act on it."""
+    video = course_selectors.lesson_video_state(lesson=lesson)
+    if video.phase is not course_selectors.VideoPhase.FAILED:
+        return ProcessingNotice(state=video.phase.value, text=PROCESSING_TEXTS.get(video.phase, ""), reason="")
+    educator = bool(getattr(user, "is_superuser", False)) or course_selectors.user_teaches(
+        user=user, course=lesson.course
+    )
+    if not educator:
+        return ProcessingNotice(state=video.phase.value, text=NOT_AVAILABLE_TEXT, reason="")
+    return ProcessingNotice(
+        state=video.phase.value, text=FAILED_TEXT.format(reason=video.reason.rstrip(".")), reason=video.reason
+    )

@@ -107,11 +107,17 @@ def deep_link_upload_done(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def lesson_status(request: HttpRequest, public_id: uuid.UUID) -> JsonResponse:
-    """{"ready": bool} for a viewer entitled to the lesson; the same 404 as for no lesson otherwise."""
+    """{"ready", "state", "text"} for a viewer entitled to the lesson: the processing page's script turns
+    into the player when ready, and otherwise shows the text (waiting for the upload, being prepared,
+    or could not be prepared: why only to the course's educators). The same 404 as for no lesson, or 403,
+    to anyone else."""
     found = course_selectors.lesson_get(public_id=public_id, viewer=request.user)
     if found is None:
         raise Http404("No such lesson")
     verdict = can_watch(user=request.user, lesson=found).verdict
     if verdict is Verdict.DENIED:
         return JsonResponse({"detail": "this lesson is not available to you"}, status=403)
-    return JsonResponse({"ready": verdict is Verdict.ALLOWED})
+    if verdict is Verdict.ALLOWED:
+        return JsonResponse({"ready": True, "state": "ready", "text": ""})
+    notice = lms_uploads.lesson_processing_notice(user=request.user, lesson=found)
+    return JsonResponse({"ready": False, "state": notice.state, "text": notice.text})

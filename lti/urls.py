@@ -32,6 +32,11 @@ urlpatterns = [
         name="instructor-lesson-captions",
     ),
     path(
+        "instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/delete/",
+        instructor_views.lesson_delete,
+        name="instructor-lesson-delete",
+    ),
+    path(
         "instructor/<uuid:public_id>/scores/<int:score_id>/resend/",
         instructor_views.score_resend,
         name="instructor-score-resend",

@@ -24,7 +24,19 @@ from config.api_errors import status_for
 from core.auth import request_user
 from courses import entitlement
 from courses import selectors as course_selectors
-from lti import account, claims, deep_linking, handoff, instructor, launch, messages, picking, platforms, registration
+from lti import (
+    account,
+    claims,
+    deep_linking,
+    handoff,
+    instructor,
+    launch,
+    lms_uploads,
+    messages,
+    picking,
+    platforms,
+    registration,
+)
 from lti.errors import LtiError, LtiRefused
 from lti.login import lti_login_start, state_cookie_name
 from lti.selectors import platform_frame_origins
@@ -217,10 +229,17 @@ def lesson(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         # A draft, or a course this user has no place in: not even the title (playback/access.py decides).
         return _error(request, LtiRefused("this lesson is not available to you"))
     if can_watch(user=request.user, lesson=found).verdict is Verdict.NOT_READY:
-        # Entitled, but its video is still being prepared (a picker upload is linked at once): the
-        # title and a page that turns into the player when the status endpoint says it is ready.
+        # Entitled, but its video does not play yet (a picker upload is linked at once): the title, what
+        # is happening (or why it failed, to its educators), and a page that turns into the player when
+        # the status endpoint says it is ready.
         status_url = reverse("lti:lesson-status", args=[found.public_id])
-        context = {"lesson": found, "status_url": status_url, "poll_seconds": PROCESSING_POLL_SECONDS}
+        context = {
+            "lesson": found,
+            "status_url": status_url,
+            "poll_seconds": PROCESSING_POLL_SECONDS,
+            "notice": lms_uploads.lesson_processing_notice(user=request.user, lesson=found),
+            "instructor_context": instructor.instructor_context_of_lesson(user=request.user, lesson=found),
+        }
         return render(request, "lti/processing.html", context)
     engine = request.GET.get("engine", "hls")
     context = {

@@ -6,6 +6,8 @@ import uuid
 from typing import TypedDict
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from media_pipeline import content_keys, layout
 from media_pipeline.models import (
@@ -16,6 +18,8 @@ from media_pipeline.models import (
     EncodeChunk,
     MediaAsset,
     ReplicaState,
+    ResumableUpload,
+    UploadStatus,
     VersionReplica,
 )
 from media_pipeline.regions import regions_all
@@ -139,6 +143,13 @@ def content_key_secrets() -> list[bytes]:
     """The secrets content keys open with: CONTENT_KEY_SECRET (the one that seals) first, then the
     retired ones (CONTENT_KEY_SECRET_OLD)."""
     return [secret.encode() for secret in (settings.CONTENT_KEY_SECRET, *settings.CONTENT_KEY_SECRETS_OLD)]
+
+
+def asset_upload_running(*, asset: MediaAsset) -> bool:
+    """Whether an upload to the asset may still bring its bytes: receiving and not expired (the sweep
+    marks it expired later), or received and being assembled."""
+    running = Q(status=UploadStatus.ACTIVE, expires_at__gt=timezone.now()) | Q(status=UploadStatus.COMPLETING)
+    return ResumableUpload.objects.filter(running, asset=asset).exists()
 
 
 def asset_chunks_done(*, asset: MediaAsset) -> tuple[int, int] | None:

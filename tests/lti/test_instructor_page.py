@@ -86,6 +86,7 @@ def _writes(course: Course, score_id: int) -> list[tuple[str, dict]]:
         (course.lesson_url(course.first, "details"), {"title": "Hacked", "description": "x"}),
         (course.lesson_url(course.first, "move"), {"direction": "down"}),
         (course.lesson_url(course.first, "captions"), {"language": "en", "file": io.BytesIO(SRT)}),
+        (course.lesson_url(course.first, "delete"), {}),
         (f"{course.url}scores/{score_id}/resend/", {}),
     ]
 
@@ -174,6 +175,7 @@ def test_unknown_contexts_and_lessons_of_other_courses_are_refused(course: Cours
     # The teacher's own context, a lesson of another course: not found here, nothing changed.
     response = course.teacher.post(course.lesson_url(foreign, "details"), {"title": "Mine now"})
     assert response.status_code == 404
+    assert course.teacher.post(course.lesson_url(foreign, "delete"), {}).status_code == 404
     assert _state(course) == before
     assert other_teacher.get(f"/lti/instructor/{other.public_id}/").status_code == 200
 

@@ -9,6 +9,7 @@ import html
 import re
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,15 +20,18 @@ from django.contrib.auth.models import User
 from django.core import signing
 from django.template.defaultfilters import filesizeformat
 from django.test import Client
+from django.utils import timezone
 from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from courses import upload_grants
 from courses.models import Lesson
+from courses.selectors import UNFINISHED_REASON, VideoPhase
+from lti import lms_uploads
 from lti.models import LtiContext, LtiPlatform, LtiUser
 from media_pipeline import services as media_services
 from media_pipeline import storage
-from media_pipeline.models import ResumableUpload, UploadStatus
+from media_pipeline.models import MediaAsset, ResumableUpload, UploadStatus
 from tests.conftest import make_clip
 from tests.courses import test_direct_uploads as direct
 from tests.lti.conftest import full_launch
@@ -264,7 +268,9 @@ def test_an_upload_returns_the_link_at_once_and_learners_see_processing_then_the
     assert '<h1 class="lti-title">Snell&#x27;s law</h1>' in text and "being prepared" in text
     assert "lesson-video" not in text
     status_url = f"/lti/lesson/{public_id}/status/"
-    assert learner.get(status_url).json() == {"ready": False}
+    assert learner.get(status_url).json() == {
+        "ready": False, "state": "processing", "text": lms_uploads.PROCESSING_TEXTS[VideoPhase.PROCESSING],
+    }  # fmt: skip
     # Someone without a grant learns nothing, not even that it is being prepared.
     stranger = Client()
     stranger.force_login(User.objects.create_user("nobody"))
@@ -277,7 +283,7 @@ def test_an_upload_returns_the_link_at_once_and_learners_see_processing_then_the
     media_services.asset_probe(asset_id=asset.pk)
     media_services.asset_transcode(asset_id=asset.pk)
     media_services.asset_publish(asset_id=asset.pk)
-    assert learner.get(status_url).json() == {"ready": True}
+    assert learner.get(status_url).json() == {"ready": True, "state": "ready", "text": ""}
     player = learner.get(lesson_url)
     assert player.status_code == 200 and 'id="lesson-video"' in player.content.decode()
 
@@ -311,3 +317,77 @@ def test_operators_edit_the_switch_and_the_quota_in_the_admin(live_emulator: Pla
     page = admin.get(f"/admin/lti/ltiplatform/{platform.pk}/change/").content.decode()
     assert "Uploads from the lesson picker" in page
     assert 'name="lms_upload_enabled"' in page and 'name="lms_upload_quota_bytes" value="5368709120"' in page
+
+
+def _status(client: Client, public_id: str) -> dict[str, Any]:
+    response = client.get(f"/lti/lesson/{public_id}/status/")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_a_corrupt_upload_tells_the_instructor_why_and_learners_nothing_and_the_instructor_deletes_it(
+    live_emulator: PlatformEmulator, live_server: LiveServer
+) -> None:
+    emulator = live_emulator
+    teacher = _picker(emulator)
+    corrupt = bytes(range(256)) * 64  # no container ffprobe knows
+    started = _start(teacher, size=len(corrupt), title="Broken clip").json()
+    token, public_id = started["token"], started["lesson"]
+    _tus_upload(live_server, token, public_id, corrupt)
+    assert Client().post("/lti/deep-link/upload/done/", {"token": token}).status_code == 200  # the LMS has its link
+    emulator.launches["placed"] = {"custom": {"lesson": public_id}, "resource_link": {"id": "broken-1"}}
+    learner = Client()
+    assert full_launch(learner, emulator, user="learner-1", launch="placed").status_code == 302
+    processing = lms_uploads.PROCESSING_TEXTS[VideoPhase.PROCESSING]
+    assert _status(learner, public_id) == {"ready": False, "state": "processing", "text": processing}
+
+    # The pipeline's own probe step rejects it.
+    lesson = Lesson.objects.select_related("asset").get(public_id=public_id)
+    media_services.asset_probe(asset_id=lesson.asset.pk)
+    reason = MediaAsset.objects.get(pk=lesson.asset.pk).failure_reason
+    assert reason == "rejected: not a video or audio file (unknown or damaged format)"
+    told = lms_uploads.FAILED_TEXT.format(reason=reason.rstrip("."))
+    # Learners: a neutral notice, no detail; the page does not promise the video any more.
+    for page in (learner.get(f"/lti/lesson/{public_id}/").content.decode(), str(_status(learner, public_id))):
+        assert reason not in page and "being prepared" not in page
+    assert _status(learner, public_id) == {"ready": False, "state": "failed", "text": lms_uploads.NOT_AVAILABLE_TEXT}
+    assert lms_uploads.NOT_AVAILABLE_TEXT in learner.get(f"/lti/lesson/{public_id}/").content.decode()
+    # The course's instructor: why, and what to do.
+    assert _status(teacher, public_id) == {"ready": False, "state": "failed", "text": told}
+    assert html.escape(told) in teacher.get(f"/lti/lesson/{public_id}/").content.decode()
+    context = LtiContext.objects.get()
+    instructor_url = f"/lti/instructor/{context.public_id}/"
+    page = teacher.get(instructor_url).content.decode()
+    assert f'<p class="lesson-problem" role="alert">Could not be prepared: {html.escape(reason)}</p>' in page
+
+    # Deleting it: refused to a learner and without the CSRF token, nothing changed; then done.
+    delete_url = f"{instructor_url}lessons/{public_id}/delete/"
+    assert learner.post(delete_url).status_code == 403
+    forged = Client(enforce_csrf_checks=True)
+    forged.cookies = teacher.cookies
+    assert forged.post(delete_url).status_code == 403
+    assert Lesson.objects.filter(public_id=public_id).count() == 1
+    assert MediaAsset.objects.filter(pk=lesson.asset.pk).count() == 1
+    deleted = teacher.post(delete_url)
+    assert (deleted.status_code, deleted["Location"]) == (302, instructor_url)
+    assert Lesson.objects.filter(public_id=public_id).count() == 0
+    assert MediaAsset.objects.filter(pk=lesson.asset.pk).count() == 0
+    assert learner.get(f"/lti/lesson/{public_id}/").status_code == 404
+
+
+def test_an_upload_under_way_then_abandoned_stops_saying_it_is_coming(
+    live_emulator: PlatformEmulator, live_server: LiveServer, clip: bytes
+) -> None:
+    teacher = _picker(live_emulator)
+    started = _start(teacher, size=len(clip), title="Half a clip").json()
+    token, public_id = started["token"], started["lesson"]
+    # Before any byte: no video at all (nothing will come unless the page uploads).
+    assert _status(teacher, public_id)["state"] == "failed"
+    assert _tus_create(live_server, token, public_id, len(clip)).status_code == 201
+    uploading = lms_uploads.PROCESSING_TEXTS[VideoPhase.UPLOADING]
+    assert _status(teacher, public_id) == {"ready": False, "state": "uploading", "text": uploading}
+    assert "being uploaded" in teacher.get(f"/lti/lesson/{public_id}/").content.decode()
+    # The page was closed: once the upload expires nothing is coming, and the instructor is told why.
+    ResumableUpload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    told = lms_uploads.FAILED_TEXT.format(reason=UNFINISHED_REASON)
+    assert _status(teacher, public_id) == {"ready": False, "state": "failed", "text": told}

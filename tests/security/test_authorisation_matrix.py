@@ -121,6 +121,7 @@ MATRIX: dict[tuple[str, ...], tuple[Expected, Expected, Expected, Expected, Expe
     ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/details/", "POST"): (403, 403, 403, 403, 403, 403),
     ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/move/", "POST"): (403, 403, 403, 403, 403, 403),
     ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/captions/", "POST"): (403, 403, 403, 403, 403, 403),
+    ("lti/instructor/<uuid:public_id>/lessons/<uuid:lesson_id>/delete/", "POST"): (403, 403, 403, 403, 403, 403),
     ("lti/instructor/<uuid:public_id>/scores/<int:score_id>/resend/", "POST"): (403, 403, 403, 403, 403, 403),
     # account linking: a link token from an LMS launch (none here), unlinking only one's own identity
     ("lti/link/", "GET"):                                         (403, 403, 403, 403, 403, 403),
