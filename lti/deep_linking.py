@@ -103,7 +103,8 @@ def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: st
     query = query.strip()[:SEARCH_MAX_CHARS]
     if query:
         lessons = lessons.filter(
-            Q(title__icontains=query) | Q(description__icontains=query) | Q(course__title__icontains=query)
+            # ucontains (core/db.py): case folded in every script, on SQLite as on PostgreSQL.
+            Q(title__ucontains=query) | Q(description__ucontains=query) | Q(course__title__ucontains=query)
         )
     return lessons.order_by("course__title", "course_id", "position", "id")
 
