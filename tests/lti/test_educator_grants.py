@@ -11,8 +11,9 @@ from django.test import Client
 
 from courses.models import Course, Enrollment
 from lti.models import LtiContext, LtiEducatorGrant, LtiUser
+from lti.nrps import roster_sync
 from tests.lti.conftest import full_launch, register
-from tests.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, PlatformEmulator
+from tests.lti.platform_emulator import ROLE_INSTRUCTOR, ROLE_LEARNER, PlatformEmulator, new_member
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,38 @@ def test_someone_made_an_educator_in_the_admin_keeps_it_after_a_learner_launch(
     assert course.educators.filter(pk=learner.pk).exists()
     assert _page(client, context) == 200
     assert not LtiEducatorGrant.objects.filter(user=learner).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_roster_takes_back_what_lti_gave_and_leaves_the_sites_educators(live_emulator: PlatformEmulator) -> None:
+    emulator = live_emulator  # registered already
+    _launch(emulator, "teacher-1", roles=[ROLE_INSTRUCTOR])
+    context = LtiContext.objects.select_related("course").get()
+    course = context.course
+    assert course is not None
+    _launch(emulator, "teacher-2", roles=[ROLE_INSTRUCTOR])
+    educator = User.objects.create_user("site-educator", password="x")
+    course.educators.add(educator)
+    LtiUser.objects.create(issuer=emulator.issuer, sub="teacher-3-sub", user=educator, link_method="password")
+    emulator.members = [
+        new_member("teacher-1-sub", roles=[ROLE_INSTRUCTOR], name="Teacher One"),
+        new_member("teacher-2-sub", roles=[ROLE_LEARNER], name="Teacher Two"),  # demoted
+        new_member("teacher-3-sub", roles=[ROLE_INSTRUCTOR], name="Site Educator", status="Inactive"),
+    ]
+
+    assert roster_sync(context_id=context.pk).educators == 1
+
+    teacher_1 = LtiUser.objects.get(sub="teacher-1-sub").user
+    assert set(course.educators.all()) == {teacher_1, educator}
+    assert list(LtiEducatorGrant.objects.values_list("user", flat=True)) == [teacher_1.pk]
+
+
+def test_the_admin_lists_the_grants_to_superusers_only(emulator: PlatformEmulator, context: LtiContext) -> None:
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", password="x"))
+    response = admin.get("/admin/lti/ltieducatorgrant/")
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 1
+    staff = Client()
+    staff.force_login(User.objects.create_user("staff", password="x", is_staff=True))
+    assert staff.get("/admin/lti/ltieducatorgrant/").status_code == 403
