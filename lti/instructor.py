@@ -13,6 +13,7 @@ ones the roster service or, failing that, the launches' name claims last gave (l
 from __future__ import annotations
 
 import csv
+import io
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -260,29 +261,28 @@ def _csv_rows(rows: Iterable[LearnerLesson]) -> Iterable[list[object]]:
             yield [*base, score.column, score.score_given, score.score_maximum, score.status, score.last_error]
 
 
-class _Line:
-    """A file-like object that hands back what csv.writer writes, so each row is yielded, not stored."""
+def instructor_csv_chunks(*, context: LtiContext) -> Iterator[str]:
+    """The learner table as CSV: a header, then one line per learner, lesson and gradebook column.
 
-    def write(self, value: str) -> str:
-        return value
-
-
-def instructor_csv_lines(*, context: LtiContext) -> Iterator[str]:
-    """The learner table as CSV lines: a header, then one line per learner, lesson and gradebook column.
-
-    Everyone, not one page: LEARNERS_PER_PAGE learners at a time, three queries each (learners, progress,
-    scores), so memory stays flat however large the class is. Meant for a StreamingHttpResponse."""
+    Everyone, not one page, yielded LEARNERS_PER_PAGE learners at a time (one chunk each, three queries:
+    learners, progress, scores), so memory stays flat however large the class is. For a
+    StreamingHttpResponse (core.streams.streaming_content, which keeps it streaming under ASGI)."""
     course_id = context.course_id
     assert course_id is not None
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow(CSV_HEADER)  # the BOM makes spreadsheets read UTF-8
     lessons = _lessons(course_id)
     learners = _learners(course_id)
     start = 0
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
     while True:
         chunk = list(learners[start : start + LEARNERS_PER_PAGE])
         for values in _csv_rows(_learner_rows(context=context, lessons=lessons, learners=chunk)):
-            yield writer.writerow([csv_cell(value) for value in values])
+            writer.writerow([csv_cell(value) for value in values])
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        yield ("\ufeff" + text) if start == 0 else text  # the BOM makes spreadsheets read UTF-8
         if len(chunk) < LEARNERS_PER_PAGE:
             return
         start += LEARNERS_PER_PAGE
