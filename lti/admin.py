@@ -25,6 +25,7 @@ from lti.models import (
     LtiContext,
     LtiCourseShare,
     LtiDeployment,
+    LtiEducatorGrant,
     LtiPlatform,
     LtiRegistrationLink,
     LtiResourceLink,
@@ -209,8 +210,25 @@ class LtiResourceLinkAdmin(SuperuserOnly):
     list_select_related = ("lesson", "context")
     readonly_fields = (
         "deployment", "resource_link_id", "context", "lineitem_url", "lineitems_url", "ags_scopes",
-        "grades_blocked_reason", "created_at",
+        "grades_blocked_reason", "score_maximum_read_from", "created_at",
     )  # fmt: skip
+
+
+@admin.register(LtiEducatorGrant)
+class LtiEducatorGrantAdmin(SuperuserOnly):
+    """Which educator memberships came from LTI (lti/educators.py): only these end when the LMS demotes someone.
+    Deleting a row here makes that membership the site's: the LMS no longer takes it away."""
+
+    list_display = ("user", "context", "created_at")
+    search_fields = ("user__username", "context__title", "context__context_id")
+    list_select_related = ("user", "context")
+    readonly_fields = ("user", "context", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # launches and the roster make them
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(LtiScore)

@@ -16,7 +16,7 @@ import csv
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Prefetch
+from django.core.paginator import Page as DjangoPage
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, QuerySet
 
 from courses import selectors as course_selectors
 from courses.models import Lesson, LessonCaption, LessonProgress
@@ -120,6 +122,11 @@ class InstructorPage:
     context: LtiContext
     lessons: list[LessonOverview]
     rows: list[LearnerLesson]
+    learners: DjangoPage[Any]  # this page of the learners, for the page links (LEARNERS_PER_PAGE a page)
+
+
+# A page of the learner table, and a chunk of its CSV export: the queries per page or chunk are fixed.
+LEARNERS_PER_PAGE = 50
 
 
 def _score_status(score: Mapping[str, Any]) -> str:
@@ -139,43 +146,41 @@ def _video_problem(lesson: Lesson) -> str:
     return video.reason if video.phase is course_selectors.VideoPhase.FAILED else ""
 
 
-def instructor_page(*, context: LtiContext) -> InstructorPage:
-    """Lessons with their state, and per learner and lesson the seconds watched, completion and scores.
-
-    A fixed number of queries whatever the number of learners (one more per lesson being transcoded, or
-    without a video)."""
-    course_id = context.course_id
-    assert course_id is not None  # instructor_context_get returns linked contexts only
-    lessons = list(
+def _lessons(course_id: int) -> list[Lesson]:
+    return list(
         Lesson.objects.filter(course_id=course_id)
         .select_related("asset")
         .prefetch_related(Prefetch("captions", queryset=LessonCaption.objects.only("lesson_id", "language", "kind")))
         .order_by("position", "id")
     )
-    lesson_states = [
-        LessonOverview(
-            lesson=lesson,
-            processing=course_selectors.lesson_processing_text(lesson=lesson),
-            captions=[caption.language for caption in lesson.captions.all() if caption.kind == "subtitles"],
-            problem=_video_problem(lesson),
-        )
-        for lesson in lessons
-    ]
-    learners = list(
+
+
+def _learners(course_id: int) -> QuerySet[Any]:
+    """The course's learners by name; the primary key last makes the order total, so pages never overlap."""
+    return (
         get_user_model()
         .objects.filter(enrollments__course_id=course_id)
-        .order_by("last_name", "first_name", "username")
+        .order_by("last_name", "first_name", "username", "pk")
         .only("pk", "first_name", "last_name", "username", "email")
     )
+
+
+def _learner_rows(*, context: LtiContext, lessons: list[Lesson], learners: list[Any]) -> list[LearnerLesson]:
+    """Per learner (of this slice) and lesson: seconds watched, completion and scores, in two queries."""
+    if not learners or not lessons or context.course_id is None:
+        return []
+    learner_ids = [learner.pk for learner in learners]
     progress = {
         (row["user_id"], row["lesson_id"]): row
-        for row in LessonProgress.objects.filter(
-            lesson__course_id=course_id, user__enrollments__course_id=course_id
-        ).values("user_id", "lesson_id", "seconds_watched", "completed_at")
+        for row in LessonProgress.objects.filter(lesson__course_id=context.course_id, user_id__in=learner_ids).values(
+            "user_id", "lesson_id", "seconds_watched", "completed_at"
+        )
     }
     scores: dict[tuple[int, int], list[ScoreState]] = defaultdict(list)
     for score in (
-        LtiScore.objects.filter(resource_link__context=context, resource_link__lesson__isnull=False)
+        LtiScore.objects.filter(
+            resource_link__context=context, resource_link__lesson__isnull=False, lti_user__user_id__in=learner_ids
+        )
         .order_by("resource_link__title", "pk")
         .values(
             "pk",
@@ -218,7 +223,30 @@ def instructor_page(*, context: LtiContext) -> InstructorPage:
                     scores=scores.get((learner.pk, lesson.pk), []),
                 )
             )
-    return InstructorPage(context=context, lessons=lesson_states, rows=rows)
+    return rows
+
+
+def instructor_page(*, context: LtiContext, page_number: int | str | None = 1) -> InstructorPage:
+    """Lessons with their state, and for one page of learners (by name) the seconds watched, completion and scores.
+
+    A fixed number of queries whatever the number of learners (one more per lesson being transcoded, or
+    without a video). A page
+    number past the end shows the last page; one that is not a number, the first."""
+    course_id = context.course_id
+    assert course_id is not None  # instructor_context_get returns linked contexts only
+    lessons = _lessons(course_id)
+    lesson_states = [
+        LessonOverview(
+            lesson=lesson,
+            processing=course_selectors.lesson_processing_text(lesson=lesson),
+            captions=[caption.language for caption in lesson.captions.all() if caption.kind == "subtitles"],
+            problem=_video_problem(lesson),
+        )
+        for lesson in lessons
+    ]
+    learners = Paginator(_learners(course_id), LEARNERS_PER_PAGE).get_page(page_number)
+    rows = _learner_rows(context=context, lessons=lessons, learners=list(learners.object_list))
+    return InstructorPage(context=context, lessons=lesson_states, rows=rows, learners=learners)
 
 
 CSV_HEADER = [
@@ -245,11 +273,28 @@ def _csv_rows(rows: Iterable[LearnerLesson]) -> Iterable[list[object]]:
             yield [*base, score.column, score.score_given, score.score_maximum, score.status, score.last_error]
 
 
-def instructor_csv(*, page: InstructorPage) -> str:
-    """The learner table as CSV (a header row, then one row per learner, lesson and gradebook column)."""
+def instructor_csv_chunks(*, context: LtiContext) -> Iterator[str]:
+    """The learner table as CSV: a header, then one line per learner, lesson and gradebook column.
+
+    Everyone, not one page, yielded LEARNERS_PER_PAGE learners at a time (one chunk each, three queries:
+    learners, progress, scores), so memory stays flat however large the class is. For a
+    StreamingHttpResponse (core.streams.streaming_content, which keeps it streaming under ASGI)."""
+    course_id = context.course_id
+    assert course_id is not None
+    lessons = _lessons(course_id)
+    learners = _learners(course_id)
+    start = 0
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
-    for values in _csv_rows(page.rows):
-        writer.writerow([csv_cell(value) for value in values])
-    return out.getvalue()
+    while True:
+        chunk = list(learners[start : start + LEARNERS_PER_PAGE])
+        for values in _csv_rows(_learner_rows(context=context, lessons=lessons, learners=chunk)):
+            writer.writerow([csv_cell(value) for value in values])
+        text = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        yield ("\ufeff" + text) if start == 0 else text  # the BOM makes spreadsheets read UTF-8
+        if len(chunk) < LEARNERS_PER_PAGE:
+            return
+        start += LEARNERS_PER_PAGE

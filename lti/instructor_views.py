@@ -10,13 +10,14 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from config.api_errors import status_for
+from core import streams
 from courses import services as course_services
 from courses.models import Lesson
 from lti import gradebook, handoff, instructor
@@ -48,8 +49,9 @@ def instructor_url(*, public_id: uuid.UUID | str, handoff_token: str = "") -> st
 @frameable
 @never_cache
 @require_GET
-def instructor_page(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
-    """The course's lessons and its learners' progress and scores; `?format=csv` for the learner table."""
+def instructor_page(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse | StreamingHttpResponse:
+    """The course's lessons and a page of its learners' progress and scores (`?page=N`, by name);
+    `?format=csv` for the whole learner table."""
     context = instructor.instructor_context_get(user=request.user, public_id=public_id)
     if context is None:
         token = request.GET.get("handoff", "")
@@ -60,12 +62,14 @@ def instructor_page(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
             return render(request, "lti/new_window.html", {"url": url, "page": PAGE})
         reason = NOT_YOURS if request.user.is_authenticated else "open this page from your course in the LMS"
         return _error(request, LtiRefused(reason))
-    page = instructor.instructor_page(context=context)
     if request.GET.get("format") == "csv":
-        response = HttpResponse("\ufeff" + instructor.instructor_csv(page=page), content_type="text/csv; charset=utf-8")
+        # Every learner, streamed a page of learners at a time (flat memory for any class size).
+        chunks = instructor.instructor_csv_chunks(context=context)
+        content = streams.streaming_content(request, chunks, thread_sensitive=True)  # it queries the database
+        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="learners-{context.public_id}.csv"'
         return response
-    return _render(request, page)
+    return _render(request, instructor.instructor_page(context=context, page_number=request.GET.get("page", 1)))
 
 
 def _render(

@@ -5,9 +5,16 @@ in the worker that posts the first score, the column is looked up by resource li
 the container), or, when there is none and the `lineitem` scope was granted, created once: the link
 row stays locked while this runs, so two workers never both create one. A retry after a lost answer
 finds the column the platform did make instead of making a second.
+
+A column the launch names (the `lineitem` claim) has its own scoreMaximum too: it is read once per
+column URL (GET with a lineitem scope) before the first score goes there, and scores are scaled to it
+(ags._claim). When it cannot be read (no lineitem scope, a refusal, no usable maximum) the link keeps
+its own maximum and the reason is logged; a network failure tries again with the next score.
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.db import transaction
 
@@ -16,6 +23,7 @@ from lti.errors import LtiError, PlatformPermanentError, PlatformTransientError
 from lti.models import LtiResourceLink
 
 MAX_PAGES = 100
+logger = logging.getLogger(__name__)
 
 
 def lineitem_resolve(*, link_id: int) -> str:
@@ -26,6 +34,8 @@ def lineitem_resolve(*, link_id: int) -> str:
     """
     link = LtiResourceLink.objects.select_related("deployment__platform", "lesson").get(pk=link_id)
     if link.lineitem_url:
+        if link.score_maximum_read_from != link.lineitem_url:
+            column_maximum_read(link=link)
         return link.lineitem_url
     platform = link.deployment.platform
     access = messages.gradebook_access(scopes=link.ags_scopes, lineitem_url="", lineitems_url=link.lineitems_url)
@@ -47,9 +57,12 @@ def lineitem_resolve(*, link_id: int) -> str:
                 return link.lineitem_url
             url, maximum = _find_or_create(link, token=grant.token, may_create=may_create)
             link.lineitem_url, link.grades_blocked_reason = url, ""
+            link.score_maximum_read_from = url  # found (its maximum read just now) or made with ours
             if maximum is not None:
                 link.score_maximum = maximum  # scores are scaled to the column's own maximum (ags._claim)
-            link.save(update_fields=["lineitem_url", "grades_blocked_reason", "score_maximum"])
+            link.save(
+                update_fields=["lineitem_url", "grades_blocked_reason", "score_maximum", "score_maximum_read_from"]
+            )
             return url
     except PlatformPermanentError as exc:
         if " answered 401" in str(exc):  # token revoked early: forget it and try again with a new one
@@ -60,6 +73,48 @@ def lineitem_resolve(*, link_id: int) -> str:
     except LtiError as exc:
         _blocked(link_id, exc.reason)
         raise
+
+
+def column_maximum_read(*, link: LtiResourceLink) -> float | None:
+    """Read the column the launch named for its own scoreMaximum, once per column URL; the maximum, or None.
+
+    Not reading it is never a reason to hold a score back: the link keeps its maximum, with the reason
+    logged. Only a transient failure leaves the column unread, so that the next score tries again."""
+    url, platform = link.lineitem_url, link.deployment.platform
+    scopes = tuple(
+        scope for scope in (messages.SCOPE_LINEITEM, messages.SCOPE_LINEITEM_READONLY) if scope in link.ags_scopes
+    )
+    maximum: float | None = None
+    try:
+        if not scopes:
+            raise LtiError("the launch granted neither lineitem scope")
+        grant = oauth.access_grant(platform=platform, scopes=scopes)
+        reply = http.get_json(
+            url, headers={"Accept": messages.LINEITEM_MEDIA_TYPE, "Authorization": f"Bearer {grant.token}"}
+        )
+        maximum = score_maximum_of(reply.json())
+        if maximum is None:
+            raise PlatformPermanentError("the line item has no usable scoreMaximum")
+    except PlatformTransientError as exc:
+        logger.warning(
+            "line item %s of link %s not read yet (tried again with the next score): %s", url[:200], link.pk, exc
+        )
+        return None
+    except (LtiError, PlatformPermanentError) as exc:
+        if " answered 401" in str(exc):  # a revoked token: forget it, the next score tries with a new one
+            oauth.access_token_forget(platform=platform, scopes=scopes)
+            return None
+        logger.warning(
+            "line item %s of link %s: its scoreMaximum could not be read, scores keep %s: %s",
+            url[:200], link.pk, link.score_maximum, exc,
+        )  # fmt: skip
+    updates: dict[str, object] = {"score_maximum_read_from": url}
+    if maximum is not None:
+        updates["score_maximum"] = link.score_maximum = maximum
+    # Compare-and-set on the URL: a launch that named another column meanwhile gets that one read.
+    LtiResourceLink.objects.filter(pk=link.pk, lineitem_url=url).update(**updates)
+    link.score_maximum_read_from = url
+    return maximum
 
 
 def _blocked(link_id: int, reason: str) -> None:

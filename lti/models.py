@@ -174,6 +174,24 @@ class LtiContext(models.Model):
         return self.title or self.context_id
 
 
+class LtiEducatorGrant(models.Model):
+    """An educator membership of the context's course that LTI gave (a launch or the roster), not the site.
+
+    Only these are taken back when the LMS stops calling the user an instructor (lti/educators.py); an
+    educator of the course without one (added in the admin, or a linked account that already taught it)
+    is left alone."""
+
+    context = models.ForeignKey(LtiContext, on_delete=models.CASCADE, related_name="educator_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_educator_grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["context", "user"], name="lti_educator_grant_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} instructs {self.context} (from LTI)"
+
+
 class LtiCourseShare(models.Model):
     """A course whose published lessons every instructor of one platform may pick (the shared library)."""
 
@@ -212,6 +230,11 @@ class LtiResourceLink(models.Model):
         max_length=300, blank=True, help_text="Why scores cannot reach this link's gradebook, when they cannot."
     )
     score_maximum = models.FloatField(default=100)
+    score_maximum_read_from = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The line item whose own scoreMaximum was read (or tried) into score_maximum: read once per column.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from courses import services as course_services
 from courses.models import Enrollment
 from lti import claims, http, messages, oauth
+from lti.educators import educator_grant, educator_revoke
 from lti.errors import LtiError, PlatformPermanentError
 from lti.models import LtiContext
 from lti.provisioning import lti_user_provision
@@ -58,11 +59,13 @@ def roster_sync(*, context_id: int) -> RosterSync:
                 _, user = lti_user_provision(issuer=platform.issuer, sub=member["user_id"], claims_=member)
                 if status != "Active":
                     removed += Enrollment.objects.filter(user=user, course=context.course).delete()[0]
-                    context.course.educators.remove(user)
+                    educator_revoke(context=context, user=user)  # never what the site gave (lti/educators.py)
                     continue
                 if claims.is_educator(roles, teaching_assistants=platform.teaching_assistants_instruct):
-                    context.course.educators.add(user)
+                    educator_grant(context=context, user=user)
                     educators += 1
+                else:
+                    educator_revoke(context=context, user=user)
                 if claims.is_learner(roles):
                     course_services.enrollment_create(user=user, course=context.course)
                     learners += 1

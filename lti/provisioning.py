@@ -15,9 +15,17 @@ from django.utils.crypto import constant_time_compare
 
 from courses import services as course_services
 from courses.models import Course, Lesson, LessonState
-from lti import claims, gradebook, linking, messages
+from lti import claims, educators, gradebook, linking, messages
 from lti.errors import LtiError, LtiNotFound, LtiRefused
-from lti.models import LtiContext, LtiDeployment, LtiLaunchGrant, LtiPlatform, LtiResourceLink, LtiUser
+from lti.models import (
+    LtiContext,
+    LtiDeployment,
+    LtiEducatorGrant,
+    LtiLaunchGrant,
+    LtiPlatform,
+    LtiResourceLink,
+    LtiUser,
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,9 @@ def _context_provision(*, deployment: LtiDeployment, message: claims.LaunchMessa
         context.course = course_services.course_create(
             slug=f"lti-{uuid.uuid4().hex[:12]}", title=title[:200], description="Linked from an LMS.", educators=[user]
         )
+        context.save()
+        LtiEducatorGrant.objects.create(context=context, user=user)  # LTI made this membership (lti/educators.py)
+        return context
     context.save()
     return context
 
@@ -153,9 +164,12 @@ def provision(*, platform: LtiPlatform, deployment: LtiDeployment, message: clai
     educator = claims.is_educator(message.roles, teaching_assistants=platform.teaching_assistants_instruct)
     context = _context_provision(deployment=deployment, message=message, user=user, educator=educator)
     course: Course | None = context.course if context else None
-    if course is not None:
+    if course is not None and context is not None:
         if educator:
-            course.educators.add(user)
+            educators.educator_grant(context=context, user=user)
+        else:
+            # Demoted in the LMS (or never an instructor): what LTI gave goes now, not at the next roster sync.
+            educators.educator_revoke(context=context, user=user)
         if claims.is_learner(message.roles):
             course_services.enrollment_create(user=user, course=course)
     if message.message_type != claims.RESOURCE_LINK_REQUEST:

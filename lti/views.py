@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
@@ -50,11 +51,11 @@ PROCESSING_POLL_SECONDS = 3
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
 
 
-def frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def frameable(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Let registered platforms (and only them) frame this view: CSP frame-ancestors, no X-Frame-Options."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         ancestors = " ".join(["'self'", *platform_frame_origins()])
         response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator, Iterator
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_http_methods
 
+from core import streams
 from media_pipeline import storage
 from media_pipeline.regions import ObjectStore, region_get, store_for
 from playback.binding import binding_for
@@ -108,8 +106,7 @@ def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) 
             else store.read(key, start=start, end=end)
         )
         # Under ASGI a synchronous iterator would be read whole into memory before sending.
-        content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
-        response = StreamingHttpResponse(content, status=status)
+        response = StreamingHttpResponse(streams.streaming_content(request, chunks), status=status)
     response["Content-Type"] = storage.content_type_for(key)
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
@@ -118,19 +115,3 @@ def _serve(request: HttpRequest, key: str, *, store: ObjectStore | None = None) 
     if byte_range:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response
-
-
-def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
-    return next(chunks, None)
-
-
-async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield a blocking iterator's chunks one at a time, each read in a worker thread."""
-    step = sync_to_async(_next_chunk, thread_sensitive=False)
-    try:
-        while (chunk := await step(chunks)) is not None:
-            yield chunk
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            await sync_to_async(close, thread_sensitive=False)()

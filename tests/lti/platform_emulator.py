@@ -62,6 +62,7 @@ class PlatformKey:
 class Recorded:
     scores: list[dict[str, Any]] = field(default_factory=list)
     lineitem_requests: list[dict[str, Any]] = field(default_factory=list)
+    lineitem_reads: list[dict[str, Any]] = field(default_factory=list)  # GETs of one line item
     score_headers: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     jwks_fetches: int = 0
@@ -352,6 +353,8 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._memberships(query)
             if url.path == "/lineitems":
                 return self._lineitems_get(query)
+            if url.path.startswith("/lineitems/"):
+                return self._lineitem_get()
             if url.path == "/.well-known/openid-configuration":
                 platform.recorded.config_fetches += 1
                 return self._json(
@@ -498,6 +501,21 @@ def _handler_for(platform: PlatformEmulator) -> type[BaseHTTPRequestHandler]:
                 following = {k: v for k, v in query.items() if k != "page"} | {"page": str(page + 1)}
                 headers["Link"] = f'<{platform.lineitems_url}?{urlencode(following)}>; rel="next"'
             self._json(200, items[(page - 1) * limit : page * limit], headers, content_type=LINEITEMS_TYPE)
+
+        def _lineitem_get(self) -> None:
+            platform.recorded.lineitem_reads.append({"path": self.path, "accept": self.headers.get("Accept", "")})
+            if not self._bearer_ok():
+                return self._json(401, {"error": "invalid token"})
+            if not {SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY} & self._scopes():
+                return self._json(403, {"error": "the token has no lineitem scope"})
+            if LINEITEM_TYPE not in self.headers.get("Accept", ""):
+                return self._json(406, {"error": "line item media type expected"})
+            url = f"{platform.base}{self.path}"
+            with platform._lock:
+                item = next((item for item in platform.lineitems if item["id"] == url), None)
+            if item is None:
+                return self._json(404, {"error": "no such line item"})
+            self._json(200, item, content_type=LINEITEM_TYPE)
 
         def _lineitems_post(self, body: bytes) -> None:
             platform.recorded.lineitem_requests.append(

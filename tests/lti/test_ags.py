@@ -93,8 +93,11 @@ def test_progress_then_completion_are_posted_once_each(
     time.sleep(1.5)
     assert len(emulator.recorded.scores) == 2
     assert (score.version, score.posted_version, score.last_error) == (2, 2, "")
-    # One access token for both posts (cached until it expires), obtained with a signed client assertion.
-    (token_request,) = emulator.recorded.token_requests
+    # One access token for both posts (cached until it expires), obtained with a signed client assertion;
+    # the other one read the named column for its scoreMaximum, once (li-7 is not there: 100 is kept).
+    lineitem_token, token_request = emulator.recorded.token_requests
+    assert lineitem_token["scope"] == "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+    assert [read["path"] for read in emulator.recorded.lineitem_reads] == ["/lineitems/li-7"]
     assert token_request["grant_type"] == "client_credentials"
     assert token_request["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     assert token_request["scope"] == "https://purl.imsglobal.org/spec/lti-ags/scope/score"

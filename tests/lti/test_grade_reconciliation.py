@@ -16,9 +16,11 @@ from django.test import Client
 from django.utils import timezone
 from dramatiq import Worker
 
+from courses.models import Lesson
 from lti import ags, gradebook
 from lti.errors import LtiError, PlatformPermanentError
 from lti.models import LtiContext, LtiResourceLink, LtiScore
+from media_pipeline.models import MediaAsset
 from tests.lti.conftest import full_launch
 from tests.lti.platform_emulator import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_SCORE, PlatformEmulator
 from tests.lti.test_ags import _learner_in_graded_link, _progress, _wait
@@ -203,3 +205,66 @@ def test_reconcilers_at_once_or_beside_a_live_claim_post_each_version_once(live_
     score.refresh_from_db()
     assert (score.version, score.posted_version) == (1, 1)
     assert _reconcile() == "nothing owed\n"
+
+
+def _learner_in_claim_named_column(emulator: PlatformEmulator, *, lineitem: str) -> tuple[Client, Lesson]:
+    assert full_launch(Client(), emulator, user="teacher-1", launch="first").status_code == 200
+    course = LtiContext.objects.get().course
+    asset = MediaAsset.objects.create(
+        key_prefix="lessons/claim", status="ready", published_version=1, building_version=1, duration_seconds=6.0
+    )
+    lesson = Lesson.objects.create(course=course, title="Optics", asset=asset)
+    emulator.launches["claimed"] = {
+        "custom": {"lesson": str(lesson.public_id)},
+        "resource_link": {"id": "claimed-1", "title": "Optics"},
+        "lineitem": lineitem,
+    }
+    learner = Client()
+    assert full_launch(learner, emulator, user="learner-1", launch="claimed").status_code == 302
+    return learner, lesson
+
+
+def test_a_column_the_launch_names_is_read_once_for_its_own_maximum(
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker
+) -> None:
+    emulator = live_emulator
+    column = emulator.add_lineitem(resource_link_id="claimed-1", label="Optics", score_maximum=10)
+    learner, lesson = _learner_in_claim_named_column(emulator, lineitem=column)
+
+    assert _progress(learner, lesson, [[0, 3.0]]) == {"seconds_watched": 3, "completed": False}
+    _wait(lambda: len(emulator.recorded.scores) == 1)
+    assert _progress(learner, lesson, [[0, 6.0]]) == {"seconds_watched": 6, "completed": True}
+    _wait(lambda: len(emulator.recorded.scores) == 2)
+
+    first, done = emulator.recorded.scores
+    assert (first["path"], first["scoreGiven"], first["scoreMaximum"]) == (_scores_path(column), 5.0, 10)
+    assert (done["scoreGiven"], done["scoreMaximum"], done["activityProgress"]) == (10, 10, "Completed")
+    # Read once (two scores were posted), with the line item media type; nothing was listed or made.
+    assert emulator.recorded.lineitem_reads == [
+        {"path": column.removeprefix(emulator.base), "accept": "application/vnd.ims.lis.v2.lineitem+json"}
+    ]
+    assert emulator.recorded.lineitem_requests == []
+    link = LtiResourceLink.objects.get(resource_link_id="claimed-1")
+    assert (link.score_maximum, link.score_maximum_read_from, link.lineitem_url) == (10.0, column, column)
+    _wait(lambda: LtiScore.objects.filter(posted_version=2).exists())
+    assert LtiScore.objects.values_list("score_given", "score_maximum").get() == (10.0, 10.0)
+
+
+def test_a_named_column_that_cannot_be_read_keeps_the_links_maximum_with_a_logged_reason(
+    live_emulator: PlatformEmulator, dramatiq_worker: Worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = live_emulator
+    missing = emulator.lineitem_url("not-there")  # the platform answers 404 for it
+    learner, lesson = _learner_in_claim_named_column(emulator, lineitem=missing)
+
+    with caplog.at_level("WARNING", logger="lti.lineitems"):
+        assert _progress(learner, lesson, [[0, 6.0]]) == {"seconds_watched": 6, "completed": True}
+        _wait(lambda: len(emulator.recorded.scores) == 1)
+    (sent,) = emulator.recorded.scores
+    assert (sent["path"], sent["scoreGiven"], sent["scoreMaximum"]) == (_scores_path(missing), 100, 100)
+    assert len(emulator.recorded.lineitem_reads) == 1
+    link = LtiResourceLink.objects.get(resource_link_id="claimed-1")
+    assert (link.score_maximum, link.score_maximum_read_from) == (100.0, missing)
+    (record,) = [r for r in caplog.records if r.name == "lti.lineitems"]
+    assert "could not be read, scores keep 100.0" in record.getMessage()
+    assert "404" in record.getMessage()
