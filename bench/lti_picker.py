@@ -3,26 +3,29 @@
     .venv/bin/python tests/harness.py -- .venv/bin/python bench/lti_picker.py [--lessons 100,10000] [--rounds 20]
 
 Issue 17 asks the picker to stay usable on libraries of thousands of lessons. Runs inside the test
-harness (real PostgreSQL and Redis). One LMS (the platform emulator of tests/lti, on loopback over HTTP)
-is registered; its instructor opens the picker by a real OIDC login and Deep Linking launch, as in
-tests/lti; they teach a small course of 5 lessons, and one shared course (not theirs) holds N lessons,
-made with bulk_create, every hundredth with "refraction" in its title. The table is ANALYZEd after each
-fill, as autovacuum would do on a live database.
+harness (real PostgreSQL and Redis). For each size N, an LMS of its own (the platform emulator of
+tests/lti, on loopback over HTTP) is registered and its instructor opens the picker by a real OIDC
+login and Deep Linking launch, as in tests/lti; they teach a small course of 5 lessons, and one course
+shared with that LMS (not theirs) holds N lessons, made with bulk_create, every hundredth with
+"refraction" in its title. Every size lives in the same database (the lesson table holds them all, as a
+site's would) and the tables are ANALYZEd once filled, as autovacuum would do on a live database.
 
 Measured in-process with Django's test Client (the full middleware stack, sessions in the database,
-template rendering; no HTTP server, so the figures are the view's own cost): for each request, a
-warm-up, then the median wall-clock milliseconds of R rounds, and the milliseconds of those spent in
-the database (summed over the request's queries). The requests: the shared library's first page, a
-search matching 1 % of the lessons, a search matching nothing, a page in the middle (page N/40), and
-the POST that keeps a selection of two lessons and moves to the next page (its redirect only). Each is
-printed with its ratio against the same request with the smallest N of the run (target, issue 17: at
-most 2x at 10,000 lessons) and its query count (constant whatever N).
+template rendering; no HTTP server, so the figures are the view's own cost). The requests: the shared
+library's first page, a search matching 1 % of the lessons, a search matching nothing, a page in the
+middle (page N/40), and the POST that keeps a selection of two lessons and moves to the next page (its
+redirect only). After a warm-up, R rounds each run every request at every size in turn, so a loaded
+machine slows all sizes alike; printed are the median wall-clock milliseconds, the median milliseconds
+spent in the database (summed over the request's queries), the query count (constant whatever N), the
+ratio to the same request at the smallest size (target, issue 17: at most 2x at 10,000 lessons), the
+slowest queries at the largest size and PostgreSQL's plan of both searches' page of rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -87,51 +90,66 @@ class Timing:
     total_ms: float
     db_ms: float
     queries: int
+    per_query: list[tuple[float, str]]  # median ms of each query, in order, with what it reads
+
+
+def query_label(sql: str) -> str:
+    """A few words for a query: what it counts or the table it reads."""
+    table = re.search(r'FROM "(\w+)"', sql)
+    kind = "count" if "COUNT(" in sql else sql.split(None, 1)[0].lower()
+    return f"{kind} {table.group(1) if table else ''}".strip()
 
 
 @contextmanager
-def db_timer() -> Iterator[list[float]]:
-    """Collects the seconds each query of the block spends in the database."""
+def db_timer() -> Iterator[list[tuple[float, str]]]:
+    """Collects the seconds each query of the block spends in the database, with its SQL."""
     from django.db import connection
 
-    spent: list[float] = []
+    spent: list[tuple[float, str]] = []
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         start = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            spent.append(time.perf_counter() - start)
+            spent.append((time.perf_counter() - start, sql))
 
     with connection.execute_wrapper(wrapper):
         yield spent
 
 
-def timed(request: Callable[[], Any], *, rounds: int, status: int) -> Timing:
-    """Median wall-clock and database milliseconds of ``rounds`` calls after one warm-up."""
-    assert request().status_code == status
-    totals, dbs, counts = [], [], set()
-    for _ in range(rounds):
-        with db_timer() as spent:
-            start = time.perf_counter()
-            response = request()
-            totals.append(time.perf_counter() - start)
-        assert response.status_code == status, response.status_code
-        dbs.append(sum(spent))
-        counts.add(len(spent))
+def once(request: Callable[[], Any], *, status: int) -> tuple[float, list[tuple[float, str]]]:
+    """One call's wall-clock seconds and its queries' (seconds, SQL)."""
+    with db_timer() as spent:
+        start = time.perf_counter()
+        response = request()
+        total = time.perf_counter() - start
+    assert response.status_code == status, response.status_code
+    return total, spent
+
+
+def summary(calls: list[tuple[float, list[tuple[float, str]]]]) -> Timing:
+    """Medians of the calls of one request: wall clock, database, and each query in order."""
+    counts = {len(spent) for _, spent in calls}
     assert len(counts) == 1, f"the query count varied between rounds: {sorted(counts)}"
-    return Timing(statistics.median(totals) * 1000, statistics.median(dbs) * 1000, counts.pop())
+    per_query = [
+        (statistics.median(spent[index][0] for _, spent in calls) * 1000, query_label(calls[0][1][index][1]))
+        for index in range(counts.pop())
+    ]
+    return Timing(
+        total_ms=statistics.median(total for total, _ in calls) * 1000,
+        db_ms=statistics.median(sum(seconds for seconds, _ in spent) for _, spent in calls) * 1000,
+        queries=len(per_query),
+        per_query=per_query,
+    )
 
 
 def library_fill(*, course: Any, size: int) -> None:
-    """Top the shared course up to ``size`` published lessons, then ANALYZE the table."""
-    from django.db import connection
-
+    """``size`` published lessons in the shared course."""
     from courses.models import Lesson
 
-    have = Lesson.objects.filter(course=course).count()
     batch = 5000
-    for start in range(have, size, batch):
+    for start in range(0, size, batch):
         Lesson.objects.bulk_create(
             Lesson(
                 course=course,
@@ -141,8 +159,6 @@ def library_fill(*, course: Any, size: int) -> None:
             )
             for number in range(start, min(start + batch, size))
         )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE courses_lesson")
 
 
 def explain_search(*, user: Any, platform_id: int, query: str) -> str:
@@ -178,12 +194,21 @@ def picker_requests(
     }
 
 
-def main() -> int:
-    args = arguments()
-    if not setup():
-        return 2
+@dataclass
+class Library:
+    """One size's LMS, its instructor's picker session and what the timed requests need."""
+
+    size: int
+    teacher: Any  # django.test.Client with the Deep Linking session
+    user: Any
+    platform_id: int
+    requests: dict[str, tuple[Callable[[], Any], int]]
+
+
+def library_arrange(*, size: int) -> Library:
+    """An LMS of its own (so every size's library is measured in the same database, round by round),
+    its instructor launched into the picker, a course they teach, and a shared course of ``size``."""
     from django.contrib.auth.models import User
-    from django.db import connection
     from django.test import Client
 
     from courses.models import Course, Lesson
@@ -191,50 +216,69 @@ def main() -> int:
     from lti.sharing import course_share
     from tests.lti.conftest import full_launch, register, start_emulator
 
-    print(f"load average at start: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
-    print(f"PostgreSQL {connection.cursor().connection.info.server_version}, in-process Django test Client")
-    with start_emulator(tool_url="http://testserver") as lms:
+    lms = start_emulator(tool_url="http://testserver")
+    lms.client_id = f"bench-client-{size}"
+    with lms:
         register(lms)
-        platform = LtiPlatform.objects.get(issuer=lms.issuer, client_id=lms.client_id)
         teacher = Client()
         lms.launches["dl"] = {"message_type": "LtiDeepLinkingRequest", "accept_multiple": True, "data": "d-1"}
         launched = full_launch(teacher, lms, user="teacher-1", launch="dl")
         assert launched.status_code == 302 and launched["Location"] == PICKER, launched.status_code
-        user = User.objects.get(pk=teacher.session["_auth_user_id"])
-        own = Course.objects.create(slug="bench-own", title="Bench own course", published=True)
-        own.educators.add(user)
-        Lesson.objects.bulk_create(Lesson(course=own, title=f"Own {n}", position=n) for n in range(5))
-        shared = Course.objects.create(slug="bench-shared", title="Optics library", published=False)
-        course_share(course=shared, platform=platform, by=None)
+    platform = LtiPlatform.objects.get(issuer=lms.issuer, client_id=lms.client_id)
+    user = User.objects.get(pk=teacher.session["_auth_user_id"])
+    own = Course.objects.create(slug=f"bench-own-{size}", title="Bench own course", published=True)
+    own.educators.add(user)
+    Lesson.objects.bulk_create(Lesson(course=own, title=f"Own {n}", position=n) for n in range(5))
+    shared = Course.objects.create(slug=f"bench-shared-{size}", title="Optics library", published=False)
+    course_share(course=shared, platform=platform, by=None)
+    library_fill(course=shared, size=size)
+    # The instructor keeps a selection, so every page also reads it (as tests/lti's query-count test does).
+    keep = [str(value) for value in Lesson.objects.filter(course=own).values_list("public_id", flat=True)[:2]]
+    kept = teacher.post(PICKER, {"action": "search", "source": "mine", "lesson": keep})
+    assert kept.status_code == 302, kept.status_code
+    ordered = Lesson.objects.filter(course=shared).order_by("position").values_list("public_id", flat=True)
+    shown = [str(value) for value in ordered[:20]]
+    requests = picker_requests(teacher, middle=str(max(size // 40, 1)), shown=shown, selected=shown[:2])
+    return Library(size=size, teacher=teacher, user=user, platform_id=platform.pk, requests=requests)
 
-        # The instructor keeps a selection from the first size on, so every page also reads it (as
-        # tests/lti's query-count test does): the query counts are the same for every size.
-        keep = [str(value) for value in Lesson.objects.filter(course=own).values_list("public_id", flat=True)[:2]]
-        kept = teacher.post(PICKER, {"action": "search", "source": "mine", "lesson": keep})
-        assert kept.status_code == 302, kept.status_code
-        results: dict[int, dict[str, Timing]] = {}
-        plans: dict[int, dict[str, str]] = {}
-        for size in args.sizes:
-            started = time.perf_counter()
-            library_fill(course=shared, size=size)
-            filled = time.perf_counter() - started
-            two = [str(value) for value in Lesson.objects.filter(course=shared).order_by("position")
-                   .values_list("public_id", flat=True)[:2]]  # fmt: skip
-            shown = [str(value) for value in Lesson.objects.filter(course=shared).order_by("position")
-                     .values_list("public_id", flat=True)[:20]]  # fmt: skip
-            middle = str(max(size // 40, 1))
-            requests = picker_requests(teacher, middle=middle, shown=shown, selected=two)
-            results[size] = {
-                name: timed(call, rounds=args.rounds, status=code) for name, (call, code) in requests.items()
-            }
-            plans[size] = {
-                query: explain_search(user=user, platform_id=platform.pk, query=query)
-                for query in (MATCH_WORD, NO_MATCH)
-            }
-            print(f"{size:,} lessons: filled in {filled:.1f} s; load {os.getloadavg()[0]:.1f}")
+
+def main() -> int:
+    args = arguments()
+    if not setup():
+        return 2
+    from django.db import connection
+
+    print(f"load average at start: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+    print(f"PostgreSQL {connection.cursor().connection.info.server_version}, in-process Django test Client")
+    libraries = []
+    for size in args.sizes:
+        started = time.perf_counter()
+        libraries.append(library_arrange(size=size))
+        print(f"{size:,} lessons: arranged in {time.perf_counter() - started:.1f} s")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # as autovacuum would on a live database
+    names = list(libraries[0].requests)
+    calls: dict[tuple[int, str], list[tuple[float, list[tuple[float, str]]]]] = {}
+    for library in libraries:  # warm-up
+        for call, status in library.requests.values():
+            once(call, status=status)
+    # Round by round, each request at every size in turn: the machine's load falls on all alike.
+    for _ in range(args.rounds):
+        for name in names:
+            for library in libraries:
+                call, status = library.requests[name]
+                calls.setdefault((library.size, name), []).append(once(call, status=status))
+    results = {size: {name: summary(calls[size, name]) for name in names} for size in args.sizes}
+    plans = {
+        library.size: {
+            query: explain_search(user=library.user, platform_id=library.platform_id, query=query)
+            for query in (MATCH_WORD, NO_MATCH)
+        }
+        for library in libraries
+    }
 
     base = args.sizes[0]
-    print(f"\nmedian of {args.rounds} rounds after a warm-up; ratio against the same request at {base:,} lessons")
+    print(f"\nmedian of {args.rounds} interleaved rounds after a warm-up; ratio to the same request at {base:,}")
     print(f"{'request':30} {'lessons':>8} {'total ms':>9} {'db ms':>7} {'queries':>7} {'ratio':>6}")
     met = True
     for name in results[base]:
@@ -245,6 +289,11 @@ def main() -> int:
                 met = False
             print(f"{name:30} {size:>8,} {timing.total_ms:9.1f} {timing.db_ms:7.1f} {timing.queries:7} {ratio:6.2f}")
     constant = all(len({results[size][name].queries for size in args.sizes}) == 1 for name in results[base])
+    largest = args.sizes[-1]
+    print(f"\nthe slowest queries of each request at {largest:,} lessons (median ms):")
+    for name, timing in results[largest].items():
+        slowest = sorted(timing.per_query, reverse=True)[:3]
+        print(f"  {name:28} " + "; ".join(f"{label} {ms:.1f}" for ms, label in slowest))
     print("\nEXPLAIN ANALYZE of the search's page of rows:")
     for size in args.sizes:
         for query, plan in plans[size].items():
