@@ -161,7 +161,12 @@ def deep_link_page(*, user: User, request: DeepLinkRequest, source: str | None, 
     if ids:
         picked = deep_link_pickable(user=user, platform_id=platform.pk).filter(public_id__in=ids)
         found = {str(lesson.public_id): lesson for lesson in picked.select_related("course")}
-    shown = Paginator(lessons, PAGE_SIZE).get_page(page)
+    paginator = Paginator(lessons, PAGE_SIZE)
+    if not query.strip():
+        # Without a search the page lists the very lessons the source's tab counted just above: the
+        # paginator takes that count instead of counting the library a second time (a scan at 10,000).
+        paginator.count = counts[chosen]  # Paginator.count is a cached_property: this is its cache
+    shown = paginator.get_page(page)
     rows = [
         PickerRow(
             lesson=lesson,
