@@ -5,8 +5,12 @@ Django's ``icontains`` is ``LIKE`` on SQLite, which folds ASCII letters only ("Ã
 in the embedded default), and ``UPPER(...) LIKE UPPER(...)`` on PostgreSQL, which folds by the
 database's ctype (ASCII only again under the C locale). The ``ucontains`` lookup lowercases both
 sides by Unicode's rules on both: PostgreSQL's ``lower()`` under a UTF-8 ctype, and on SQLite a
-``unicode_lower`` function (Python's ``str.lower``) registered on every new connection. It matches
-with ``strpos``/``instr``, not ``LIKE``: "%" and "_" in a query are plain characters, nothing to escape.
+``unicode_lower`` function (Python's ``str.lower``) registered on every new connection.
+
+On PostgreSQL it is ``lower(col) LIKE '%text%'`` with "\\", "%" and "_" escaped in the text (they stay
+plain characters): a ``pg_trgm`` GIN index on ``lower(col)`` serves that form (``strpos`` it cannot),
+so a search of a large table reads the index instead of lowering every row (courses migration 0010
+builds those indexes for the lesson picker). On SQLite it is ``instr``: nothing to escape, no index.
 
 ``install()`` runs once, from the config app's ready()."""
 
@@ -27,6 +31,11 @@ def unicode_lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern whose ESCAPE character is a backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class UnicodeContains(Lookup):
     """``field__ucontains=text``: the field holds ``text``, case not mattering in any script."""
 
@@ -35,6 +44,11 @@ class UnicodeContains(Lookup):
     def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
+        if self.rhs_is_direct_value() and rhs_params and isinstance(rhs_params[0], str):
+            # The pattern is a parameter (never SQL text), its wildcards escaped; lower() on both sides in
+            # SQL, so the left side is exactly the indexed expression ``lower(col)``.
+            pattern = f"%{like_escape(rhs_params[0])}%"
+            return f"lower({lhs}::text) LIKE lower({rhs}::text) ESCAPE '\\'", [*lhs_params, pattern]
         return f"strpos(lower({lhs}::text), lower({rhs}::text)) > 0", [*lhs_params, *rhs_params]
 
     def as_sqlite(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:

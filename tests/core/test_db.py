@@ -10,15 +10,32 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.db.models import Q
 
 from config.secret_files import embedded_secrets_create
-from core.db import unicode_lower
+from core.db import like_escape, unicode_lower
 from courses.models import Course, Lesson
+from lti.deep_linking import Source, deep_link_lessons
+from lti.models import LtiPlatform
+from lti.sharing import course_share
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # (query, titles it finds among TITLES): the same table for both backends.
-TITLES = ["Été indien", "L'ÉTÉ", "Ça va", "ΣΟΦΊΑ", "50% off", "500 lenses", "snake_case", "snakeXcase"]
+TITLES = [
+    "Été indien",
+    "L'ÉTÉ",
+    "Ça va",
+    "ΣΟΦΊΑ",
+    "50% off",
+    "500 lenses",
+    "snake_case",
+    "snakeXcase",
+    "C:\\dir",
+    "C:dir",
+]
 CASES = [
     ("ÉTÉ", ["L'ÉTÉ", "Été indien"]),
     ("été", ["L'ÉTÉ", "Été indien"]),
@@ -26,6 +43,8 @@ CASES = [
     ("σοφία", ["ΣΟΦΊΑ"]),
     ("50%", ["50% off"]),
     ("e_c", ["snake_case"]),
+    ("%", ["50% off"]),
+    (":\\d", ["C:\\dir"]),  # PostgreSQL's LIKE pattern escapes with a backslash: one here is a character
 ]
 
 SQLITE_SCRIPT = f"""
@@ -66,6 +85,43 @@ def test_ucontains_on_postgresql(query: str, expected: list[str]) -> None:
     course = Course.objects.create(slug="c", title="C")
     Lesson.objects.bulk_create(Lesson(course=course, title=title) for title in TITLES)
     assert sorted(Lesson.objects.filter(title__ucontains=query).values_list("title", flat=True)) == expected
+
+
+def test_like_escape_makes_the_wildcards_and_the_escape_plain() -> None:
+    assert like_escape("50%_a\\b") == "50\\%\\_a\\\\b"
+
+
+def plan(query: object) -> str:
+    with connection.cursor() as cursor:
+        # A few rows: the planner would rather read them all, in the table or in an index's order. Left
+        # with bitmap scans only, it needs an index that answers the condition.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        text = query.explain()  # type: ignore[attr-defined]
+        cursor.execute("RESET enable_seqscan")
+        cursor.execute("RESET enable_indexscan")
+    return text
+
+
+@pytest.mark.django_db
+def test_the_pickers_search_reads_the_trigram_indexes_on_postgresql() -> None:
+    """courses migration 0010's indexes serve ``ucontains`` (``lower(col) LIKE``, not ``strpos``, which
+    no index can serve): the lesson picker's search of a large library reads them, not every row."""
+    course = Course.objects.create(slug="c", title="Optics")
+    Lesson.objects.bulk_create(Lesson(course=course, title=f"Lens {n}", description="glass") for n in range(50))
+    lookup = Lesson.objects.filter(Q(title__ucontains="refraction") | Q(description__ucontains="refraction")).order_by()
+    searched = plan(lookup)
+    assert "courses_lesson_title_trgm" in searched and "courses_lesson_description_trgm" in searched, searched
+    assert "BitmapOr" in searched, searched
+    platform = LtiPlatform.objects.create(issuer="https://lms.example", client_id="tool")
+    course_share(course=course, platform=platform, by=None)
+    teacher = User.objects.create_user("t")
+    picker = deep_link_lessons(user=teacher, platform_id=platform.pk, source=Source.SHARED, query="Optics")
+    picked = plan(picker)
+    assert "courses_lesson_title_trgm" in picked and "courses_lesson_description_trgm" in picked, picked
+    # The course's title matched in a query of its own: its id joins the BitmapOr (a joined column could not).
+    assert f"Index Cond: (course_id = {course.pk})" in picked and "BitmapOr" in picked, picked
+    assert len(picker) == 50  # the course's title matched (in its own query), and its lessons with it
 
 
 def test_ucontains_on_sqlite(tmp_path: Path) -> None:
