@@ -159,9 +159,12 @@ def deep_link_page(*, user: User, request: DeepLinkRequest, source: str | None, 
     if chosen is None:
         chosen = Source.MINE if counts[Source.MINE] or not counts[Source.SHARED] else Source.SHARED
     # The course and the video's duration come with each row: one query for the page, not one per lesson.
+    # Only the columns a row shows: the page's sort then carries short rows, not every lesson's
+    # description and course text (the bulk of a sort of thousands of lessons for a deep page).
     lessons = (
         deep_link_lessons(user=user, platform_id=platform.pk, source=chosen, query=query)
         .select_related("course")
+        .only("public_id", "title", "course__title")
         .annotate(video_seconds=F("asset__duration_seconds"))
     )
     ids = [lesson_id for lesson_id in map(lesson_id_parse, selected) if lesson_id][:MAX_PICKED]
