@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
-from django.db.models import F, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
 
 from courses import selectors as course_selectors
 from courses.models import Course, Lesson, LessonState
@@ -101,19 +101,21 @@ def deep_link_lessons(*, user: User, platform_id: int, source: Source, query: st
         courses = course_selectors.courses_taught_by(user=user).values("pk")
     else:
         courses = sharing.shared_course_ids(platform_id=platform_id)
-    lessons = lessons.filter(course_id__in=courses)
     query = query.strip()[:SEARCH_MAX_CHARS]
-    if query:
-        # ucontains (core/db.py): case folded in every script, on SQLite as on PostgreSQL, where the
-        # lesson's title and description each have a trigram index. The course titles are matched first,
-        # in a small query of their own: a joined column in the OR would make PostgreSQL scan every lesson,
-        # a list of course ids joins the indexes' BitmapOr.
-        matching_courses = list(
-            Course.objects.filter(pk__in=courses, title__ucontains=query).values_list("pk", flat=True)
-        )
-        lessons = lessons.filter(
-            Q(title__ucontains=query) | Q(description__ucontains=query) | Q(course_id__in=matching_courses)
-        )
+    if not query:
+        return lessons.filter(course_id__in=courses).order_by("course__title", "course_id", "position", "id")
+    # ucontains (core/db.py): case folded in every script, on SQLite as on PostgreSQL, where the lesson's
+    # title and description each have a trigram index. The source's courses, and which of them have a
+    # title that matches, come first in one small query: as a list of ids, PostgreSQL knows how many
+    # lessons they hold (a subquery hides it, and it walks the course's every lesson instead of the
+    # indexes), and a matching course joins the indexes' BitmapOr (a joined column in the OR could not).
+    source_courses = Course.objects.filter(pk__in=courses).annotate(
+        hit=ExpressionWrapper(Q(title__ucontains=query), output_field=BooleanField())
+    )
+    found = list(source_courses.values_list("pk", "hit"))
+    lessons = lessons.filter(course_id__in=[pk for pk, _hit in found]).filter(
+        Q(title__ucontains=query) | Q(description__ucontains=query) | Q(course_id__in=[pk for pk, hit in found if hit])
+    )
     return lessons.order_by("course__title", "course_id", "position", "id")
 
 
