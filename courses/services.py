@@ -154,6 +154,7 @@ def lesson_details_update(*, lesson: Lesson, title: str, description: str) -> Le
     title = title.strip()
     if not title:
         raise LessonEditInvalid("a lesson needs a title")
+    # get_field() is typed as any field or relation, whose max_length may be None; title's is 200.
     if len(title) > Lesson._meta.get_field("title").max_length:  # type: ignore[operator]
         raise LessonEditInvalid("the title is too long (200 characters at most)")
     Lesson.objects.filter(pk=lesson.pk).update(title=title, description=description.strip())

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.api_errors import status_for
 from core import errors
+from core.auth import request_user
 from courses import selectors as course_selectors
 from lti import lms_uploads
 from lti.deep_linking import DeepLinkRequest
@@ -55,7 +56,7 @@ def deep_link_upload(request: HttpRequest) -> HttpResponse:
     try:
         dl_request = _picker_request(request)
         if request.method == "GET":
-            lms_uploads.lms_upload_course(request=dl_request, user=request.user)  # type: ignore[arg-type]
+            lms_uploads.lms_upload_course(request=dl_request, user=request_user(request))
     except LtiError as error:
         if request.method == "POST":
             return _refusal(error)
@@ -78,7 +79,7 @@ def deep_link_upload(request: HttpRequest) -> HttpResponse:
     try:
         started = lms_uploads.lms_upload_start(
             request=dl_request,
-            user=request.user,  # type: ignore[arg-type]
+            user=request_user(request),
             title=form.cleaned_data["title"],
             description=form.cleaned_data["description"],
             size=form.cleaned_data["size"],

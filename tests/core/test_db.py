@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from config.secret_files import embedded_secrets_create
 from core.db import like_escape, unicode_lower
@@ -91,13 +92,13 @@ def test_like_escape_makes_the_wildcards_and_the_escape_plain() -> None:
     assert like_escape("50%_a\\b") == "50\\%\\_a\\\\b"
 
 
-def plan(query: object) -> str:
+def plan(query: QuerySet[Any]) -> str:
     with connection.cursor() as cursor:
         # A few rows: the planner would rather read them all, in the table or in an index's order. Left
         # with bitmap scans only, it needs an index that answers the condition.
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_indexscan = off")
-        text = query.explain()  # type: ignore[attr-defined]
+        text = query.explain()
         cursor.execute("RESET enable_seqscan")
         cursor.execute("RESET enable_indexscan")
     return text

@@ -61,7 +61,7 @@ def lms_browser(request: pytest.FixtureRequest, browser: Browser) -> Browser:
     """Chromium as browsers now ship it (third-party cookies phased out), and once with them allowed:
     the tool's partitioned cookies then live in the iframe, and the upload must still send none."""
     if request.param == "third-party cookies blocked":
-        return request.getfixturevalue("strict_browser")  # type: ignore[no-any-return]
+        return request.getfixturevalue("strict_browser")  # type: ignore[no-any-return]  # pytest types fixtures as Any
     return browser
 
 
