@@ -29,6 +29,7 @@ EXPECTED_QUEUES = {
     "replicate_version": "replication",
     "collect_replica": "replication",
     "ags_post_score": "lti",
+    "ags_reconcile_link": "lti",
     "nrps_sync_context": "lti",
 }
 
