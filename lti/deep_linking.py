@@ -218,31 +218,17 @@ def deep_link_response(*, user: User, request: DeepLinkRequest, lesson_ids: list
     if len(by_id) != len(ids):
         raise LtiRefused("one of the lessons picked is not yours to offer")
     lessons = [by_id[lesson_id] for lesson_id in ids if lesson_id is not None]  # the order chosen
-    picked = [
-        messages.PickedLesson(
-            public_id=str(lesson.public_id),
-            title=lesson.title,
-            description=lesson.description,
-            url=f"{settings.SITE_URL}/lti/launch/",
-            grant=lesson_grant_sign(platform=platform, public_id=str(lesson.public_id)),
-        )
-        for lesson in lessons
-    ]
-    payload = messages.deep_linking_response_claims(
-        client_id=platform.client_id,
-        issuer=platform.issuer,
-        deployment_id=request.deployment_id,
-        lessons=picked,
-        data=request.data,
-        now=platforms.now(),
-        lifetime=settings.LTI_TOKEN_LIFETIME_SECONDS,
-    )
-    return request.return_url, platforms.tool_sign(payload)
+    return _signed_response(request=request, platform=platform, lessons=lessons)
 
 
 def deep_link_response_for_lessons(*, request: DeepLinkRequest, lessons: list[Lesson]) -> tuple[str, str]:
     """(return URL, signed JWT) naming ``lessons``, which the caller has already allowed (a new upload)."""
     platform = LtiPlatform.objects.get(pk=request.platform_id)
+    return _signed_response(request=request, platform=platform, lessons=lessons)
+
+
+def _signed_response(*, request: DeepLinkRequest, platform: LtiPlatform, lessons: list[Lesson]) -> tuple[str, str]:
+    """(return URL, signed JWT) of a Deep Linking response naming ``lessons``, each with its grant."""
     picked = [
         messages.PickedLesson(
             public_id=str(lesson.public_id),
